@@ -1,0 +1,1 @@
+"""Command-line interfaces: ``seegaan`` (model side) and ``seegaan-stats`` (statistics side)."""

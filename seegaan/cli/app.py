@@ -1,0 +1,34 @@
+"""``seegaan``: the model side (train, encode, reconstruct, sample, model info, phantom)."""
+
+from __future__ import annotations
+
+import typer
+
+from seegaan._version import __version__
+
+app = typer.Typer(name="seegaan", add_completion=False, no_args_is_help=True,
+                  help="SEE-GAAN model side: train the autoencoder, encode cohorts, decode, make phantoms.")
+
+
+def _version_callback(value: bool):
+    if value:
+        typer.echo(f"seegaan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Print the version and exit.")):
+    """SEE-GAAN model side."""
+
+
+# Each command module adds its commands to ``app``; heavy imports stay inside the commands.
+from seegaan.cli import model_cmds as _model_cmds  # noqa: E402
+from seegaan.cli import data_cmds as _data_cmds  # noqa: E402
+
+_model_cmds.register(app)
+_data_cmds.register(app)
+
+
+def main():  # console-script entry point
+    app()
