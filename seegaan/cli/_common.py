@@ -30,7 +30,10 @@ def user_errors() -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n)``. Silent when stderr is not a terminal."""
+    """A rich progress bar on stderr; yields ``advance(n, total=None)`` (``total`` resets the bar's length).
+
+    Silent when stderr is not a terminal.
+    """
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -41,4 +44,10 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
                         console=console, transient=False, disable=not sys.stderr.isatty())
     with progress:
         task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+
+        def advance(n: int = 1, total: int | None = None) -> None:
+            if total is not None:
+                progress.update(task, total=total)
+            progress.advance(task, n)
+
+        yield advance

@@ -1,0 +1,175 @@
+"""``seegaan-stats``: the statistics side (inspect cohorts, interpolate + permutation-test sequences)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from seegaan._version import __version__
+from seegaan.cli._common import fail, progress_bar, user_errors
+
+app = typer.Typer(name="seegaan-stats", add_completion=False, no_args_is_help=True,
+                  help="SEE-GAAN statistics: latent cohorts, trajectories and permutation-tested sequences.")
+
+
+class Method(str, enum.Enum):
+    auto = "auto"
+    class_mean = "class-mean"
+    linear = "linear"
+    gam = "gam"
+
+
+class Transform(str, enum.Enum):
+    none = "none"
+    log = "log"
+
+
+class Correction(str, enum.Enum):
+    maxt = "maxt"
+    none = "none"
+    fdr_bh = "fdr_bh"
+    fdr_by = "fdr_by"
+    bonferroni = "bonferroni"
+    holm = "holm"
+
+
+class Alternative(str, enum.Enum):
+    two_sided = "two-sided"
+    greater = "greater"
+    less = "less"
+
+
+def _version_callback(value: bool):
+    if value:
+        typer.echo(f"seegaan-stats {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Print the version and exit.")):
+    """SEE-GAAN statistics side."""
+
+
+@app.command()
+def inspect(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
+    """Summarise a latent cohort: images, patients, and every clinical feature's type, levels or range."""
+    with user_errors():
+        from seegaan.cohort import cohort_summary, open_cohort
+
+        typer.echo(cohort_summary(open_cohort(cohort)).as_text())
+
+
+def _default_inputs(cohort: Optional[Path], decoder: Optional[str]):
+    """The bundled demo when neither --cohort nor --decoder is given."""
+    if cohort is not None and decoder is not None:
+        return cohort, decoder
+    from seegaan import demo
+
+    if cohort is None and decoder is None:
+        return demo.cohort_path(), demo.decoder_path()
+    raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
+
+
+@app.command()
+def interpolate(
+    feature: Annotated[str, typer.Option("--feature", help="Clinical feature to move along.")],
+    cohort: Annotated[Optional[Path], typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
+    decoder: Annotated[Optional[str], typer.Option(
+        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+    method: Annotated[Method, typer.Option(help="Interpolator (auto: class-mean for categories, gam for numbers).")] = Method.auto,
+    levels: Annotated[Optional[str], typer.Option(help="Class-mean groups 'A,B' (from A to B).")] = None,
+    steps: Annotated[int, typer.Option(help="Number of steps K (grid from the 5th to the 95th percentile).")] = 8,
+    grid: Annotated[Optional[str], typer.Option(help="Explicit grid values 'v1,v2,...' in feature units.")] = None,
+    transform: Annotated[Transform, typer.Option(help="Fit on log(feature) for skewed lab values.")] = Transform.none,
+    gam_lam: Annotated[str, typer.Option(help="GAM smoothing: a positive number or 'auto' (GCV per dimension).")] = "0.6",
+    gam_splines: Annotated[int, typer.Option(help="Number of GAM B-splines.")] = 20,
+    adjust: Annotated[Optional[str], typer.Option(help="Covariates 'COL,COL' (Freedman-Lane under permutation).")] = None,
+    perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
+    correction: Annotated[Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")] = Correction.maxt,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative.two_sided,
+    seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
+    out: Annotated[Optional[Path], typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+):
+    """Trajectory along FEATURE, decoded, with permutation-tested pixel differences (netCDF + figure)."""
+    with user_errors():
+        run_interpolate(feature=feature, cohort=cohort, decoder=decoder, method=method.value, levels=levels,
+                        steps=steps, grid=grid, transform=transform.value, gam_lam=gam_lam,
+                        gam_splines=gam_splines, adjust=adjust, perm=perm, correction=correction.value,
+                        alpha=alpha, alternative=alternative.value, seed=seed, batch_size=batch_size, out=out,
+                        plot=None if no_plot else (plot or "default"), overwrite=overwrite)
+
+
+def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
+                    adjust, perm, correction, alpha, alternative, seed, batch_size, out, plot, overwrite):
+    """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
+    import contextlib
+
+    from seegaan._errors import SeegaanError
+    from seegaan._io import atomic_path, check_output_path
+    from seegaan.cohort import open_cohort
+    from seegaan.interpolate import interpolate as fit
+    from seegaan.sequence import SeegaanWarning, sequence
+
+    if perm < 0:
+        raise SeegaanError(f"--perm must be 0 or more (got {perm})")
+    if steps < 2 and grid is None:
+        raise SeegaanError(f"--steps must be at least 2 (got {steps})")
+    out = Path(out) if out is not None else Path(f"seegaan-{feature}.nc")
+    plot_path = None if plot is None else (out.with_suffix(".png") if plot == "default" else Path(plot))
+    check_output_path(out, overwrite=overwrite)
+    if plot_path is not None:
+        check_output_path(plot_path, overwrite=overwrite)
+    cohort, decoder = _default_inputs(cohort, decoder)
+    grid_values = None
+    if grid:
+        try:
+            grid_values = [float(v) for v in grid.split(",")]
+        except ValueError:
+            raise SeegaanError(f"--grid must be comma-separated numbers, not {grid!r}") from None
+    lam = gam_lam if str(gam_lam).strip().lower() == "auto" else gam_lam
+    if lam != "auto":
+        try:
+            lam = float(lam)
+        except ValueError:
+            raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}") from None
+    ds = open_cohort(cohort)
+    interp = fit(ds, feature=feature, method=method, levels=levels, steps=steps, grid=grid_values,
+                 transform=transform, gam_lam=lam, gam_splines=gam_splines, adjust=adjust)
+    if interp.n_missing:
+        typer.echo(f"note: {interp.n_missing} image(s) without {feature}"
+                   f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
+    from seegaan.decoder import load_decoder
+
+    dec = load_decoder(decoder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SeegaanWarning)
+        with progress_bar(f"permutations ({feature})", None) as advance:
+            result = sequence(interp, dec, n_perm=perm, correction=correction, alpha=alpha,
+                              alternative=alternative, seed=seed, batch_size=batch_size, progress=advance,
+                              command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+    for w in caught:
+        if issubclass(w.category, SeegaanWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    dataset = result.to_dataset()
+    with atomic_path(out, overwrite=overwrite) as tmp_nc:
+        dataset.to_netcdf(tmp_nc, engine="netcdf4")
+        if plot_path is not None:
+            result.plot(plot_path)
+    typer.echo(result.summary().as_text())
+    typer.echo(f"wrote {out}" + (f" and {plot_path}" if plot_path is not None else ""))
+    return result
+
+
+def main():  # console-script entry point
+    app()

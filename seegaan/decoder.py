@@ -1,0 +1,130 @@
+"""Decoders: anything that maps float32 latents (B, D) to images (B, H, W).
+
+A decoder is given as
+
+- a checkpoint of this package (a file path; the EMA generator with fixed noise maps),
+- ``"module:attr"`` naming a Python callable (``attr`` may be dotted), or
+- a Python callable / :class:`Decoder` object.
+
+Nothing here assumes D = 512.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from seegaan._errors import SeegaanError
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """A validated decoder: ``decoder(w)`` returns float32 images (B, H, W).
+
+    Attributes
+    ----------
+    fn : callable
+        The underlying function.
+    identity : str
+        What decoded the images (checkpoint path + sha256, or module:attr + source hash).
+    """
+
+    fn: Callable
+    identity: str
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        if w.ndim != 2:
+            raise SeegaanError(f"latents to decode must be 2-D (B, D), got shape {w.shape}")
+        try:
+            out = self.fn(w)
+        except SeegaanError:
+            raise
+        except Exception as exc:
+            raise SeegaanError(f"decoder {self.identity} failed on latents of shape {w.shape} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                               "check that it matches the cohort's latent size") from None
+        if hasattr(out, "detach"):  # a torch tensor
+            out = out.detach().cpu().numpy()
+        out = np.asarray(out)
+        if out.ndim == 4 and out.shape[1] == 1:
+            out = out[:, 0]
+        if out.ndim != 3 or out.shape[0] != w.shape[0]:
+            raise SeegaanError(f"decoder {self.identity} returned shape {out.shape} for {w.shape[0]} latents; "
+                               f"it must return images of shape ({w.shape[0]}, H, W)")
+        out = out.astype(np.float32, copy=False)
+        if not np.isfinite(out).all():
+            raise SeegaanError(f"decoder {self.identity} returned NaN or inf pixels")
+        return out
+
+
+def _file_hash(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _import_callable(spec: str) -> tuple[Callable, str]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SeegaanError(f"decoder {spec!r} is neither a checkpoint file nor 'module:callable'")
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:
+        raise SeegaanError(f"cannot import decoder module {module_name!r} ({type(exc).__name__}: {exc}); "
+                           "give an importable module:callable or a checkpoint path") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SeegaanError(f"module {module_name!r} has no attribute {attr!r}; "
+                               "give an importable module:callable") from None
+    if not callable(obj):
+        raise SeegaanError(f"decoder {spec!r} is not callable")
+    try:
+        src = inspect.getsourcefile(importlib.import_module(module_name))
+        tag = f"sha256:{_file_hash(src)}" if src else "source unknown"
+    except (TypeError, OSError):
+        tag = "source unknown"
+    return obj, f"{spec} ({tag})"
+
+
+def load_decoder(spec, **kwargs) -> Decoder:
+    """Resolve a decoder spec (see module docstring) into a :class:`Decoder`.
+
+    Extra keyword arguments go to :func:`seegaan.model.load_decoder` for checkpoints
+    (``device``, ``autocast_bf16``...).
+    """
+    if isinstance(spec, Decoder):
+        return spec
+    if callable(spec):
+        name = getattr(spec, "identity", None) or (
+            f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', type(spec).__name__)}")
+        return Decoder(spec, str(name))
+    if not isinstance(spec, (str, os.PathLike)):
+        raise SeegaanError(f"a decoder must be a checkpoint path, 'module:callable' or a callable, not {type(spec)}")
+    path = Path(spec)
+    if path.is_file():
+        from seegaan import model
+
+        try:
+            dec = model.load_decoder(path, **kwargs)
+        except SeegaanError:
+            raise
+        except Exception as exc:
+            raise SeegaanError(f"{path} is not a usable seegaan checkpoint ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        return Decoder(dec, str(getattr(dec, "identity", f"{path} (sha256:{_file_hash(path)})")))
+    if ":" in str(spec) and not str(spec).endswith((".pt", ".pth", ".ckpt")):
+        fn, identity = _import_callable(str(spec))
+        return Decoder(fn, identity)
+    raise SeegaanError(f"decoder {str(spec)!r} does not exist; give a checkpoint path or module:callable")

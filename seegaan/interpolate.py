@@ -1,0 +1,418 @@
+"""Trajectories through latent space along a clinical feature.
+
+Every interpolator here is a penalised least-squares fit, hence a linear map: with the design ``X`` of
+the analysed images (n x p), the design ``X_grid`` of the K grid values (K x p) and a penalty ``S``,
+the trajectory is ``L @ W`` with ``L = X_grid (X'X + S)^-1 X'`` (K x n), for
+
+``class-mean``
+    two indicator columns (level A, level B); grid rows ``(1 - t, t)`` for ``t`` evenly spaced in [0, 1]:
+    linear interpolation from the mean latent of A to the mean latent of B.
+``linear``
+    ``[1, x]``: simple linear regression of every latent dimension on the feature.
+``gam``
+    pyGAM's ``LinearGAM(s(0))``: 20 cubic B-splines with edge knots at min/max of ``x``, a
+    second-difference penalty with λ = 0.6, an intercept and a sqrt(EPS) ridge. ``lam="auto"`` picks λ
+    per latent dimension by pyGAM's GCV (gamma 1.4) over ``np.logspace(-3, 3, 11)``.
+
+Covariates (``adjust``) are appended to the design as centred, unpenalised columns and set to their
+mean on the grid; the permutation null then follows Freedman–Lane (residuals of the covariate-only model
+are permuted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+import xarray as xr
+
+from seegaan import _gam
+from seegaan._errors import SeegaanError
+from seegaan._summary import Summary
+from seegaan.cohort import (feature_kind, feature_missing, get_feature, validate_cohort)
+
+Method = Literal["auto", "class-mean", "linear", "gam"]
+Transform = Literal["none", "log"]
+DEFAULT_LAMS = np.logspace(-3, 3, 11)
+
+
+# --------------------------------------------------------------------------------------------------
+# designs
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Spec:
+    """What defines the map from feature values to L (everything but the feature values themselves)."""
+
+    method: str
+    grid_t: np.ndarray  # K grid values on the transformed scale (class-mean: t in [0, 1])
+    n_splines: int = 20
+    spline_order: int = 3
+    lam: float | None = 0.6  # None = auto (GCV per latent dimension)
+    lams: np.ndarray = field(default_factory=lambda: DEFAULT_LAMS.copy())
+    gamma: float = 1.4
+
+    def base(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Design of the images and of the grid, without covariates."""
+        if self.method == "class-mean":
+            X = np.column_stack([x == 0, x == 1]).astype(np.float64)
+            t = self.grid_t
+            return X, np.column_stack([1.0 - t, t])
+        if self.method == "linear":
+            return (np.column_stack([np.ones_like(x), x]),
+                    np.column_stack([np.ones_like(self.grid_t), self.grid_t]))
+        knots = np.array([np.min(x), np.max(x)])
+        return (_gam.gam_design(x, knots, n_splines=self.n_splines, spline_order=self.spline_order),
+                _gam.gam_design(self.grid_t, knots, n_splines=self.n_splines,
+                                spline_order=self.spline_order))
+
+    def penalty(self, lam: float, n_cov: int) -> np.ndarray:
+        if self.method != "gam":
+            return np.zeros((2 + n_cov, 2 + n_cov))
+        return _gam.gam_penalty(lam, n_splines=self.n_splines, n_extra=n_cov)
+
+    def design(self, x: np.ndarray, Z: np.ndarray | None):
+        X, Xg = self.base(x)
+        if Z is None or Z.shape[1] == 0:
+            return X, Xg
+        return np.hstack([X, Z]), np.hstack([Xg, np.zeros((Xg.shape[0], Z.shape[1]))])
+
+    def n_cov(self, Z):
+        return 0 if Z is None else Z.shape[1]
+
+    def operator(self, x: np.ndarray, Z: np.ndarray | None):
+        """Return either ``L`` (K x n) or an auto-λ solver with ``.trajectory(Y)``."""
+        X, Xg = self.design(x, Z)
+        k = self.n_cov(Z)
+        if self.lam is None:
+            return _gam.GamAutoSolver(X, Xg, self.lams, lambda lam: self.penalty(lam, k), gamma=self.gamma)
+        return _gam.penalised_map(X, Xg, self.penalty(self.lam, k))
+
+
+def _apply(op, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Trajectory (K x D) of operator ``op`` applied to responses ``Y`` (n x D), and the λ indices."""
+    if isinstance(op, np.ndarray):
+        return op @ Y, None
+    traj, idx = op.trajectory(Y)
+    return traj, idx
+
+
+# --------------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class InterpolationResult:
+    """A fitted trajectory through latent space (immutable).
+
+    Attributes
+    ----------
+    feature, method, transform : str
+    levels : tuple of str or None
+        (from, to) levels of a class-mean trajectory.
+    grid : ndarray, shape (K,)
+        Feature values of the steps in the feature's own units (class-mean: fraction from A to B).
+    trajectory : ndarray, shape (K, D)
+        The latent trajectory (float64).
+    L : ndarray, shape (K, n) or None
+        The linear map from the analysed latents to the trajectory (None for per-dimension GCV λ).
+    lam : float, ndarray of shape (D,), or None
+        GAM smoothing parameter(s).
+    image_index : ndarray of int
+        Positions (in the cohort) of the images used.
+    n_missing : int
+        Images left out because their feature (or a covariate) was missing.
+    covariates : tuple of str
+    """
+
+    feature: str
+    method: str
+    transform: str
+    levels: tuple[str, str] | None
+    grid: np.ndarray
+    trajectory: np.ndarray
+    L: np.ndarray | None
+    lam: float | np.ndarray | None
+    image_index: np.ndarray
+    n_missing: int
+    covariates: tuple[str, ...]
+    n_splines: int | None
+    cohort: xr.Dataset = field(repr=False)
+    # internals used to draw the permutation null
+    _spec: _Spec = field(repr=False)
+    _x: np.ndarray = field(repr=False)
+    _Z: np.ndarray | None = field(repr=False)
+    _op: object = field(repr=False)
+
+    # ---- views ------------------------------------------------------------------------------
+    @property
+    def n_steps(self) -> int:
+        return int(self.grid.size)
+
+    @property
+    def latents(self) -> np.ndarray:
+        """The analysed latents (n x D, float64)."""
+        return self.cohort["w"].values[self.image_index].astype(np.float64)
+
+    @property
+    def patient_ids(self) -> np.ndarray:
+        return np.asarray(self.cohort["patient_id"].values[self.image_index]).astype(str)
+
+    @property
+    def feature_codes(self) -> np.ndarray:
+        """Feature values of the analysed images as the maps see them (transformed or 0/1 codes)."""
+        return self._x
+
+    def to_dataarray(self) -> xr.DataArray:
+        """The trajectory as a DataArray with dims ("step", "latent") and a feature_value coordinate."""
+        return xr.DataArray(self.trajectory.astype(np.float32), dims=("step", "latent"),
+                            coords={"feature_value": ("step", self.grid)}, name="w",
+                            attrs={"feature": self.feature, "method": self.method})
+
+    def summary(self) -> Summary:
+        lines = [("feature", self.feature), ("method", self.method), ("transform", self.transform),
+                 ("images used", str(self.image_index.size)),
+                 ("images left out (missing)", str(self.n_missing)),
+                 ("patients", str(len(np.unique(self.patient_ids)))),
+                 ("steps", str(self.n_steps)),
+                 ("grid", ", ".join(f"{g:.4g}" for g in self.grid))]
+        if self.levels:
+            lines.append(("levels", f"{self.levels[0]} -> {self.levels[1]}"))
+        if self.method == "gam":
+            lines.append(("splines", str(self.n_splines)))
+            if isinstance(self.lam, np.ndarray):
+                vals, counts = np.unique(self.lam, return_counts=True)
+                lines.append(("lambda (GCV per dim)", ", ".join(f"{v:g}: {c}" for v, c in zip(vals, counts))))
+            else:
+                lines.append(("lambda", f"{self.lam:g}"))
+        if self.covariates:
+            lines.append(("adjusted for", ", ".join(self.covariates)))
+        step = np.linalg.norm(np.diff(self.trajectory, axis=0), axis=1)
+        lines.append(("latent path length", f"{step.sum():.4g}"))
+        return Summary(title="SEE-GAAN interpolation", lines=tuple(lines))
+
+    # ---- permutation null -------------------------------------------------------------------
+    def null_trajectory(self, idx: np.ndarray, scheme: str) -> np.ndarray:
+        """The trajectory (K x D) under one permutation ``idx`` of a :class:`PermutationPlan`."""
+        W = self._latents
+        if scheme == "patient-label":
+            op = self._spec.operator(self._x[idx], self._Z)
+            return _apply(op, W)[0]
+        if self._Z is None:
+            if not isinstance(self._op, np.ndarray):  # auto-λ solver permutes its factor, not W
+                return self._op.trajectory(W, perm=idx)[0]
+            Wstar = W[idx]
+        else:  # Freedman–Lane: fitted covariate-only model + permuted residuals
+            fitted, resid = self._reduced
+            Wstar = fitted + resid[idx]
+        return _apply(self._op, Wstar)[0]
+
+    @property
+    def _latents(self) -> np.ndarray:
+        cache = self.__dict__.get("_latents_cache")
+        if cache is None:
+            cache = self.latents
+            object.__setattr__(self, "_latents_cache", cache)
+        return cache
+
+    @property
+    def _reduced(self):
+        cache = self.__dict__.get("_reduced_cache")
+        if cache is None:
+            W = self._latents
+            Xr = np.column_stack([np.ones(W.shape[0]), self._Z])
+            coef, *_ = np.linalg.lstsq(Xr, W, rcond=None)
+            fitted = Xr @ coef
+            cache = (fitted, W - fitted)
+            object.__setattr__(self, "_reduced_cache", cache)
+        return cache
+
+
+# --------------------------------------------------------------------------------------------------
+# the public function
+# --------------------------------------------------------------------------------------------------
+def _parse_levels(levels) -> tuple[str, str] | None:
+    if levels is None:
+        return None
+    if isinstance(levels, str):
+        levels = [s.strip() for s in levels.split(",")]
+    levels = tuple(str(v) for v in levels)
+    if len(levels) != 2 or not all(levels):
+        raise SeegaanError(f"levels must name exactly two groups 'A,B' (got {','.join(levels)})")
+    if levels[0] == levels[1]:
+        raise SeegaanError(f"levels must name two different groups (got {levels[0]} twice)")
+    return levels
+
+
+def _grid(x: np.ndarray, steps: int, grid, transform: str, feature: str) -> tuple[np.ndarray, np.ndarray]:
+    """Grid in feature units and on the transformed scale."""
+    if grid is not None:
+        g = np.asarray(grid, dtype=np.float64).ravel()
+        if g.size < 2:
+            raise SeegaanError("an explicit grid needs at least two values")
+        if not np.isfinite(g).all():
+            raise SeegaanError("grid values must be finite numbers")
+        if transform == "log" and (g <= 0).any():
+            raise SeegaanError(f"--transform log needs positive grid values for {feature}")
+        return g, (np.log(g) if transform == "log" else g)
+    lo, hi = np.percentile(x, [5, 95])
+    gt = np.linspace(lo, hi, steps)
+    return (np.exp(gt) if transform == "log" else gt), gt
+
+
+def _covariates(cohort: xr.Dataset, adjust: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centred covariate matrix (dummy-coded categoricals) and the mask of rows with all present."""
+    cols, ok = [], np.ones(rows.size, bool)
+    for name in adjust:
+        values = get_feature(cohort, name)[rows]
+        miss = feature_missing(values)
+        ok &= ~miss
+        kind = feature_kind(values)
+        if kind == "numeric":
+            cols.append(values.astype(float)[:, None])
+        else:
+            levels = sorted(set(map(str, values[~miss])))
+            if len(levels) < 2:
+                raise SeegaanError(f"covariate {name!r} has fewer than two levels; drop it from --adjust")
+            cols.append(np.column_stack([(values.astype(str) == lv).astype(float) for lv in levels[1:]]))
+    Z = np.hstack(cols) if cols else np.zeros((rows.size, 0))
+    return Z, ok
+
+
+def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
+                levels: str | Sequence[str] | None = None, steps: int = 8, grid=None,
+                transform: Transform = "none", gam_lam: float | Literal["auto"] = 0.6,
+                gam_splines: int = 20, adjust: Sequence[str] | str | None = None) -> InterpolationResult:
+    """Fit a trajectory through latent space along ``feature``.
+
+    Parameters
+    ----------
+    cohort : xarray.Dataset
+        A latent cohort (``w`` with dims ("image", "latent") and clinical coordinates).
+    feature : str
+        Clinical coordinate to move along.
+    method : {"auto", "class-mean", "linear", "gam"}
+        ``auto`` picks class-mean for boolean/categorical features (and numeric ones with two distinct
+        values) and gam for numeric ones.
+    levels : "A,B" or (A, B), optional
+        Class-mean only: the two groups, from A to B. Default: False -> True for booleans, the two levels
+        in sorted order otherwise.
+    steps : int
+        Number of grid values K (>= 2), evenly spaced between the 5th and 95th percentiles.
+    grid : array-like, optional
+        Explicit grid values in the feature's units (overrides ``steps``).
+    transform : {"none", "log"}
+        Fit on log(feature) (e.g. BNPP); the grid is evenly spaced on that scale.
+    gam_lam : float or "auto"
+        GAM smoothing parameter; "auto" chooses λ per latent dimension by GCV.
+    gam_splines : int
+        Number of B-splines of the GAM.
+    adjust : list of str or "A,B", optional
+        Covariates to adjust for (Freedman–Lane under permutation).
+
+    Returns
+    -------
+    InterpolationResult
+    """
+    validate_cohort(cohort)
+    values = get_feature(cohort, feature)
+    if method not in ("auto", "class-mean", "linear", "gam"):
+        raise SeegaanError(f"unknown method {method!r}; use auto, class-mean, linear or gam")
+    if transform not in ("none", "log"):
+        raise SeegaanError(f"unknown transform {transform!r}; use none or log")
+    if int(steps) < 2 and grid is None:
+        raise SeegaanError(f"--steps must be at least 2 (got {steps})")
+    if isinstance(adjust, str):
+        adjust = [a.strip() for a in adjust.split(",") if a.strip()]
+    adjust = tuple(adjust or ())
+    if feature in adjust:
+        raise SeegaanError(f"{feature!r} cannot be both the feature and a covariate")
+    levels = _parse_levels(levels)
+    kind = feature_kind(values)
+    missing = feature_missing(values)
+    n_distinct = len(np.unique(values[~missing].astype(str))) if (~missing).any() else 0
+    if method == "auto":
+        method = "class-mean" if (kind != "numeric" or n_distinct == 2 or levels) else "gam"
+
+    rows = np.flatnonzero(~missing)
+    if method == "class-mean":
+        present = values[rows].astype(str) if kind != "numeric" else np.array(
+            [f"{v:g}" for v in values[rows].astype(float)])
+        found = sorted(set(present.tolist()))
+        if levels is None:
+            if len(found) != 2:
+                raise SeegaanError(
+                    f"feature {feature!r} has {len(found)} level(s) ({', '.join(found[:8])}); class-mean needs "
+                    "two groups: pick them with --levels A,B" if len(found) > 2 else
+                    f"feature {feature!r} has fewer than two groups ({', '.join(found) or 'none'}); "
+                    "class-mean needs two")
+            levels = ("False", "True") if kind == "boolean" else (found[0], found[1])
+        for lv in levels:
+            if lv not in found:
+                raise SeegaanError(f"level {lv!r} is not a value of {feature!r}; levels: {', '.join(found[:12])}")
+        keep = np.isin(present, levels)
+        rows = rows[keep]
+        x = (present[keep] == levels[1]).astype(np.float64)
+        for lv in levels:
+            if not np.any(present[keep] == lv):
+                raise SeegaanError(f"level {lv!r} of {feature!r} has no images")
+        grid_units = grid_t = np.linspace(0.0, 1.0, int(steps)) if grid is None else np.asarray(grid, float)
+        if grid is not None and (grid_t.min() < 0 or grid_t.max() > 1):
+            raise SeegaanError("class-mean grid values are fractions between the two means (0 to 1)")
+        if transform != "none":
+            raise SeegaanError("--transform applies to numeric features; class-mean takes none")
+    else:
+        if kind != "numeric":
+            raise SeegaanError(f"feature {feature!r} is {kind}; use --method class-mean (or auto)")
+        x = values[rows].astype(np.float64)
+        if transform == "log":
+            if (x <= 0).any():
+                raise SeegaanError(f"--transform log needs positive values, but {feature!r} has "
+                                   f"{int((x <= 0).sum())} value(s) <= 0")
+            x = np.log(x)
+        distinct = np.unique(x).size
+        if distinct < 2:
+            raise SeegaanError(f"feature {feature!r} has fewer than two distinct values; nothing to fit")
+        if method == "gam" and distinct < int(gam_splines):
+            raise SeegaanError(f"feature {feature!r} has {distinct} distinct values, fewer than the "
+                               f"{gam_splines} splines of the GAM; use --method linear or fewer --gam-splines")
+        grid_units, grid_t = _grid(x, int(steps), grid, transform, feature)
+
+    Z = None
+    if adjust:
+        Zall, ok = _covariates(cohort, adjust, rows)
+        rows, x, Zall = rows[ok], x[ok], Zall[ok]
+        Z = Zall - Zall.mean(axis=0)
+    # images of other classes are not "missing": count only absent feature/covariate values
+    n_missing = int(missing.sum()) + (int((~ok).sum()) if adjust else 0)
+    if rows.size < 3:
+        raise SeegaanError(f"only {rows.size} image(s) have {feature!r}; at least 3 are needed")
+
+    if method == "gam":
+        if gam_lam == "auto":
+            lam = None
+        else:
+            try:
+                lam = float(gam_lam)
+            except (TypeError, ValueError):
+                raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}") from None
+            if not lam > 0:
+                raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}")
+        if int(gam_splines) <= 3:
+            raise SeegaanError(f"--gam-splines must be larger than the spline order 3 (got {gam_splines})")
+        spec = _Spec("gam", grid_t, n_splines=int(gam_splines), lam=lam)
+    else:
+        spec = _Spec(method, grid_t, lam=0.0)
+
+    W = cohort["w"].values[rows].astype(np.float64)
+    op = spec.operator(x, Z)
+    traj, lam_idx = _apply(op, W)
+    if method == "gam":
+        lam_out = spec.lams[lam_idx] if lam_idx is not None else spec.lam
+    else:
+        lam_out = None
+    return InterpolationResult(
+        feature=feature, method=method, transform=transform, levels=levels if method == "class-mean" else None,
+        grid=np.asarray(grid_units, dtype=np.float64), trajectory=traj,
+        L=op if isinstance(op, np.ndarray) else None, lam=lam_out, image_index=rows, n_missing=n_missing,
+        covariates=adjust, n_splines=spec.n_splines if method == "gam" else None, cohort=cohort,
+        _spec=spec, _x=x, _Z=Z, _op=op)

@@ -1,0 +1,174 @@
+"""Permutation plans: every null draw is decided up front from one seed.
+
+Three schemes keep the null honest when a patient has several images (DESIGN.md §4):
+
+``image``
+    every patient has one image: latents are shuffled across images.
+``patient-label``
+    the feature is constant within patients: patient labels are shuffled across patients and every image
+    of a patient carries its (new) label.
+``whole-block``
+    otherwise (an image-level feature, or covariates with Freedman–Lane residuals): whole patients of the
+    same number of images are exchanged as blocks, images kept in their within-patient order (PALM's
+    whole-block permutation).
+
+A plan is a ``(B, n)`` integer array. For ``image`` and ``whole-block`` row ``b`` says which image's
+latent (or residual) image ``i`` receives: ``W[idx[b]]``. For ``patient-label`` it says which image's
+feature value image ``i`` receives: ``x[idx[b]]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from seegaan._errors import SeegaanError
+
+Scheme = Literal["image", "patient-label", "whole-block"]
+MAX_EXACT = 200_000
+
+
+@dataclass(frozen=True)
+class PermutationPlan:
+    """Pre-drawn permutations.
+
+    Attributes
+    ----------
+    indices : ndarray, shape (n_perm, n_images), int64
+    scheme : {"image", "patient-label", "whole-block"}
+    exact : bool
+        True when ``indices`` enumerates every distinct rearrangement except the identity.
+    seed : int or None
+        The integer seed the draws came from (None when a Generator was passed).
+    """
+
+    indices: np.ndarray
+    scheme: Scheme
+    exact: bool
+    seed: int | None
+
+    @property
+    def n_perm(self) -> int:
+        return int(self.indices.shape[0])
+
+    def batches(self, batch_size: int):
+        """Yield ``(start, indices[start:start+batch_size])`` in order."""
+        for start in range(0, self.n_perm, batch_size):
+            yield start, self.indices[start:start + batch_size]
+
+
+def _groups(patient_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Patients in order of first appearance and the image indices of each (ascending)."""
+    patients, first, inverse = np.unique(patient_ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    members = [np.flatnonzero(inverse == k) for k in order]
+    return patients[order], members
+
+
+def choose_scheme(patient_ids, feature=None, *, covariates: bool = False) -> Scheme:
+    """The exchangeability scheme implied by the patients and the feature (see module docstring)."""
+    patient_ids = np.asarray(patient_ids).astype(str)
+    _, members = _groups(patient_ids)
+    if all(len(m) == 1 for m in members):
+        return "image"
+    if feature is not None and not covariates:
+        feature = np.asarray(feature)
+        if all(len(set(map(repr, feature[m].tolist()))) == 1 for m in members):
+            return "patient-label"
+    return "whole-block"
+
+
+def _one_draw(rng: np.random.Generator, scheme: Scheme, members: list[np.ndarray], n: int,
+              size_groups: list[np.ndarray]) -> np.ndarray:
+    idx = np.empty(n, dtype=np.int64)
+    if scheme == "image":
+        return rng.permutation(n).astype(np.int64)
+    if scheme == "patient-label":
+        donors = rng.permutation(len(members))
+        for k, imgs in enumerate(members):
+            idx[imgs] = members[donors[k]][0]
+        return idx
+    for group in size_groups:  # whole-block: permute patients within each block-size group
+        donors = group[rng.permutation(len(group))]
+        for k, d in zip(group, donors):
+            idx[members[k]] = members[d]
+    return idx
+
+
+def _exact_draws(scheme: Scheme, members: list[np.ndarray], n: int,
+                 size_groups: list[np.ndarray]) -> np.ndarray:
+    """Every rearrangement of the scheme except the identity, in lexicographic order."""
+    if scheme == "image":
+        units = [np.arange(n)]
+    elif scheme == "patient-label":
+        units = [np.arange(len(members))]
+    else:
+        units = size_groups
+    total = math.prod(math.factorial(len(u)) for u in units)
+    if total - 1 > MAX_EXACT:
+        raise SeegaanError(f"exact enumeration needs {total - 1} permutations (more than {MAX_EXACT}); "
+                           "give a number of permutations instead")
+    rows = []
+    for combo in itertools.product(*(itertools.permutations(range(len(u))) for u in units)):
+        if all(c == tuple(range(len(c))) for c in combo):
+            continue
+        idx = np.empty(n, dtype=np.int64)
+        if scheme == "image":
+            idx[:] = combo[0]
+        elif scheme == "patient-label":
+            for k, imgs in enumerate(members):
+                idx[imgs] = members[combo[0][k]][0]
+        else:
+            for group, perm in zip(units, combo):
+                for k, j in zip(group, perm):
+                    idx[members[k]] = members[group[j]]
+        rows.append(idx)
+    return np.array(rows, dtype=np.int64).reshape(len(rows), n)
+
+
+def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=None,
+                      covariates: bool = False, scheme: Scheme | None = None,
+                      seed: int | np.random.Generator | None = 0) -> PermutationPlan:
+    """Draw every permutation of a test before any work is done.
+
+    Parameters
+    ----------
+    patient_ids : array-like of str, shape (n_images,)
+    n_perm : int or "exact"
+        Number of random permutations (the identity may be drawn; it is counted like any other draw),
+        or ``"exact"`` for every distinct rearrangement but the identity.
+    feature : array-like, optional
+        Feature values per image; used to decide whether labels can be permuted per patient.
+    covariates : bool
+        Whether covariates are adjusted for (Freedman–Lane permutes residuals: whole blocks).
+    scheme : str, optional
+        Force a scheme instead of choosing it from the data.
+    seed : int, Generator or None
+        The one source of randomness; the draws do not depend on how they are later batched.
+
+    Returns
+    -------
+    PermutationPlan
+    """
+    patient_ids = np.asarray(patient_ids).astype(str)
+    n = patient_ids.size
+    if scheme is None:
+        scheme = choose_scheme(patient_ids, feature, covariates=covariates)
+    _, members = _groups(patient_ids)
+    sizes = np.array([len(m) for m in members])
+    size_groups = [np.flatnonzero(sizes == s) for s in np.unique(sizes)]
+    int_seed = int(seed) if isinstance(seed, (int, np.integer)) else None
+    if isinstance(n_perm, str):
+        if n_perm != "exact":
+            raise SeegaanError(f"n_perm must be a non-negative integer or 'exact', not {n_perm!r}")
+        return PermutationPlan(_exact_draws(scheme, members, n, size_groups), scheme, True, None)
+    if int(n_perm) < 0:
+        raise SeegaanError(f"the number of permutations must be >= 0 (got {n_perm})")
+    rng = np.random.default_rng(seed)
+    rows = [_one_draw(rng, scheme, members, n, size_groups) for _ in range(int(n_perm))]
+    indices = np.array(rows, dtype=np.int64).reshape(int(n_perm), n)
+    return PermutationPlan(indices, scheme, False, int_seed)

@@ -1,0 +1,304 @@
+"""Decode a latent trajectory and test every pixel of its differences by permutation.
+
+The observed sequence is ``G(L @ W)``; its differences from step 0 are compared with the differences of
+``B`` null sequences, each decoded from the trajectory of permuted latents (the same linear map, no
+refitting; see :mod:`seegaan.permutation`). Null maps are streamed in batches into the kernels of
+``seegaan_kernels``: exceedance counts and the permutation mean/SD per pixel (pass 1), then, for max-T, the
+per-permutation maximum of the standardised difference (pass 2). Memory is O(steps x pixels) unless the
+whole null fits in ``null_cache_mb``, in which case pass 2 reads it from memory instead of decoding again
+(the same bits either way).
+
+p-values are ``(b + 1) / (B + 1)`` where ``b`` counts null statistics >= the observed one (ties count
+against). The family of tests is every pixel of steps 1..K-1 (step 0 has no difference by definition).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+import xarray as xr
+
+from seegaan._errors import SeegaanError
+from seegaan._summary import Summary
+from seegaan._version import __version__
+from seegaan.cohort import cohort_hash
+from seegaan.correction import ALL_CORRECTIONS, correct_pvalues, feasibility_warning
+from seegaan.decoder import load_decoder
+from seegaan.interpolate import InterpolationResult
+from seegaan.permutation import draw_permutations
+
+Alternative = Literal["two-sided", "greater", "less"]
+Correction = Literal["maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
+ALTERNATIVES = {"two-sided": 0, "greater": 1, "less": 2}
+
+
+class SeegaanWarning(UserWarning):
+    """A result is valid but probably not what the user wants (e.g. B too small to reject)."""
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceResult:
+    """A decoded, permutation-tested SEE-GAAN sequence (immutable).
+
+    Arrays have shape (K, H, W) unless noted; the p-value fields are None when ``n_perm == 0``.
+    """
+
+    interpolation: InterpolationResult
+    images: np.ndarray
+    difference: np.ndarray
+    p_value: np.ndarray | None
+    p_adjusted: np.ndarray | None
+    significant: np.ndarray | None
+    null_max: np.ndarray | None = field(repr=False)
+    attrs: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def significant_difference(self) -> np.ndarray | None:
+        if self.significant is None:
+            return None
+        return np.where(self.significant, self.difference, 0.0).astype(np.float32)
+
+    def to_dataset(self) -> xr.Dataset:
+        """The sequence dataset of DESIGN.md §3."""
+        interp = self.interpolation
+        K, H, W = self.images.shape
+        dims3 = ("step", "y", "x")
+        data = {
+            "w": (("step", "latent"), interp.trajectory.astype(np.float32)),
+            "image": (dims3, self.images.astype(np.float32)),
+            "difference": (dims3, self.difference.astype(np.float32)),
+        }
+        if self.p_value is not None:
+            data.update({
+                "p_value": (dims3, self.p_value.astype(np.float64)),
+                "p_adjusted": (dims3, self.p_adjusted.astype(np.float64)),
+                "significant": (dims3, self.significant.astype(bool)),
+                "significant_difference": (dims3, self.significant_difference),
+            })
+        coords = {"step": np.arange(K), "feature_value": ("step", interp.grid.astype(np.float64))}
+        ds = xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
+        ds["feature_value"].attrs["units"] = "fraction from first to second level" if interp.levels else interp.feature
+        return ds
+
+    def summary(self) -> Summary:
+        a = self.attrs
+        lines = [("feature", f"{a['feature']} ({a['method']})"), ("steps", str(self.images.shape[0])),
+                 ("image size", f"{self.images.shape[1]}x{self.images.shape[2]}"),
+                 ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})")]
+        if self.p_value is not None:
+            sig = self.significant[1:]
+            lines += [("correction", f"{a['correction']} at alpha {a['alpha']}"),
+                      ("alternative", a["alternative"]),
+                      ("smallest attainable p", f"{a['smallest_p']:.4g}"),
+                      ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)")]
+            per_step = ", ".join(str(int(s.sum())) for s in self.significant)
+            lines.append(("significant per step", per_step))
+        lines += [("seed", str(a["seed"])), ("decoder", a["decoder"])]
+        lines += [(f"warning {i + 1}", w) for i, w in enumerate(self.warnings)]
+        return Summary(title="SEE-GAAN sequence", lines=tuple(lines))
+
+    def plot(self, path=None, **kwargs):
+        """Figure like the paper's Fig. 1c; see :func:`seegaan.plotting.plot_sequence`."""
+        from seegaan.plotting import plot_sequence
+
+        return plot_sequence(self.to_dataset(), path=path, **kwargs)
+
+
+def _attrs_for(interp: InterpolationResult, decoder_id: str, *, n_perm: int, scheme: str, correction: str,
+               alpha: float, alternative: str, seed, command_line: str) -> dict:
+    lam = interp.lam
+    if isinstance(lam, np.ndarray):
+        vals, counts = np.unique(lam, return_counts=True)
+        lam_txt = "auto (GCV per latent dimension): " + ", ".join(f"{v:g} x{c}" for v, c in zip(vals, counts))
+    else:
+        lam_txt = "" if lam is None else f"{lam:g}"
+    return {
+        "feature": interp.feature,
+        "method": interp.method,
+        "levels": ",".join(interp.levels) if interp.levels else "",
+        "grid": ",".join(f"{g:.10g}" for g in interp.grid),
+        "transform": interp.transform,
+        "covariates": ",".join(interp.covariates),
+        "gam_lam": lam_txt,
+        "gam_splines": int(interp.n_splines or 0),
+        "n_images": int(interp.image_index.size),
+        "n_missing": int(interp.n_missing),
+        "n_perm": int(n_perm),
+        "permutation_scheme": scheme,
+        "alternative": alternative,
+        "correction": correction if n_perm else "none (no permutation test)",
+        "alpha": float(alpha),
+        "seed": "" if seed is None else (str(seed) if isinstance(seed, (int, np.integer)) else "generator"),
+        "smallest_p": 1.0 / (n_perm + 1) if n_perm else 1.0,
+        "decoder": decoder_id,
+        "cohort_hash": cohort_hash(interp.cohort),
+        "cohort_model": str(interp.cohort.attrs.get("model", "")),
+        "seegaan_version": __version__,
+        "command_line": command_line,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
+             correction: Correction = "maxt", alpha: float = 0.05, alternative: Alternative = "two-sided",
+             seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
+             backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
+             progress: Callable[[int], None] | None = None, command_line: str = "") -> SequenceResult:
+    """Decode a trajectory and test its pixels by permutation.
+
+    Parameters
+    ----------
+    interp : InterpolationResult
+        From :func:`seegaan.interpolate`.
+    decoder : str, path or callable
+        A checkpoint, ``"module:callable"`` or a callable mapping float32 (B, D) to (B, H, W).
+    n_perm : int or "exact"
+        Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates all).
+    correction : {"maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
+        ``maxt`` (default): Westfall–Young max statistic over all pixels and steps of the standardised
+        difference (difference / permutation SD), family-wise error control. ``none``: the paper's
+        uncorrected pixel-wise test.
+    alpha : float
+    alternative : {"two-sided", "greater", "less"}
+        Direction of the difference (image - image[step 0]) that counts as evidence.
+    seed : int, Generator or None
+        All permutations are drawn from it before any decoding; the result does not depend on
+        ``batch_size`` or ``null_cache_mb``.
+    batch_size : int
+        Permutations streamed through the kernels at a time (memory, not results).
+    null_cache_mb : float
+        Keep the null maps in memory for the max-T pass when they fit in this many MiB; else decode twice.
+    backend : {"numba", "numpy"}
+        Kernel implementation.
+    scheme : str, optional
+        Force the permutation scheme (see :func:`seegaan.draw_permutations`).
+    progress : callable, optional
+        ``progress(n, total=None)``: called once with ``total`` (work units) and then with the number of
+        permutations just processed (each counts twice when max-T has to decode them again).
+    command_line : str
+        Recorded in the output's attrs.
+
+    Returns
+    -------
+    SequenceResult
+    """
+    import seegaan_kernels as kern
+
+    if not isinstance(interp, InterpolationResult):
+        raise SeegaanError("sequence() needs the result of seegaan.interpolate(...)")
+    if correction not in ALL_CORRECTIONS:
+        raise SeegaanError(f"unknown correction {correction!r}; use one of {', '.join(ALL_CORRECTIONS)}")
+    if alternative not in ALTERNATIVES:
+        raise SeegaanError(f"unknown alternative {alternative!r}; use two-sided, greater or less")
+    if not 0 < float(alpha) < 1:
+        raise SeegaanError(f"--alpha must be between 0 and 1 (got {alpha})")
+    if not isinstance(n_perm, str) and int(n_perm) < 0:
+        raise SeegaanError(f"--perm must be 0 or more (got {n_perm})")
+    if int(batch_size) < 1:
+        raise SeegaanError(f"batch size must be at least 1 (got {batch_size})")
+    code = ALTERNATIVES[alternative]
+    dec = load_decoder(decoder)
+    progress = progress or (lambda n, total=None: None)
+
+    traj = interp.trajectory.astype(np.float32)
+    images = dec(traj)
+    K, H, W = images.shape
+    if K != interp.n_steps:
+        raise SeegaanError(f"decoder returned {K} images for {interp.n_steps} latents")
+    difference = images - images[0]
+    observed = np.ascontiguousarray(difference.reshape(-1))
+    M = observed.size
+
+    plan = None
+    if n_perm == 0:
+        attrs = _attrs_for(interp, dec.identity, n_perm=0, scheme="none", correction=correction, alpha=alpha,
+                           alternative=alternative, seed=seed, command_line=command_line)
+        return SequenceResult(interp, images, difference, None, None, None, None, attrs, ())
+
+    plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
+                             covariates=bool(interp.covariates), scheme=scheme, seed=seed)
+    B = plan.n_perm
+    if B == 0:
+        raise SeegaanError("exact enumeration found no permutation other than the identity; the cohort is too small")
+
+    def null_maps(rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), M), dtype=np.float32)
+        for j, idx in enumerate(rows):
+            frames = dec(interp.null_trajectory(idx, plan.scheme).astype(np.float32))
+            if frames.shape != (K, H, W):
+                raise SeegaanError(f"decoder returned shape {frames.shape}, expected {(K, H, W)}")
+            out[j] = (frames - frames[0]).reshape(-1)
+        return out
+
+    counts = np.zeros(M, dtype=np.int64)
+    total = np.zeros(M, dtype=np.float64)
+    total_sq = np.zeros(M, dtype=np.float64)
+    want_maxt = correction == "maxt"
+    cache = None
+    if want_maxt and B * M * 4 <= null_cache_mb * 2**20:
+        cache = np.empty((B, M), dtype=np.float32)
+    progress(0, total=B * (2 if want_maxt and cache is None else 1))
+    for start, rows in plan.batches(int(batch_size)):
+        batch = null_maps(rows)
+        kern.accumulate_exceedances(batch, observed, code, counts, total, total_sq, backend=backend)
+        if cache is not None:
+            cache[start:start + len(rows)] = batch
+        progress(len(rows))
+    p_value = ((counts + 1) / (B + 1)).reshape(K, H, W)
+    family = np.ones((K, H, W), bool)
+    family[0] = False
+    messages = []
+
+    null_max = None
+    if want_maxt:
+        # permutation SD over all B + 1 maps (the observed one included): a symmetric function of the
+        # maps, so the max-T test stays exact.
+        obs64 = observed.astype(np.float64)
+        s1 = total + obs64
+        s2 = total_sq + obs64 * obs64
+        var = (s2 - s1 * s1 / (B + 1)) / (B + 1)
+        var[var <= 1e-12 * (s2 / (B + 1))] = 0.0  # pure cancellation error: no variation at this pixel
+        sd = np.sqrt(np.maximum(var, 0.0))
+        scale = np.zeros(M, dtype=np.float64)
+        np.divide(1.0, sd, out=scale, where=sd > 0)
+        scale.reshape(K, H, W)[0] = 0.0
+        null_max = np.empty(B, dtype=np.float64)
+        for start, rows in plan.batches(int(batch_size)):
+            batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
+            null_max[start:start + len(rows)] = kern.accumulate_maxima(batch, scale, code, backend=backend)
+            if cache is None:
+                progress(len(rows))
+        t_obs = kern.standardized_statistic(observed, scale, code)
+        exceed = kern.maxt_counts(t_obs, null_max)
+        p_adjusted = np.where(scale > 0, (exceed + 1) / (B + 1), 1.0).reshape(K, H, W)
+        significant = (p_adjusted <= alpha) & family
+        if 1.0 / (B + 1) > alpha:
+            messages.append(f"maxt: with {B} permutations the smallest p-value 1/{B + 1} is above alpha {alpha}; "
+                            "nothing can be significant; use more permutations")
+    else:
+        p_adjusted, significant = correct_pvalues(np.where(family, p_value, 1.0), correction, alpha=alpha,
+                                                  mask=family)
+        msg = feasibility_warning(correction, int(family.sum()), B, alpha)
+        if msg:
+            messages.append(msg)
+    for msg in messages:
+        warnings.warn(msg, SeegaanWarning, stacklevel=2)
+    attrs = _attrs_for(interp, dec.identity, n_perm=B, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
+                       correction=correction, alpha=alpha, alternative=alternative, seed=seed,
+                       command_line=command_line)
+    return SequenceResult(interp, images, difference, p_value, p_adjusted, significant, null_max, attrs,
+                          tuple(messages))
+
+
+def save_sequence(ds: xr.Dataset, path, *, overwrite: bool = False):
+    """Write a sequence dataset to netCDF atomically."""
+    from seegaan._io import atomic_path
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
+    return path
