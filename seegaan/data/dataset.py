@@ -1,0 +1,515 @@
+"""A cohort of radiographs on disk joined with its clinical table: :func:`load_dataset` -> :class:`ImageSet`."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from seegaan._errors import SeegaanError
+from seegaan._io import atomic_path
+from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling, _read_dicom_dataset,
+                                 check_dicom_header, detect_format, header_fields, image_id_from_path,
+                                 read_image)
+from seegaan.data.tables import (PATH_COLUMN_GUESSES, SPLITS, check_fractions, check_split_column,
+                                 is_table_file, patient_splits, read_table, require_column)
+
+_IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+
+
+@dataclass
+class _Probe:
+    """What a cheap look at one file tells (no pixel decoding)."""
+
+    path: Path
+    image_id: str
+    shape: tuple[int, int] | None = None
+    header: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def _probe(path: Path) -> _Probe:
+    """Check that a file looks like a readable image without decoding its pixels."""
+    probe = _Probe(path=path, image_id=image_id_from_path(path))
+    try:
+        if path.stat().st_size == 0:
+            raise SeegaanError(f"{path}: the file is empty")
+        fmt = detect_format(path)
+        if fmt in ("png", "jpeg"):
+            from PIL import Image
+
+            try:
+                with Image.open(path) as img:
+                    probe.shape = (img.size[1], img.size[0])
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise SeegaanError(f"{path}: cannot read the image header ({exc})") from None
+        elif fmt == "npy":
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise SeegaanError(f"{path}: cannot read the .npy header ({exc})") from None
+            shape = tuple(s for s in arr.shape if s != 1) if arr.ndim == 3 else arr.shape
+            if len(shape) != 2:
+                raise SeegaanError(f"{path}: a .npy image must be 2-D; got shape {arr.shape}")
+            probe.shape = (int(shape[0]), int(shape[1]))
+        elif fmt == "dicom":
+            ds = _read_dicom_dataset(path, stop_before_pixels=True)
+            check_dicom_header(ds, path)
+            probe.header = header_fields(ds)
+            if "Rows" in probe.header and "Columns" in probe.header:
+                probe.shape = (int(probe.header["Rows"]), int(probe.header["Columns"]))
+        else:
+            raise SeegaanError(f"{path}: unrecognised image format")
+    except SeegaanError as exc:
+        probe.error = str(exc)
+    return probe
+
+
+def _scan_folder(folder: Path) -> tuple[list[Path], int]:
+    """Image files under ``folder`` (recursive, sorted) and the number of other files ignored."""
+    found, ignored = [], 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or name.lower() in _IGNORED_NAMES:
+                continue
+            path = Path(root) / name
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_EXTENSIONS or detect_format(path) == "dicom":
+                found.append(path)
+            else:
+                ignored += 1
+    return sorted(found), ignored
+
+
+def _resolve_listed_paths(frame: pd.DataFrame, column: str, base: Path) -> list[Path]:
+    out = []
+    for value in frame[column]:
+        if pd.isna(value) or str(value).strip() == "":
+            out.append(None)
+            continue
+        p = Path(str(value)).expanduser()
+        out.append(p if p.is_absolute() else base / p)
+    return out
+
+
+def _guess_path_column(frame: pd.DataFrame, source: str) -> str:
+    for name in PATH_COLUMN_GUESSES:
+        if name in frame.columns:
+            return name
+    raise SeegaanError(f"{source} lists no image paths: none of the columns {list(PATH_COLUMN_GUESSES)} "
+                       "exists; name the path column with --path-column (path_column=...)")
+
+
+@dataclass
+class ImageSet:
+    """Usable radiographs with their clinical rows; pixels are read lazily.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per usable image, in order: ``image_id``, ``patient_id``, ``split``, then the clinical
+        columns.
+    paths : list of Path
+        File of each row of ``table``.
+    skipped : list of (str, str)
+        ``(path, reason)`` of every file left out, at loading or while reading pixels.
+    counts : dict
+        Bookkeeping shown by :meth:`report` (duplicates, unmatched images and rows, filters).
+    headers : dict
+        Whitelisted DICOM header fields per image id (DICOM inputs only).
+    attrs : dict
+        Settings that made the set (size, scaling, split fractions, seed, ...), for provenance.
+    """
+
+    table: pd.DataFrame
+    paths: list
+    size: int | None = 256
+    scaling: Scaling = "minmax"
+    window: tuple[float, float] | None = None
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    skipped: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        splits = self.table["split"].value_counts().reindex(list(SPLITS), fill_value=0)
+        return (f"<ImageSet {len(self)} images, {self.table['patient_id'].nunique()} patients "
+                f"(train {splits['train']}, val {splits['val']}, test {splits['test']}), size {self.size}>")
+
+    @property
+    def image_ids(self) -> list[str]:
+        return list(self.table["image_id"])
+
+    def subset(self, split_name: str | Sequence[str]) -> "ImageSet":
+        """The images of one split (``"train"``, ``"val"``, ``"test"``) or of several."""
+        names = [split_name] if isinstance(split_name, str) else list(split_name)
+        bad = [n for n in names if n not in SPLITS]
+        if bad:
+            raise SeegaanError(f"unknown split {bad[0]!r}; use one of {', '.join(SPLITS)}")
+        keep = self.table["split"].isin(names).to_numpy()
+        return self._take(np.flatnonzero(keep))
+
+    def _take(self, index: np.ndarray) -> "ImageSet":
+        table = self.table.iloc[index].reset_index(drop=True)
+        ids = set(table["image_id"])
+        return replace(self, table=table, paths=[self.paths[i] for i in index],
+                       skipped=list(self.skipped), counts=dict(self.counts),
+                       headers={k: v for k, v in self.headers.items() if k in ids}, attrs=dict(self.attrs))
+
+    # ------------------------------------------------------------------ pixels
+    def _read(self, i: int) -> np.ndarray:
+        arr = read_image(self.paths[i], size=self.size, scaling=self.scaling, window=self.window,
+                         percentiles=self.percentiles)
+        if self.size is None:
+            expected = self.attrs.get("native_shape")
+            if expected is not None and tuple(arr.shape) != tuple(expected):
+                raise SeegaanError(f"{self.paths[i]}: image is {arr.shape[0]}x{arr.shape[1]} but the others "
+                                   f"are {expected[0]}x{expected[1]}; pass size=... to resize all images")
+        return arr
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """One image as float32 (1, size, size) in [-1, 1] (raises SeegaanError for a bad file)."""
+        return self._read(int(i))[None]
+
+    def array(self, indices: Sequence[int] | None = None) -> np.ndarray:
+        """Images at ``indices`` (all when None) as float32 (k, 1, size, size); a bad file raises."""
+        index = range(len(self)) if indices is None else [int(i) for i in np.atleast_1d(indices)]
+        images = [self._read(i) for i in index]
+        if not images:
+            side = self.size or 0
+            return np.zeros((0, 1, side, side), dtype=np.float32)
+        return np.stack(images)[:, None].astype(np.float32, copy=False)
+
+    def batches(self, batch_size: int = 32) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Read the images in order, ``batch_size`` at a time.
+
+        Yields ``(image_ids, images)`` with images float32 (b, 1, size, size) in [-1, 1]. A file that
+        cannot be read is skipped, appended to :attr:`skipped` and counted in ``counts["read_failures"]``
+        (write the list with :meth:`write_skipped`); the ids say which images a batch holds.
+        """
+        if int(batch_size) < 1:
+            raise SeegaanError(f"batch_size must be >= 1; got {batch_size}")
+        ids, images = [], []
+        for i in range(len(self)):
+            try:
+                arr = self._read(i)
+            except SeegaanError as exc:
+                self.skipped.append((str(self.paths[i]), str(exc)))
+                self.counts["read_failures"] = self.counts.get("read_failures", 0) + 1
+                continue
+            ids.append(self.table["image_id"].iat[i])
+            images.append(arr)
+            if len(images) == batch_size:
+                yield ids, np.stack(images)[:, None]
+                ids, images = [], []
+        if images:
+            yield ids, np.stack(images)[:, None]
+
+    def write_skipped(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path | None:
+        """Write the skipped files as CSV (``path,reason``), atomically; nothing when none was skipped."""
+        if not self.skipped:
+            return None
+        frame = pd.DataFrame(self.skipped, columns=["path", "reason"])
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            frame.to_csv(tmp, index=False)
+        return Path(path)
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> str:
+        """Counts of what was found, matched, filtered and skipped, as text."""
+        c = self.counts
+        lines = [f"images found: {c.get('files', 0)}" + (f" ({c['formats']})" if c.get("formats") else "")]
+        if c.get("ignored_files"):
+            lines.append(f"other files ignored: {c['ignored_files']}")
+        lines.append(f"files skipped at loading (unreadable, bad header): {c.get('probe_failures', 0)}")
+        lines.append(f"duplicate image ids among files (first kept, rest skipped): "
+                     f"{c.get('duplicate_files', 0)}")
+        if c.get("table_rows") is not None:
+            lines.append(f"table rows: {c['table_rows']}; duplicate ids in the table (first row kept): "
+                         f"{c.get('duplicate_rows', 0)}")
+            kept = "kept, clinical values missing" if c.get("keep_unmatched") else "excluded"
+            lines.append(f"images without a table row ({kept}): {c.get('images_without_row', 0)}")
+            lines.append(f"table rows without an image: {c.get('rows_without_image', 0)}")
+        if c.get("view_filter"):
+            lines.append(f"excluded by the view filter {c['view_filter']}: {c.get('view_excluded', 0)} "
+                         f"(of which without a view: {c.get('view_missing', 0)})")
+        if c.get("size_mismatch"):
+            lines.append(f"skipped for a different image size: {c['size_mismatch']}")
+        splits = self.table["split"].value_counts().reindex(list(SPLITS), fill_value=0)
+        pats = self.table.groupby("split")["patient_id"].nunique().reindex(list(SPLITS), fill_value=0)
+        lines.append(f"usable images: {len(self)} from {self.table['patient_id'].nunique()} patients")
+        lines.append("split (images/patients): " + ", ".join(
+            f"{s} {splits[s]}/{pats[s]}" for s in SPLITS) + f" [{self.attrs.get('split_source', '')}]")
+        lines.append(f"skipped while reading pixels: {c.get('read_failures', 0)}")
+        return "\n".join(lines)
+
+
+def _images_and_listing(images, path_column: str | None) -> tuple[list[Path], pd.DataFrame | None, str | None,
+                                                                  int, str]:
+    """Resolve ``images`` to files; returns (files, listing table, its path column, ignored, source)."""
+    if isinstance(images, (list, tuple)):
+        files = [Path(p) for p in images]
+        return files, None, None, 0, "list of files"
+    src = Path(images)
+    if not src.exists():
+        raise SeegaanError(f"{src}: no such folder or file")
+    if src.is_dir():
+        files, ignored = _scan_folder(src)
+        if not files:
+            raise SeegaanError(f"{src}: no images found (PNG, JPEG, DICOM or .npy, searched recursively)")
+        return files, None, None, ignored, str(src)
+    if is_table_file(src):
+        listing = read_table(src, str_columns=[c for c in (path_column, "image_id", "patient_id") if c])
+        column = path_column or _guess_path_column(listing, str(src))
+        require_column(listing, column, source=str(src), option="--path-column")
+        listing = listing.copy()
+        listing["__path__"] = _resolve_listed_paths(listing, column, src.parent)
+        if listing["__path__"].isna().all():
+            raise SeegaanError(f"{src}: the column '{column}' lists no image paths")
+        return [p for p in listing["__path__"] if p is not None], listing, column, 0, str(src)
+    return [src], None, None, 0, str(src)
+
+
+def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling = "minmax",
+                 view: Sequence[str] | str | None = None, id_column: str = "image_id",
+                 path_column: str | None = None, patient_column: str = "patient_id",
+                 split: Sequence[float] = (0.8, 0.1, 0.1), stratify: str | None = None,
+                 seed: int | np.random.Generator | None = 0, window: tuple[float, float] | None = None,
+                 percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+                 keep_unmatched: bool = False) -> ImageSet:
+    """Find radiographs, join them with a clinical table and make patient-level splits.
+
+    Parameters
+    ----------
+    images : path-like or list of paths
+        A folder (searched recursively for PNG, JPEG, DICOM and ``.npy``), a CSV/Parquet table listing
+        image paths (column ``path_column``, relative paths taken from the table's folder; the listing
+        is the clinical table when ``table`` is None), or a list of files.
+    table : path-like or pandas.DataFrame, optional
+        Clinical table (CSV, TSV or Parquet), joined on the image id (the file name without its image
+        extension) in ``id_column``, or on the file path in ``path_column``.
+    size : int or None
+        Side of the square images (bicubic resize); None keeps the stored size, which must then be the
+        same for all images (others are skipped).
+    scaling : {"minmax", "percentile"}
+        Per-image scaling to [-1, 1].
+    view : str or list of str, optional
+        Keep only these views (e.g. ``["PA", "AP"]``), from the table's ``view`` column or the DICOM
+        ViewPosition; images without a view are then excluded (and counted).
+    id_column, path_column, patient_column : str
+        Names of the table's image-id, path and patient columns. Without a patient column every image
+        is its own patient.
+    split : (train, val, test)
+        Patient fractions; ignored when the table has a ``split`` column (that one is kept).
+    stratify : str, optional
+        Column to stratify the split on (numeric columns with many values in quintiles).
+    seed : int, Generator or None
+        Seed of the split.
+    window : (center, width), optional
+        Intensity window (see :func:`read_image`).
+    percentiles : (low, high)
+        For ``scaling="percentile"``.
+    keep_unmatched : bool
+        Keep images that have no table row (clinical values missing) instead of excluding them.
+
+    Returns
+    -------
+    ImageSet
+        Nothing is decoded yet; see :meth:`ImageSet.batches` and :meth:`ImageSet.report`.
+    """
+    if size is not None and (int(size) != size or size < 4):
+        raise SeegaanError(f"size must be an integer >= 4 or None; got {size!r}")
+    if scaling not in ("minmax", "percentile"):
+        raise SeegaanError(f"scaling must be 'minmax' or 'percentile'; got {scaling!r}")
+    fractions = check_fractions(split)
+    files, listing, listed_column, ignored, source = _images_and_listing(images, path_column)
+    counts: dict = {"files": len(files), "ignored_files": ignored}
+    skipped: list[tuple[str, str]] = []
+
+    # 1. look at every file (headers only)
+    probes: list[_Probe] = []
+    for path in files:
+        probe = _probe(path) if path.exists() else _Probe(path, image_id_from_path(path),
+                                                          error=f"{path}: no such file")
+        if probe.error:
+            skipped.append((str(path), probe.error))
+        else:
+            probes.append(probe)
+    counts["probe_failures"] = len(skipped)
+    counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(
+        Counter(p.path.suffix.lower().lstrip(".") or "dicom" for p in probes).items()))
+
+    # 2. duplicate ids among files
+    first: dict[str, _Probe] = {}
+    dup_files = 0
+    for probe in probes:
+        if probe.image_id in first:
+            dup_files += 1
+            skipped.append((str(probe.path), f"duplicate image id '{probe.image_id}' (also "
+                                             f"{first[probe.image_id].path}); first file kept"))
+        else:
+            first[probe.image_id] = probe
+    counts["duplicate_files"] = dup_files
+    probes = list(first.values())
+    if not probes:
+        raise SeegaanError(f"{source}: none of the {len(files)} image files could be read (first problem: "
+                           f"{skipped[0][1] if skipped else 'none'})")
+
+    # 3. the clinical table
+    if table is None and listing is not None:
+        clinical, join_path = listing, listed_column
+    elif table is not None:
+        if isinstance(table, pd.DataFrame):
+            clinical = table.copy()
+            clinical.columns = [str(c) for c in clinical.columns]
+            table_src = "table"
+        else:
+            clinical = read_table(table, str_columns=[id_column, patient_column])
+            table_src = str(table)
+        if path_column is not None and listing is None:
+            require_column(clinical, path_column, source=table_src, option="--path-column")
+            base = Path(table).parent if not isinstance(table, pd.DataFrame) else Path(".")
+            clinical["__path__"] = _resolve_listed_paths(clinical, path_column, base)
+            join_path = path_column
+        else:
+            require_column(clinical, id_column, source=table_src, option="--id-column")
+            join_path = None
+    else:
+        clinical, join_path = None, None
+
+    base_rows = pd.DataFrame({"image_id": [p.image_id for p in probes]})
+    if clinical is not None:
+        clinical = clinical.reset_index(drop=True)
+        counts["table_rows"] = len(clinical)
+        if join_path is not None:
+            key = clinical["__path__"].map(lambda p: None if p is None else os.path.normpath(str(p)))
+            probe_key = [os.path.normpath(str(p.path)) for p in probes]
+        else:
+            key = clinical[id_column].map(lambda v: None if pd.isna(v) else str(v).strip())
+            probe_key = [p.image_id for p in probes]
+        dup = key.duplicated(keep="first") & key.notna()
+        counts["duplicate_rows"] = int(dup.sum())
+        clinical = clinical.loc[~dup & key.notna()].copy()
+        clinical["__key__"] = key[clinical.index]
+        drop_cols = ["__path__"] + ([join_path] if join_path else [])
+        if join_path is None:
+            drop_cols.append(id_column)
+        clinical = clinical.drop(columns=[c for c in drop_cols if c in clinical.columns])
+        clinical = clinical.set_index("__key__")
+        matched = [k in clinical.index for k in probe_key]
+        counts["images_without_row"] = int(len(probes) - sum(matched))
+        counts["rows_without_image"] = int(len(clinical) - len(set(probe_key) & set(clinical.index)))
+        counts["keep_unmatched"] = bool(keep_unmatched)
+        if not keep_unmatched:
+            for probe, ok in zip(probes, matched):
+                if not ok:
+                    skipped.append((str(probe.path), "no row in the clinical table"))
+            probes = [p for p, ok in zip(probes, matched) if ok]
+            probe_key = [k for k, ok in zip(probe_key, matched) if ok]
+            if not probes:
+                raise SeegaanError(f"no image matches a row of the clinical table (join on "
+                                   f"{'path' if join_path else id_column!r}); check --id-column")
+        rows = clinical.reindex(probe_key).reset_index(drop=True)
+        if "image_id" in rows.columns:  # a table joined by path may carry its own ids: keep them
+            ids = rows["image_id"].where(rows["image_id"].notna(), pd.Series([p.image_id for p in probes]))
+            rows = rows.drop(columns=["image_id"])
+        else:
+            ids = pd.Series([p.image_id for p in probes])
+        base_rows = pd.concat([pd.DataFrame({"image_id": ids.astype(str)}), rows], axis=1)
+
+    # 4. DICOM view and whitelisted header
+    headers = {p.image_id: p.header for p in probes if p.header}
+    if headers and "view" not in base_rows.columns:
+        base_rows["view"] = [headers.get(p.image_id, {}).get("ViewPosition") for p in probes]
+        base_rows["view"] = base_rows["view"].map(lambda v: v if v else np.nan)
+    paths = [p.path for p in probes]
+
+    # 5. view filter
+    if view is not None:
+        wanted = [view] if isinstance(view, str) else list(view)
+        wanted = [str(v).strip().upper() for v in wanted if str(v).strip()]
+        if "view" not in base_rows.columns:
+            raise SeegaanError("a view filter needs a 'view' column in the table or DICOM files with "
+                               "ViewPosition; none was found")
+        have = base_rows["view"].map(lambda v: "" if pd.isna(v) else str(v).strip().upper())
+        keep = have.isin(wanted).to_numpy()
+        counts["view_filter"] = "/".join(wanted)
+        counts["view_excluded"] = int((~keep).sum())
+        counts["view_missing"] = int((have == "").sum())
+        base_rows = base_rows.loc[keep].reset_index(drop=True)
+        paths = [p for p, k in zip(paths, keep) if k]
+        if not len(base_rows):
+            raise SeegaanError(f"no image has a view in {wanted}; views present: "
+                               f"{sorted(set(have) - {''})[:10]}")
+
+    # 6. sizes when not resizing
+    native_shape = None
+    if size is None:
+        shapes = [probe.shape for probe in probes if probe.path in set(paths)]
+        common = Counter(s for s in shapes if s is not None).most_common(1)
+        native_shape = common[0][0] if common else None
+        keep = []
+        shape_of = {p.path: p.shape for p in probes}
+        for path in paths:
+            s = shape_of[path]
+            ok = native_shape is None or s is None or s == native_shape
+            if not ok:
+                skipped.append((str(path), f"image is {s[0]}x{s[1]} but most are "
+                                           f"{native_shape[0]}x{native_shape[1]}; pass size=... to resize"))
+            keep.append(ok)
+        counts["size_mismatch"] = int(len(keep) - sum(keep))
+        base_rows = base_rows.loc[keep].reset_index(drop=True)
+        paths = [p for p, k in zip(paths, keep) if k]
+
+    # 7. patients and splits
+    out = base_rows.copy()
+    if patient_column in out.columns:
+        pid = out.pop(patient_column).map(lambda v: "" if pd.isna(v) else str(v).strip())
+        pid = pid.where(pid != "", out["image_id"])
+    else:
+        pid = out["image_id"].copy()
+    if stratify is not None:
+        require_column(out, stratify, source="the clinical table", option="--stratify")
+    if "split" in out.columns:
+        split_col = check_split_column(out.pop("split"), source="the clinical table")
+        missing = split_col == ""
+        if missing.any():
+            fill = patient_splits(pid[missing], split=fractions,
+                                  stratify=None if stratify is None else out.loc[missing, stratify],
+                                  seed=seed)
+            split_col = split_col.copy()
+            split_col[missing] = fill
+            split_source = "split column of the table, missing values drawn with the seed"
+        else:
+            split_source = "split column of the table"
+    else:
+        split_col = pd.Series(patient_splits(pid, split=fractions,
+                                             stratify=None if stratify is None else out[stratify],
+                                             seed=seed))
+        split_source = f"drawn by patient, fractions {fractions}, seed {seed if isinstance(seed, int) else 'rng'}" \
+                       + (f", stratified on {stratify}" if stratify else "")
+    reserved = ["image_id", "patient_id", "split"]
+    front = pd.DataFrame({"image_id": out["image_id"].astype(str).to_numpy(),
+                          "patient_id": pid.astype(str).to_numpy(),
+                          "split": split_col.astype(str).to_numpy()})
+    rest = out.drop(columns=[c for c in out.columns if c in reserved]).reset_index(drop=True)
+    final = pd.concat([front, rest], axis=1)
+    attrs = {"source": source, "size": 0 if size is None else int(size), "scaling": scaling,
+             "split_fractions": list(fractions), "split_seed": seed if isinstance(seed, int) else None,
+             "split_source": split_source, "stratify": stratify or "", "view_filter": counts.get(
+                 "view_filter", ""), "window": list(window) if window else None,
+             "native_shape": native_shape}
+    return ImageSet(table=final, paths=paths, size=None if size is None else int(size), scaling=scaling,
+                    window=window, percentiles=tuple(percentiles), skipped=skipped, counts=counts,
+                    headers=headers, attrs=attrs)

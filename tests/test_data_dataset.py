@@ -1,0 +1,189 @@
+"""load_dataset / ImageSet on the real radiographs and on small synthetic folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from seegaan import SeegaanError
+from seegaan.data import load_dataset, patient_splits
+
+CXR = Path(os.environ.get("SEEGAAN_CXR_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/cxr"))
+needs_cxr = pytest.mark.skipif(not (CXR / "metadata.csv").exists(), reason="real radiographs not present")
+
+
+@pytest.fixture(scope="module")
+def cxr_subset(tmp_path_factory):
+    """Links to 120 real radiographs (never copies into the repository) and their metadata rows."""
+    meta = pd.read_csv(CXR / "metadata.csv", dtype={"image_id": str, "patient_id": str})
+    # patients with two images, plus single-image patients, from several sources
+    multi = meta[meta.patient_id.duplicated(keep=False)].head(40)
+    rest = meta[~meta.patient_id.isin(multi.patient_id)].groupby("source").head(14)
+    sub = pd.concat([multi, rest]).head(120)
+    folder = tmp_path_factory.mktemp("cxr") / "images"
+    folder.mkdir()
+    for image_id in sub.image_id:
+        os.symlink(CXR / "images" / f"{image_id}.png", folder / f"{image_id}.png")
+    return folder, sub.reset_index(drop=True), meta
+
+
+@needs_cxr
+def test_real_cxr_join_split_and_batches(cxr_subset):
+    folder, sub, meta = cxr_subset
+    data = load_dataset(folder, CXR / "metadata.csv", size=64, seed=3)
+    assert len(data) == len(sub)
+    assert list(data.table.columns[:3]) == ["image_id", "patient_id", "split"]
+    assert {"sex", "age", "view", "source"} <= set(data.table.columns)
+    assert data.counts["rows_without_image"] == len(meta) - len(sub)
+    assert data.counts["images_without_row"] == 0
+    # one split per patient, all three splits used, roughly 80/10/10 of patients
+    assert data.table.groupby("patient_id")["split"].nunique().max() == 1
+    per_split = data.table.groupby("split")["patient_id"].nunique()
+    assert per_split["train"] > per_split["val"] > 0 and per_split["test"] > 0
+    merged = data.table.merge(sub[["image_id", "age", "sex"]], on="image_id", suffixes=("", "_ref"))
+    pd.testing.assert_series_equal(merged["age"], merged["age_ref"], check_names=False)
+    ids, x = next(data.batches(50))
+    assert x.shape == (50, 1, 64, 64) and x.dtype == np.float32
+    assert x.min() == -1.0 and x.max() == 1.0 and ids == data.image_ids[:50]
+    np.testing.assert_array_equal(data.array([0, 1]), x[:2])
+    report = data.report()
+    assert f"table rows without an image: {len(meta) - len(sub)}" in report
+
+
+@needs_cxr
+def test_view_filter_and_subset(cxr_subset):
+    folder, sub, _ = cxr_subset
+    data = load_dataset(folder, CXR / "metadata.csv", size=32, view=["pa", "AP"])
+    expected = sub.view.isin(["PA", "AP"]).sum()
+    assert len(data) == expected
+    assert data.counts["view_excluded"] == len(sub) - expected
+    assert data.counts["view_missing"] == sub.view.isna().sum()
+    parts = [data.subset(s) for s in ("train", "val", "test")]
+    assert sum(len(p) for p in parts) == len(data)
+    assert set(parts[1].table["split"]) == {"val"}
+    with pytest.raises(SeegaanError, match="unknown split"):
+        data.subset("validation")
+
+
+@needs_cxr
+def test_splits_are_seeded(cxr_subset):
+    folder, _, _ = cxr_subset
+    a = load_dataset(folder, CXR / "metadata.csv", size=32, seed=1).table["split"]
+    b = load_dataset(folder, CXR / "metadata.csv", size=32, seed=1).table["split"]
+    c = load_dataset(folder, CXR / "metadata.csv", size=32, seed=2).table["split"]
+    pd.testing.assert_series_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_patient_splits_stratified():
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"p{i}" for i in range(400)], 2)
+    label = np.repeat(rng.random(400) < 0.3, 2)
+    s = patient_splits(patients, split=(0.6, 0.2, 0.2), stratify=label, seed=5)
+    frame = pd.DataFrame({"p": patients, "s": s, "y": label})
+    assert frame.groupby("p")["s"].nunique().max() == 1
+    share = frame.groupby("s")["y"].mean()
+    assert (share - label.mean()).abs().max() < 0.02
+    counts = frame.drop_duplicates("p")["s"].value_counts()
+    assert counts["train"] == pytest.approx(240, abs=2) and counts["val"] == pytest.approx(80, abs=2)
+    with pytest.raises(SeegaanError, match="split"):
+        patient_splits(patients, split=(0.5, 0.2, 0.2))
+
+
+def _folder(tmp_path, n=6, size=(24, 24)):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        where = folder / "sub" if i % 2 else folder
+        Image.fromarray((rng.random(size) * 255).astype(np.uint8)).save(where / f"im{i}.png")
+    return folder
+
+
+def test_duplicates_and_unmatched_are_counted(tmp_path):
+    folder = _folder(tmp_path)
+    np.save(folder / "sub" / "im0.npy", np.random.default_rng(1).random((24, 24)))  # same id as im0.png
+    table = pd.DataFrame({"image_id": ["im0", "im1", "im1", "im2", "im3", "ghost"],
+                          "patient_id": ["a", "a", "a", "b", None, "c"], "age": [50, 60, 61, 70, 80, 90]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(folder, tmp_path / "t.csv", size=16, seed=0)
+    assert data.counts["duplicate_files"] == 1
+    assert data.counts["duplicate_rows"] == 1
+    assert data.counts["images_without_row"] == 2  # im4, im5
+    assert data.counts["rows_without_image"] == 1  # ghost
+    assert list(data.table["image_id"]) == ["im0", "im2", "im1", "im3"]  # folder order (sorted paths)
+    assert data.table.set_index("image_id").loc["im1", "age"] == 60  # first duplicate row kept
+    assert data.table.set_index("image_id").loc["im3", "patient_id"] == "im3"  # missing patient -> image
+    assert len(data.skipped) == 3
+    report = data.report()
+    assert "duplicate image ids among files (first kept, rest skipped): 1" in report
+    assert "images without a table row (excluded): 2" in report
+    kept = load_dataset(folder, tmp_path / "t.csv", size=16, keep_unmatched=True)
+    assert len(kept) == 6 and kept.table["age"].isna().sum() == 2
+
+
+def test_table_listing_paths_and_parquet(tmp_path):
+    folder = _folder(tmp_path, n=4)
+    listing = pd.DataFrame({"path": ["imgs/im0.png", "imgs/sub/im1.png", "imgs/im2.png", "imgs/sub/im3.png"],
+                            "sex": ["F", "M", "F", "M"], "split": ["train", "train", "val", "test"]})
+    listing.to_parquet(tmp_path / "list.parquet")
+    data = load_dataset(tmp_path / "list.parquet", size=16)
+    assert list(data.table["image_id"]) == ["im0", "im1", "im2", "im3"]
+    assert list(data.table["split"]) == ["train", "train", "val", "test"]  # existing split kept
+    assert list(data.table["sex"]) == ["F", "M", "F", "M"]
+    assert data.attrs["split_source"] == "split column of the table"
+
+
+def test_batches_skip_bad_files_and_write_the_list(tmp_path):
+    folder = _folder(tmp_path, n=5)
+    good = (folder / "im2.png").read_bytes()
+    (folder / "im2.png").write_bytes(good[:60])  # header intact, pixels truncated
+    Image.fromarray(np.full((24, 24), 9, np.uint8)).save(folder / "im4.png")  # constant
+    data = load_dataset(folder, size=16)
+    seen = []
+    for ids, x in data.batches(2):
+        seen += ids
+        assert x.shape[1:] == (1, 16, 16)
+    assert sorted(seen) == ["im0", "im1", "im3"]
+    assert data.counts["read_failures"] == 2
+    out = data.write_skipped(tmp_path / "out.skipped.csv")
+    text = out.read_text()
+    assert "im2.png" in text and "im4.png" in text and "constant" in text
+    with pytest.raises(SeegaanError, match="already exists"):
+        data.write_skipped(tmp_path / "out.skipped.csv")
+
+
+def test_mixed_sizes_without_resize(tmp_path):
+    folder = _folder(tmp_path, n=4)
+    Image.fromarray(np.arange(30 * 20, dtype=np.uint16).reshape(30, 20).astype(np.uint8)).save(folder / "odd.png")
+    data = load_dataset(folder, size=None)
+    assert len(data) == 4 and data.counts["size_mismatch"] == 1
+    assert data.array().shape == (4, 1, 24, 24)
+    assert any("odd.png" in p and "24x24" in r for p, r in data.skipped)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SeegaanError, match="no images found"):
+        load_dataset(tmp_path / "empty")
+    folder = _folder(tmp_path, n=2)
+    pd.DataFrame({"id": ["im0"], "age": [3]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(SeegaanError, match=r"t\.csv has no column 'image_id'.*--id-column"):
+        load_dataset(folder, tmp_path / "t.csv")
+    assert len(load_dataset(folder, tmp_path / "t.csv", id_column="id", size=8)) == 1
+    with pytest.raises(SeegaanError, match="no such folder"):
+        load_dataset(tmp_path / "nope")
+    with pytest.raises(SeegaanError, match="view"):
+        load_dataset(folder, view=["PA"])
+    with pytest.raises(SeegaanError, match="split"):
+        load_dataset(folder, split=(0.9, 0.2, 0.1))
+    pd.DataFrame({"image_id": ["im0", "im1"], "split": ["train", "holdout"]}).to_csv(tmp_path / "s.csv",
+                                                                                    index=False)
+    with pytest.raises(SeegaanError, match="holdout"):
+        load_dataset(folder, tmp_path / "s.csv")
