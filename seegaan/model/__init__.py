@@ -1,0 +1,47 @@
+"""The style-based adversarial autoencoder (PyTorch): networks, training, checkpoints, encode/decode.
+
+Names resolve lazily so that ``import seegaan.model`` costs nothing until a function is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ModelConfig": "seegaan.model.config",
+    "small_config": "seegaan.model.config",
+    "build_networks": "seegaan.model.networks",
+    "parameter_counts": "seegaan.model.networks",
+    "Networks": "seegaan.model.networks",
+    "MappingNetwork": "seegaan.model.networks",
+    "Generator": "seegaan.model.networks",
+    "Encoder": "seegaan.model.networks",
+    "Discriminator": "seegaan.model.networks",
+    "load_decoder": "seegaan.model.inference",
+    "load_encoder": "seegaan.model.inference",
+    "load_mapping": "seegaan.model.inference",
+    "CheckpointDecoder": "seegaan.model.inference",
+    "CheckpointEncoder": "seegaan.model.inference",
+    "read_checkpoint": "seegaan.model.checkpoint",
+    "checkpoint_identity": "seegaan.model.checkpoint",
+    "train": "seegaan.model.train",
+    "TrainConfig": "seegaan.model.train",
+    "encode_images": "seegaan.model.tasks",
+    "reconstruct_images": "seegaan.model.tasks",
+    "sample_images": "seegaan.model.tasks",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'seegaan.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,210 @@
+"""Building blocks: one class per idea (equalised learning rate, modulated conv, noise, ...).
+
+Equalised learning rate (Karras et al.): parameters are stored as N(0, 1/lr_mul) draws and scaled at run
+time by ``gain * lr_mul / sqrt(fan_in)``; biases are stored divided by ``lr_mul``. The reference uses
+gain 1.2 everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NoiseMode = Literal["const", "random", "none"]
+NOISE_MODES = ("const", "random", "none")
+
+
+class EqualizedLinear(nn.Module):
+    """Dense layer with equalised learning rate."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, gain: float = 1.2, activation: bool = False, slope: float = 0.2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None
+        self.scale = gain * lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
+        self.activation = activation
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        x = F.linear(x, self.weight * self.scale, bias)
+        return F.leaky_relu(x, self.slope) if self.activation else x
+
+
+class EqualizedConv2d(nn.Module):
+    """Plain convolution ('same' padding) with equalised learning rate."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True,
+                 gain: float = 1.2, activation: bool = False, slope: float = 0.2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.padding = kernel_size // 2
+        self.activation = activation
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return F.leaky_relu(x, self.slope) if self.activation else x
+
+
+class ConstantInput(nn.Module):
+    """The 4x4 start of the generator: a bias-free dense layer applied to the scalar 1."""
+
+    def __init__(self, channels: int, size: int = 4, *, gain: float = 1.2):
+        super().__init__()
+        self.dense = EqualizedLinear(1, channels * size * size, bias=False, gain=gain)
+        self.shape = (channels, size, size)
+
+    def forward(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        one = torch.ones(1, 1, device=like.device, dtype=like.dtype)
+        return self.dense(one).view(1, *self.shape).expand(batch, *self.shape)
+
+
+class ModulatedConv2d(nn.Module):
+    """Style-modulated convolution without bias; demodulated (eps 1e-8) unless ``demodulate=False``.
+
+    The style is an affine map of w with bias initialised to 1. The convolution runs as one grouped
+    convolution over the batch (each sample its own weights).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, latent_size: int, *,
+                 demodulate: bool = True, gain: float = 1.2, style_bias_init: float = 1.0,
+                 eps: float = 1e-8):
+        super().__init__()
+        self.affine = EqualizedLinear(latent_size, in_channels, bias_init=style_bias_init, gain=gain)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.demodulate = demodulate
+        self.eps = eps
+        self.padding = kernel_size // 2
+
+    def modulated_weight(self, w: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights (B, out, in, k, k): the definition the fast path must equal."""
+        style = self.affine(w)  # (B, in)
+        weight = self.weight[None] * self.scale * style[:, None, :, None, None]
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + self.eps)
+        return weight
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Modulate the input, convolve with the shared weight, demodulate the output.
+
+        Equal to convolving each sample with :meth:`modulated_weight` (conv is linear per input channel
+        and per output channel), but one ordinary batched convolution: faster on CPUs and every sample's
+        result does not depend on the others in the batch.
+        """
+        style = self.affine(w)  # (B, in)
+        weight = self.weight * self.scale
+        x = x * style.to(x.dtype)[:, :, None, None]
+        x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:
+            # sum over (in, k, k) of (W * s)^2 = (s^2) @ sum_k W^2
+            wsq = weight.square().sum(dim=(2, 3))  # (out, in)
+            dcoef = torch.rsqrt(style.square() @ wsq.t() + self.eps)  # (B, out)
+            x = x * dcoef.to(x.dtype)[:, :, None, None]
+        return x
+
+
+class NoiseInjection(nn.Module):
+    """Per-pixel noise times one learned scalar strength (initialised to 0).
+
+    ``noise_mode="const"`` adds a fixed map (a buffer drawn once from the config's ``noise_seed``, saved
+    with the weights), the same for every sample and call; ``"random"`` draws fresh noise per sample;
+    ``"none"`` adds nothing.
+    """
+
+    def __init__(self, resolution: int, *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(()))
+        self.register_buffer("const_noise", torch.randn(1, 1, resolution, resolution, generator=generator))
+
+    def forward(self, x: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+        if noise_mode == "none":
+            return x
+        if noise_mode == "const":
+            noise = self.const_noise.to(x.dtype)
+        else:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        return x + noise * self.strength.to(x.dtype)
+
+
+class StyleLayer(nn.Module):
+    """Modulated 3x3 conv -> + noise -> + bias -> LeakyReLU(0.2) (no activation gain)."""
+
+    def __init__(self, in_channels: int, out_channels: int, latent_size: int, resolution: int, *,
+                 gain: float = 1.2, style_bias_init: float = 1.0, eps: float = 1e-8, slope: float = 0.2,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, latent_size, gain=gain,
+                                    style_bias_init=style_bias_init, eps=eps)
+        self.noise = NoiseInjection(resolution, generator=generator)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+        x = self.noise(self.conv(x, w), noise_mode)
+        return F.leaky_relu(x + self.bias.to(x.dtype)[None, :, None, None], self.slope)
+
+
+class ToGray(nn.Module):
+    """ToRGB of a one-channel image: 1x1 modulated conv without demodulation, plus bias."""
+
+    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, gain: float = 1.2,
+                 style_bias_init: float = 1.0):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 1, latent_size, demodulate=False,
+                                    gain=gain, style_bias_init=style_bias_init)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias.to(x.dtype)[None, :, None, None]
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear x2 upsampling (align_corners False), of features and of the skip image."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class ResidualBlock(nn.Module):
+    """Encoder/discriminator block: (two 3x3 convs + LeakyReLU, 2x2 avg-pool) + (1x1 bias-free skip,
+    2x2 avg-pool), summed and divided by sqrt(2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, gain: float = 1.2, slope: float = 0.2):
+        super().__init__()
+        self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, gain=gain)
+        self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, gain=gain, activation=True, slope=slope)
+        self.conv2 = EqualizedConv2d(out_channels, out_channels, 3, gain=gain, activation=True, slope=slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = F.avg_pool2d(self.skip(x), 2)
+        x = F.avg_pool2d(self.conv2(self.conv1(x)), 2)
+        return (x + skip) * (1 / math.sqrt(2))
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean over features and pixels of the across-batch standard deviation as one channel.
+
+    ``group_size=0`` uses one group holding the whole batch (the reference)."""
+
+    def __init__(self, group_size: int = 0):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        group = batch if self.group_size <= 0 else min(self.group_size, batch)
+        if batch % group:
+            group = batch
+        y = x.reshape(group, -1, channels, height, width).float()
+        y = (y - y.mean(dim=0)).square().mean(dim=0)
+        y = torch.sqrt(y + 1e-8).mean(dim=(1, 2, 3))  # (batch/group,)
+        y = y.reshape(-1, 1, 1, 1).repeat(group, 1, height, width).to(x.dtype)
+        return torch.cat([x, y], dim=1)
