@@ -1,6 +1,6 @@
 """Multiple-testing corrections that keep the shape of the p-value array.
 
-Permutation-based family-wise control (Westfall–Young max-T) lives in :mod:`seegaan.sequence` because
+Permutation-based family-wise control (Westfall–Young max-T) lives in :mod:`seegaan.sequences` because
 it needs the null distribution; the methods here act on p-values alone (statsmodels, wrapped so any
 shape goes in and the same shape comes out).
 """

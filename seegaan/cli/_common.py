@@ -51,3 +51,40 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
             progress.advance(task, n)
 
         yield advance
+
+
+def _click():
+    """The click module typer uses (typer >= 0.25 vendors it as ``typer._click``)."""
+    import typer.core as core
+
+    return getattr(core, "_click", None) or __import__("click")
+
+
+from typer.core import TyperGroup  # noqa: E402
+
+
+class OneLineErrors(TyperGroup):
+    """A typer group whose usage errors (bad option, missing value, invalid choice) are one stderr line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        click = _click()
+        exc_mod = click.exceptions
+        try:
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except exc_mod.NoArgsIsHelpError as exc:
+            typer.echo(exc.format_message(), err=True)
+            rv = exc.exit_code
+        except exc_mod.ClickException as exc:
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                hint = f" (see '{ctx.command_path} --help')"
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            rv = exc.exit_code
+        except exc_mod.Abort:
+            typer.echo("error: aborted; no output was written", err=True)
+            rv = 1
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from seegaan._version import __version__
+from seegaan.cli._common import OneLineErrors
 
-app = typer.Typer(name="seegaan", add_completion=False, no_args_is_help=True,
+app = typer.Typer(name="seegaan", add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="SEE-GAAN model side: train the autoencoder, encode cohorts, decode, make phantoms.")
 
 

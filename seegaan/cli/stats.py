@@ -11,9 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from seegaan._version import __version__
-from seegaan.cli._common import fail, progress_bar, user_errors
+from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors
 
-app = typer.Typer(name="seegaan-stats", add_completion=False, no_args_is_help=True,
+app = typer.Typer(name="seegaan-stats", add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="SEE-GAAN statistics: latent cohorts, trajectories and permutation-tested sequences.")
 
 
@@ -118,8 +118,8 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
     from seegaan._errors import SeegaanError
     from seegaan._io import atomic_path, check_output_path
     from seegaan.cohort import open_cohort
-    from seegaan.interpolate import interpolate as fit
-    from seegaan.sequence import SeegaanWarning, sequence
+    from seegaan.interpolation import interpolate as fit
+    from seegaan.sequences import SeegaanWarning, sequence
 
     if perm < 0:
         raise SeegaanError(f"--perm must be 0 or more (got {perm})")

@@ -28,7 +28,7 @@ from seegaan._version import __version__
 from seegaan.cohort import cohort_hash
 from seegaan.correction import ALL_CORRECTIONS, correct_pvalues, feasibility_warning
 from seegaan.decoder import load_decoder
-from seegaan.interpolate import InterpolationResult
+from seegaan.interpolation import InterpolationResult
 from seegaan.permutation import draw_permutations
 
 Alternative = Literal["two-sided", "greater", "less"]

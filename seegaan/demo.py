@@ -1,0 +1,33 @@
+"""The bundled demo: a small model trained on a phantom cohort and that cohort's latents.
+
+Both files live in ``seegaan/demo/`` inside the installed package. They are produced by
+``analyses/make_demo.py``; when they are absent these functions say so instead of guessing.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from seegaan._errors import SeegaanError
+
+COHORT_NAME = "phantom_cohort.nc"
+MODEL_NAME = "phantom_model.pt"
+
+
+def _demo_file(name: str) -> Path:
+    path = Path(str(resources.files("seegaan") / "demo" / name))
+    if not path.is_file():
+        raise SeegaanError(f"the bundled demo file {name} is not installed with this copy of seegaan; "
+                           "pass --cohort and --decoder (or build it with analyses/make_demo.py)")
+    return path
+
+
+def cohort_path() -> Path:
+    """Path of the bundled demo latent cohort (netCDF)."""
+    return _demo_file(COHORT_NAME)
+
+
+def decoder_path() -> Path:
+    """Path of the bundled demo checkpoint (usable as a decoder)."""
+    return _demo_file(MODEL_NAME)

@@ -1,0 +1,172 @@
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import seegaan
+from seegaan.permutation import choose_scheme, draw_permutations
+from seegaan.sequences import SeegaanWarning
+
+from ._decoders import linear8, make_linear
+from .conftest import make_cohort
+
+
+def _small_cohort(n_pat, per_patient, D, seed, patient_level=True):
+    rng = np.random.default_rng(seed)
+    sizes = [per_patient[i % len(per_patient)] for i in range(n_pat)]
+    pid = np.concatenate([[f"p{i}"] * s for i, s in enumerate(sizes)])
+    n = pid.size
+    pat_x = rng.normal(size=n_pat)
+    x = np.concatenate([[pat_x[i]] * s for i, s in enumerate(sizes)]) if patient_level else rng.normal(size=n)
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": pid, "x": x,
+                          "g": np.where(np.arange(n) % 2 == 0, "a", "b")})
+    return seegaan.create_cohort(rng.normal(size=(n, D)), table)
+
+
+# ---------------------------------------------------------------------------------------------
+# the plans
+# ---------------------------------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 3), min_size=2, max_size=9), st.integers(0, 2**16), st.booleans())
+def test_permutations_never_split_a_patient(sizes, seed, patient_level):
+    pid = np.concatenate([[f"p{i}"] * s for i, s in enumerate(sizes)])
+    rng = np.random.default_rng(seed)
+    pat_x = rng.normal(size=len(sizes))
+    feature = np.concatenate([[pat_x[i]] * s for i, s in enumerate(sizes)]) if patient_level else rng.normal(size=pid.size)
+    plan = draw_permutations(pid, 20, feature=feature, seed=seed)
+    for idx in plan.indices:
+        for p in np.unique(pid):
+            members = np.flatnonzero(pid == p)
+            # every image of a patient draws from one and the same patient
+            assert len(set(pid[idx[members]])) == 1
+            if plan.scheme == "whole-block":
+                donor = np.flatnonzero(pid == pid[idx[members]][0])
+                assert np.array_equal(np.sort(idx[members]), donor)
+        if plan.scheme in ("image", "whole-block"):
+            assert np.array_equal(np.sort(idx), np.arange(pid.size))  # a true permutation of images
+
+
+def test_scheme_choice():
+    assert choose_scheme(["a", "b", "c"]) == "image"
+    assert choose_scheme(["a", "a", "b"], [1, 1, 2]) == "patient-label"
+    assert choose_scheme(["a", "a", "b"], [1, 2, 2]) == "whole-block"
+    assert choose_scheme(["a", "a", "b"], [1, 1, 2], covariates=True) == "whole-block"
+
+
+def test_exact_enumeration_counts():
+    plan = draw_permutations([f"p{i}" for i in range(5)], "exact")
+    assert plan.n_perm == 119 and plan.exact
+    assert len({tuple(r) for r in plan.indices}) == 119
+    plan = draw_permutations(["a", "a", "b", "b", "c"], "exact", feature=[0, 0, 1, 1, 2])
+    assert plan.scheme == "patient-label" and plan.n_perm == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# the test statistics
+# ---------------------------------------------------------------------------------------------
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_pat=st.integers(4, 10), per=st.sampled_from([[1], [1, 2], [2], [1, 3, 2]]), B=st.integers(1, 40),
+       seed=st.integers(0, 1000), alternative=st.sampled_from(["two-sided", "greater", "less"]),
+       correction=st.sampled_from(["maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]),
+       method=st.sampled_from(["linear", "class-mean-g"]))
+def test_pvalue_properties(n_pat, per, B, seed, alternative, correction, method):
+    ds = _small_cohort(n_pat, per, 8, seed)
+    feature, meth = ("g", "class-mean") if method == "class-mean-g" else ("x", "linear")
+    interp = seegaan.interpolate(ds, feature=feature, method=meth, steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SeegaanWarning)
+        res = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative,
+                               correction=correction)
+        raw = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative, correction="none")
+    p = res.p_value
+    assert p.min() >= 1 / (B + 1) - 1e-15 and p.max() <= 1
+    assert np.all(p[0] == 1)  # step 0 has no difference
+    assert np.all(res.p_adjusted >= p - 1e-12)  # corrections never lower a p-value
+    assert not np.any(res.significant & ~raw.significant)  # corrected rejections within uncorrected
+    assert not res.significant[0].any()
+    np.testing.assert_array_equal(res.significant_difference != 0, res.significant & (res.difference != 0))
+
+
+def _brute_force_p(ds, feature, decoder, steps, alternative):
+    """Refit the regression for every ordering of the latents and count exceedances."""
+    x = ds[feature].values.astype(float)
+    W = ds["w"].values.astype(float)
+    n = x.size
+    lo, hi = np.percentile(x, [5, 95])
+    G = np.column_stack([np.ones(steps), np.linspace(lo, hi, steps)])
+    X = np.column_stack([np.ones(n), x])
+
+    def diff(Wp):
+        coef = np.linalg.lstsq(X, Wp, rcond=None)[0]
+        img = decoder((G @ coef).astype(np.float32)).astype(float)
+        return img - img[0]
+
+    stat = {"two-sided": np.abs, "greater": lambda v: v, "less": lambda v: -v}[alternative]
+    obs = stat(diff(W))
+    count = np.zeros_like(obs)
+    total = 0
+    for perm in itertools.permutations(range(n)):
+        count += stat(diff(W[list(perm)])) >= obs - 1e-9
+        total += 1
+    return count / total
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater"])
+def test_exact_enumeration_equals_brute_force(alternative):
+    rng = np.random.default_rng(11)
+    n = 6
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "x": rng.normal(size=n)})
+    ds = seegaan.create_cohort(rng.normal(size=(n, 8)), table)
+    interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
+    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative)
+    assert res.attrs["n_perm"] == 719
+    brute = _brute_force_p(ds, "x", linear8, 3, alternative)
+    np.testing.assert_allclose(res.p_value, brute, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(method="linear", feature="age"),
+                                    dict(feature="age", gam_lam="auto"),
+                                    dict(feature="sex"),
+                                    dict(feature="age", method="linear", adjust="bnpp")])
+def test_same_seed_same_bits_across_batch_sizes(kwargs, backend):
+    ds = make_cohort(n=40, seed=3, images_per_patient=2, effect=1.0)
+    interp = seegaan.interpolate(ds, steps=4, **kwargs)
+    runs = [seegaan.sequence(interp, linear8, n_perm=37, seed=123, batch_size=bs, null_cache_mb=cache,
+                             backend=backend)
+            for bs, cache in [(1, 1024), (5, 0), (64, 1024), (7, 0)]]
+    for other in runs[1:]:
+        for name in ("p_value", "p_adjusted", "null_max", "images"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
+    different = seegaan.sequence(interp, linear8, n_perm=37, seed=124)
+    assert not np.array_equal(different.null_max, runs[0].null_max)
+
+
+def test_numba_and_numpy_backends_agree():
+    interp = seegaan.interpolate(make_cohort(n=50, seed=8, effect=1.0), feature="age", steps=4)
+    a = seegaan.sequence(interp, linear8, n_perm=50, seed=5, backend="numba")
+    b = seegaan.sequence(interp, linear8, n_perm=50, seed=5, backend="numpy")
+    for name in ("p_value", "p_adjusted", "null_max"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_too_few_permutations_warn():
+    interp = seegaan.interpolate(make_cohort(n=30), feature="age", steps=3)
+    with pytest.warns(SeegaanWarning, match="nothing can be rejected"):
+        seegaan.sequence(interp, linear8, n_perm=100, correction="bonferroni")
+    with pytest.warns(SeegaanWarning, match="at least"):
+        seegaan.sequence(interp, linear8, n_perm=100, correction="fdr_bh")
+    with pytest.warns(SeegaanWarning, match="nothing can be significant"):
+        seegaan.sequence(interp, linear8, n_perm=10, correction="maxt")
+
+
+def test_decode_only_with_zero_permutations():
+    interp = seegaan.interpolate(make_cohort(n=30), feature="sex", steps=3)
+    res = seegaan.sequence(interp, linear8, n_perm=0)
+    ds = res.to_dataset()
+    assert "p_value" not in ds and ds.attrs["n_perm"] == 0
+    np.testing.assert_allclose(ds["difference"].values, ds["image"].values - ds["image"].values[0])
