@@ -27,3 +27,33 @@ def wrong_shape(w):
 
 def nan_images(w):
     return np.full((len(w), 4, 4), np.nan, np.float32)
+
+
+def planted(w: np.ndarray) -> np.ndarray:
+    """8 latents -> 8x8 images whose top half depends on w[:, 0] only and bottom half on w[:, 1:] only."""
+    w = np.asarray(w, np.float32)
+    rng = np.random.default_rng(99)
+    top = (1.0 + rng.random((4, 8))).astype(np.float32)
+    B = (rng.standard_normal((w.shape[1] - 1, 32)) / np.sqrt(w.shape[1] - 1)).astype(np.float32)
+    out = np.empty((len(w), 8, 8), np.float32)
+    out[:, :4] = np.tanh(0.2 * w[:, :1, None] * top[None])    # mildly nonlinear
+    out[:, 4:] = np.tanh(w[:, 1:] @ B).reshape(len(w), 4, 8)
+    return out
+
+
+class _InterruptAfter:
+    """Decodes like ``linear8`` but raises KeyboardInterrupt on its n-th call (simulated Ctrl-C)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.calls = 0
+
+    def __call__(self, w):
+        self.calls += 1
+        if self.calls >= self.n:
+            self.calls = 0
+            raise KeyboardInterrupt
+        return linear8(w)
+
+
+interrupt_after_5 = _InterruptAfter(5)

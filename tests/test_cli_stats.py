@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from seegaan.cli.stats import app
+from seegaan.cohort import save_cohort
+
+from .conftest import make_cohort
+
+DEC = "tests._decoders:linear8"
+
+
+@pytest.fixture
+def cohort_file(tmp_path):
+    n = 40
+    ds = make_cohort(n=n, effect=1.0, extra={"site": ["a"] * n, "few": [1.0, 2.0] * (n // 2),
+                                             "lab": [np.nan] * 4 + list(np.linspace(1, 9, n - 4)),
+                                             "grade": list("abcd") * (n // 4)})
+    path = tmp_path / "cohort.nc"
+    save_cohort(ds, path)
+    return path
+
+
+def run(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result
+
+
+def one_line_error(result):
+    assert result.exit_code != 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_interpolate_writes_dataset_and_figure(cohort_file, tmp_path):
+    out = tmp_path / "age.nc"
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 50,
+            "--steps", 4, "--seed", 7, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert out.exists() and out.with_suffix(".png").exists()
+    ds = xr.open_dataset(out)
+    for name in ("w", "image", "difference", "p_value", "p_adjusted", "significant", "significant_difference"):
+        assert name in ds
+    assert ds["w"].dims == ("step", "latent") and ds["image"].dims == ("step", "y", "x")
+    assert ds.attrs["seed"] == "7" and ds.attrs["n_perm"] == 50 and ds.attrs["correction"] == "maxt"
+    assert "seegaan-stats" in ds.attrs["command_line"] and ds.attrs["cohort_hash"].startswith("sha256:")
+    assert ds.attrs["smallest_p"] == pytest.approx(1 / 51)
+    assert "significant pixels" in r.stdout
+    ds.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["age.nc", "age.png", "cohort.nc"]  # no temp files
+
+
+def test_missing_values_reported(cohort_file, tmp_path):
+    r = run("interpolate", "--feature", "lab", "--method", "linear", "--cohort", cohort_file, "--decoder", DEC,
+            "--perm", 10, "--correction", "none", "--out", tmp_path / "lab.nc", "--no-plot")
+    assert r.exit_code == 0, r.output
+    assert "4 image(s) without lab" in r.stderr
+    assert xr.open_dataset(tmp_path / "lab.nc").attrs["n_missing"] == 4
+
+
+def test_same_seed_same_file_contents(cohort_file, tmp_path):
+    args = ["interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 30,
+            "--no-plot", "--steps", 3]
+    run(*args, "--out", tmp_path / "a.nc", "--batch-size", 4)
+    run(*args, "--out", tmp_path / "b.nc", "--batch-size", 30)
+    a, b = xr.open_dataset(tmp_path / "a.nc"), xr.open_dataset(tmp_path / "b.nc")
+    for name in ("p_value", "p_adjusted", "significant", "image"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--feature", "nope"], "available features"),
+    (["--feature", "site"], "fewer than two groups"),
+    (["--feature", "sex", "--levels", "F,Q"], "level 'Q'"),
+    (["--feature", "grade"], "--levels"),
+    (["--feature", "few", "--method", "gam"], "--method linear"),
+    (["--feature", "age", "--steps", "1"], "at least 2"),
+    (["--feature", "age", "--perm", "-5"], "--perm"),
+    (["--feature", "age", "--correction", "bogus"], "--correction"),
+    (["--feature", "age", "--method", "spline"], "--method"),
+    (["--feature", "age", "--gam-lam", "big"], "--gam-lam"),
+    (["--feature", "age", "--alpha", "2"], "alpha"),
+])
+def test_bad_options_one_line_and_no_output(cohort_file, tmp_path, args, message):
+    out = tmp_path / "o.nc"
+    r = run("interpolate", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5, "--out", out, *args)
+    line = one_line_error(r)
+    assert message in line
+    assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_bad_cohort_files(tmp_path):
+    out = tmp_path / "o.nc"
+    line = one_line_error(run("interpolate", "--feature", "age", "--cohort", tmp_path / "none.nc",
+                              "--decoder", DEC, "--out", out))
+    assert "does not exist" in line
+    corrupt = tmp_path / "corrupt.nc"
+    corrupt.write_bytes(b"\x89HDF\r\n garbage")
+    assert "not a readable" in one_line_error(run("interpolate", "--feature", "age", "--cohort", corrupt,
+                                                  "--decoder", DEC, "--out", out))
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"v": ("x", np.arange(3.0))}).to_netcdf(foreign)
+    assert "not a latent cohort" in one_line_error(run("interpolate", "--feature", "age", "--cohort", foreign,
+                                                       "--decoder", DEC, "--out", out))
+    ds = make_cohort(n=10)
+    ds["w"].values[2, 1] = np.inf
+    bad = tmp_path / "inf.nc"
+    ds.to_netcdf(bad)
+    assert "NaN or inf" in one_line_error(run("interpolate", "--feature", "age", "--cohort", bad,
+                                              "--decoder", DEC, "--out", out))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("decoder, message", [
+    ("no_such_module_xyz:decode", "cannot import"),
+    ("tests._decoders:missing", "no attribute"),
+    ("tests._decoders:wrong_shape", "returned shape"),
+    ("tests._decoders:nan_images", "NaN or inf"),
+    ("tests._decoders:linear16", "failed on latents"),
+    ("/no/such/checkpoint.pt", "does not exist"),
+])
+def test_bad_decoders(cohort_file, tmp_path, decoder, message):
+    out = tmp_path / "o.nc"
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", decoder, "--perm", 5,
+            "--out", out)
+    assert message in one_line_error(r)
+    assert not out.exists()
+
+
+def test_existing_output_left_untouched(cohort_file, tmp_path):
+    out = tmp_path / "o.nc"
+    out.write_text("precious")
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5,
+            "--out", out)
+    assert "--overwrite" in one_line_error(r)
+    assert out.read_text() == "precious"
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5,
+            "--out", out, "--overwrite", "--no-plot")
+    assert r.exit_code == 0 and xr.open_dataset(out).attrs["feature"] == "age"
+
+
+def test_ctrl_c_leaves_no_partial_file(cohort_file, tmp_path):
+    out = tmp_path / "o.nc"
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file,
+            "--decoder", "tests._decoders:interrupt_after_5", "--perm", 50, "--out", out)
+    assert r.exit_code != 0
+    assert "interrupted" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.nc"]
+
+
+def test_cohort_and_decoder_go_together(cohort_file, tmp_path):
+    assert "neither" in one_line_error(run("interpolate", "--feature", "age", "--cohort", cohort_file))
+
+
+def test_inspect(cohort_file):
+    r = run("inspect", cohort_file)
+    assert r.exit_code == 0
+    assert "Latent cohort" in r.stdout and "lab" in r.stdout and "numeric" in r.stdout
+    assert "does not exist" in one_line_error(run("inspect", "/nope.nc"))
