@@ -171,5 +171,10 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
     return result
 
 
+from seegaan.cli import stats_table1 as _table1  # noqa: E402
+
+_table1.register(app)
+
+
 def main():  # console-script entry point
     app()
