@@ -27,7 +27,9 @@ What pyGAM does for ``LinearGAM(s(0))`` (read from its source, re-derived here):
   ``gridsearch`` fits ``np.logspace(-3, 3, 11)`` in order and keeps the first strictly smallest GCV.
 
 This module follows the same QR + SVD route, so its maps agree with pyGAM's to ~1e-12 relative
-(the remaining difference is rounding; see ``tests/test_gam.py``).
+(the remaining difference is rounding; see ``tests/test_gam.py``). One deliberate difference: with
+fewer observations than design columns (n < p) pyGAM truncates its SVD to n singular values and its
+fit is no longer the penalised least-squares solution; here it still is.
 """
 
 from __future__ import annotations
@@ -441,10 +443,8 @@ class GamAutoSolver:
             total_ss = np.einsum("ij,ij->j", values, values)
         return GamResponses(values, mean, total_ss, is_vector)
 
-    def _projection(self, resp: GamResponses, perm) -> np.ndarray:
-        """``Q' y[perm]`` for every column, shape (rank, D), without copying the responses."""
-        if perm is None:
-            return self._qt @ resp.values
+    def _inverse(self, perm) -> np.ndarray:
+        """Validate a row permutation and return its inverse."""
         perm = np.asarray(perm)
         if (
             perm.shape != (self.n_obs,)
@@ -456,10 +456,18 @@ class GamAutoSolver:
             raise SeegaanError(
                 f"perm must be a permutation of 0..{self.n_obs - 1} (one index per observation)"
             )
-        # Q' y[perm] = sum_i Q[i] y[perm[i]] = (Q'[:, inverse]) y, inverse = perm^-1
         inverse = np.empty_like(perm)
         inverse[perm] = np.arange(self.n_obs)
-        return self._qt[:, inverse] @ resp.values
+        return inverse
+
+    def _projection(self, resp: GamResponses, perm) -> np.ndarray:
+        """``Q' y[perm]`` for every column, shape (rank, D), without copying the responses.
+
+        ``Q' y[perm] = sum_i Q[i] y[perm[i]] = Q'[:, perm^-1] y``.
+        """
+        if perm is None:
+            return self._qt @ resp.values
+        return self._qt[:, self._inverse(perm)] @ resp.values
 
     def _gcv_from(self, resp: GamResponses, z: np.ndarray) -> np.ndarray:
         """GCV (n_lam, D) from ``z = Q'y``; mean and total SS are permutation-invariant."""
@@ -528,6 +536,46 @@ class GamAutoSolver:
         index = np.argmin(self._gcv_from(resp, z), axis=0)
         traj = self._pick(self._grid, z, index)
         return (traj[:, 0], index[0]) if resp.is_vector else (traj, index)
+
+    def trajectories(self, Y, perms, *, chunk: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`trajectory` for many row permutations at once (same results, fewer BLAS calls).
+
+        The ``Q'Y`` products of up to ``chunk`` permutations are done as one matrix product.
+
+        Parameters
+        ----------
+        Y : array_like, shape (n, D), or GamResponses
+            Responses, one row per observation.
+        perms : array_like of int, shape (B, n)
+            One row permutation per row; permutation ``b`` uses ``Y[perms[b]]``.
+        chunk : int
+            Permutations per matrix product (memory ~ chunk * rank * n floats).
+
+        Returns
+        -------
+        traj : ndarray, shape (B, K, D)
+        lam_index : ndarray of int, shape (B, D)
+        """
+        resp = self.prepare(Y)
+        perms = np.asarray(perms)
+        if perms.ndim != 2 or perms.shape[1] != self.n_obs:
+            raise SeegaanError(
+                f"perms must have shape (B, {self.n_obs}): one permutation per row, got {perms.shape}"
+            )
+        chunk = max(1, int(chunk))
+        rank = self._qt.shape[0]
+        n_perm, n_cols = perms.shape[0], resp.values.shape[1]
+        traj = np.empty((n_perm, self._grid.shape[1], n_cols))
+        index = np.empty((n_perm, n_cols), dtype=np.intp)
+        for start in range(0, n_perm, chunk):
+            block = perms[start : start + chunk]
+            stacked = np.concatenate([self._qt[:, self._inverse(p)] for p in block])
+            z_all = (stacked @ resp.values).reshape(len(block), rank, n_cols)
+            for offset, z in enumerate(z_all):
+                b = start + offset
+                index[b] = np.argmin(self._gcv_from(resp, z), axis=0)
+                traj[b] = self._pick(self._grid, z, index[b])
+        return traj, index
 
     def coefficients(self, Y, *, perm=None) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(coef (p, D), lam_index (D,))`` of the GCV-chosen fits of ``Y[perm]``."""

@@ -308,3 +308,38 @@ def test_errors_are_one_line_seegaan_errors():
         solver.trajectory(np.zeros((30, 2)), perm=np.zeros(30, dtype=int))
     with pytest.raises(SeegaanError, match="gamma"):
         G.GamAutoSolver(design, design[:3], [0.6], G.gam_penalty, gamma=0.5)
+
+
+def test_batched_permutations_equal_single_calls():
+    rng = np.random.default_rng(10)
+    n, n_cols = 140, 9
+    x = _feature("uniform", n, rng)
+    Y = _responses(x, n_cols, rng)
+    edges = (x.min(), x.max())
+    solver = G.GamAutoSolver(
+        G.gam_design(x, edges), G.gam_design(_grid(x), edges), G.default_lambda_grid(),
+        G.gam_penalty,
+    )
+    perms = np.stack([rng.permutation(n) for _ in range(7)])
+    traj, index = solver.trajectories(Y, perms, chunk=3)
+    assert traj.shape == (7, _grid(x).size, n_cols) and index.shape == (7, n_cols)
+    for b, perm in enumerate(perms):
+        single, single_index = solver.trajectory(Y, perm=perm)
+        np.testing.assert_array_equal(index[b], single_index)
+        np.testing.assert_allclose(traj[b], single, rtol=0, atol=1e-10)
+    with pytest.raises(SeegaanError, match="perms must have shape"):
+        solver.trajectories(Y, perms[:, :-1])
+
+
+def test_fewer_observations_than_columns_is_exact_penalised_least_squares():
+    """n < p: pyGAM truncates its SVD; this module keeps the exact solution of (X'X + S) b = X'y."""
+    rng = np.random.default_rng(11)
+    x = rng.uniform(size=12)
+    y = rng.normal(size=12)
+    design = G.gam_design(x, (x.min(), x.max()))
+    penalty = G.gam_penalty(0.6)
+    direct = design @ np.linalg.solve(design.T @ design + penalty, design.T @ y)
+    np.testing.assert_allclose(G.penalised_map(design, design, penalty) @ y, direct, atol=1e-9)
+    solver = G.GamAutoSolver(design, design, [0.6], G.gam_penalty)
+    hat = design @ np.linalg.solve(design.T @ design + penalty, design.T)
+    np.testing.assert_allclose(solver.edof[0], np.trace(hat), rtol=1e-9)
