@@ -7,8 +7,8 @@ the λ picked by ``gridsearch``).
 What pyGAM does for ``LinearGAM(s(0))`` (read from its source, re-derived here):
 
 * **Basis** (``utils.b_spline_basis`` with ``periodic=False``): x is rescaled to [0, 1] with
-  ``offset = min(edge_knots)`` and ``scale = max - min`` (``scale = 1`` when x is constant). The knot
-  vector is ``n_splines - spline_order + 1`` equally spaced knots on [0, 1], augmented by
+  ``offset = min(edge_knots)`` and ``scale = max - min`` (``scale = 1`` when x is constant). The
+  knot vector is ``n_splines - spline_order + 1`` equally spaced knots on [0, 1], augmented by
   ``spline_order`` knots each side at the same spacing; the very last knot is moved right by 1e-9
   (which changes no basis value on [0, 1]). Inside [0, 1] (both ends included) the basis is the
   ordinary B-spline basis of degree ``spline_order`` on that knot vector; outside it each basis
@@ -94,7 +94,7 @@ def _check_spline_size(n_splines: int, spline_order: int) -> None:
 
 
 def _unit_knots(n_splines: int, spline_order: int) -> np.ndarray:
-    """Knot vector on the rescaled axis: uniform on [0, 1], ``spline_order`` extra knots each side."""
+    """Knot vector on the rescaled axis: uniform on [0, 1], ``spline_order`` more each side."""
     inner = np.linspace(0.0, 1.0, n_splines - spline_order + 1)
     step = inner[1] - inner[0]
     extra = np.arange(1, spline_order + 1) * step
@@ -106,7 +106,9 @@ def _unit_knots(n_splines: int, spline_order: int) -> np.ndarray:
 def _rescale(x: np.ndarray, edge_knots) -> np.ndarray:
     edges = np.sort(np.asarray(edge_knots, dtype=np.float64).ravel())
     if edges.size < 2 or not np.all(np.isfinite(edges)):
-        raise SeegaanError(f"edge_knots must hold two finite numbers (min, max), got {edge_knots!r}")
+        raise SeegaanError(
+            f"edge_knots must hold two finite numbers (min, max), got {edge_knots!r}"
+        )
     offset = edges[0]
     scale = edges[-1] - edges[0]
     if scale == 0:  # constant feature: pyGAM keeps the scale at 1
@@ -133,8 +135,8 @@ def bspline_basis(
     Returns
     -------
     basis : ndarray, shape (n, n_splines), float64
-        Row ``i`` holds every basis function at ``x[i]``. Rows sum to 1 (inside and outside the edges
-        for ``spline_order >= 1``).
+        Row ``i`` holds every basis function at ``x[i]``. Rows sum to 1 (inside and outside the
+        edges for ``spline_order >= 1``).
     """
     _check_spline_size(n_splines, spline_order)
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -241,7 +243,7 @@ def _as_matrix(a, name: str) -> np.ndarray:
 
 
 def _penalty_root(penalty: np.ndarray) -> np.ndarray:
-    """Return ``E`` with ``E'E = penalty`` (upper Cholesky factor; eigen root if only semi-definite)."""
+    """Return ``E`` with ``E'E = penalty`` (upper Cholesky factor; eigen root if semi-definite)."""
     try:
         return np.linalg.cholesky(penalty).T
     except np.linalg.LinAlgError:
@@ -434,7 +436,9 @@ class GamAutoSolver:
             )
         values = np.ascontiguousarray(values, dtype=np.float64)
         if not np.all(np.isfinite(values)):
-            raise SeegaanError("the responses hold NaN or infinite values; drop or impute them first")
+            raise SeegaanError(
+                "the responses hold NaN or infinite values; drop or impute them first"
+            )
         mean = values.mean(axis=0)
         if self._centred:
             centred = values - mean
@@ -484,7 +488,7 @@ class GamAutoSolver:
 
     @staticmethod
     def _pick(maps: np.ndarray, z: np.ndarray, index: np.ndarray) -> np.ndarray:
-        """Apply ``maps[index[j]]`` to column ``j`` of ``z``: (n_lam, m, rank) x (rank, D) -> (m, D)."""
+        """Apply ``maps[index[j]]`` (n_lam, m, rank) to column ``j`` of ``z`` (rank, D) -> (m, D)."""
         out = np.empty((maps.shape[1], z.shape[1]))
         for lam_i in np.unique(index):
             cols = np.flatnonzero(index == lam_i)
@@ -560,7 +564,8 @@ class GamAutoSolver:
         perms = np.asarray(perms)
         if perms.ndim != 2 or perms.shape[1] != self.n_obs:
             raise SeegaanError(
-                f"perms must have shape (B, {self.n_obs}): one permutation per row, got {perms.shape}"
+                f"perms must have shape (B, {self.n_obs}), one permutation per row;"
+                f" got {perms.shape}"
             )
         chunk = max(1, int(chunk))
         rank = self._qt.shape[0]

@@ -228,7 +228,7 @@ def test_ties_go_to_the_first_lambda():
 
 
 def test_large_mean_does_not_change_the_choice():
-    """RSS uses centred sums: a column with a large mean gets pyGAM's GCV, not cancellation noise."""
+    """RSS uses centred sums: a large mean gets pyGAM's GCV, not cancellation noise."""
     rng = np.random.default_rng(7)
     n = 200
     x = _feature("uniform", n, rng)
