@@ -356,6 +356,23 @@ def test_maxima_validation():
     assert sk.accumulate_maxima(np.zeros((0, 4), np.float32), np.ones(4), 0).shape == (0,)
 
 
+@pytest.mark.parametrize("alternative", ALTERNATIVES)
+def test_backends_agree_across_numpy_blocks(alternative):
+    rng = np.random.default_rng(300 + alternative)
+    m = _numpy._BLOCK + 17
+    null, observed = random_maps(rng, 5, m)
+    scale = rng.random(m)
+    scale[: _numpy._BLOCK] = 0.0  # a whole NumPy block skipped
+    scale[-5:] = 0.0
+    maxima = {name: sk.accumulate_maxima(null, scale, alternative, backend=name) for name in ("numba", "numpy")}
+    assert_bitwise(maxima["numba"], maxima["numpy"])
+    assert_bitwise(maxima["numpy"], brute_maxima(null, scale, alternative))
+    states = [accumulate(null, observed, alternative, backend=name, splits=[2]) for name in ("numba", "numpy")]
+    for a, b in zip(*states):
+        assert_bitwise(a, b)
+    np.testing.assert_array_equal(states[1][0], brute_counts(null, observed, alternative))
+
+
 # ---------------------------------------------------------------- maxt_counts
 
 
