@@ -15,6 +15,19 @@ standardized_statistic
     The observed counterpart of ``accumulate_maxima``.
 maxt_counts
     Number of null maxima at or above each observed value.
+
+Streaming use (draw all permutations first, then split them into batches of any size; the results do
+not depend on the split)::
+
+    counts = np.zeros(M, np.int64); total = np.zeros(M); total_sq = np.zeros(M)
+    for null in batches:                      # float32 (nb, M), C-contiguous
+        accumulate_exceedances(null, observed, "two-sided", counts, total, total_sq)
+    p_uncorrected = (counts + 1) / (B + 1)
+    sd = np.sqrt(np.maximum(total_sq / B - (total / B) ** 2, 0))
+    scale = np.divide(1.0, sd, out=np.zeros(M), where=sd > 0)
+    # max-T needs the SD first: a second pass over the same permutations
+    maxima = np.concatenate([accumulate_maxima(null, scale, "two-sided") for null in batches])
+    p_maxt = (maxt_counts(standardized_statistic(observed, scale, "two-sided"), maxima) + 1) / (B + 1)
 """
 
 from ._api import (
