@@ -192,19 +192,31 @@ class InterpolationResult:
 
     # ---- permutation null -------------------------------------------------------------------
     def null_trajectory(self, idx: np.ndarray, scheme: str) -> np.ndarray:
-        """The trajectory (K x D) under one permutation ``idx`` of a :class:`PermutationPlan`."""
-        W = self._latents
+        """The trajectory (K x D) under one permutation ``idx`` of a :class:`PermutationPlan`.
+
+        ``image``/``whole-block``: latents (or Freedman–Lane residuals) shuffled, ``W[idx]``, through the
+        same linear map; ``patient-label``: the map rebuilt from the permuted feature values ``x[idx]``.
+        """
         if scheme == "patient-label":
             op = self._spec.operator(self._x[idx], self._Z)
-            return _apply(op, W)[0]
+            return _apply(op, self._latents)[0]
         if self._Z is None:
-            if not isinstance(self._op, np.ndarray):  # auto-λ solver permutes its factor, not W
-                return self._op.trajectory(W, perm=idx)[0]
-            Wstar = W[idx]
-        else:  # Freedman–Lane: fitted covariate-only model + permuted residuals
-            fitted, resid = self._reduced
-            Wstar = fitted + resid[idx]
-        return _apply(self._op, Wstar)[0]
+            if isinstance(self._op, np.ndarray):
+                # L @ W[idx] without copying W: scatter the K x n map instead (L_perm[:, idx] = L)
+                L_perm = np.empty_like(self._op)
+                L_perm[:, idx] = self._op
+                return L_perm @ self._latents
+            return self._op.trajectory(self._prepared, perm=idx)[0]  # auto-λ: permutes its Q, not W
+        fitted, resid = self._reduced  # Freedman–Lane: fitted covariate-only model + permuted residuals
+        return _apply(self._op, fitted + resid[idx])[0]
+
+    @property
+    def _prepared(self):
+        cache = self.__dict__.get("_prepared_cache")
+        if cache is None:
+            cache = self._op.prepare(self._latents)
+            object.__setattr__(self, "_prepared_cache", cache)
+        return cache
 
     @property
     def _latents(self) -> np.ndarray:
