@@ -211,8 +211,8 @@ def density(params, *, size: int) -> np.ndarray:
     d += 0.07 * _ribs(x, y, p.rib_phase)
     # bnpp: heart and central vasculature
     s = 1.0 + 0.06 * log_b + p.heart_jitter
-    d += (0.20 + 0.035 * log_b) * _ellipse(x, y, 0.08 + 0.12 * (s - 1.0), 0.36 + 0.05 * (s - 1.0),
-                                           0.32 * s, 0.24 * s, edge=0.06, angle=-15.0)
+    d += (0.20 + 0.035 * log_b) * _ellipse(x, y, 0.06 + 0.12 * (s - 1.0), 0.40 + 0.05 * (s - 1.0),
+                                           0.28 * s, 0.21 * s, edge=0.06, angle=-15.0)
     d += 0.15 * _ellipse(x, y, 0.12, -0.32, 0.08, 0.07, edge=0.15)  # aortic knob
     h = 1.0 + 0.12 * log_b
     for cx, cy in ((-0.17, -0.02), (0.19, 0.0)):
@@ -224,12 +224,12 @@ def density(params, *, size: int) -> np.ndarray:
     # sex: breasts
     if p.sex == "F":
         b = 1.0 + p.breast_jitter
-        for cx in (-0.52, 0.52):
-            d += 0.20 * _ellipse(x, y, cx, 0.24, 0.27 * b, 0.20 * b, edge=0.07)
+        for cx in (-0.58, 0.58):
+            d += 0.22 * _ellipse(x, y, cx, 0.08, 0.21 * b, 0.15 * b, edge=0.07)
     # ahf: pleural effusions in the lateral costophrenic regions
     if p.ahf:
-        for cx, base in ((-0.55, bases[0]), (0.56, bases[1])):
-            d += 0.26 * _ellipse(x, y, cx, base - 0.10, 0.21, 0.14, edge=0.07)
+        for cx, base in ((-0.62, bases[0]), (0.65, bases[1])):
+            d += 0.28 * _ellipse(x, y, cx, base - 0.07, 0.19, 0.14, edge=0.07)
     return d
 
 
@@ -319,18 +319,18 @@ MANUFACTURER_P = (0.45, 0.35, 0.20)
 
 
 def _p_ahf(age):
-    return 1.0 / (1.0 + np.exp(-(-0.9 + 0.06 * (age - 60.0))))
+    return 1.0 / (1.0 + np.exp(-(-0.8 + 0.035 * (age - 60.0))))
 
 
 def _mu_log_bnpp(ahf, age):
-    return 4.9 + 2.0 * ahf + 0.015 * (age - 60.0)
+    return 4.9 + 2.0 * ahf + 0.005 * (age - 60.0)
 
 
 def sample_clinical(n_patients: int, *, seed: int | np.random.Generator | None = 0) -> pd.DataFrame:
     """Draw patients' clinical variables from the phantom's joint distribution.
 
-    age ~ N(60, 14) in [20, 95] (whole years); P(AHF) = logistic(-0.9 + 0.06 (age - 60)) (AHF patients
-    are older); log BNPP ~ N(4.9 + 2.0 AHF + 0.015 (age - 60), 0.75); sex 50/50 and manufacturer
+    age ~ N(60, 14) in [20, 95] (whole years); P(AHF) = logistic(-0.8 + 0.035 (age - 60)) (AHF patients
+    are older); log BNPP ~ N(4.9 + 2.0 AHF + 0.005 (age - 60), 0.75); sex 50/50 and manufacturer
     45/35/20 %, independent of the rest and assigned in blocks along (AHF, BNPP) so that each sample is
     balanced on them.
     """
@@ -447,11 +447,11 @@ def sample_cohort(n_images: int, *, seed: int | np.random.Generator | None = 0
         for k in range(int(n_per[i])):
             if len(rows) == n_images:
                 break
-            nuisance = {"shift_x": float(np.clip(rng.normal(0, 0.02), -0.06, 0.06)),
-                        "shift_y": float(np.clip(rng.normal(0, 0.02), -0.06, 0.06)),
-                        "rotation": float(np.clip(rng.normal(0, 1.0), -3, 3)),
-                        "scale": float(np.clip(rng.normal(1, 0.025), 0.93, 1.07)),
-                        "inspiration": float(np.clip(rng.normal(1, 0.03), 0.91, 1.09)),
+            nuisance = {"shift_x": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
+                        "shift_y": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
+                        "rotation": float(np.clip(rng.normal(0, 0.8), -2.5, 2.5)),
+                        "scale": float(np.clip(rng.normal(1, 0.02), 0.94, 1.06)),
+                        "inspiration": float(np.clip(rng.normal(1, 0.025), 0.92, 1.08)),
                         "noise": 0.02, "noise_seed": int(rng.integers(2**31 - 1)),
                         "marker_side": int(rng.choice([-1, 1])),
                         "marker_dx": float(rng.uniform(-0.04, 0.04)),
@@ -534,8 +534,8 @@ def _readme(contrasts: dict, *, size: int, n: int, seed, fraction: float) -> str
         "",
         "## Joint distribution",
         "",
-        "sex 50/50; age ~ N(60, 14) in [20, 95]; P(AHF) = logistic(-0.9 + 0.06 (age - 60)) (AHF patients "
-        "are older); log BNPP ~ N(4.9 + 2.0 AHF + 0.015 (age - 60), 0.75) (pg/mL); manufacturer "
+        "sex 50/50; age ~ N(60, 14) in [20, 95]; P(AHF) = logistic(-0.8 + 0.035 (age - 60)) (AHF patients "
+        "are older); log BNPP ~ N(4.9 + 2.0 AHF + 0.005 (age - 60), 0.75) (pg/mL); manufacturer "
         "vendor_a/b/c 45/35/20 %; sex and manufacturer independent of the rest, assigned by blocked "
         "randomisation along (AHF, BNPP) (blocks of 2 and 20 patients) so that every sample is balanced. About 20% of patients have two images (same anatomy and clinical values, new "
         "nuisance). Every image is a frontal PA view. `params.csv` lists every image's nuisance values.",
