@@ -187,3 +187,14 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
                                                                                     index=False)
     with pytest.raises(SeegaanError, match="holdout"):
         load_dataset(folder, tmp_path / "s.csv")
+
+
+def test_join_on_a_path_column(tmp_path):
+    folder = _folder(tmp_path, n=3)
+    table = pd.DataFrame({"file": ["imgs/im0.png", "imgs/sub/im1.png", "imgs/missing.png"],
+                          "patient_id": ["a", "b", "c"], "score": [1.0, 2.0, 3.0]})
+    table.to_csv(tmp_path / "clin.csv", index=False)
+    data = load_dataset(folder, tmp_path / "clin.csv", path_column="file", size=8)
+    assert list(data.table["image_id"]) == ["im0", "im1"]
+    assert list(data.table["score"]) == [1.0, 2.0] and "file" not in data.table.columns
+    assert data.counts["rows_without_image"] == 1 and data.counts["images_without_row"] == 1

@@ -164,3 +164,18 @@ def test_bad_dicoms_in_a_folder_are_skipped_and_listed(tmp_path, ramp):
     assert "files skipped at loading (unreadable, bad header): 2" in data.report()
     out = data.write_skipped(tmp_path / "skipped.csv")
     assert out.read_text().count("\n") == 3
+
+
+def test_compressed_with_an_available_decoder_is_read(tmp_path, ramp):
+    from pydicom import dcmread
+    from pydicom.uid import RLELossless
+
+    path = make_dicom(tmp_path / "plain.dcm", ramp)
+    ds = dcmread(path)
+    try:
+        ds.compress(RLELossless)  # pydicom's own RLE encoder: no plugin needed
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"RLE encoder unavailable here: {exc}")
+    ds.save_as(tmp_path / "rle.dcm")
+    assert dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == RLELossless
+    np.testing.assert_array_equal(read_image(tmp_path / "rle.dcm", size=None), read_image(path, size=None))

@@ -393,8 +393,8 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
         clinical = clinical.reset_index(drop=True)
         counts["table_rows"] = len(clinical)
         if join_path is not None:
-            key = clinical["__path__"].map(lambda p: None if p is None else os.path.normpath(str(p)))
-            probe_key = [os.path.normpath(str(p.path)) for p in probes]
+            key = clinical["__path__"].map(lambda p: None if p is None else os.path.abspath(str(p)))
+            probe_key = [os.path.abspath(str(p.path)) for p in probes]
         else:
             key = clinical[id_column].map(lambda v: None if pd.isna(v) else str(v).strip())
             probe_key = [p.image_id for p in probes]
