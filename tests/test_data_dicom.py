@@ -110,6 +110,8 @@ def test_header_whitelist_only(tmp_path, ramp):
 def test_identifying_fields_never_reach_the_dataset(tmp_path, ramp):
     make_dicom(tmp_path / "x1.dcm", ramp, view="PA")
     make_dicom(tmp_path / "x2.dcm", ramp, view="LL")
+    lateral = load_dataset(tmp_path, size=16, view="lat")
+    assert list(lateral.table["image_id"]) == ["x2"]
     data = load_dataset(tmp_path, size=16, view=["PA"])
     assert list(data.table["image_id"]) == ["x1"] and data.table["view"].tolist() == ["PA"]
     assert data.table["patient_id"].tolist() == ["x1"]  # never the DICOM PatientID

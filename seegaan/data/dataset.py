@@ -20,6 +20,16 @@ from seegaan.data.tables import (PATH_COLUMN_GUESSES, SPLITS, check_fractions, c
                                  is_table_file, patient_splits, read_table, require_column)
 
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+#: view names folded together by the view filter (DICOM ViewPosition uses LL/RL for laterals)
+VIEW_ALIASES = {"LL": "LAT", "RL": "LAT", "LATERAL": "LAT", "LLD": "LAT", "RLD": "LAT", "L": "LAT",
+                "POSTEROANTERIOR": "PA", "ANTEROPOSTERIOR": "AP"}
+
+
+def _norm_view(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value):
+        return ""
+    text = str(value).strip().upper()
+    return VIEW_ALIASES.get(text, text)
 
 
 @dataclass
@@ -306,7 +316,8 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
         Per-image scaling to [-1, 1].
     view : str or list of str, optional
         Keep only these views (e.g. ``["PA", "AP"]``), from the table's ``view`` column or the DICOM
-        ViewPosition; images without a view are then excluded (and counted).
+        ViewPosition (case-insensitive; LL/RL/LATERAL count as LAT); images without a view are then
+        excluded (and counted).
     id_column, path_column, patient_column : str
         Names of the table's image-id, path and patient columns. Without a patient column every image
         is its own patient.
@@ -438,11 +449,11 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
     # 5. view filter
     if view is not None:
         wanted = [view] if isinstance(view, str) else list(view)
-        wanted = [str(v).strip().upper() for v in wanted if str(v).strip()]
+        wanted = [_norm_view(v) for v in wanted if str(v).strip()]
         if "view" not in base_rows.columns:
             raise SeegaanError("a view filter needs a 'view' column in the table or DICOM files with "
                                "ViewPosition; none was found")
-        have = base_rows["view"].map(lambda v: "" if pd.isna(v) else str(v).strip().upper())
+        have = base_rows["view"].map(_norm_view)
         keep = have.isin(wanted).to_numpy()
         counts["view_filter"] = "/".join(wanted)
         counts["view_excluded"] = int((~keep).sum())
