@@ -311,6 +311,47 @@ def effect_mask(effect: np.ndarray, *, fraction: float = MASK_FRACTION) -> np.nd
     return mag > fraction * top if top > 0 else np.zeros(mag.shape, dtype=bool)
 
 
+def score_map(significant, mask) -> dict:
+    """Compare a significance map with a true region.
+
+    Parameters
+    ----------
+    significant, mask : array-like of bool, same shape
+        Significant pixels (e.g. of a sequence's last step) and the true region.
+
+    Returns
+    -------
+    dict
+        ``dice`` (2|S∩T| / (|S|+|T|)), ``sensitivity`` (|S∩T| / |T|), ``outside`` (fraction of the
+        significant pixels outside the true region; 0 when none is significant) and the counts.
+    """
+    sig, true = np.asarray(significant, dtype=bool), np.asarray(mask, dtype=bool)
+    if sig.shape != true.shape:
+        raise SeegaanError(f"significance map {sig.shape} and truth mask {true.shape} differ in shape; "
+                           "render the truth at the sequence's image size")
+    both = int((sig & true).sum())
+    n_sig, n_true = int(sig.sum()), int(true.sum())
+    return {"dice": 2.0 * both / (n_sig + n_true) if n_sig + n_true else 1.0,
+            "sensitivity": both / n_true if n_true else float("nan"),
+            "outside": (n_sig - both) / n_sig if n_sig else 0.0,
+            "n_significant": n_sig, "n_true": n_true}
+
+
+def read_truth(folder: str | os.PathLike, feature: str, *, marginal: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The (effect, mask) written by :func:`write_phantom` for ``feature`` (direct or marginal)."""
+    feature = _check_feature(feature)
+    truth = Path(folder) / "truth"
+    stem = f"marginal_{feature}" if marginal else f"effect_{feature}"
+    mask_name = f"marginal_{feature}_mask" if marginal else f"{feature}_mask"
+    paths = truth / f"{stem}.npy", truth / f"{mask_name}.npy"
+    for path in paths:
+        if not path.exists():
+            raise SeegaanError(f"{path} does not exist; is {folder} a phantom folder written by "
+                               "`seegaan phantom`" + (" with --marginal" if marginal else "") + "?")
+    return np.load(paths[0]), np.load(paths[1])
+
+
 # -------------------------------------------------------------------------------- joint distribution
 # closed-form pieces of the joint distribution (age clipping and rounding ignored in the truth maps)
 AGE_MEAN, AGE_SD = 60.0, 14.0

@@ -204,3 +204,21 @@ def test_cli(tmp_path):
     res = runner.invoke(app, ["phantom", "--out", str(tmp_path / "no" / "such" / "dir"), "--n", "2"])
     assert res.exit_code == 2 and "does not exist" in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_score_map_and_read_truth(tmp_path):
+    truth = np.zeros((4, 4), bool)
+    truth[:2] = True  # 8 true pixels
+    sig = np.zeros((4, 4), bool)
+    sig[1:3] = True  # 4 inside, 4 outside
+    s = ph.score_map(sig, truth)
+    assert s["dice"] == pytest.approx(0.5) and s["sensitivity"] == pytest.approx(0.5)
+    assert s["outside"] == pytest.approx(0.5)
+    assert ph.score_map(np.zeros((4, 4), bool), truth)["outside"] == 0.0
+    with pytest.raises(SeegaanError, match="shape"):
+        ph.score_map(sig, truth[:2])
+    out = ph.write_phantom(tmp_path / "p", n=2, size=32, marginal=False)
+    effect, mask = ph.read_truth(out, "sex")
+    assert effect.shape == (32, 32) and mask.dtype == bool
+    with pytest.raises(SeegaanError, match="--marginal"):
+        ph.read_truth(out, "sex", marginal=True)
