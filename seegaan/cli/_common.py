@@ -11,6 +11,18 @@ import typer
 from seegaan._errors import SeegaanError
 
 
+def version_option(program: str):
+    """A ``--version`` option (eager) for a typer callback."""
+    from seegaan._version import __version__
+
+    def callback(value: bool):
+        if value:
+            typer.echo(f"{program} {__version__}")
+            raise typer.Exit()
+
+    return typer.Option(False, "--version", callback=callback, is_eager=True, help="Print the version and exit.")
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one line on stderr and return the Exit to raise."""
     typer.echo(f"error: {' '.join(str(message).split())}", err=True)

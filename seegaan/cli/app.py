@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from seegaan._version import __version__
-from seegaan.cli._common import OneLineErrors
+from seegaan.cli._common import OneLineErrors, version_option
 
 app = typer.Typer(name="seegaan", add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="SEE-GAAN model side: train the autoencoder, encode cohorts, decode, make phantoms.")
 
 
-def _version_callback(value: bool):
-    if value:
-        typer.echo(f"seegaan {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
-                                       help="Print the version and exit.")):
+def _root(version: bool = version_option("seegaan")):
     """SEE-GAAN model side."""
 
 

@@ -10,8 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from seegaan._version import __version__
-from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors
+from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors, version_option
 
 app = typer.Typer(name="seegaan-stats", add_completion=False, no_args_is_help=True, cls=OneLineErrors,
                   help="SEE-GAAN statistics: latent cohorts, trajectories and permutation-tested sequences.")
@@ -44,15 +43,8 @@ class Alternative(str, enum.Enum):
     less = "less"
 
 
-def _version_callback(value: bool):
-    if value:
-        typer.echo(f"seegaan-stats {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
-                                       help="Print the version and exit.")):
+def _root(version: bool = version_option("seegaan-stats")):
     """SEE-GAAN statistics side."""
 
 
