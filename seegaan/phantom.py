@@ -6,13 +6,14 @@ attenuating = brighter) defined in resolution-free coordinates ``x`` (image left
 
 Clinical effects (documented in ``truth/README.md`` of every phantom cohort, see :data:`EFFECTS`):
 
-- ``bnpp`` (NT-proBNP, pg/mL, log-normal; higher with acute heart failure and with age): the cardiac
-  silhouette grows (mostly to the patient's left = image right) and gets slightly denser, and the central
-  vasculature (hilar vessels and the perihilar vascular fan) gets larger and denser.
+- ``bnpp`` (NT-proBNP, pg/mL, log-normal; much higher with acute heart failure, slightly with age): the
+  cardiac silhouette grows (mostly to the patient's left = image right) and gets denser, and the central
+  vasculature (the hilar vessels) gets larger and denser.
 - ``ahf`` (acute heart failure, bool): bilateral pleural effusions, denser lung bases in the lateral
   costophrenic regions (its direct effect; AHF also raises BNPP, so its *total* effect includes the
   heart).
-- ``sex`` (F/M): breast soft tissue over the lower lateral chest in women.
+- ``sex`` (F/M): breast soft tissue over the lateral lung fields in women (placed higher than in real
+  anatomy so that it does not overlap the heart or the effusions).
 - ``age`` (years): lower bone density of the clavicles and shoulder girdle (humeral heads) with age.
 - ``manufacturer`` (vendor_a/vendor_b/vendor_c): the display curve (gamma and dynamic range) of the
   device, a global change.
@@ -38,7 +39,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -63,10 +64,12 @@ LOG_BNPP_CENTER = math.log(300.0)
 FULL_SCALE = 1.1
 
 EFFECTS = {
-    "bnpp": "cardiac silhouette larger (mostly towards image right) and denser; hilar vessels larger and "
-            "denser (all grow with log BNPP)",
-    "ahf": "bilateral pleural effusions: denser lateral lung bases (costophrenic regions) when AHF is present",
-    "sex": "breast soft tissue over the lower lateral chest in women (so M - F is negative there)",
+    "bnpp": "cardiac silhouette larger (scale 1 + 0.06 log(BNPP/300), growing mostly towards image right) "
+            "and denser (+0.035 per unit log BNPP); hilar vessels larger and denser (scale and density "
+            "1 + 0.12 log(BNPP/300))",
+    "ahf": "bilateral pleural effusions: denser lateral lung bases (costophrenic regions) when AHF is "
+           "present (direct effect; AHF also raises BNPP, see the marginal maps)",
+    "sex": "breast soft tissue over the lateral lung fields in women (so M - F is negative there)",
     "age": "clavicles and humeral heads less dense with age (bone density x (1 - 0.012 (age - 60)))",
     "manufacturer": "display curve: vendor_b has gamma 0.75 and 92% dynamic range, vendor_c gamma 1.35 "
                     "and 97%, vendor_a is linear (a global contrast change)",

@@ -181,3 +181,14 @@ def test_compressed_with_an_available_decoder_is_read(tmp_path, ramp):
     ds.save_as(tmp_path / "rle.dcm")
     assert dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == RLELossless
     np.testing.assert_array_equal(read_image(tmp_path / "rle.dcm", size=None), read_image(path, size=None))
+
+
+def test_extensionless_dicom_with_dots_in_the_name(tmp_path, ramp):
+    folder = tmp_path / "series"
+    folder.mkdir()
+    make_dicom(folder / "1.2.840.99.1", ramp)
+    make_dicom(folder / "1.2.840.99.2", ramp + 1)
+    (folder / "notes.txt").write_text("not an image")
+    data = load_dataset(folder, size=16)
+    assert sorted(data.table["image_id"]) == ["1.2.840.99.1", "1.2.840.99.2"]
+    assert data.counts["formats"] == "dicom 2" and data.counts["ignored_files"] == 1

@@ -39,6 +39,7 @@ class _Probe:
     path: Path
     image_id: str
     shape: tuple[int, int] | None = None
+    fmt: str = ""
     header: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -49,7 +50,7 @@ def _probe(path: Path) -> _Probe:
     try:
         if path.stat().st_size == 0:
             raise SeegaanError(f"{path}: the file is empty")
-        fmt = detect_format(path)
+        fmt = probe.fmt = detect_format(path) or ""
         if fmt in ("png", "jpeg"):
             from PIL import Image
 
@@ -359,7 +360,7 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
             probes.append(probe)
     counts["probe_failures"] = len(skipped)
     counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(
-        Counter(p.path.suffix.lower().lstrip(".") or "dicom" for p in probes).items()))
+        Counter(p.fmt for p in probes).items()))
 
     # 2. duplicate ids among files
     first: dict[str, _Probe] = {}
