@@ -197,3 +197,20 @@ def test_join_on_a_path_column(tmp_path):
     assert list(data.table["image_id"]) == ["im0", "im1"]
     assert list(data.table["score"]) == [1.0, 2.0] and "file" not in data.table.columns
     assert data.counts["rows_without_image"] == 1 and data.counts["images_without_row"] == 1
+
+
+def test_check_data_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from seegaan.cli.app import app
+
+    folder = _folder(tmp_path, n=4)
+    (folder / "im3.png").write_bytes((folder / "im3.png").read_bytes()[:60])
+    runner = CliRunner()
+    res = runner.invoke(app, ["check-data", str(folder), "--size", "16", "--read",
+                              "--skipped", str(tmp_path / "skipped.csv")])
+    assert res.exit_code == 0, res.output
+    assert "usable images: 4" in res.output and "skipped while reading pixels: 1" in res.output
+    assert "im3.png" in (tmp_path / "skipped.csv").read_text()
+    res = runner.invoke(app, ["check-data", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "no such folder" in res.output

@@ -1,9 +1,9 @@
-"""Commands of ``seegaan`` for data: ``phantom`` (a synthetic chest-radiograph cohort with known truth)."""
+"""Commands of ``seegaan`` for data: ``phantom`` (a synthetic cohort with known truth), ``check-data``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,6 +31,35 @@ def phantom_command(
         typer.echo(f"wrote {n} phantom images, clinical.csv and truth maps to {out}")
 
 
+def check_data_command(
+    images: Annotated[Path, typer.Argument(help="Image folder (searched recursively) or a table of paths.")],
+    table: Annotated[Optional[Path], typer.Option("--table", help="Clinical table (CSV/TSV/Parquet).")] = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="Image-id column of the table.")] = "image_id",
+    path_column: Annotated[Optional[str], typer.Option("--path-column",
+                                                       help="Join on this path column instead.")] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="Keep these views, e.g. PA,AP.")] = None,
+    size: Annotated[int, typer.Option("--size", help="Model image size.")] = 256,
+    read: Annotated[bool, typer.Option("--read", help="Decode every image now (finds truncated files).")] = False,
+    skipped: Annotated[Optional[Path], typer.Option("--skipped", help="Write the skipped files here (CSV).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --skipped file.")] = False,
+):
+    """Check a cohort before training: what was found, joined, filtered and skipped, and the splits."""
+    with user_errors():
+        from seegaan.data import load_dataset
+
+        views = [v.strip() for v in view.split(",") if v.strip()] if view else None
+        data = load_dataset(images, table, size=size, view=views, id_column=id_column,
+                            path_column=path_column)
+        if read:
+            with progress_bar("reading images", len(data)) as advance:
+                for ids, _ in data.batches(64):
+                    advance(len(ids))
+        typer.echo(data.report())
+        if skipped is not None and data.write_skipped(skipped, overwrite=overwrite) is not None:
+            typer.echo(f"wrote the list of {len(data.skipped)} skipped files to {skipped}", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``phantom`` to the ``seegaan`` app."""
+    """Add ``phantom`` and ``check-data`` to the ``seegaan`` app."""
     app.command("phantom")(phantom_command)
+    app.command("check-data")(check_data_command)
