@@ -205,12 +205,12 @@ def test_check_data_cli(tmp_path):
     from seegaan.cli.app import app
 
     folder = _folder(tmp_path, n=4)
-    (folder / "im3.png").write_bytes((folder / "im3.png").read_bytes()[:60])
+    (folder / "im2.png").write_bytes((folder / "im2.png").read_bytes()[:60])
     runner = CliRunner()
     res = runner.invoke(app, ["check-data", str(folder), "--size", "16", "--read",
                               "--skipped", str(tmp_path / "skipped.csv")])
     assert res.exit_code == 0, res.output
     assert "usable images: 4" in res.output and "skipped while reading pixels: 1" in res.output
-    assert "im3.png" in (tmp_path / "skipped.csv").read_text()
+    assert "im2.png" in (tmp_path / "skipped.csv").read_text()
     res = runner.invoke(app, ["check-data", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "no such folder" in res.output
