@@ -197,7 +197,8 @@ def test_cli(tmp_path):
     res = runner.invoke(app, ["phantom", "--n", "3", "--size", "32", "--out", str(out), "--overwrite",
                               "--no-marginal"])
     assert res.exit_code == 0 and len(list((out / "images").glob("*.png"))) == 3
-    for bad, text in ((["--n", "0"], "--n"), (["--size", "8"], "--size"), (["--bit-depth", "12"], "bit-depth")):
+    for bad, text in ((["--n", "0"], "--n"), (["--n", "abc"], "--n"), (["--size", "8"], "--size"),
+                      (["--bit-depth", "12"], "bit-depth")):
         res = runner.invoke(app, ["phantom", "--out", str(tmp_path / "x"), *bad])
         assert res.exit_code == 2 and text in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
