@@ -151,6 +151,12 @@ def test_batches_skip_bad_files_and_write_the_list(tmp_path):
         assert x.shape[1:] == (1, 16, 16)
     assert sorted(seen) == ["im0", "im1", "im3"]
     assert data.counts["read_failures"] == 2
+    threaded = load_dataset(folder, size=16)
+    got = list(threaded.batches(2, workers=2))
+    assert [i for ids, _ in got for i in ids] == seen
+    np.testing.assert_array_equal(np.concatenate([x for _, x in got]),
+                                  np.concatenate([x for _, x in load_dataset(folder, size=16).batches(3)]))
+    assert threaded.counts["read_failures"] == 2
     out = data.write_skipped(tmp_path / "out.skipped.csv")
     text = out.read_text()
     assert "im2.png" in text and "im4.png" in text and "constant" in text

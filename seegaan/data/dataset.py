@@ -202,21 +202,40 @@ class ImageSet:
             return np.zeros((0, 1, side, side), dtype=np.float32)
         return np.stack(images)[:, None].astype(np.float32, copy=False)
 
-    def batches(self, batch_size: int = 32) -> Iterator[tuple[list[str], np.ndarray]]:
+    def _try_read(self, i: int) -> np.ndarray | SeegaanError:
+        try:
+            return self._read(i)
+        except SeegaanError as exc:
+            return exc
+
+    def _decoded(self, workers: int) -> Iterator[tuple[int, np.ndarray | SeegaanError]]:
+        """(row, image or error) in row order; ``workers`` threads decode ahead when > 0."""
+        if workers <= 0:
+            for i in range(len(self)):
+                yield i, self._try_read(i)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunk = 4 * workers
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(self), chunk):
+                rows = range(start, min(start + chunk, len(self)))
+                yield from zip(rows, pool.map(self._try_read, rows))
+
+    def batches(self, batch_size: int = 32, *, workers: int = 0) -> Iterator[tuple[list[str], np.ndarray]]:
         """Read the images in order, ``batch_size`` at a time.
 
         Yields ``(image_ids, images)`` with images float32 (b, 1, size, size) in [-1, 1]. A file that
         cannot be read is skipped, appended to :attr:`skipped` and counted in ``counts["read_failures"]``
         (write the list with :meth:`write_skipped`); the ids say which images a batch holds.
+        ``workers`` > 0 decodes with that many threads; the output is the same.
         """
         if int(batch_size) < 1:
             raise SeegaanError(f"batch_size must be >= 1; got {batch_size}")
         ids, images = [], []
-        for i in range(len(self)):
-            try:
-                arr = self._read(i)
-            except SeegaanError as exc:
-                self.skipped.append((str(self.paths[i]), str(exc)))
+        for i, arr in self._decoded(int(workers)):
+            if isinstance(arr, SeegaanError):
+                self.skipped.append((str(self.paths[i]), str(arr)))
                 self.counts["read_failures"] = self.counts.get("read_failures", 0) + 1
                 continue
             ids.append(self.table["image_id"].iat[i])
