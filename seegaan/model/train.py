@@ -1,0 +1,505 @@
+"""Training of the style-based adversarial autoencoder (paper losses, lazy R1, EMA, exact resume).
+
+One step (as in the reference):
+
+* discriminator: ``softplus(-D(x)) + 0.5 softplus(D(G(M(z)))) + 0.5 softplus(D(G(E(x))))``, plus
+  ``gamma/2 |grad D(x)|^2`` every ``r1_interval`` steps (scaled by the interval: lazy R1);
+* mapping+generator+encoder (one Adam): ``L2(G(E(x)), x) + 0.01 VGG16(G(E(x)), x) + 0.1 softplus(-D(G(E(x))))``
+  plus the non-saturating ``softplus(-D(G(M(z))))`` with style mixing (p 0.9, decided per image);
+* EMA (0.999) of mapping, generator and encoder.
+
+Under ``torchrun`` every rank draws its own batches and gradients are averaged across ranks after each
+backward pass (what DistributedDataParallel does; done by hand because each network runs several forward
+passes per step), so all ranks hold identical weights; rank 0 validates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seegaan._errors import SeegaanError
+from seegaan.model.augment import AdaptiveP, augment
+from seegaan.model.checkpoint import (EMA_NAMES, NET_NAMES, load_state, networks_state, read_checkpoint,
+                                      save_checkpoint)
+from seegaan.model.config import ModelConfig
+from seegaan.model.metrics import l2_per_image, psnr_per_image, ssim_per_image
+from seegaan.model.networks import Networks, build_networks
+
+AugmentMode = Literal["fixed", "ada", "none"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; defaults are the paper's (batch 4, Adam 1e-3 (0, 0.99), 1M steps)."""
+
+    steps: int = 1_000_000
+    batch_size: int = 4
+    lr: float = 1e-3
+    beta1: float = 0.0
+    beta2: float = 0.99
+    adam_eps: float = 1e-8
+    ema_decay: float = 0.999
+    ema_rampup: bool = True
+    style_mixing: float = 0.9
+    r1_gamma: float = 10.0
+    r1_interval: int = 4
+    l2_weight: float = 1.0
+    perceptual_weight: float = 0.01
+    adversarial_weight: float = 0.1
+    augment: AugmentMode = "fixed"
+    augment_p: float = 0.2
+    ada_target: float = 0.95
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+    checkpoint_every: int = 10_000
+    val_every: int = 10_000
+    val_images: int = 256
+    seed: int = 0
+    bf16: bool = False
+    compile: bool = False
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.augment not in ("fixed", "ada", "none"):
+            raise SeegaanError(f"augment must be fixed, ada or none, got {self.augment!r}")
+        for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval"):
+            if int(getattr(self, name)) < 1:
+                raise SeegaanError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.batch_size < 2:
+            raise SeegaanError("batch_size must be >= 2 (the discriminator's minibatch-stddev needs a batch)")
+
+
+@dataclass
+class TrainResult:
+    """Where training left its checkpoints and what it measured."""
+
+    out_dir: Path
+    last: Path
+    best: Path | None
+    step: int
+    history: list = field(default_factory=list)
+    baseline_l2: float | None = None
+    perceptual: str = "none"
+    augment_p: float = 0.0
+    last_logs: dict = field(default_factory=dict)
+    networks: Networks | None = field(default=None, repr=False)
+    ema: Networks | None = field(default=None, repr=False)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class _Dist:
+    """Rank/world of a torchrun launch (world 1 otherwise)."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+
+    def init(self, device: torch.device) -> None:
+        if self.enabled and not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        if self.enabled:
+            for t in list(module.parameters()) + list(module.buffers()):
+                torch.distributed.broadcast(t.data, src=0)
+
+    def all_gather(self, obj):
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def sum_scalar(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t.item())
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SeegaanError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def _ema_update(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for pe, pl in zip(ema.parameters(), live.parameters()):
+            pe.lerp_(pl.detach(), 1 - decay)
+        for be, bl in zip(ema.buffers(), live.buffers()):
+            be.copy_(bl)
+
+
+def _mixed_latents(nets: Networks, z1: torch.Tensor, z2: torch.Tensor, prob: float) -> torch.Tensor:
+    """(B, n_ws, D) latents: per image, with probability ``prob``, w2 from a random layer onwards."""
+    n_ws = nets.generator.n_ws
+    w1, w2 = nets.mapping(z1), nets.mapping(z2)
+    batch = z1.shape[0]
+    mix = torch.rand(batch, device=z1.device) < prob
+    cutoff = torch.randint(1, n_ws, (batch,), device=z1.device)
+    cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, n_ws))
+    layer = torch.arange(n_ws, device=z1.device)[None, :]
+    use2 = (layer >= cutoff[:, None])[:, :, None]
+    return torch.where(use2, w2[:, None], w1[:, None])
+
+
+def _rng_state(rng: np.random.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": rng.bit_generator.state}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, rng: np.random.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = state["numpy"]
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_training_images(data, *, image_size: int, view=None, table=None, split_seed: int = 0,
+                         log: Callable[[str], None] = print):
+    """Train and validation images as float32 arrays, from an ImageSet or an images folder/table."""
+    from seegaan.data import ImageSet, load_dataset
+
+    if not isinstance(data, ImageSet):
+        data = load_dataset(data, table, size=image_size, view=view, seed=split_seed)
+    if data.size != image_size:
+        raise SeegaanError(f"the images are {data.size}x{data.size} but the model is {image_size}x"
+                           f"{image_size}; load them with size={image_size}")
+    train_set, val_set = data.subset("train"), data.subset("val")
+    if len(train_set) < 2:
+        raise SeegaanError(f"only {len(train_set)} training images; give at least 2 (check the folder, "
+                           "table and --view)")
+    log(f"loading {len(train_set)} training and {len(val_set)} validation images at {image_size}x{image_size}")
+    return _stack(train_set), _stack(val_set)
+
+
+def _stack(imageset) -> np.ndarray:
+    parts = [images for _, images in imageset.batches(64)]
+    side = imageset.size
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 1, side, side), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    """State and one-step logic of a training run (used by :func:`train`)."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, *, device: torch.device, dist: _Dist,
+                 perceptual=None):
+        self.model_cfg, self.cfg, self.device, self.dist = model_cfg, cfg, device, dist
+        self.nets = build_networks(model_cfg, seed=cfg.seed).to(device)
+        dist.broadcast_module(self.nets)
+        self.ema = copy.deepcopy(self.nets).requires_grad_(False).eval()
+        self.g_params = [p for name in EMA_NAMES for p in getattr(self.nets, name).parameters()]
+        self.d_params = list(self.nets.discriminator.parameters())
+        adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
+        self.opt_g = torch.optim.Adam(self.g_params, **adam)
+        self.opt_d = torch.optim.Adam(self.d_params, **adam)
+        self.ada = AdaptiveP(cfg.augment_p if cfg.augment == "fixed" else 0.0, target=cfg.ada_target,
+                             interval=cfg.ada_interval, kimg=cfg.ada_kimg)
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+        self.rng = np.random.default_rng([cfg.seed, dist.rank])
+        torch.manual_seed(cfg.seed * 1000 + dist.rank)
+        self.step = 0
+        self.history: list[dict] = []
+        self.best_metric = math.inf
+        self.run = self._maybe_compile()
+
+    def _maybe_compile(self):
+        g, e, d, m = (self.nets.generator, self.nets.encoder, self.nets.discriminator, self.nets.mapping)
+        if self.cfg.channels_last and self.device.type == "cuda":
+            self.nets.to(memory_format=torch.channels_last)
+        if self.cfg.compile:
+            g, e, d, m = (torch.compile(x) for x in (g, e, d, m))
+        return {"G": g, "E": e, "D": d, "M": m}
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
+    def _d_aug(self, x: torch.Tensor) -> torch.Tensor:
+        """Augment what the discriminator sees (ADA mode only; fixed mode augments the data)."""
+        return augment(x, self.ada.p) if self.cfg.augment == "ada" else x
+
+    # one training step -------------------------------------------------------------------------
+    def train_step(self, real: torch.Tensor) -> dict:
+        cfg, run = self.cfg, self.run
+        batch = real.shape[0]
+        if cfg.augment == "fixed":
+            real = augment(real, self.ada.p)
+        if cfg.channels_last and self.device.type == "cuda":
+            real = real.contiguous(memory_format=torch.channels_last)
+        latent = self.model_cfg.latent_size
+        z1, z2 = torch.randn(batch, latent, device=self.device), torch.randn(batch, latent, device=self.device)
+        do_r1 = self.step % cfg.r1_interval == 0
+        logs = {}
+
+        # ---- discriminator
+        self.nets.discriminator.requires_grad_(True)
+        with torch.no_grad(), self._autocast():
+            fake_m = run["G"](_mixed_latents(self.nets, z1, z2, cfg.style_mixing))
+            fake_e = run["G"](run["E"](real))
+        real_d = real.detach().requires_grad_(do_r1)
+        with self._autocast():
+            real_aug = self._d_aug(real_d)
+            logits_real = run["D"](real_aug).float()
+            logits_m = run["D"](self._d_aug(fake_m.float())).float()
+            logits_e = run["D"](self._d_aug(fake_e.float())).float()
+        loss_d = (F.softplus(-logits_real).mean() + 0.5 * F.softplus(logits_m).mean()
+                  + 0.5 * F.softplus(logits_e).mean())
+        if do_r1:
+            (grad,) = torch.autograd.grad(logits_real.sum(), real_d, create_graph=True)
+            r1 = grad.float().square().flatten(1).sum(1).mean()
+            loss_d = loss_d + cfg.r1_gamma / 2 * r1 * cfg.r1_interval
+            logs["r1"] = float(r1.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.dist.average_gradients(self.d_params)
+        self.opt_d.step()
+        if cfg.augment == "ada":
+            self.ada.observe(logits_real)
+        logs["loss_d"] = float(loss_d.detach())
+
+        # ---- mapping + generator + encoder
+        self.nets.discriminator.requires_grad_(False)
+        with self._autocast():
+            recon = run["G"](run["E"](real)).float()
+            l2 = F.mse_loss(recon, real)
+            adv_e = F.softplus(-run["D"](self._d_aug(recon)).float()).mean()
+            fake = run["G"](_mixed_latents(self.nets, z1, z2, cfg.style_mixing)).float()
+            adv_m = F.softplus(-run["D"](self._d_aug(fake)).float()).mean()
+        loss_eg = cfg.l2_weight * l2 + cfg.adversarial_weight * adv_e
+        if self.perceptual is not None and cfg.perceptual_weight > 0:
+            with self._autocast():
+                perc = self.perceptual(recon, real).float()
+            loss_eg = loss_eg + cfg.perceptual_weight * perc
+            logs["perceptual"] = float(perc)
+        loss_g = loss_eg + adv_m
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.dist.average_gradients(self.g_params)
+        self.opt_g.step()
+        decay = cfg.ema_decay
+        if cfg.ema_rampup:  # early on, average over fewer steps (the EMA would still be the init)
+            decay = min(decay, (1 + self.step) / (10 + self.step))
+        for name in EMA_NAMES:
+            _ema_update(getattr(self.ema, name), getattr(self.nets, name), decay)
+
+        self.step += 1
+        if cfg.augment == "ada":
+            if self.step % cfg.ada_interval == 0:  # every rank adjusts p from the signs of all ranks
+                self.ada.sign_sum = self.dist.sum_scalar(self.ada.sign_sum)
+                self.ada.count = int(self.dist.sum_scalar(self.ada.count))
+            self.ada.update(self.step, batch * self.dist.world)
+        logs.update(l2=float(l2.detach()), adv_e=float(adv_e.detach()), adv_m=float(adv_m.detach()), p=self.ada.p)
+        return logs
+
+    # validation --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, val: np.ndarray) -> dict:
+        """L2, PSNR and SSIM of the EMA encoder+generator on validation images (fixed noise)."""
+        l2, psnr, ssim = [], [], []
+        for start in range(0, len(val), 32):
+            x = torch.from_numpy(val[start:start + 32]).to(self.device)
+            y = self.ema.generator(self.ema.encoder(x), noise_mode="const").float()
+            l2.append(l2_per_image(y, x))
+            psnr.append(psnr_per_image(y, x))
+            ssim.append(ssim_per_image(y, x))
+        return {"val_l2": float(torch.cat(l2).mean()), "val_psnr": float(torch.cat(psnr).mean()),
+                "val_ssim": float(torch.cat(ssim).mean())}
+
+    # checkpoint state --------------------------------------------------------------------------
+    def train_state(self, extra: dict) -> dict:
+        rng_states = self.dist.all_gather(_rng_state(self.rng, self.device))
+        return {"step": self.step, "train_config": asdict(self.cfg),
+                "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
+                "augment": self.ada.state_dict(), "rng": rng_states, "world_size": self.dist.world,
+                "best_metric": self.best_metric, "history": list(self.history), **extra}
+
+    def load(self, payload: dict, path) -> None:
+        state, train = payload["state"], payload.get("train") or {}
+        for name in NET_NAMES:
+            load_state(getattr(self.nets, name), state[name], name=name, path=path)
+        for name in EMA_NAMES:
+            load_state(getattr(self.ema, name), state[f"{name}_ema"], name=f"EMA {name}", path=path)
+        if "optimizer_g" not in train:
+            raise SeegaanError(f"{path} holds no training state (optimiser, step); it cannot be resumed")
+        self.opt_g.load_state_dict(train["optimizer_g"])
+        self.opt_d.load_state_dict(train["optimizer_d"])
+        self.ada.load_state_dict(train["augment"])
+        self.step = int(train["step"])
+        self.best_metric = float(train["best_metric"])
+        self.history = list(train.get("history", []))
+        rng = train["rng"]
+        if len(rng) != self.dist.world:
+            raise SeegaanError(f"{path} was written by a run with {len(rng)} processes; resume it with the "
+                               f"same number (got {self.dist.world})")
+        _set_rng_state(rng[self.dist.rank], self.rng, self.device)
+
+
+def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
+    return [f"{f.name} {getattr(a, f.name)!r} != {getattr(b, f.name)!r}" for f in fields(a)
+            if getattr(a, f.name) != getattr(b, f.name)]
+
+
+def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None = None,
+          config: TrainConfig = TrainConfig(), table=None, view=None, vgg_weights=None,
+          resume: bool = True, device: str | None = "cpu", progress: bool = True,
+          log: Callable[[str], None] = print, stop_after: int | None = None) -> TrainResult:
+    """Train (or resume training of) the adversarial autoencoder.
+
+    Parameters
+    ----------
+    data : ImageSet, path, or (train, val) pair of float32 arrays (N, C, S, S) in [-1, 1]
+        Images; a folder or table path is read with :func:`seegaan.data.load_dataset` (``table``,
+        ``view`` passed on) and its train/val splits are used.
+    out_dir : path
+        Folder for ``last.pt`` (every ``checkpoint_every`` steps and at the end) and ``best.pt`` (lowest
+        validation L2 of the EMA encoder+generator). An existing ``last.pt`` is resumed when ``resume``.
+    model_config : ModelConfig, optional
+        Architecture (default: the paper's at 256x256). Ignored on resume (the checkpoint's is used);
+        a different explicit config is refused.
+    config : TrainConfig
+        Optimisation settings; ``config.steps`` is the total number of steps, counted across resumes.
+    vgg_weights : path, optional
+        torchvision VGG16 state dict for the perceptual loss; otherwise the torch hub cache is searched;
+        with none the perceptual loss is left out and ``perceptual: none`` recorded.
+    stop_after : int, optional
+        Stop after this many steps of this call (for tests); checkpoints are written as usual.
+    """
+    from seegaan.cli._common import progress_bar
+    from seegaan.model.perceptual import find_vgg_weights, load_vgg16
+
+    device = _resolve_device(device)
+    dist = _Dist()
+    dist.init(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank) if dist.enabled else device
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    is_main = dist.rank == 0
+    say = log if is_main else (lambda _msg: None)
+    out_dir = Path(out_dir)
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+
+    payload = None
+    if resume and last_path.exists():
+        payload = read_checkpoint(last_path)
+        saved_cfg = payload["config_obj"]
+        if model_config is not None and model_config != saved_cfg:
+            raise SeegaanError(f"{last_path} holds a different architecture ({'; '.join(_config_differences(saved_cfg, model_config))[:300]}); "
+                               "use another --out-dir or the same model options")
+        model_config = saved_cfg
+    model_config = model_config or ModelConfig()
+
+    vgg_path = find_vgg_weights(vgg_weights)
+    perceptual = load_vgg16(vgg_path) if vgg_path is not None else None
+    perceptual_name = str(vgg_path) if vgg_path is not None else "none"
+    if vgg_path is None:
+        say("perceptual: none (no VGG16 weights in --vgg-weights or the torch hub cache; training with "
+            "L2 + adversarial losses only)")
+    else:
+        say(f"perceptual: VGG16 from {vgg_path}")
+
+    if isinstance(data, tuple):
+        train_x, val_x = (np.asarray(a, dtype=np.float32) for a in data)
+    else:
+        train_x, val_x = load_training_images(data, image_size=model_config.image_size, view=view,
+                                              table=table, log=say)
+    val_x = val_x[: config.val_images]
+    expected = (model_config.channels, model_config.image_size, model_config.image_size)
+    if train_x.ndim != 4 or tuple(train_x.shape[1:]) != expected:
+        raise SeegaanError(f"training images have shape {train_x.shape[1:]}, the model expects {expected}")
+
+    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=perceptual)
+    if payload is not None:
+        trainer.load(payload, last_path)
+        say(f"resuming {last_path} at step {trainer.step} (augmentation p {trainer.ada.p:.4f})")
+    baseline = float(np.mean((val_x - train_x.mean(0, keepdims=True)) ** 2)) if len(val_x) else None
+    if baseline is not None:
+        say(f"validation L2 of predicting the mean training image: {baseline:.5f}")
+
+    def checkpoint(metrics: dict | None) -> None:
+        improved = False
+        if metrics is not None and is_main:
+            trainer.history.append({"step": trainer.step, **metrics})
+            improved = metrics["val_l2"] < trainer.best_metric
+            if improved:
+                trainer.best_metric = metrics["val_l2"]
+        extra = {"perceptual": perceptual_name, "fid": "none", "selection_metric": "val_l2",
+                 "baseline_l2": baseline, "model_config": model_config.to_dict()}
+        train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
+        if is_main:
+            state = networks_state(trainer.nets, trainer.ema)
+            save_checkpoint(last_path, model_config, state, train=train_state, overwrite=True)
+            if improved or not best_path.exists():
+                save_checkpoint(best_path, model_config, state, train=train_state, overwrite=True)
+        dist.barrier()
+
+    start_step = trainer.step
+    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+    t0, images_seen, logs = time.perf_counter(), 0, {}
+    with progress_bar("training", end_step - start_step) as advance:
+        while trainer.step < end_step:
+            index = trainer.rng.integers(0, len(train_x), config.batch_size)
+            real = torch.from_numpy(train_x[index]).to(device)
+            logs = trainer.train_step(real)
+            images_seen += config.batch_size * dist.world
+            if progress:
+                advance(1)
+            step = trainer.step
+            validate = step % config.val_every == 0 or step == end_step
+            if step % config.checkpoint_every == 0 or step == end_step or validate:
+                metrics = trainer.validate(val_x) if (validate and is_main and len(val_x)) else None
+                checkpoint(metrics)
+                rate = images_seen / (time.perf_counter() - t0)
+                say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in {**logs, **(metrics or {})}.items())
+                    + f", {rate:.1f} images/s")
+    return TrainResult(out_dir=out_dir, last=last_path, best=best_path if best_path.exists() else None,
+                       step=trainer.step, history=list(trainer.history), baseline_l2=baseline,
+                       perceptual=perceptual_name, augment_p=trainer.ada.p, last_logs=logs,
+                       networks=trainer.nets, ema=trainer.ema)
+
+
+def replace_config(cfg: TrainConfig, **changes) -> TrainConfig:
+    """``dataclasses.replace`` for TrainConfig (validated)."""
+    return replace(cfg, **changes)
