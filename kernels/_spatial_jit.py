@@ -13,12 +13,14 @@ down. After the pixels of level ``j`` are in, every current component (a root of
 of its pixels; a pixel's score is the sum of ``pot`` along its path to the root. When root ``a`` is hung
 under root ``b``, ``pot[a] -= pot[b]`` keeps the pixels of ``a`` from receiving what ``b`` earned before the
 merge, and path halving folds a skipped parent's ``pot`` into the child, so sums along paths never change.
-Work: ``O(n log n)`` at worst for the forest plus ``sum over levels of #components``, instead of
-``sum over pixels of their level`` for labelling every level separately.
+Union by size with path halving; the image is padded by a border that never joins the forest, so
+neighbours need no bounds checks. Work: about ``O(n)`` for the forest plus ``sum over levels of
+#components``, instead of ``sum over pixels of their level`` for labelling every level separately.
 
 The NumPy twin labels every level and adds the terms pixel by pixel, so the two differ by rounding
-(``a - b + b`` instead of ``a``): relative differences of order ``1e-15`` times the number of merges on a
-path, far below the ``1e-9`` the tests allow.
+(``(a - b) + b'`` instead of a running sum): a pixel's error is a few ulps of the largest score in its
+component, so the maximum agrees to ~1e-16 relative, while a low pixel hung under a high blob can differ
+by up to ~1e-10 relative (measured on 128 x 128 maps with 200 thresholds); the tests allow 1e-9.
 
 Cluster mass (one image)
 ------------------------
@@ -81,8 +83,8 @@ def _find(parent, pot, x):  # pragma: no cover - jitted
 def _neighbour_offsets(ncol_pad, conn8):  # pragma: no cover - jitted
     """Index offsets of the 4 (edge) or 8 (edge and corner) neighbours in a padded row-major image."""
     if conn8:
-        return np.array([-ncol_pad, -1, 1, ncol_pad, -ncol_pad - 1, -ncol_pad + 1, ncol_pad - 1, ncol_pad + 1],
-                        dtype=np.int64)
+        w = ncol_pad
+        return np.array([-w, -1, 1, w, -w - 1, -w + 1, w - 1, w + 1], dtype=np.int64)
     return np.array([-ncol_pad, -1, 1, ncol_pad], dtype=np.int64)
 
 
