@@ -32,7 +32,8 @@ from seegaan.interpolation import InterpolationResult
 from seegaan.permutation import draw_permutations
 
 Alternative = Literal["two-sided", "greater", "less"]
-Correction = Literal["maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
+Correction = Literal["maxt", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
+FWER_CORRECTIONS = ("maxt", "tfce", "cluster")
 ALTERNATIVES = {"two-sided": 0, "greater": 1, "less": 2}
 
 
@@ -144,10 +145,54 @@ def _attrs_for(interp: InterpolationResult, decoder_id: str, *, n_perm: int, sch
     }
 
 
+def _standardise(batch: np.ndarray, scale: np.ndarray, code: int) -> np.ndarray:
+    """z = stat(null) * scale for a batch (nb, M); -inf where a pixel cannot be tested (scale 0)."""
+    import seegaan_kernels as kern
+
+    return np.stack([kern.standardized_statistic(row, scale, code) for row in batch])
+
+
+def _null_maxima(batch, scale, code, correction, opts, shape, backend) -> np.ndarray:
+    """Per-permutation maximum of the family-wise statistic of a batch of null maps."""
+    import seegaan_kernels as kern
+
+    if correction == "maxt":
+        return kern.accumulate_maxima(batch, scale, code, backend=backend)
+    from seegaan_kernels import spatial
+
+    z = _standardise(batch, scale, code)
+    if correction == "tfce":
+        return spatial.tfce_max(z, shape=shape, dh=opts["dh"], H=opts["H"], E=opts["E"],
+                                connectivity=opts["connectivity"], backend=backend)
+    return spatial.cluster_max(z, shape=shape, threshold=opts["threshold"], connectivity=opts["connectivity"],
+                               backend=backend)
+
+
+def _fwer_pvalues(z_obs: np.ndarray, null_max: np.ndarray, correction, opts, backend) -> np.ndarray:
+    """Family-wise adjusted p-values (K, H, W) from the observed z map and the null maxima."""
+    import seegaan_kernels as kern
+
+    B = null_max.size
+    if correction == "maxt":
+        return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (B + 1), 1.0)
+    from seegaan_kernels import spatial
+
+    if correction == "tfce":
+        score = spatial.tfce(z_obs, dh=opts["dh"], H=opts["H"], E=opts["E"], connectivity=opts["connectivity"],
+                             backend=backend)
+        return np.where(score > 0, (kern.maxt_counts(score, null_max) + 1) / (B + 1), 1.0)
+    labels, masses = spatial.cluster_masses(z_obs, opts["threshold"], connectivity=opts["connectivity"],
+                                            backend=backend)
+    p_cluster = (kern.maxt_counts(masses, null_max) + 1) / (B + 1)
+    return np.where(labels > 0, np.concatenate([[1.0], p_cluster])[labels], 1.0)
+
+
 def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
              correction: Correction = "maxt", alpha: float = 0.05, alternative: Alternative = "two-sided",
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
+             tfce_h: float = 2.0, tfce_e: float = 0.5, tfce_dh: float = 0.1, cluster_threshold: float = 3.0,
+             connectivity: Literal[4, 8] = 4,
              progress: Callable[[int], None] | None = None, command_line: str = "") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
@@ -159,10 +204,13 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         A checkpoint, ``"module:callable"`` or a callable mapping float32 (B, D) to (B, H, W).
     n_perm : int or "exact"
         Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates all).
-    correction : {"maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
+    correction : {"maxt", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
         ``maxt`` (default): Westfall–Young max statistic over all pixels and steps of the standardised
-        difference (difference / permutation SD), family-wise error control. ``none``: the paper's
-        uncorrected pixel-wise test.
+        difference z (difference / permutation SD), family-wise error control. ``tfce``: threshold-free
+        cluster enhancement of z within each step (H, E, dh in z units), its maximum over steps as the null.
+        ``cluster``: cluster mass (sum of z − threshold over 2-D clusters with z > threshold), every pixel of a
+        cluster gets the cluster's p. ``none``: the paper's uncorrected pixel-wise test; the FDR and
+        Bonferroni/Holm methods act on the uncorrected permutation p-values.
     alpha : float
     alternative : {"two-sided", "greater", "less"}
         Direction of the difference (image - image[step 0]) that counts as evidence.
@@ -182,6 +230,13 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         permutations just processed (each counts twice when max-T has to decode them again).
     command_line : str
         Recorded in the output's attrs.
+    tfce_h, tfce_e, tfce_dh : float
+        TFCE height and extent exponents and threshold step (z units; fixed, so the statistic is the same
+        function for the observed and every null map).
+    cluster_threshold : float
+        Cluster-forming threshold on z for ``cluster``.
+    connectivity : {4, 8}
+        Pixel neighbourhood of clusters and TFCE.
 
     Returns
     -------
@@ -238,11 +293,13 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     counts = np.zeros(M, dtype=np.int64)
     total = np.zeros(M, dtype=np.float64)
     total_sq = np.zeros(M, dtype=np.float64)
-    want_maxt = correction == "maxt"
+    want_fwer = correction in FWER_CORRECTIONS
+    spatial_opts = {"H": float(tfce_h), "E": float(tfce_e), "dh": float(tfce_dh),
+                    "threshold": float(cluster_threshold), "connectivity": int(connectivity)}
     cache = None
-    if want_maxt and B * M * 4 <= null_cache_mb * 2**20:
+    if want_fwer and B * M * 4 <= null_cache_mb * 2**20:
         cache = np.empty((B, M), dtype=np.float32)
-    progress(0, total=B * (2 if want_maxt and cache is None else 1))
+    progress(0, total=B * (2 if want_fwer and cache is None else 1))
     for start, rows in plan.batches(int(batch_size)):
         batch = null_maps(rows)
         kern.accumulate_exceedances(batch, observed, code, counts, total, total_sq, backend=backend)
@@ -255,9 +312,9 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     messages = []
 
     null_max = None
-    if want_maxt:
+    if want_fwer:
         # permutation SD over all B + 1 maps (the observed one included): a symmetric function of the
-        # maps, so the max-T test stays exact.
+        # maps, so the max-statistic tests stay exact.
         obs64 = observed.astype(np.float64)
         s1 = total + obs64
         s2 = total_sq + obs64 * obs64
@@ -267,19 +324,19 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         scale = np.zeros(M, dtype=np.float64)
         np.divide(1.0, sd, out=scale, where=sd > 0)
         scale.reshape(K, H, W)[0] = 0.0
+        z_obs = kern.standardized_statistic(observed, scale, code)
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):
             batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
-            null_max[start:start + len(rows)] = kern.accumulate_maxima(batch, scale, code, backend=backend)
+            null_max[start:start + len(rows)] = _null_maxima(batch, scale, code, correction, spatial_opts,
+                                                             (K, H, W), backend)
             if cache is None:
                 progress(len(rows))
-        t_obs = kern.standardized_statistic(observed, scale, code)
-        exceed = kern.maxt_counts(t_obs, null_max)
-        p_adjusted = np.where(scale > 0, (exceed + 1) / (B + 1), 1.0).reshape(K, H, W)
+        p_adjusted = _fwer_pvalues(z_obs.reshape(K, H, W), null_max, correction, spatial_opts, backend)
         significant = (p_adjusted <= alpha) & family
         if 1.0 / (B + 1) > alpha:
-            messages.append(f"maxt: with {B} permutations the smallest p-value 1/{B + 1} is above alpha {alpha}; "
-                            "nothing can be significant; use more permutations")
+            messages.append(f"{correction}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
+                            f"{alpha}; nothing can be significant; use more permutations")
     else:
         p_adjusted, significant = correct_pvalues(np.where(family, p_value, 1.0), correction, alpha=alpha,
                                                   mask=family)
@@ -291,6 +348,11 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     attrs = _attrs_for(interp, dec.identity, n_perm=B, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction, alpha=alpha, alternative=alternative, seed=seed,
                        command_line=command_line)
+    if correction == "tfce":
+        attrs.update(tfce_H=spatial_opts["H"], tfce_E=spatial_opts["E"], tfce_dh=spatial_opts["dh"],
+                     connectivity=spatial_opts["connectivity"])
+    elif correction == "cluster":
+        attrs.update(cluster_threshold=spatial_opts["threshold"], connectivity=spatial_opts["connectivity"])
     return SequenceResult(interp, images, difference, p_value, p_adjusted, significant, null_max, attrs,
                           tuple(messages))
 

@@ -31,13 +31,14 @@ def _null_cohort(rng, n_pat, per_patient):
     return seegaan.create_cohort(w, table)
 
 
-def _error_rates(per_patient, scheme=None, seed=0, method="linear"):
+def _error_rates(per_patient, scheme=None, seed=0, method="linear", correction="maxt"):
     rng = np.random.default_rng(seed)
     any_fwe, pixel_rates = 0, []
     for r in range(N_COHORTS):
         ds = _null_cohort(rng, 40 // per_patient, per_patient)
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=4)
-        res = seegaan.sequence(interp, linear8, n_perm=B, seed=int(rng.integers(2**31)), scheme=scheme)
+        res = seegaan.sequence(interp, linear8, n_perm=B, seed=int(rng.integers(2**31)), scheme=scheme,
+                               correction=correction, cluster_threshold=2.0)
         any_fwe += bool(res.significant.any())
         pixel_rates.append(float((res.p_value[1:] <= ALPHA).mean()))
     return any_fwe, float(np.mean(pixel_rates))
@@ -55,6 +56,13 @@ def test_null_calibration_single_image_patients():
     assert abs(pixel_rate - ALPHA) < 0.015, f"uncorrected pixel rate {pixel_rate:.4f}"
 
 
+@pytest.mark.parametrize("correction", ["tfce", "cluster"])
+def test_null_calibration_spatial_corrections(correction):
+    fwe, _ = _error_rates(1, seed=4, correction=correction)
+    lo, hi = _binomial_interval()
+    assert lo <= fwe <= hi, f"{correction} family-wise errors {fwe}/{N_COHORTS} outside [{lo}, {hi}]"
+
+
 def test_null_calibration_needs_patient_blocks():
     lo, hi = _binomial_interval()
     fwe, pixel_rate = _error_rates(2, seed=2)          # default: patient-label permutations
@@ -66,7 +74,8 @@ def test_null_calibration_needs_patient_blocks():
     assert fwe_naive > hi, f"image-level shuffling should be anti-conservative here, got {fwe_naive}"
 
 
-def test_planted_effect_found_where_planted_only():
+@pytest.mark.parametrize("correction", ["maxt", "tfce", "cluster"])
+def test_planted_effect_found_where_planted_only(correction):
     rng = np.random.default_rng(5)
     n = 300
     age = rng.uniform(20, 90, n)
@@ -76,8 +85,11 @@ def test_planted_effect_found_where_planted_only():
                           "age": age})
     ds = seegaan.create_cohort(w, table)
     interp = seegaan.interpolate(ds, feature="age", steps=5)
-    res = seegaan.sequence(interp, planted, n_perm=500, seed=0)
+    res = seegaan.sequence(interp, planted, n_perm=500, seed=0, correction=correction)
     sig = res.significant
-    assert not sig[:, 4:].any(), "significant pixels outside the planted region"
+    if correction == "maxt":
+        assert not sig[:, 4:].any(), "significant pixels outside the planted region"
+    else:  # cluster-level methods can only claim the cluster: a neighbour row may join it
+        assert not sig[:, 5:].any(), "significant pixels away from the planted region"
     assert sig[-1, :4].mean() > 0.9, "the planted region is not found at the last step"
     assert sig[1:, :4].sum() > 0.6 * sig[1:, :4].size

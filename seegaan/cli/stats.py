@@ -30,6 +30,8 @@ class Transform(str, enum.Enum):
 
 class Correction(str, enum.Enum):
     maxt = "maxt"
+    tfce = "tfce"
+    cluster = "cluster"
     none = "none"
     fdr_bh = "fdr_bh"
     fdr_by = "fdr_by"
@@ -85,6 +87,9 @@ def interpolate(
     perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
     correction: Annotated[Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")] = Correction.maxt,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    tfce_e: Annotated[float, typer.Option(help="TFCE extent exponent (H = 2; E = 0.5 or 1 for 2-D maps).")] = 0.5,
+    cluster_threshold: Annotated[float, typer.Option(
+        help="Cluster-forming threshold on the standardised difference for --correction cluster.")] = 3.0,
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative.two_sided,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
@@ -98,12 +103,13 @@ def interpolate(
         run_interpolate(feature=feature, cohort=cohort, decoder=decoder, method=method.value, levels=levels,
                         steps=steps, grid=grid, transform=transform.value, gam_lam=gam_lam,
                         gam_splines=gam_splines, adjust=adjust, perm=perm, correction=correction.value,
-                        alpha=alpha, alternative=alternative.value, seed=seed, batch_size=batch_size, out=out,
+                        alpha=alpha, tfce_e=tfce_e, cluster_threshold=cluster_threshold,
+                        alternative=alternative.value, seed=seed, batch_size=batch_size, out=out,
                         plot=None if no_plot else (plot or "default"), overwrite=overwrite)
 
 
 def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
-                    adjust, perm, correction, alpha, alternative, seed, batch_size, out, plot, overwrite):
+                    adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, seed, batch_size, out, plot, overwrite):
     """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
     import contextlib
 
@@ -148,7 +154,7 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
         warnings.simplefilter("always", SeegaanWarning)
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=correction, alpha=alpha,
-                              alternative=alternative, seed=seed, batch_size=batch_size, progress=advance,
+                              tfce_e=tfce_e, cluster_threshold=cluster_threshold, alternative=alternative, seed=seed, batch_size=batch_size, progress=advance,
                               command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     for w in caught:
         if issubclass(w.category, SeegaanWarning):
