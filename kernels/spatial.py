@@ -242,8 +242,10 @@ def tfce_max(
 ) -> np.ndarray:
     """Return the largest TFCE score of every null map of a batch (over all steps and pixels).
 
-    Equal to ``tfce(null_batch[b].reshape(shape), dh=dh, ...).max()`` for every ``b`` (to rounding), but
-    parallel over maps and without storing the scores.
+    Bit-identical to ``tfce(null_batch[b].reshape(shape), dh=dh, ...).max()`` for every ``b`` on the same
+    backend (float32 rows are widened to float64 exactly as :func:`tfce` widens a float32 map), but parallel
+    over maps and without storing the scores. So an observed map given to :func:`tfce` with the same dtype
+    as the null rows ties with itself when it appears among them.
 
     Parameters
     ----------

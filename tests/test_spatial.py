@@ -215,10 +215,11 @@ def test_tfce_max_is_max_of_tfce(dtype, connectivity):
     np.testing.assert_allclose(got["numba"], expected, rtol=RTOL, atol=0)
 
 
-def test_identity_map_ties_with_observed_bit_for_bit(backend):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_identity_map_ties_with_observed_bit_for_bit(backend, dtype):
     """The observed map passed as a null map gives exactly its TFCE maximum (p-values count it)."""
     rng = np.random.default_rng(2)
-    stat = smooth_maps(rng, (4, 20, 18))[0]
+    stat = smooth_maps(rng, (4, 20, 18))[0].astype(dtype)
     dh = spatial.tfce_step(stat)
     observed = spatial.tfce(stat, dh=dh, backend=backend).max()
     null = stat.reshape(1, -1).copy()
