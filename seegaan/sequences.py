@@ -152,6 +152,11 @@ def _standardise(batch: np.ndarray, scale: np.ndarray, code: int) -> np.ndarray:
     return np.stack([kern.standardized_statistic(row, scale, code) for row in batch])
 
 
+def _signed_codes(code: int) -> tuple[int, ...]:
+    """Spatial methods enhance positive and negative effects separately (FSL/MNE): two-sided = both."""
+    return (1, 2) if code == 0 else (code,)
+
+
 def _null_maxima(batch, scale, code, correction, opts, shape, backend) -> np.ndarray:
     """Per-permutation maximum of the family-wise statistic of a batch of null maps."""
     import seegaan_kernels as kern
@@ -160,31 +165,42 @@ def _null_maxima(batch, scale, code, correction, opts, shape, backend) -> np.nda
         return kern.accumulate_maxima(batch, scale, code, backend=backend)
     from seegaan_kernels import spatial
 
-    z = _standardise(batch, scale, code)
-    if correction == "tfce":
-        return spatial.tfce_max(z, shape=shape, dh=opts["dh"], H=opts["H"], E=opts["E"],
-                                connectivity=opts["connectivity"], backend=backend)
-    return spatial.cluster_max(z, shape=shape, threshold=opts["threshold"], connectivity=opts["connectivity"],
-                               backend=backend)
+    out = np.full(batch.shape[0], -np.inf)
+    for sign in _signed_codes(code):
+        z = _standardise(batch, scale, sign)
+        if correction == "tfce":
+            m = spatial.tfce_max(z, shape=shape, dh=opts["dh"], H=opts["H"], E=opts["E"],
+                                 connectivity=opts["connectivity"], backend=backend)
+        else:
+            m = spatial.cluster_max(z, shape=shape, threshold=opts["threshold"],
+                                    connectivity=opts["connectivity"], backend=backend)
+        out = np.maximum(out, m)
+    return out
 
 
-def _fwer_pvalues(z_obs: np.ndarray, null_max: np.ndarray, correction, opts, backend) -> np.ndarray:
-    """Family-wise adjusted p-values (K, H, W) from the observed z map and the null maxima."""
+def _fwer_pvalues(observed, scale, code, shape, null_max: np.ndarray, correction, opts, backend) -> np.ndarray:
+    """Family-wise adjusted p-values (K, H, W) from the observed map and the null maxima."""
     import seegaan_kernels as kern
 
     B = null_max.size
     if correction == "maxt":
+        z_obs = kern.standardized_statistic(observed, scale, code).reshape(shape)
         return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (B + 1), 1.0)
     from seegaan_kernels import spatial
 
-    if correction == "tfce":
-        score = spatial.tfce(z_obs, dh=opts["dh"], H=opts["H"], E=opts["E"], connectivity=opts["connectivity"],
-                             backend=backend)
-        return np.where(score > 0, (kern.maxt_counts(score, null_max) + 1) / (B + 1), 1.0)
-    labels, masses = spatial.cluster_masses(z_obs, opts["threshold"], connectivity=opts["connectivity"],
-                                            backend=backend)
-    p_cluster = (kern.maxt_counts(masses, null_max) + 1) / (B + 1)
-    return np.where(labels > 0, np.concatenate([[1.0], p_cluster])[labels], 1.0)
+    p = np.ones(shape)
+    for sign in _signed_codes(code):
+        z = kern.standardized_statistic(observed, scale, sign).reshape(shape)
+        if correction == "tfce":
+            score = spatial.tfce(z, dh=opts["dh"], H=opts["H"], E=opts["E"], connectivity=opts["connectivity"],
+                                 backend=backend)
+            p = np.where(score > 0, np.minimum(p, (kern.maxt_counts(score, null_max) + 1) / (B + 1)), p)
+        else:
+            labels, masses = spatial.cluster_masses(z, opts["threshold"], connectivity=opts["connectivity"],
+                                                    backend=backend)
+            p_cluster = np.concatenate([[1.0], (kern.maxt_counts(masses, null_max) + 1) / (B + 1)])
+            p = np.where(labels > 0, np.minimum(p, p_cluster[labels]), p)
+    return p
 
 
 def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
@@ -324,7 +340,6 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         scale = np.zeros(M, dtype=np.float64)
         np.divide(1.0, sd, out=scale, where=sd > 0)
         scale.reshape(K, H, W)[0] = 0.0
-        z_obs = kern.standardized_statistic(observed, scale, code)
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):
             batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
@@ -332,7 +347,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                                                              (K, H, W), backend)
             if cache is None:
                 progress(len(rows))
-        p_adjusted = _fwer_pvalues(z_obs.reshape(K, H, W), null_max, correction, spatial_opts, backend)
+        p_adjusted = _fwer_pvalues(observed, scale, code, (K, H, W), null_max, correction, spatial_opts, backend)
         significant = (p_adjusted <= alpha) & family
         if 1.0 / (B + 1) > alpha:
             messages.append(f"{correction}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
