@@ -42,3 +42,14 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

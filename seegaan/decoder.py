@@ -11,7 +11,6 @@ Nothing here assumes D = 512.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import os
@@ -22,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from seegaan._errors import SeegaanError
+from seegaan._io import file_sha256
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,6 @@ class Decoder:
         return out
 
 
-def _file_hash(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _import_callable(spec: str) -> tuple[Callable, str]:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -92,7 +84,7 @@ def _import_callable(spec: str) -> tuple[Callable, str]:
         raise SeegaanError(f"decoder {spec!r} is not callable")
     try:
         src = inspect.getsourcefile(importlib.import_module(module_name))
-        tag = f"sha256:{_file_hash(src)}" if src else "source unknown"
+        tag = f"sha256:{file_sha256(src)}" if src else "source unknown"
     except (TypeError, OSError):
         tag = "source unknown"
     return obj, f"{spec} ({tag})"
@@ -123,7 +115,7 @@ def load_decoder(spec, **kwargs) -> Decoder:
         except Exception as exc:
             raise SeegaanError(f"{path} is not a usable seegaan checkpoint ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        return Decoder(dec, str(getattr(dec, "identity", f"{path} (sha256:{_file_hash(path)})")))
+        return Decoder(dec, str(getattr(dec, "identity", f"{path} (sha256:{file_sha256(path)})")))
     if ":" in str(spec) and not str(spec).endswith((".pt", ".pth", ".ckpt")):
         fn, identity = _import_callable(str(spec))
         return Decoder(fn, identity)
