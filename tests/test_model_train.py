@@ -40,6 +40,16 @@ def _cxr(size: int, n_train: int, n_val: int):
 TINY = dict(width=8, latent_size=16, mapping_layers=2)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, 2 spinning OpenMP threads can run many times
+    slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @needs_cxr
 @pytest.mark.slow
 def test_cpu_training_beats_mean_image(tmp_path):
@@ -107,7 +117,8 @@ def test_kill_and_resume_continues_exactly(tmp_path):
         train(data, out_dir={str(killed)!r}, model_config=small_config(32, **{TINY!r}),
               config=TrainConfig(steps=10_000, **{common!r}), log=lambda m: None)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen([sys.executable, "-c", script],
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.time() + 120
         while not (killed / "last.pt").exists():

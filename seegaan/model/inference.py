@@ -45,10 +45,10 @@ class CheckpointDecoder:
     """
 
     def __init__(self, generator: Generator, cfg: ModelConfig, *, identity: str, device: torch.device,
-                 noise_mode: str = "const", autocast_bf16: bool = False):
+                 noise_mode: str = "const", autocast_bf16: bool = False, channels_last: bool = True):
         if noise_mode not in NOISE_MODES:
             raise SeegaanError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-        self.generator = generator.eval().requires_grad_(False)
+        self.generator = generator.eval().requires_grad_(False).use_channels_last(channels_last)
         self.cfg = cfg
         self.latent_size = cfg.latent_size
         self.image_size = cfg.image_size

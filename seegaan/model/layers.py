@@ -108,8 +108,8 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum over (in, k, k) of (W * s)^2 = (s^2) @ sum_k W^2
             wsq = weight.square().sum(dim=(2, 3))  # (out, in)
-            dcoef = torch.rsqrt(style.square() @ wsq.t() + self.eps)  # (B, out)
-            x = x * dcoef.to(x.dtype)[:, :, None, None]
+            dcoef = torch.rsqrt(style.square() @ wsq.t() + self.eps).to(x.dtype)[:, :, None, None]
+            x = x.mul_(dcoef) if not torch.is_grad_enabled() else x * dcoef
         return x
 
 
@@ -133,6 +133,8 @@ class NoiseInjection(nn.Module):
             noise = self.const_noise.to(x.dtype)
         else:
             noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        if not torch.is_grad_enabled():  # inference: update in place (saves a pass over memory)
+            return x.add_(noise, alpha=float(self.strength))
         return x + noise * self.strength.to(x.dtype)
 
 
@@ -151,7 +153,10 @@ class StyleLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
         x = self.noise(self.conv(x, w), noise_mode)
-        return F.leaky_relu(x + self.bias.to(x.dtype)[None, :, None, None], self.slope)
+        bias = self.bias.to(x.dtype)[None, :, None, None]
+        if not torch.is_grad_enabled():
+            return F.leaky_relu_(x.add_(bias), self.slope)
+        return F.leaky_relu(x + bias, self.slope)
 
 
 class ToGray(nn.Module):

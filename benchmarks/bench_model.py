@@ -1,0 +1,119 @@
+"""Benchmark of the model side on this machine: training and decoding images/s, conv-limit fraction, bf16.
+
+Usage::
+
+    python benchmarks/bench_model.py [--quick] [--json OUT.json]
+
+Measures, with randomly initialised networks (speed does not depend on the weights):
+
+* the throughput (GFLOP/s) of one 3x3 convolution of the paper generator (512 -> 512 at 32x32, batch 4)
+  in fp32 and under bf16 autocast: the CPU's practical arithmetic limit for this network;
+* decoding images/s of the paper generator (256x256, ~56 GFLOP/image) and of a small 64x64 model, fp32
+  and bf16 autocast, and decoding as a fraction of the conv limit;
+* the largest pixel difference between bf16 and fp32 decodes (images in [-1, 1]);
+* training images/s (one full step: D with lazy R1 + E/G/mapping) for both configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+from seegaan.model.config import ModelConfig, small_config
+from seegaan.model.networks import build_networks, conv_flops_per_image
+from seegaan.model.train import TrainConfig, Trainer, _Dist
+
+
+def _timeit(fn, *, repeat: int, warmup: int = 1) -> float:
+    """Best-of-``repeat`` seconds of ``fn()``."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def conv_gflops(*, bf16: bool, repeat: int) -> float:
+    x = torch.randn(4, 512, 32, 32)
+    w = torch.randn(512, 512, 3, 3)
+    flops = 2.0 * 4 * 512 * 512 * 9 * 32 * 32
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            torch.nn.functional.conv2d(x, w, padding=1)
+
+    return flops / _timeit(run, repeat=repeat) / 1e9
+
+
+def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int) -> tuple[float, torch.Tensor]:
+    nets = build_networks(cfg)
+    gen = nets.generator.eval()
+    w = nets.mapping(torch.randn(batch, cfg.latent_size, generator=torch.Generator().manual_seed(0))).detach()
+    out = {}
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out["img"] = gen(w, noise_mode="const").float()
+
+    seconds = _timeit(run, repeat=repeat)
+    return batch / seconds, out["img"]
+
+
+def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) -> float:
+    trainer = Trainer(cfg, TrainConfig(batch_size=batch, bf16=bf16), device=torch.device("cpu"), dist=_Dist())
+    x = torch.rand(batch, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
+    trainer.train_step(x)  # warm-up (R1 step)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(x)
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip paper-size training")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    repeat = 2 if args.quick else 3
+    paper, small = ModelConfig(image_size=256), small_config(64, width=32, latent_size=128)
+    res = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+           "load_average_start": os.getloadavg()[0]}
+    res["conv_gflops_fp32"] = conv_gflops(bf16=False, repeat=repeat)
+    res["conv_gflops_bf16"] = conv_gflops(bf16=True, repeat=repeat)
+    gflop = conv_flops_per_image(paper) / 1e9
+    res["paper_generator_gflop_per_image"] = gflop
+    for name, cfg, batch in (("paper256", paper, 4), ("small64", small, 32)):
+        fp32, img32 = decode_rate(cfg, batch=batch, bf16=False, repeat=repeat)
+        bf16, img16 = decode_rate(cfg, batch=batch, bf16=True, repeat=repeat)
+        res[f"decode_{name}_fp32_images_per_s"] = fp32
+        res[f"decode_{name}_bf16_images_per_s"] = bf16
+        res[f"decode_{name}_bf16_speedup"] = bf16 / fp32
+        res[f"decode_{name}_bf16_max_abs_diff"] = float((img32 - img16).abs().max())
+        res[f"decode_{name}_bf16_mean_abs_diff"] = float((img32 - img16).abs().mean())
+        flops = conv_flops_per_image(cfg) / 1e9
+        res[f"decode_{name}_fp32_fraction_of_conv_limit"] = fp32 * flops / res["conv_gflops_fp32"]
+        res[f"decode_{name}_bf16_fraction_of_conv_limit"] = bf16 * flops / res["conv_gflops_bf16"]
+    res["train_small64_images_per_s"] = train_rate(small, batch=8, steps=4 if args.quick else 8)
+    if not args.quick:
+        res["train_paper256_images_per_s"] = train_rate(paper, batch=4, steps=2)
+    res["load_average_end"] = os.getloadavg()[0]
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(text + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
