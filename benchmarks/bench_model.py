@@ -27,7 +27,7 @@ import torch
 
 from seegaan.model.config import ModelConfig, small_config
 from seegaan.model.networks import build_networks, conv_flops_per_image
-from seegaan.model.train import TrainConfig, Trainer, _Dist
+from seegaan.model.training import TrainConfig, Trainer, _Dist
 
 
 def _timeit(fn, *, repeat: int, warmup: int = 1) -> float:
@@ -54,9 +54,11 @@ def conv_gflops(*, bf16: bool, repeat: int) -> float:
     return flops / _timeit(run, repeat=repeat) / 1e9
 
 
-def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int) -> tuple[float, torch.Tensor]:
+def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int,
+                channels_last: bool = True) -> tuple[float, torch.Tensor]:
+    """Images/s of the generator as the decoder runs it (channels-last, in-place inference path)."""
     nets = build_networks(cfg)
-    gen = nets.generator.eval()
+    gen = nets.generator.eval().use_channels_last(channels_last)
     w = nets.mapping(torch.randn(batch, cfg.latent_size, generator=torch.Generator().manual_seed(0))).detach()
     out = {}
 
@@ -82,6 +84,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip paper-size training")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--only", choices=["decode", "train"], help="run one half of the benchmark")
     args = parser.parse_args(argv)
     repeat = 2 if args.quick else 3
     paper, small = ModelConfig(image_size=256), small_config(64, width=32, latent_size=128)
@@ -90,8 +93,21 @@ def main(argv=None) -> dict:
            "load_average_start": os.getloadavg()[0]}
     res["conv_gflops_fp32"] = conv_gflops(bf16=False, repeat=repeat)
     res["conv_gflops_bf16"] = conv_gflops(bf16=True, repeat=repeat)
-    gflop = conv_flops_per_image(paper) / 1e9
-    res["paper_generator_gflop_per_image"] = gflop
+    res["paper_generator_gflop_per_image"] = conv_flops_per_image(paper) / 1e9
+    if args.only != "train":
+        decode_benchmarks(res, paper, small, repeat=repeat)
+    if args.only != "decode":
+        train_benchmarks(res, paper, small, quick=args.quick)
+    res["load_average_end"] = os.getloadavg()[0]
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(text + "\n")
+    return res
+
+
+def decode_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, repeat: int) -> None:
     for name, cfg, batch in (("paper256", paper, 4), ("small64", small, 32)):
         fp32, img32 = decode_rate(cfg, batch=batch, bf16=False, repeat=repeat)
         bf16, img16 = decode_rate(cfg, batch=batch, bf16=True, repeat=repeat)
@@ -100,19 +116,23 @@ def main(argv=None) -> dict:
         res[f"decode_{name}_bf16_speedup"] = bf16 / fp32
         res[f"decode_{name}_bf16_max_abs_diff"] = float((img32 - img16).abs().max())
         res[f"decode_{name}_bf16_mean_abs_diff"] = float((img32 - img16).abs().mean())
+        res[f"decode_{name}_fp32_nchw_images_per_s"] = decode_rate(cfg, batch=batch, bf16=False, repeat=repeat,
+                                                                  channels_last=False)[0]
         flops = conv_flops_per_image(cfg) / 1e9
         res[f"decode_{name}_fp32_fraction_of_conv_limit"] = fp32 * flops / res["conv_gflops_fp32"]
         res[f"decode_{name}_bf16_fraction_of_conv_limit"] = bf16 * flops / res["conv_gflops_bf16"]
-    res["train_small64_images_per_s"] = train_rate(small, batch=8, steps=4 if args.quick else 8)
-    if not args.quick:
-        res["train_paper256_images_per_s"] = train_rate(paper, batch=4, steps=2)
-    res["load_average_end"] = os.getloadavg()[0]
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(text + "\n")
-    return res
+
+
+def train_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, quick: bool) -> None:
+    """Training images/s with all threads and with one (on a shared CPU, spinning OpenMP threads of many
+    small ops can make two threads far slower than one)."""
+    threads = torch.get_num_threads()
+    for n in sorted({threads, 1}, reverse=True):
+        torch.set_num_threads(n)
+        res[f"train_small64_threads{n}_images_per_s"] = train_rate(small, batch=8, steps=4 if quick else 8)
+        if not quick:
+            res[f"train_paper256_threads{n}_images_per_s"] = train_rate(paper, batch=4, steps=2)
+    torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

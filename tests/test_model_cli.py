@@ -19,6 +19,17 @@ CXR = Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "
 pytestmark = pytest.mark.skipif(not (CXR / "images").is_dir(), reason=f"no radiographs at {CXR}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core CPU two spinning OpenMP threads can be many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _run(args):
     result = CliRunner().invoke(app, [str(a) for a in args])
     return result

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from seegaan.model import small_config  # noqa: E402
 from seegaan.model.checkpoint import read_checkpoint  # noqa: E402
-from seegaan.model.train import TrainConfig, train  # noqa: E402
+from seegaan.model.training import TrainConfig, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CXR = Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr"))
@@ -112,7 +112,7 @@ def test_kill_and_resume_continues_exactly(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np
         from seegaan.model import small_config
-        from seegaan.model.train import TrainConfig, train
+        from seegaan.model.training import TrainConfig, train
         data = (np.load({str(tmp_path / 'train.npy')!r}), np.load({str(tmp_path / 'val.npy')!r}))
         train(data, out_dir={str(killed)!r}, model_config=small_config(32, **{TINY!r}),
               config=TrainConfig(steps=10_000, **{common!r}), log=lambda m: None)
@@ -198,7 +198,7 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
         import os, numpy as np, torch
         torch.set_num_threads(1)
         from seegaan.model import small_config
-        from seegaan.model.train import TrainConfig, train
+        from seegaan.model.training import TrainConfig, train
         data = (np.load({str(tmp_path / 'train.npy')!r}), np.load({str(tmp_path / 'val.npy')!r}))
         result = train(data, out_dir={str(tmp_path / 'out')!r}, model_config=small_config(32, **{TINY!r}),
                        config=TrainConfig(steps=3, batch_size=2, checkpoint_every=3, val_every=3,

@@ -99,11 +99,18 @@ def train_cmd(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
     channels_last: Annotated[bool, typer.Option(help="channels-last memory format (GPU).")] = False,
     resume: Annotated[bool, typer.Option(help="Resume from OUT_DIR/last.pt when it exists.")] = True,
+    threads: Annotated[int | None, typer.Option(help="CPU threads of torch (default: torch's choice); on a "
+                                                "shared CPU, 1 can be much faster than several.")] = None,
 ):
     """Train the style-based adversarial autoencoder (runs under torchrun for several processes)."""
     with user_errors():
+        import torch
+
         from seegaan.model.config import ModelConfig, small_config
-        from seegaan.model.train import TrainConfig, train
+        from seegaan.model.training import TrainConfig, train
+
+        if threads is not None:
+            torch.set_num_threads(max(1, threads))
 
         if width is None:
             model_cfg = ModelConfig(image_size=image_size, latent_size=latent_size, mapping_layers=mapping_layers)

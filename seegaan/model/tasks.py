@@ -32,7 +32,7 @@ def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=Non
     Parameters
     ----------
     checkpoint : path
-        A checkpoint written by :func:`seegaan.model.train`; its identity (path + SHA-256) goes into the
+        A checkpoint written by :func:`seegaan.model.training`; its identity (path + SHA-256) goes into the
         cohort's ``model`` attribute.
     images : ImageSet, folder or table path
         Read with :func:`seegaan.data.load_dataset` at the model's image size (``table``, ``view`` and
