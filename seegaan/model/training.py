@@ -278,7 +278,9 @@ class Trainer:
         real_d = real.detach().requires_grad_(do_r1)
         with self._autocast():
             real_aug = self._d_aug(real_d)
-            logits_real = run["D"](real_aug).float()
+            # R1 needs a double backward, which compiled graphs do not support: use the eager module
+            d_real = self.nets.discriminator if do_r1 else run["D"]
+            logits_real = d_real(real_aug).float()
             logits_m = run["D"](self._d_aug(fake_m.float())).float()
             logits_e = run["D"](self._d_aug(fake_e.float())).float()
         loss_d = (F.softplus(-logits_real).mean() + 0.5 * F.softplus(logits_m).mean()
