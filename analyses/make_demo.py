@@ -41,7 +41,7 @@ def main():
     from seegaan.data import load_dataset
     from seegaan.model import small_config
     from seegaan.model.tasks import encode_images
-    from seegaan.model.train import TrainConfig, train
+    from seegaan.model.training import TrainConfig, train
     from seegaan.phantom import write_phantom
 
     work = args.work

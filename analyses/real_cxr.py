@@ -40,7 +40,7 @@ def main():
     from seegaan.data import load_dataset
     from seegaan.model import small_config
     from seegaan.model.tasks import encode_images, reconstruct_images
-    from seegaan.model.train import TrainConfig, train
+    from seegaan.model.training import TrainConfig, train
 
     out = args.out or REPO / "analyses" / "output" / f"real_{args.size}"
     out.mkdir(parents=True, exist_ok=True)
