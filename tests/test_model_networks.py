@@ -214,3 +214,22 @@ def test_inference_path_equals_training_path():
             gen.use_channels_last(False)
         torch.testing.assert_close(fused, with_grad.detach(), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fused_cl, with_grad.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_inference_cache_follows_weight_changes():
+    cfg = small_config(32, width=8, latent_size=16)
+    gen = build_networks(cfg, seed=1).generator
+    w = torch.randn(2, 16)
+    with torch.no_grad():
+        before = gen(w, noise_mode="const")
+        gen.blocks[1].layers[0].conv.weight.mul_(1.5)   # in-place update (as an optimiser step)
+        gen.blocks[1].layers[0].bias.add_(0.3)
+        gen.blocks[1].layers[0].noise.strength.fill_(0.5)
+        after = gen(w, noise_mode="const")
+    reference = gen(w, noise_mode="const").detach()  # autograd path: no cache
+    assert (after - before).abs().max() > 1e-3
+    torch.testing.assert_close(after, reference, rtol=1e-5, atol=1e-5)
+    other = build_networks(cfg, seed=2).generator
+    gen.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(gen(w, noise_mode="const"), other(w, noise_mode="const"))

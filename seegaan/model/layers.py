@@ -18,6 +18,34 @@ NoiseMode = Literal["const", "random", "none"]
 NOISE_MODES = ("const", "random", "none")
 
 
+def _inference_cache(module: nn.Module, key: tuple, compute):
+    """Weight-derived tensors, recomputed only when the weights change (inference only).
+
+    Without gradients, tensors such as ``weight * scale`` are cached on the module, keyed on the
+    parameters' storage and in-place version counters, so an optimiser step, ``load_state_dict`` or
+    ``.to()`` invalidates them. With gradients enabled nothing is cached.
+    """
+    if torch.is_grad_enabled():
+        return compute()
+    cached = module.__dict__.get("_inference_cached")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    value = compute()
+    module.__dict__["_inference_cached"] = (key, value)
+    return value
+
+
+def _version(t: torch.Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors (made under inference_mode) carry no version counter
+        return -1
+
+
+def _param_key(*params) -> tuple:
+    return tuple((p.data_ptr(), _version(p), p.dtype, p.device) for p in params if p is not None)
+
+
 class EqualizedLinear(nn.Module):
     """Dense layer with equalised learning rate."""
 
@@ -31,9 +59,17 @@ class EqualizedLinear(nn.Module):
         self.activation = activation
         self.slope = slope
 
+    def effective(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weight and bias the layer applies (equalised-lr scaling included)."""
+        def compute():
+            bias = None if self.bias is None else self.bias * self.lr_mul
+            return self.weight * self.scale, bias
+
+        return _inference_cache(self, _param_key(self.weight, self.bias), compute)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias * self.lr_mul
-        x = F.linear(x, self.weight * self.scale, bias)
+        weight, bias = self.effective()
+        x = F.linear(x, weight, bias)
         return F.leaky_relu(x, self.slope) if self.activation else x
 
 
@@ -110,15 +146,23 @@ class ModulatedConv2d(nn.Module):
         """Convolution of the modulated input and the (B, out, 1, 1) demodulation factors (None when the
         layer does not demodulate); ``forward`` multiplies the two."""
         style = self.affine(w)  # (B, in)
-        weight = self.weight * self.scale
+        weight, wsq_t = self._weights(x.dtype)
         x = x * style.to(x.dtype)[:, :, None, None]
-        x = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        x = F.conv2d(x, weight, padding=self.padding)
         if not self.demodulate:
             return x, None
-        # sum over (in, k, k) of (W * s)^2 = (s^2) @ sum_k W^2
-        wsq = weight.square().sum(dim=(2, 3))  # (out, in)
-        dcoef = torch.rsqrt(style.square() @ wsq.t() + self.eps).to(x.dtype)[:, :, None, None]
+        dcoef = torch.rsqrt(style.square() @ wsq_t + self.eps).to(x.dtype)[:, :, None, None]
         return x, dcoef
+
+    def _weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled weight (in ``dtype``) and, for demodulation, ``sum_k W^2`` transposed to (in, out):
+        sum over (in, k, k) of (W s)^2 = (s^2) @ that."""
+        def compute():
+            weight = self.weight * self.scale
+            wsq_t = weight.square().sum(dim=(2, 3)).t().contiguous()
+            return weight.to(dtype), wsq_t
+
+        return _inference_cache(self, _param_key(self.weight) + (dtype,), compute)
 
 
 class NoiseInjection(nn.Module):
@@ -172,12 +216,20 @@ class StyleLayer(nn.Module):
         """Same result with fewer passes over memory: (bias + strength * noise) + conv * demod in one
         ``addcmul``, then LeakyReLU in place."""
         y, dcoef = self.conv.undemodulated(x, w)
-        offset = self.bias.to(y.dtype)[None, :, None, None]
-        if noise_mode == "const":
-            noise = self.noise.const_noise.to(y.dtype)
-            offset = offset + noise * self.noise.strength.to(y.dtype)  # (1, C, H, W)
-        offset = offset.contiguous(memory_format=torch.channels_last) if y.is_contiguous(
-            memory_format=torch.channels_last) and not y.is_contiguous() else offset
+        channels_last = y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+
+        def compute():
+            offset = self.bias.to(y.dtype)[None, :, None, None]
+            if noise_mode == "const":
+                noise = self.noise.const_noise.to(y.dtype)
+                offset = offset + noise * self.noise.strength.to(y.dtype)  # (1, C, H, W)
+                if channels_last:
+                    offset = offset.contiguous(memory_format=torch.channels_last)
+            return offset
+
+        key = _param_key(self.bias, self.noise.strength, self.noise.const_noise) + (
+            y.dtype, noise_mode, channels_last)
+        offset = _inference_cache(self, key, compute)
         return F.leaky_relu_(torch.addcmul(offset, y, dcoef), self.slope)
 
 
