@@ -64,6 +64,7 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     val_every: int = 10_000
     val_images: int = 256
+    log_every: int = 100
     seed: int = 0
     bf16: bool = False
     compile: bool = False
@@ -72,7 +73,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.augment not in ("fixed", "ada", "none"):
             raise SeegaanError(f"augment must be fixed, ada or none, got {self.augment!r}")
-        for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval"):
+        for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval",
+                     "log_every"):
             if int(getattr(self, name)) < 1:
                 raise SeegaanError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.batch_size < 2:
@@ -490,9 +492,11 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
                 advance(1)
             step = trainer.step
             validate = step % config.val_every == 0 or step == end_step
+            metrics = None
             if step % config.checkpoint_every == 0 or step == end_step or validate:
                 metrics = trainer.validate(val_x) if (validate and is_main and len(val_x)) else None
                 checkpoint(metrics)
+            if metrics is not None or step % config.log_every == 0:
                 rate = images_seen / (time.perf_counter() - t0)
                 say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in {**logs, **(metrics or {})}.items())
                     + f", {rate:.1f} images/s")
