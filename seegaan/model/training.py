@@ -313,7 +313,7 @@ class Trainer:
             with self._autocast():
                 perc = self.perceptual(recon, real).float()
             loss_eg = loss_eg + cfg.perceptual_weight * perc
-            logs["perceptual"] = float(perc)
+            logs["perceptual"] = float(perc.detach())
         loss_g = loss_eg + adv_m
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
