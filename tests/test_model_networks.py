@@ -233,3 +233,15 @@ def test_inference_cache_follows_weight_changes():
     gen.load_state_dict(other.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(gen(w, noise_mode="const"), other(w, noise_mode="const"))
+
+
+def test_three_channel_model(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(small_config(32, width=8, latent_size=16), channels=3)
+    nets = build_networks(cfg)
+    img = nets.generator(torch.randn(2, 16))
+    assert img.shape == (2, 3, 32, 32)
+    assert nets.encoder(img).shape == (2, 16) and nets.discriminator(img).shape == (2,)
+    path = save_checkpoint(tmp_path / "rgb.pt", cfg, networks_state(nets, None))
+    assert load_decoder(path)(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
