@@ -297,14 +297,20 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if B == 0:
         raise SeegaanError("exact enumeration found no permutation other than the identity; the cohort is too small")
 
+    # A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call,
+    # as seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder
+    # gets one permutation's K frames per call, so the bits never depend on ``batch_size``.
+    together = bool(getattr(dec.fn, "batch_invariant", False))
+
     def null_maps(rows: np.ndarray) -> np.ndarray:
-        out = np.empty((len(rows), M), dtype=np.float32)
-        for j, idx in enumerate(rows):
-            frames = dec(interp.null_trajectory(idx, plan.scheme).astype(np.float32))
-            if frames.shape != (K, H, W):
-                raise SeegaanError(f"decoder returned shape {frames.shape}, expected {(K, H, W)}")
-            out[j] = (frames - frames[0]).reshape(-1)
-        return out
+        trajs = np.stack([interp.null_trajectory(idx, plan.scheme) for idx in rows]).astype(np.float32)
+        if together:
+            frames = dec(trajs.reshape(-1, trajs.shape[-1])).reshape(len(rows), -1, H, W)
+        else:
+            frames = np.stack([dec(t) for t in trajs])
+        if frames.shape[1:] != (K, H, W):
+            raise SeegaanError(f"decoder returned frames of shape {frames.shape[1:]}, expected {(K, H, W)}")
+        return np.ascontiguousarray((frames - frames[:, :1]).reshape(len(rows), M))
 
     counts = np.zeros(M, dtype=np.int64)
     total = np.zeros(M, dtype=np.float64)

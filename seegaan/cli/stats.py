@@ -93,6 +93,8 @@ def interpolate(
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative.two_sided,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
+    threads: Annotated[int, typer.Option(
+        help="torch threads for decoding a checkpoint (0 = torch's default; 1 is fastest for small models).")] = 1,
     out: Annotated[Optional[Path], typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
@@ -104,12 +106,12 @@ def interpolate(
                         steps=steps, grid=grid, transform=transform.value, gam_lam=gam_lam,
                         gam_splines=gam_splines, adjust=adjust, perm=perm, correction=correction.value,
                         alpha=alpha, tfce_e=tfce_e, cluster_threshold=cluster_threshold,
-                        alternative=alternative.value, seed=seed, batch_size=batch_size, out=out,
+                        alternative=alternative.value, seed=seed, batch_size=batch_size, threads=threads, out=out,
                         plot=None if no_plot else (plot or "default"), overwrite=overwrite)
 
 
 def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
-                    adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, seed, batch_size, out, plot, overwrite):
+                    adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, threads=1, seed, batch_size, out, plot, overwrite):
     """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
     import contextlib
 
@@ -121,6 +123,8 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
 
     if perm < 0:
         raise SeegaanError(f"--perm must be 0 or more (got {perm})")
+    if threads < 0:
+        raise SeegaanError(f"--threads must be 0 (torch's default) or more (got {threads})")
     if steps < 2 and grid is None:
         raise SeegaanError(f"--steps must be at least 2 (got {steps})")
     out = Path(out) if out is not None else Path(f"seegaan-{feature}.nc")
@@ -149,6 +153,10 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
                    f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
     from seegaan.decoder import load_decoder
 
+    if threads and Path(str(decoder)).is_file():
+        import torch
+
+        torch.set_num_threads(threads)
     dec = load_decoder(decoder)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SeegaanWarning)

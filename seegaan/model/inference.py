@@ -61,6 +61,7 @@ class CheckpointDecoder:
         # an image's bits do not depend on how the caller batches latents (CPU GEMM/conv kernels pick
         # different code paths for different batch sizes).
         self._chunk = self.batch_size
+        self.batch_invariant = True  # an image's bits never depend on the other latents in the call
 
     def __call__(self, w) -> np.ndarray:
         w = np.asarray(w, dtype=np.float32)
