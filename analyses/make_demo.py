@@ -35,9 +35,14 @@ def main():
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (one is fastest for this small model on a shared 2-core CPU)")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into seegaan/demo/")
     args = ap.parse_args()
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     from seegaan.data import load_dataset
     from seegaan.model import small_config
     from seegaan.model.tasks import encode_images
