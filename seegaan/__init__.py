@@ -6,7 +6,7 @@ functions are resolved lazily on first attribute access.
 
 from __future__ import annotations
 
-import importlib
+from seegaan._lazy import lazy_module
 
 from seegaan._errors import SeegaanError
 from seegaan._version import __version__
@@ -35,14 +35,4 @@ _LAZY = {
 __all__ = ["SeegaanError", "__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'seegaan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, _ = lazy_module("seegaan", _LAZY)

@@ -6,7 +6,7 @@ Public functions: :func:`read_image`, :func:`load_dataset` (-> :class:`ImageSet`
 
 from __future__ import annotations
 
-import importlib
+from seegaan._lazy import lazy_module
 
 _LAZY = {
     "read_image": "seegaan.data.images",
@@ -24,14 +24,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'seegaan.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, _ = lazy_module("seegaan.data", _LAZY)

@@ -5,7 +5,7 @@ Names resolve lazily so that ``import seegaan.model`` costs nothing until a func
 
 from __future__ import annotations
 
-import importlib
+from seegaan._lazy import lazy_module
 
 _LAZY = {
     "ModelConfig": "seegaan.model.config",
@@ -34,14 +34,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'seegaan.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__, _ = lazy_module("seegaan.model", _LAZY)

@@ -13,29 +13,19 @@ message when it comes from another architecture or a newer format.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 
 from seegaan._errors import SeegaanError
-from seegaan._io import atomic_path
+from seegaan._io import atomic_path, file_sha256
 from seegaan.model.config import CHECKPOINT_VERSION, ModelConfig
 from seegaan.model.networks import Networks
 
 FORMAT = "seegaan-checkpoint"
 EMA_NAMES = ("mapping", "generator", "encoder")
 NET_NAMES = ("mapping", "generator", "encoder", "discriminator")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checkpoint_identity(path: str | os.PathLike) -> str:
