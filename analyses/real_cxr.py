@@ -28,14 +28,18 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--latent", type=int, default=128)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (one is fastest on a shared 2-core CPU)")
     args = ap.parse_args()
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     import seegaan
     from seegaan.data import load_dataset
     from seegaan.model import small_config
