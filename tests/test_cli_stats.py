@@ -159,3 +159,15 @@ def test_inspect(cohort_file):
     assert r.exit_code == 0
     assert "Latent cohort" in r.stdout and "lab" in r.stdout and "numeric" in r.stdout
     assert "does not exist" in one_line_error(run("inspect", "/nope.nc"))
+
+
+@pytest.mark.parametrize("feature", ["bnpp", "sex"])
+def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
+    pytest.importorskip("torch")
+    out = tmp_path / f"{feature}.nc"
+    r = run("interpolate", "--feature", feature, "--perm", 20, "--steps", 4, "--out", out)
+    assert r.exit_code == 0, r.output
+    ds = xr.open_dataset(out)
+    assert ds.attrs["decoder"].split()[0].endswith("phantom_model.pt")
+    assert ds["image"].shape == (4, 64, 64) and out.with_suffix(".png").exists()
+    ds.close()
