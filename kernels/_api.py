@@ -16,13 +16,13 @@ Backend = Literal["numba", "numpy"]
 ALTERNATIVE_CODES = {"two-sided": 0, "greater": 1, "less": 2}
 
 
-@lru_cache(maxsize=1)
-def _jit_module():
-    """Import the Numba kernels once; return None when Numba is missing or disabled."""
+@lru_cache(maxsize=None)
+def _jit_module(name: str = "_jit"):
+    """Import a Numba kernel module once; return None when Numba is missing or disabled."""
     shim = importlib.import_module(f"{__package__}._numba")
     if not shim.HAS_NUMBA:
         return None
-    return importlib.import_module(f"{__package__}._jit")
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def has_numba() -> bool:
@@ -34,13 +34,13 @@ def has_numba() -> bool:
     return _jit_module() is not None
 
 
-def _resolve_backend(backend: str):
-    """Return the Numba kernel module, or None for the NumPy twins."""
+def _resolve_backend(backend: str, module: str = "_jit"):
+    """Return the Numba kernel module ``module``, or None for the NumPy twins."""
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
     if backend == "numpy":
         return None
-    return _jit_module()
+    return _jit_module(module)
 
 
 def alternative_code(alternative) -> int:

@@ -38,14 +38,12 @@ discretisations. The family-wise p-value of a pixel is ``(#{b : tfce_max[b] >= t
 
 from __future__ import annotations
 
-import importlib
 import math
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
-from . import _spatial_numpy
+from . import _api, _spatial_numpy
 
 Backend = Literal["numba", "numpy"]
 
@@ -53,22 +51,9 @@ Backend = Literal["numba", "numpy"]
 MAX_LEVELS = 100_000
 
 
-@lru_cache(maxsize=1)
-def _jit_module():
-    """Import the Numba kernels once; return None when Numba is missing or disabled."""
-    shim = importlib.import_module(f"{__package__}._numba")
-    if not shim.HAS_NUMBA:
-        return None
-    return importlib.import_module(f"{__package__}._spatial_jit")
-
-
 def _resolve_backend(backend):
-    """Return the Numba kernel module, or None for the NumPy twins."""
-    if backend not in ("numba", "numpy"):
-        raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
-    if backend == "numpy":
-        return None
-    return _jit_module()
+    """Return the spatial Numba kernel module, or None for the NumPy twins."""
+    return _api._resolve_backend(backend, "_spatial_jit")
 
 
 def _check_connectivity(connectivity) -> bool:
