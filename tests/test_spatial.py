@@ -341,7 +341,7 @@ def test_disabled_numba_falls_back_to_numpy():
         "import json, numpy as np\n"
         "from seegaan_kernels import spatial\n"
         "x = np.arange(12.0).reshape(1, 3, 4) - 4\n"
-        "print(json.dumps([spatial._resolve_backend("numba") is None, spatial.tfce(x, dh=1.0).tolist(),"
+        "print(json.dumps([spatial._resolve_backend('numba') is None, spatial.tfce(x, dh=1.0).tolist(),"
         " spatial.cluster_masses(x, 0.5)[1].tolist()]))\n"
     )
     env = dict(os.environ, SEEGAAN_DISABLE_NUMBA="1")
