@@ -67,21 +67,24 @@ def main():
                "train_seconds_this_run": train_s, "images": len(data),
                "baseline_val_l2_mean_image": result.baseline_l2, "best_validation": best_val,
                "perceptual": result.perceptual, "sequences": {}}
+    runs = []
     for feature, opts in (("sex", dict(method="class-mean", levels="F,M")), ("age", dict(method="gam"))):
+        runs += [(feature, feature, opts), (feature, f"{feature}_adjusted", {**opts, "adjust": "source,view"})]
+    for feature, name, opts in runs:  # unadjusted, and adjusted for data source and view (Freedman-Lane)
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=8, **opts)
         res = seegaan.sequence(interp, best, n_perm=args.perm, correction="maxt", seed=args.seed)
-        seegaan.save_sequence(res.to_dataset(), out / f"{feature}.nc", overwrite=True)
-        res.plot(out / f"{feature}.png", overwrite=True)
+        seegaan.save_sequence(res.to_dataset(), out / f"{name}.nc", overwrite=True)
+        res.plot(out / f"{name}.png", overwrite=True)
         sig = res.significant[1:]
-        results["sequences"][feature] = {
+        results["sequences"][name] = {
             "images_used": int(interp.image_index.size), "left_out_missing": interp.n_missing,
             "patients": int(len(np.unique(interp.patient_ids))), "scheme": res.attrs["permutation_scheme"],
             "significant_fraction_last_step": float(res.significant[-1].mean()),
             "significant_fraction_all_steps": float(sig.mean()),
             "max_abs_difference_last_step": float(np.abs(res.difference[-1]).max()),
             "seconds": time.time() - t0}
-        print(feature, results["sequences"][feature])
+        print(name, results["sequences"][name])
     (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print(json.dumps(results, indent=2, default=float))
 
