@@ -77,13 +77,10 @@ class _Spec:
             return X, Xg
         return np.hstack([X, Z]), np.hstack([Xg, np.zeros((Xg.shape[0], Z.shape[1]))])
 
-    def n_cov(self, Z):
-        return 0 if Z is None else Z.shape[1]
-
     def operator(self, x: np.ndarray, Z: np.ndarray | None):
         """Return either ``L`` (K x n) or an auto-λ solver with ``.trajectory(Y)``."""
         X, Xg = self.design(x, Z)
-        k = self.n_cov(Z)
+        k = 0 if Z is None else Z.shape[1]
         if self.lam is None:
             return _gam.GamAutoSolver(X, Xg, self.lams, lambda lam: self.penalty(lam, k), gamma=self.gamma)
         return _gam.penalised_map(X, Xg, self.penalty(self.lam, k))

@@ -209,7 +209,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
              tfce_h: float = 2.0, tfce_e: float = 0.5, tfce_dh: float = 0.1, cluster_threshold: float = 3.0,
              connectivity: Literal[4, 8] = 4,
-             progress: Callable[[int], None] | None = None, command_line: str = "") -> SequenceResult:
+             progress: Callable[..., None] | None = None, command_line: str = "") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
     Parameters
@@ -285,7 +285,6 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     observed = np.ascontiguousarray(difference.reshape(-1))
     M = observed.size
 
-    plan = None
     if n_perm == 0:
         attrs = _attrs_for(interp, dec.identity, n_perm=0, scheme="none", correction=correction, alpha=alpha,
                            alternative=alternative, seed=seed, command_line=command_line)

@@ -139,7 +139,7 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
             grid_values = [float(v) for v in grid.split(",")]
         except ValueError:
             raise SeegaanError(f"--grid must be comma-separated numbers, not {grid!r}") from None
-    lam = gam_lam if str(gam_lam).strip().lower() == "auto" else gam_lam
+    lam = "auto" if str(gam_lam).strip().lower() == "auto" else gam_lam
     if lam != "auto":
         try:
             lam = float(lam)
