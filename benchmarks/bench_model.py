@@ -55,7 +55,7 @@ def conv_gflops(*, bf16: bool, repeat: int) -> float:
 
 
 def _decoder_runner(cfg: ModelConfig, *, batch: int, bf16: bool, channels_last: bool = True):
-    """A function decoding one batch as the decoder does (channels-last, fused in-place inference)."""
+    """A function decoding one batch as the decoder does (channels-last, in-place inference path)."""
     nets = build_networks(cfg)
     gen = nets.generator.eval().use_channels_last(channels_last)
     w = nets.mapping(torch.randn(batch, cfg.latent_size, generator=torch.Generator().manual_seed(0))).detach()
@@ -133,6 +133,10 @@ def main(argv=None) -> dict:
 
 
 def decode_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, repeat: int) -> None:
+    from seegaan.model.inference import keep_freed_memory
+
+    # as a checkpoint decoder does (SEEGAAN_KEEP_FREED_MEMORY=0 measures without it)
+    res["decode_keeps_freed_memory"] = keep_freed_memory()
     for name, cfg, batch in (("paper256", paper, 4), ("small64", small, 32)):
         flops = conv_flops_per_image(cfg) / 1e9
         fp32, conv32, img32 = decode_rate(cfg, batch=batch, bf16=False, repeat=repeat)

@@ -52,7 +52,8 @@ def info_cmd(
             cfg = payload["config_obj"]
             train = payload.get("train") or {}
             extra = {"checkpoint": checkpoint_identity(checkpoint), "step": train.get("step"),
-                     "perceptual": train.get("perceptual"), "best_metric": train.get("best_metric")}
+                     "perceptual": train.get("perceptual"), "fid": train.get("fid"),
+                     "selection_metric": train.get("selection_metric"), "best_metric": train.get("best_metric")}
         else:
             cfg = ModelConfig(image_size=image_size)
         counts = parameter_counts(cfg)
@@ -93,6 +94,10 @@ def train_cmd(
     val_images: Annotated[int, typer.Option(help="Validation images used (first N of the split).")] = 256,
     vgg_weights: Annotated[Path | None, typer.Option(help="torchvision VGG16 state dict for the "
                                                      "perceptual loss (else the torch hub cache).")] = None,
+    fid_weights: Annotated[Path | None, typer.Option(help="Inception-v3 state dict (pytorch-fid "
+                                                     "pt_inception-*.pth or torchvision inception_v3_google-"
+                                                     "*.pth): validation FID selects best.pt (else the "
+                                                     "torch hub cache; without any, validation L2).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights, batches, noise and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
@@ -122,7 +127,7 @@ def train_cmd(
                           val_images=val_images, seed=seed, bf16=bf16, compile=compile,
                           channels_last=channels_last)
         result = train(images, out_dir=out_dir, model_config=model_cfg, config=cfg, table=table,
-                       view=_views(view), vgg_weights=vgg_weights, resume=resume, device=device, log=_log)
+                       view=_views(view), vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume, device=device, log=_log)
         _log(f"done at step {result.step}: last {result.last}, best {result.best}")
 
 

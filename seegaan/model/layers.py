@@ -146,13 +146,20 @@ class ModulatedConv2d(nn.Module):
         """Convolution of the modulated input and the (B, out, 1, 1) demodulation factors (None when the
         layer does not demodulate); ``forward`` multiplies the two."""
         style = self.affine(w)  # (B, in)
-        weight, wsq_t = self._weights(x.dtype)
         x = x * style.to(x.dtype)[:, :, None, None]
-        x = F.conv2d(x, weight, padding=self.padding)
+        return self.convolve_modulated(x), self.demodulation(style, x.dtype)
+
+    def convolve_modulated(self, x_modulated: torch.Tensor) -> torch.Tensor:
+        """The shared-weight convolution of an input already multiplied by the style."""
+        weight, _ = self._weights(x_modulated.dtype)
+        return F.conv2d(x_modulated, weight, padding=self.padding)
+
+    def demodulation(self, style: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """(B, out, 1, 1) demodulation factors of a (B, in) style, or None without demodulation."""
         if not self.demodulate:
-            return x, None
-        dcoef = torch.rsqrt(style.square() @ wsq_t + self.eps).to(x.dtype)[:, :, None, None]
-        return x, dcoef
+            return None
+        _, wsq_t = self._weights(dtype)
+        return torch.rsqrt(style.square() @ wsq_t + self.eps).to(dtype)[:, :, None, None]
 
     def _weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled weight (in ``dtype``) and, for demodulation, ``sum_k W^2`` transposed to (in, out):
@@ -216,6 +223,20 @@ class StyleLayer(nn.Module):
         """Same result with fewer passes over memory: (bias + strength * noise) + conv * demod in one
         ``addcmul``, then LeakyReLU in place."""
         y, dcoef = self.conv.undemodulated(x, w)
+        return F.leaky_relu_(torch.addcmul(self._offset(y, noise_mode), y, dcoef), self.slope)
+
+    def inference_modulated(self, x_modulated: torch.Tensor, style: torch.Tensor,
+                            noise_mode: NoiseMode) -> torch.Tensor:
+        """Inference on an input already multiplied by ``style`` (B, in); the convolution's output is
+        finished in place (``addcmul`` into itself, LeakyReLU in place): no new full-size tensor, which
+        on CPUs costs more than the arithmetic (fresh pages fault in)."""
+        y = self.conv.convolve_modulated(x_modulated)
+        dcoef = self.conv.demodulation(style, y.dtype)
+        torch.addcmul(self._offset(y, noise_mode), y, dcoef, out=y)
+        return F.leaky_relu_(y, self.slope)
+
+    def _offset(self, y: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
+        """bias (+ strength x the constant noise map), cached per dtype, noise mode and memory layout."""
         channels_last = y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
 
         def compute():
@@ -229,8 +250,7 @@ class StyleLayer(nn.Module):
 
         key = _param_key(self.bias, self.noise.strength, self.noise.const_noise) + (
             y.dtype, noise_mode, channels_last)
-        offset = _inference_cache(self, key, compute)
-        return F.leaky_relu_(torch.addcmul(offset, y, dcoef), self.slope)
+        return _inference_cache(self, key, compute)
 
 
 class ToGray(nn.Module):
@@ -244,7 +264,23 @@ class ToGray(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return self._inference(x, self.conv.affine(w))
         return self.conv(x, w) + self.bias.to(x.dtype)[None, :, None, None]
+
+    def _inference(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The 1x1 modulated conv as one batched matrix product with per-sample weights (out, in) x s:
+        no modulated copy of the input is made."""
+        batch, channels, height, width = x.shape
+        weight, _ = self.conv._weights(x.dtype)
+        per_sample = weight[:, :, 0, 0][None] * style.to(x.dtype)[:, None, :]  # (B, out, in)
+        bias = self.bias.to(x.dtype)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            pixels = x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)  # a view
+            out = torch.baddbmm(bias[None, None, :], pixels, per_sample.transpose(1, 2))
+            return out.view(batch, height, width, -1).permute(0, 3, 1, 2)
+        out = torch.baddbmm(bias[None, :, None], per_sample, x.reshape(batch, channels, height * width))
+        return out.view(batch, -1, height, width)
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

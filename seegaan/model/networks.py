@@ -49,12 +49,37 @@ class GeneratorBlock(nn.Module):
         return len(self.layers) + 1
 
     def forward(self, x, image, ws: list[torch.Tensor], noise_mode: NoiseMode):
+        if not torch.is_grad_enabled() and noise_mode != "random":
+            return self._inference(x, image, ws, noise_mode)
         if not self.first:
             x = upsample2x(x)
         for layer, w in zip(self.layers, ws):
             x = layer(x, w, noise_mode)
         gray = self.to_gray(x, ws[len(self.layers)])
         image = gray if image is None else upsample2x(image) + gray
+        return x, image
+
+    def _inference(self, x, image, ws: list[torch.Tensor], noise_mode: NoiseMode):
+        """Without gradients: the same function with no avoidable full-size temporaries.
+
+        The first conv's style multiplies the features before the upsampling (bilinear upsampling is
+        linear per channel, so this commutes, on a quarter of the pixels); later styles multiply in
+        place; each conv's output is finished in place (:meth:`StyleLayer.inference_modulated`); the
+        ToGray is a batched matrix product. ``x`` (this block's input, the previous block's output) is
+        overwritten unless it is the first block's constant.
+        """
+        for i, (layer, w) in enumerate(zip(self.layers, ws)):
+            style = layer.conv.affine(w)
+            scale = style.to(x.dtype)[:, :, None, None]
+            if i == 0 and self.first:
+                x = x * scale
+            elif i == 0:
+                x = upsample2x(x.mul_(scale))
+            else:
+                x = x.mul_(scale)
+            x = layer.inference_modulated(x, style, noise_mode)
+        gray = self.to_gray(x, ws[len(self.layers)])
+        image = gray if image is None else upsample2x(image).add_(gray)
         return x, image
 
 

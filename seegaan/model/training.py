@@ -224,7 +224,7 @@ class Trainer:
     """State and one-step logic of a training run (used by :func:`train`)."""
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, *, device: torch.device, dist: _Dist,
-                 perceptual=None):
+                 perceptual=None, fid_features=None):
         self.model_cfg, self.cfg, self.device, self.dist = model_cfg, cfg, device, dist
         self.nets = build_networks(model_cfg, seed=cfg.seed).to(device)
         dist.broadcast_module(self.nets)
@@ -237,6 +237,8 @@ class Trainer:
         self.ada = AdaptiveP(cfg.augment_p if cfg.augment == "fixed" else 0.0, target=cfg.ada_target,
                              interval=cfg.ada_interval, kimg=cfg.ada_kimg)
         self.perceptual = perceptual.to(device) if perceptual is not None else None
+        self.fid_features = fid_features  # InceptionFeatures or None
+        self._fid_real = None  # statistics of the validation images, computed once
         self.rng = np.random.default_rng([cfg.seed, dist.rank])
         torch.manual_seed(cfg.seed * 1000 + dist.rank)
         self.step = 0
@@ -337,7 +339,8 @@ class Trainer:
     # validation --------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self, val: np.ndarray) -> dict:
-        """L2, PSNR and SSIM of the EMA encoder+generator on validation images (fixed noise)."""
+        """L2, PSNR and SSIM of the EMA encoder+generator on validation images (fixed noise), and with
+        Inception weights the FID of as many EMA samples (fixed z, fixed noise) against those images."""
         l2, psnr, ssim = [], [], []
         for start in range(0, len(val), 32):
             x = torch.from_numpy(val[start:start + 32]).to(self.device)
@@ -345,8 +348,26 @@ class Trainer:
             l2.append(l2_per_image(y, x))
             psnr.append(psnr_per_image(y, x))
             ssim.append(ssim_per_image(y, x))
-        return {"val_l2": float(torch.cat(l2).mean()), "val_psnr": float(torch.cat(psnr).mean()),
-                "val_ssim": float(torch.cat(ssim).mean())}
+        metrics = {"val_l2": float(torch.cat(l2).mean()), "val_psnr": float(torch.cat(psnr).mean()),
+                   "val_ssim": float(torch.cat(ssim).mean())}
+        if self.fid_features is not None and len(val) >= 2:
+            metrics["val_fid"] = self._fid(val)
+        return metrics
+
+    def _fid(self, val: np.ndarray) -> float:
+        from seegaan.model.fid import feature_statistics, frechet_distance
+
+        if self._fid_real is None:
+            self._fid_real = feature_statistics(self.fid_features(val))
+        # the same z at every validation (their own generator: the training RNG streams are untouched)
+        z_rng = torch.Generator().manual_seed(self.cfg.seed + 7919)
+        z = torch.randn(len(val), self.model_cfg.latent_size, generator=z_rng).to(self.device)
+        samples = []
+        for start in range(0, len(z), 32):
+            w = self.ema.mapping(z[start:start + 32])
+            samples.append(self.ema.generator(w, noise_mode="const").float().cpu())
+        fake = feature_statistics(self.fid_features(torch.cat(samples)))
+        return frechet_distance(*self._fid_real, *fake)
 
     # checkpoint state --------------------------------------------------------------------------
     def train_state(self, extra: dict) -> dict:
@@ -384,7 +405,7 @@ def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
 
 def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None = None,
           config: TrainConfig = TrainConfig(), table=None, view=None, vgg_weights=None,
-          resume: bool = True, device: str | None = "cpu", progress: bool = True,
+          fid_weights=None, resume: bool = True, device: str | None = "cpu", progress: bool = True,
           log: Callable[[str], None] = print, stop_after: int | None = None) -> TrainResult:
     """Train (or resume training of) the adversarial autoencoder.
 
@@ -395,7 +416,7 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
         ``view`` passed on) and its train/val splits are used.
     out_dir : path
         Folder for ``last.pt`` (every ``checkpoint_every`` steps and at the end) and ``best.pt`` (lowest
-        validation L2 of the EMA encoder+generator). An existing ``last.pt`` is resumed when ``resume``.
+        validation FID with Inception weights, else lowest validation L2 of the EMA encoder+generator). An existing ``last.pt`` is resumed when ``resume``.
     model_config : ModelConfig, optional
         Architecture (default: the paper's at 256x256). Ignored on resume (the checkpoint's is used);
         a different explicit config is refused.
@@ -404,10 +425,16 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     vgg_weights : path, optional
         torchvision VGG16 state dict for the perceptual loss; otherwise the torch hub cache is searched;
         with none the perceptual loss is left out and ``perceptual: none`` recorded.
+    fid_weights : path, optional
+        Inception-v3 state dict (pytorch-fid ``pt_inception-2015-12-05-*.pth`` or torchvision
+        ``inception_v3_google-*.pth``); otherwise the torch hub cache is searched. With weights, every
+        validation also reports ``val_fid`` (EMA samples against the validation images) and ``best.pt``
+        is the step with the lowest FID, as in the paper; without, the lowest validation L2.
     stop_after : int, optional
         Stop after this many steps of this call (for tests); checkpoints are written as usual.
     """
     from seegaan.cli._common import progress_bar
+    from seegaan.model.fid import find_inception_weights, load_fid_features
     from seegaan.model.perceptual import find_vgg_weights, load_vgg16
 
     device = _resolve_device(device)
@@ -443,6 +470,15 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
             "L2 + adversarial losses only)")
     else:
         say(f"perceptual: VGG16 from {vgg_path}")
+    fid_path = find_inception_weights(fid_weights)
+    fid_features = load_fid_features(fid_path, device=device) if fid_path is not None else None
+    fid_name = fid_features.source if fid_features is not None else "none"
+    selection = "val_fid" if fid_features is not None else "val_l2"
+    if fid_features is None:
+        say("FID: none (no Inception-v3 weights in --fid-weights or the torch hub cache; best.pt is the "
+            "step with the lowest validation L2)")
+    else:
+        say(f"FID: Inception-v3 from {fid_name}; best.pt is the step with the lowest validation FID")
 
     if isinstance(data, tuple):
         train_x, val_x = (np.asarray(a, dtype=np.float32) for a in data)
@@ -454,10 +490,16 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     if train_x.ndim != 4 or tuple(train_x.shape[1:]) != expected:
         raise SeegaanError(f"training images have shape {train_x.shape[1:]}, the model expects {expected}")
 
-    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=perceptual)
+    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=perceptual,
+                      fid_features=fid_features)
     if payload is not None:
         trainer.load(payload, last_path)
         say(f"resuming {last_path} at step {trainer.step} (augmentation p {trainer.ada.p:.4f})")
+        previous = (payload.get("train") or {}).get("selection_metric", "val_l2")
+        if previous != selection:
+            say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation "
+                "starts a new best.pt")
+            trainer.best_metric = math.inf
     baseline = float(np.mean((val_x - train_x.mean(0, keepdims=True)) ** 2)) if len(val_x) else None
     if baseline is not None:
         say(f"validation L2 of predicting the mean training image: {baseline:.5f}")
@@ -466,10 +508,10 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
         improved = False
         if metrics is not None and is_main:
             trainer.history.append({"step": trainer.step, **metrics})
-            improved = metrics["val_l2"] < trainer.best_metric
+            improved = metrics[selection] < trainer.best_metric
             if improved:
-                trainer.best_metric = metrics["val_l2"]
-        extra = {"perceptual": perceptual_name, "fid": "none", "selection_metric": "val_l2",
+                trainer.best_metric = metrics[selection]
+        extra = {"perceptual": perceptual_name, "fid": fid_name, "selection_metric": selection,
                  "baseline_l2": baseline, "model_config": model_config.to_dict()}
         train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
         if is_main:
