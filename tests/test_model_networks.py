@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+import os
+import subprocess
+import sys
 import math
 
 import numpy as np
@@ -196,22 +200,25 @@ def test_cli_model_info_json():
     assert bad.exit_code == 2
 
 
-def test_inference_path_equals_training_path():
-    """The fused in-place path used without gradients gives the same images as the autograd path."""
-    cfg = small_config(32, width=8, latent_size=16)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_inference_path_equals_training_path(channels):
+    """The in-place path used without gradients gives the same images as the autograd path, with one w
+    for all layers and with per-layer w (style mixing), for gray and colour images."""
+    cfg = replace(small_config(32, width=8, latent_size=16), channels=channels)
     gen = build_networks(cfg, seed=1).generator
     with torch.no_grad():
         for name, p in gen.named_parameters():
             if name.endswith("strength"):
                 p.fill_(0.7)
-    w = torch.randn(3, 16)
-    for mode in ("const", "none"):
+    for mode, w in (("const", torch.randn(3, 16)), ("none", torch.randn(3, 16)),
+                    ("const", torch.randn(3, gen.n_ws, 16))):
         with_grad = gen(w, noise_mode=mode)
         with torch.inference_mode():
             fused = gen(w, noise_mode=mode)
-            gen.use_channels_last(True)
+        gen.use_channels_last(True)  # (outside inference mode: the weights stay usable for autograd)
+        with torch.inference_mode():
             fused_cl = gen(w, noise_mode=mode)
-            gen.use_channels_last(False)
+        gen.use_channels_last(False)
         torch.testing.assert_close(fused, with_grad.detach(), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fused_cl, with_grad.detach(), rtol=1e-5, atol=1e-5)
 
@@ -245,3 +252,13 @@ def test_three_channel_model(tmp_path):
     assert nets.encoder(img).shape == (2, 16) and nets.discriminator(img).shape == (2,)
     path = save_checkpoint(tmp_path / "rgb.pt", cfg, networks_state(nets, None))
     assert load_decoder(path)(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+@pytest.mark.parametrize("setting, expected", [("1", "True"), ("0", "False")])
+def test_decoder_allocator_setting_can_be_turned_off(setting, expected):
+    code = ("from seegaan.model.inference import keep_freed_memory as k; a = k(); b = k(); "
+            "assert a == b; print(a)")
+    env = {**os.environ, "SEEGAAN_KEEP_FREED_MEMORY": setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
