@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (one is fastest for this small model on a shared 2-core CPU)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (training and encoding)")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into seegaan/demo/")
     args = ap.parse_args()
 
@@ -61,11 +62,12 @@ def main():
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, checkpoint_every=250, val_every=250,
                        val_images=128, seed=args.seed)
     t0 = time.time()
-    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, progress=False, resume=True)
+    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, progress=False, resume=True,
+                   device=args.device)
     print(f"training: step {result.step} in {time.time() - t0:.0f} s this run; best {result.best}")
     best = result.best or result.last
     cohort_path = work / "cohort.nc"
-    encode_images(best, data, out=cohort_path, overwrite=True)
+    encode_images(best, data, out=cohort_path, overwrite=True, device=args.device)
     summary = {"steps": result.step, "history": result.history[-5:], "baseline_l2": result.baseline_l2,
                "perceptual": result.perceptual, "checkpoint": str(best)}
     (work / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))

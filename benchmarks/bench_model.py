@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_model.py [--quick] [--json OUT.json]
+    python benchmarks/bench_model.py --device cuda --json gpu.json     # on a GPU (TF32 on, bf16 measured too)
 
 Measures, with randomly initialised networks (speed does not depend on the weights):
 
@@ -30,49 +31,57 @@ from seegaan.model.networks import build_networks, conv_flops_per_image
 from seegaan.model.training import TrainConfig, Trainer, _Dist
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def _timeit(fn, *, repeat: int, warmup: int = 1) -> float:
-    """Best-of-``repeat`` seconds of ``fn()``."""
+    """Best-of-``repeat`` seconds of ``fn()`` (GPU work waited for)."""
     for _ in range(warmup):
         fn()
+    _sync()
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
+        _sync()
         best = min(best, time.perf_counter() - t0)
     return best
 
 
+def _autocast(bf16: bool):
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=bf16)
+
+
 def conv_gflops(*, bf16: bool, repeat: int) -> float:
-    x = torch.randn(4, 512, 32, 32)
-    w = torch.randn(512, 512, 3, 3)
     flops = 2.0 * 4 * 512 * 512 * 9 * 32 * 32
-
-    def run():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            torch.nn.functional.conv2d(x, w, padding=1)
-
-    return flops / _timeit(run, repeat=repeat) / 1e9
+    return flops / _timeit(_conv_runner(bf16=bf16), repeat=repeat) / 1e9
 
 
 def _decoder_runner(cfg: ModelConfig, *, batch: int, bf16: bool, channels_last: bool = True):
     """A function decoding one batch as the decoder does (channels-last, in-place inference path)."""
-    nets = build_networks(cfg)
+    nets = build_networks(cfg).to(DEVICE)
     gen = nets.generator.eval().use_channels_last(channels_last)
-    w = nets.mapping(torch.randn(batch, cfg.latent_size, generator=torch.Generator().manual_seed(0))).detach()
+    z = torch.randn(batch, cfg.latent_size, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    w = nets.mapping(z).detach()
     out = {}
 
     def run():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), _autocast(bf16):
             out["img"] = gen(w, noise_mode="const").float()
 
     return run, out
 
 
 def _conv_runner(*, bf16: bool):
-    x, w = torch.randn(4, 512, 32, 32), torch.randn(512, 512, 3, 3)
+    x, w = torch.randn(4, 512, 32, 32, device=DEVICE), torch.randn(512, 512, 3, 3, device=DEVICE)
 
     def run():
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), _autocast(bf16):
             torch.nn.functional.conv2d(x, w, padding=1)
 
     return run
@@ -92,16 +101,19 @@ def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int,
         best_conv = min(best_conv, _timeit(conv, repeat=1, warmup=0))
         best_decode = min(best_decode, _timeit(run, repeat=1, warmup=0))
     conv_flops = 2.0 * 4 * 512 * 512 * 9 * 32 * 32
-    return batch / best_decode, conv_flops / best_conv / 1e9, out["img"]
+    return batch / best_decode, conv_flops / best_conv / 1e9, out["img"].cpu()
 
 
 def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) -> float:
-    trainer = Trainer(cfg, TrainConfig(batch_size=batch, bf16=bf16), device=torch.device("cpu"), dist=_Dist())
-    x = torch.rand(batch, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
+    trainer = Trainer(cfg, TrainConfig(batch_size=batch, bf16=bf16, channels_last=DEVICE.type == "cuda"),
+                      device=DEVICE, dist=_Dist())
+    x = torch.rand(batch, cfg.channels, cfg.image_size, cfg.image_size, device=DEVICE) * 2 - 1
     trainer.train_step(x)  # warm-up (R1 step)
+    _sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         trainer.train_step(x)
+    _sync()
     return batch * steps / (time.perf_counter() - t0)
 
 
@@ -110,7 +122,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip paper-size training")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--only", choices=["decode", "train"], help="run one half of the benchmark")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda runs the GPU protocol)")
+    parser.add_argument("--image-size", type=int, default=256, help="GPU protocol: image size of the paper config")
     args = parser.parse_args(argv)
+    if args.device != "cpu":
+        return gpu_main(args)
     repeat = 2 if args.quick else 4
     paper, small = ModelConfig(image_size=256), small_config(64, width=32, latent_size=128)
     res = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
@@ -129,6 +145,35 @@ def main(argv=None) -> dict:
     if args.json:
         with open(args.json, "w") as fh:
             fh.write(text + "\n")
+    return res
+
+
+def gpu_main(args) -> dict:
+    """On a GPU: decoding and training images/s of the paper config (fp32 with TF32, and bf16 autocast)
+    at a few batch sizes, and the 3x3-conv throughput of the card, as one JSON."""
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is available")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    paper = ModelConfig(image_size=args.image_size)
+    res = {"image_size": args.image_size, "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else str(DEVICE),
+           "torch": torch.__version__, "paper_generator_gflop_per_image": conv_flops_per_image(paper) / 1e9}
+    for bf16 in (False, True):
+        tag = "bf16" if bf16 else "tf32"
+        res[f"conv_gflops_{tag}"] = conv_gflops(bf16=bf16, repeat=10)
+        for batch in (4, 32, 128):
+            rate, _, _ = decode_rate(paper, batch=batch, bf16=bf16, repeat=5)
+            res[f"decode_paper_{tag}_batch{batch}_images_per_s"] = rate
+        for batch in (4, 32):
+            res[f"train_paper_{tag}_batch{batch}_images_per_s"] = train_rate(paper, batch=batch, steps=10,
+                                                                            bf16=bf16)
+        print(json.dumps(res, indent=2), flush=True)  # partial results survive a time limit
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(json.dumps(res, indent=2) + "\n")
     return res
 
 

@@ -224,3 +224,13 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     assert r0["loss_d"] != r1["loss_d"]
     payload = read_checkpoint(tmp_path / "out" / "last.pt")
     assert payload["train"]["world_size"] == 2 and len(payload["train"]["rng"]) == 2
+
+
+def test_run_already_past_its_steps_trains_no_further(tmp_path):
+    data = _random_data(8, 2)
+    cfg = small_config(32, **TINY)
+    train(data, out_dir=tmp_path, model_config=cfg, log=_quiet, config=TrainConfig(steps=3, batch_size=2))
+    before = (tmp_path / "last.pt").read_bytes()
+    again = train(data, out_dir=tmp_path, model_config=cfg, log=_quiet, config=TrainConfig(steps=1, batch_size=2))
+    assert again.step == 3 and again.best is not None
+    assert (tmp_path / "last.pt").read_bytes() == before  # nothing trained, nothing rewritten

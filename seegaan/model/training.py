@@ -523,6 +523,7 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
 
     start_step = trainer.step
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+    end_step = max(end_step, start_step)  # a run already past config.steps trains no further
     t0, images_seen, logs = time.perf_counter(), 0, {}
     with progress_bar("training", end_step - start_step) as advance:
         while trainer.step < end_step:
