@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 import os
+import platform
 import subprocess
 import sys
 import math
@@ -254,7 +255,8 @@ def test_three_channel_model(tmp_path):
     assert load_decoder(path)(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="the malloc setting is glibc's")
 @pytest.mark.parametrize("setting, expected", [("1", "True"), ("0", "False")])
 def test_decoder_allocator_setting_can_be_turned_off(setting, expected):
     code = ("from seegaan.model.inference import keep_freed_memory as k; a = k(); b = k(); "

@@ -52,7 +52,9 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 1 << 30) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+        # older glibc caps the mmap threshold at 32 MiB: fall back to the cap
+        mmap_ok = any(libc.mallopt(m_mmap_threshold, size) == 1 for size in (1 << 30, 32 << 20))
+        ok = mmap_ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1
     except (OSError, AttributeError):
         ok = False
     _ALLOCATOR_TUNED = ok
