@@ -16,7 +16,7 @@ from seegaan._errors import SeegaanError
 
 PValueMethod = Literal["none", "bonferroni", "holm", "fdr_bh", "fdr_by"]
 P_METHODS = ("none", "bonferroni", "holm", "fdr_bh", "fdr_by")
-ALL_CORRECTIONS = ("maxt", "tfce", "cluster", *P_METHODS)
+ALL_CORRECTIONS = ("maxt", "maxd", "tfce", "cluster", *P_METHODS)
 
 
 def correct_pvalues(p, method: PValueMethod = "fdr_bh", *, alpha: float = 0.05, mask=None):

@@ -32,8 +32,9 @@ from seegaan.interpolation import InterpolationResult
 from seegaan.permutation import draw_permutations
 
 Alternative = Literal["two-sided", "greater", "less"]
-Correction = Literal["maxt", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
-FWER_CORRECTIONS = ("maxt", "tfce", "cluster")
+Correction = Literal["maxt", "maxd", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
+FWER_CORRECTIONS = ("maxt", "maxd", "tfce", "cluster")
+MAX_STATISTIC = ("maxt", "maxd")  # single-step max over pixels and steps (standardised or raw)
 ALTERNATIVES = {"two-sided": 0, "greater": 1, "less": 2}
 
 
@@ -161,7 +162,7 @@ def _null_maxima(batch, scale, code, correction, opts, shape, backend) -> np.nda
     """Per-permutation maximum of the family-wise statistic of a batch of null maps."""
     import seegaan_kernels as kern
 
-    if correction == "maxt":
+    if correction in MAX_STATISTIC:
         return kern.accumulate_maxima(batch, scale, code, backend=backend)
     from seegaan_kernels import spatial
 
@@ -183,7 +184,7 @@ def _fwer_pvalues(observed, scale, code, shape, null_max: np.ndarray, correction
     import seegaan_kernels as kern
 
     B = null_max.size
-    if correction == "maxt":
+    if correction in MAX_STATISTIC:
         z_obs = kern.standardized_statistic(observed, scale, code).reshape(shape)
         return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (B + 1), 1.0)
     from seegaan_kernels import spatial
@@ -220,9 +221,12 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         A checkpoint, ``"module:callable"`` or a callable mapping float32 (B, D) to (B, H, W).
     n_perm : int or "exact"
         Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates all).
-    correction : {"maxt", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
+    correction : {"maxt", "maxd", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
         ``maxt`` (default): Westfall–Young max statistic over all pixels and steps of the standardised
-        difference z (difference / permutation SD), family-wise error control. ``tfce``: threshold-free
+        difference z (difference / permutation SD), family-wise error control. ``maxd``: the same with the
+        raw difference (the paper's pixel statistic), family-wise too: every pixel must beat the largest
+        null change anywhere, so it keeps large changes and drops small consistent ones that max-T finds
+        where the null varies little. ``tfce``: threshold-free
         cluster enhancement of z within each step (H, E, dh in z units), its maximum over steps as the null.
         ``cluster``: cluster mass (sum of z − threshold over 2-D clusters with z > threshold), every pixel of a
         cluster gets the cluster's p. ``none``: the paper's uncorrected pixel-wise test; the FDR and
@@ -343,7 +347,10 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         var[var <= 1e-12 * (s2 / (B + 1))] = 0.0  # pure cancellation error: no variation at this pixel
         sd = np.sqrt(np.maximum(var, 0.0))
         scale = np.zeros(M, dtype=np.float64)
-        np.divide(1.0, sd, out=scale, where=sd > 0)
+        if correction == "maxd":  # the raw difference (the paper's statistic); untestable pixels stay out
+            scale[sd > 0] = 1.0
+        else:
+            np.divide(1.0, sd, out=scale, where=sd > 0)
         scale.reshape(K, H, W)[0] = 0.0
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):

@@ -71,7 +71,8 @@ def test_exact_enumeration_counts():
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n_pat=st.integers(4, 10), per=st.sampled_from([[1], [1, 2], [2], [1, 3, 2]]), B=st.integers(1, 40),
        seed=st.integers(0, 1000), alternative=st.sampled_from(["two-sided", "greater", "less"]),
-       correction=st.sampled_from(["maxt", "none", "fdr_bh", "fdr_by", "bonferroni", "holm", "tfce", "cluster"]),
+       correction=st.sampled_from(["maxt", "maxd", "none", "fdr_bh", "fdr_by", "bonferroni", "holm", "tfce",
+                                   "cluster"]),
        method=st.sampled_from(["linear", "class-mean-g"]))
 def test_pvalue_properties(n_pat, per, B, seed, alternative, correction, method):
     ds = _small_cohort(n_pat, per, 8, seed)
@@ -135,7 +136,7 @@ def test_exact_enumeration_equals_brute_force(alternative):
                                     dict(feature="age", gam_lam="auto"),
                                     dict(feature="sex"),
                                     dict(feature="age", method="linear", adjust="bnpp")])
-@pytest.mark.parametrize("correction", ["maxt", "tfce", "cluster"])
+@pytest.mark.parametrize("correction", ["maxt", "maxd", "tfce", "cluster"])
 def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     ds = make_cohort(n=40, seed=3, images_per_patient=2, effect=1.0)
     interp = seegaan.interpolate(ds, steps=4, **kwargs)
@@ -147,6 +148,27 @@ def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
             np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
     different = seegaan.sequence(interp, linear8, n_perm=37, seed=124)
     assert not np.array_equal(different.null_max, runs[0].null_max)
+
+
+@pytest.mark.parametrize("correction", ["maxt", "maxd"])
+def test_max_statistic_pvalues_equal_brute_force(correction):
+    """maxt/maxd adjusted p = share of the B + 1 maps (identity included) whose largest statistic over all
+    pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt)."""
+    ds = make_cohort(n=24, seed=4, effect=0.8)
+    interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
+    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=correction)
+    plan = seegaan.draw_permutations(interp.patient_ids, 60, feature=interp.feature_codes, seed=9)
+    maps = [res.difference]
+    for idx in plan.indices:
+        frames = linear8(interp.null_trajectory(idx, plan.scheme).astype(np.float32))
+        maps.append(frames - frames[0])
+    maps = np.stack(maps)[:, 1:].astype(np.float64)  # (B + 1, K - 1, H, W); step 0 is not tested
+    sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
+    stat = np.divide(np.abs(maps), sd, out=np.zeros_like(maps), where=sd > 0)
+    null_max = stat[1:].reshape(60, -1).max(1)
+    expected = (np.sum(null_max[:, None, None, None] >= stat[0][None] - 1e-9, axis=0) + 1) / 61
+    np.testing.assert_allclose(res.p_adjusted[1:], expected, atol=1e-12)
+    np.testing.assert_allclose(res.null_max, null_max, rtol=1e-6)
 
 
 def test_numba_and_numpy_backends_agree():

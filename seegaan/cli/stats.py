@@ -30,6 +30,7 @@ class Transform(str, enum.Enum):
 
 class Correction(str, enum.Enum):
     maxt = "maxt"
+    maxd = "maxd"
     tfce = "tfce"
     cluster = "cluster"
     none = "none"
