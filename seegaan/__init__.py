@@ -25,6 +25,7 @@ _LAZY = {
     "sequence": "seegaan.sequences",
     "SequenceResult": "seegaan.sequences",
     "save_sequence": "seegaan.sequences",
+    "load_mask": "seegaan.sequences",
     "SeegaanWarning": "seegaan.sequences",
     "plot_sequence": "seegaan.plotting",
     "load_decoder": "seegaan.decoder",

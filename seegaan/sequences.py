@@ -15,6 +15,8 @@ against). The family of tests is every pixel of steps 1..K-1 (step 0 has no diff
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -209,7 +211,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
              tfce_h: float = 2.0, tfce_e: float = 0.5, tfce_dh: float = 0.1, cluster_threshold: float = 3.0,
-             connectivity: Literal[4, 8] = 4,
+             connectivity: Literal[4, 8] = 4, mask=None,
              progress: Callable[..., None] | None = None, command_line: str = "") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
@@ -257,6 +259,11 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         Cluster-forming threshold on z for ``cluster``.
     connectivity : {4, 8}
         Pixel neighbourhood of clusters and TFCE.
+    mask : array (H, W) of bool, or path, optional
+        Test only these pixels (True): a region of interest, e.g. to leave burned-in markers or text out of
+        the family (their null changes can dominate the null maxima). A path is read with
+        :func:`load_mask`. Pixels outside are never significant and take no part in any correction; the
+        mask's pixel count and hash go into the attrs.
 
     Returns
     -------
@@ -277,6 +284,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if int(batch_size) < 1:
         raise SeegaanError(f"batch size must be at least 1 (got {batch_size})")
     code = ALTERNATIVES[alternative]
+    if isinstance(mask, (str, os.PathLike)):
+        mask = load_mask(mask)  # a bad file fails before any decoding
     dec = load_decoder(decoder)
     progress = progress or (lambda n, total=None: None)
 
@@ -288,6 +297,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     difference = images - images[0]
     observed = np.ascontiguousarray(difference.reshape(-1))
     M = observed.size
+    roi = None if mask is None else _check_mask(mask, (H, W))
 
     if n_perm == 0:
         attrs = _attrs_for(interp, dec.identity, n_perm=0, scheme="none", correction=correction, alpha=alpha,
@@ -334,6 +344,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     p_value = ((counts + 1) / (B + 1)).reshape(K, H, W)
     family = np.ones((K, H, W), bool)
     family[0] = False
+    if roi is not None:
+        family &= roi[None]
     messages = []
 
     null_max = None
@@ -351,7 +363,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
             scale[sd > 0] = 1.0
         else:
             np.divide(1.0, sd, out=scale, where=sd > 0)
-        scale.reshape(K, H, W)[0] = 0.0
+        scale[~family.reshape(-1)] = 0.0  # step 0 and pixels outside the mask take no part
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):
             batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
@@ -375,6 +387,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     attrs = _attrs_for(interp, dec.identity, n_perm=B, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction, alpha=alpha, alternative=alternative, seed=seed,
                        command_line=command_line)
+    if roi is not None:
+        attrs.update(mask_pixels=int(roi.sum()), mask_sha256=hashlib.sha256(np.packbits(roi).tobytes()).hexdigest())
     if correction == "tfce":
         attrs.update(tfce_H=spatial_opts["H"], tfce_E=spatial_opts["E"], tfce_dh=spatial_opts["dh"],
                      connectivity=spatial_opts["connectivity"])
@@ -382,6 +396,39 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         attrs.update(cluster_threshold=spatial_opts["threshold"], connectivity=spatial_opts["connectivity"])
     return SequenceResult(interp, images, difference, p_value, p_adjusted, significant, null_max, attrs,
                           tuple(messages))
+
+
+def load_mask(path) -> np.ndarray:
+    """A region-of-interest mask from ``.npy`` (bool or 0/1) or an image file (PNG...; nonzero = tested)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise SeegaanError(f"--mask {path} does not exist; give a .npy or PNG mask the size of the images")
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert("L"))
+    except Exception as exc:  # noqa: BLE001
+        raise SeegaanError(f"cannot read mask {path} ({type(exc).__name__}); give a .npy array or a PNG") from None
+    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise SeegaanError(f"mask {path} must be a 2-D array of 0/1 or bool, got shape {arr.shape} {arr.dtype}")
+    return arr != 0
+
+
+def _check_mask(mask, shape: tuple[int, int]) -> np.ndarray:
+    roi = np.asarray(mask)
+    if roi.shape != shape:
+        raise SeegaanError(f"the mask has shape {roi.shape} but the decoded images are {shape[0]}x{shape[1]}; "
+                           "give a mask of the image size")
+    roi = roi != 0
+    if not roi.any():
+        raise SeegaanError("the mask selects no pixel; give a mask with at least one nonzero pixel")
+    return roi
 
 
 def save_sequence(ds: xr.Dataset, path, *, overwrite: bool = False):

@@ -171,3 +171,27 @@ def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
     assert ds.attrs["decoder"].split()[0].endswith("phantom_model.pt")
     assert ds["image"].shape == (4, 64, 64) and out.with_suffix(".png").exists()
     ds.close()
+
+
+def test_mask_option(cohort_file, tmp_path):
+    from PIL import Image
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 255
+    Image.fromarray(mask).save(tmp_path / "roi.png")
+    out = tmp_path / "age.nc"
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 30,
+            "--steps", 3, "--mask", tmp_path / "roi.png", "--out", out, "--no-plot")
+    assert r.exit_code == 0, r.output
+    ds = xr.open_dataset(out)
+    assert ds.attrs["mask_pixels"] == 16
+    assert not ds["significant"].values[:, mask == 0].any()
+    ds.close()
+    np.save(tmp_path / "small.npy", np.ones((4, 4)))
+    bad = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 30,
+              "--mask", tmp_path / "small.npy", "--out", tmp_path / "x.nc")
+    assert "decoded images are 8x8" in one_line_error(bad)
+    assert not (tmp_path / "x.nc").exists()
+    missing = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC,
+                  "--mask", tmp_path / "nope.png", "--out", tmp_path / "y.nc")
+    assert "does not exist" in one_line_error(missing)

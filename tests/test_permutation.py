@@ -11,7 +11,9 @@ import seegaan
 from seegaan.permutation import choose_scheme, draw_permutations
 from seegaan.sequences import SeegaanWarning
 
-from ._decoders import linear8, make_linear
+from seegaan._errors import SeegaanError
+
+from ._decoders import linear8, make_linear, planted
 from .conftest import make_cohort
 
 
@@ -215,3 +217,44 @@ def test_checkpoint_decoder_batches_permutations_with_same_bits(tmp_path):
     # the same as decoding one permutation per call through a wrapper that hides batch invariance
     plain = seegaan.sequence(interp, lambda w: dec(w), n_perm=21, seed=3, batch_size=4)
     np.testing.assert_array_equal(plain.null_max, runs[0].null_max)
+
+
+@pytest.mark.parametrize("correction", ["maxt", "maxd", "tfce", "none", "fdr_bh"])
+@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
+def test_mask_leaves_pixels_out_of_every_correction(correction, tmp_path):
+    """Pixels outside the mask are never significant and take no part in the null maxima."""
+    rng = np.random.default_rng(5)
+    n = 200
+    age = rng.uniform(20, 90, n)
+    w = rng.standard_normal((n, 8))
+    w[:, 0] += (age - 55) / 15                      # the planted effect: top half of the 8x8 image
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "age": age})
+    interp = seegaan.interpolate(seegaan.create_cohort(w, table), feature="age", steps=4)
+    mask = np.ones((8, 8), bool)
+    mask[:2] = False                                # two of the four planted rows left out
+    full = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction)
+    part = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction, mask=mask)
+    assert full.significant[:, :2].any() and not part.significant[:, :2].any()
+    assert part.significant[-1, 2:4].mean() > 0.7  # the rest of the planted region is still found
+    assert part.attrs["mask_pixels"] == 48 and len(part.attrs["mask_sha256"]) == 64
+    np.testing.assert_array_equal(part.p_value, full.p_value)   # uncorrected p-values are per pixel
+    if correction in ("maxt", "maxd"):  # the null maxima now run over the mask only: never larger
+        assert np.all(part.null_max <= full.null_max + 1e-12)
+    np.save(tmp_path / "mask.npy", mask)
+    from_file = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction,
+                                 mask=tmp_path / "mask.npy")
+    np.testing.assert_array_equal(from_file.significant, part.significant)
+
+
+def test_bad_masks_are_refused(tmp_path):
+    interp = seegaan.interpolate(make_cohort(n=30), feature="age", steps=3)
+    with pytest.raises(SeegaanError, match="shape"):
+        seegaan.sequence(interp, linear8, n_perm=10, mask=np.ones((4, 4), bool))
+    with pytest.raises(SeegaanError, match="no pixel"):
+        seegaan.sequence(interp, linear8, n_perm=10, mask=np.zeros((8, 8), bool))
+    with pytest.raises(SeegaanError, match="does not exist"):
+        seegaan.sequence(interp, linear8, n_perm=10, mask=tmp_path / "none.npy")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(SeegaanError, match="cannot read mask"):
+        seegaan.sequence(interp, linear8, n_perm=10, mask=tmp_path / "bad.png")

@@ -92,6 +92,8 @@ def interpolate(
     cluster_threshold: Annotated[float, typer.Option(
         help="Cluster-forming threshold on the standardised difference for --correction cluster.")] = 3.0,
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative.two_sided,
+    mask: Annotated[Optional[Path], typer.Option(
+        help="Test only these pixels: .npy (bool or 0/1) or PNG (nonzero = tested) of the image size.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Annotated[int, typer.Option(
@@ -108,11 +110,12 @@ def interpolate(
                         gam_splines=gam_splines, adjust=adjust, perm=perm, correction=correction.value,
                         alpha=alpha, tfce_e=tfce_e, cluster_threshold=cluster_threshold,
                         alternative=alternative.value, seed=seed, batch_size=batch_size, threads=threads, out=out,
-                        plot=None if no_plot else (plot or "default"), overwrite=overwrite)
+                        plot=None if no_plot else (plot or "default"), overwrite=overwrite, mask=mask)
 
 
 def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
-                    adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, threads=1, seed, batch_size, out, plot, overwrite):
+                    adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, threads=1, seed,
+                    batch_size, out, plot, overwrite, mask=None):
     """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
     import contextlib
 
@@ -120,7 +123,7 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
     from seegaan._io import atomic_path, check_output_path
     from seegaan.cohort import open_cohort
     from seegaan.interpolation import interpolate as fit
-    from seegaan.sequences import SeegaanWarning, sequence
+    from seegaan.sequences import SeegaanWarning, load_mask, sequence
 
     if perm < 0:
         raise SeegaanError(f"--perm must be 0 or more (got {perm})")
@@ -134,6 +137,7 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
     if plot_path is not None:
         check_output_path(plot_path, overwrite=overwrite)
     cohort, decoder = _default_inputs(cohort, decoder)
+    roi = load_mask(mask) if mask is not None else None
     grid_values = None
     if grid:
         try:
@@ -163,7 +167,8 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
         warnings.simplefilter("always", SeegaanWarning)
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=correction, alpha=alpha,
-                              tfce_e=tfce_e, cluster_threshold=cluster_threshold, alternative=alternative, seed=seed, batch_size=batch_size, progress=advance,
+                              tfce_e=tfce_e, cluster_threshold=cluster_threshold, alternative=alternative, seed=seed,
+                              batch_size=batch_size, mask=roi, progress=advance,
                               command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     for w in caught:
         if issubclass(w.category, SeegaanWarning):
