@@ -139,6 +139,7 @@ class InterpolationResult:
     _x: np.ndarray = field(repr=False)
     _Z: np.ndarray | None = field(repr=False)
     _op: object = field(repr=False)
+    notes: tuple[str, ...] = ()  # choices made for the user (e.g. default levels), for the CLI to print
 
     # ---- views ------------------------------------------------------------------------------
     @property
@@ -343,18 +344,23 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
         method = "class-mean" if (kind != "numeric" or n_distinct == 2 or levels) else "gam"
 
     rows = np.flatnonzero(~missing)
+    notes: list[str] = []
     if method == "class-mean":
         present = values[rows].astype(str) if kind != "numeric" else np.array(
             [f"{v:g}" for v in values[rows].astype(float)])
         found = sorted(set(present.tolist()))
         if levels is None:
-            if len(found) != 2:
-                raise SeegaanError(
-                    f"feature {feature!r} has {len(found)} level(s) ({', '.join(found[:8])}); class-mean needs "
-                    "two groups: pick them with --levels A,B" if len(found) > 2 else
-                    f"feature {feature!r} has fewer than two groups ({', '.join(found) or 'none'}); "
-                    "class-mean needs two")
-            levels = ("False", "True") if kind == "boolean" else (found[0], found[1])
+            if len(found) < 2:
+                raise SeegaanError(f"feature {feature!r} has fewer than two groups ({', '.join(found) or 'none'}); "
+                                   "class-mean needs two")
+            if len(found) > 2:  # the two most frequent levels, most frequent first (ties: name order)
+                names, counts = np.unique(present, return_counts=True)
+                order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
+                levels = (str(names[order[0]]), str(names[order[1]]))
+                notes.append(f"{feature!r} has {len(found)} levels ({', '.join(found[:8])}); comparing the two "
+                             f"most frequent, {levels[0]} -> {levels[1]}; choose others with --levels A,B")
+            else:
+                levels = ("False", "True") if kind == "boolean" else (found[0], found[1])
         for lv in levels:
             if lv not in found:
                 raise SeegaanError(f"level {lv!r} is not a value of {feature!r}; levels: {', '.join(found[:12])}")
@@ -424,4 +430,4 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
         grid=np.asarray(grid_units, dtype=np.float64), trajectory=traj,
         L=op if isinstance(op, np.ndarray) else None, lam=lam_out, image_index=rows, n_missing=n_missing,
         covariates=adjust, n_splines=spec.n_splines if method == "gam" else None, cohort=cohort,
-        _spec=spec, _x=x, _Z=Z, _op=op)
+        _spec=spec, _x=x, _Z=Z, _op=op, notes=tuple(notes))

@@ -74,7 +74,6 @@ def test_same_seed_same_file_contents(cohort_file, tmp_path):
     (["--feature", "nope"], "available features"),
     (["--feature", "site"], "fewer than two groups"),
     (["--feature", "sex", "--levels", "F,Q"], "level 'Q'"),
-    (["--feature", "grade"], "--levels"),
     (["--feature", "few", "--method", "gam"], "--method linear"),
     (["--feature", "age", "--steps", "1"], "at least 2"),
     (["--feature", "age", "--perm", "-5"], "--perm"),
@@ -161,7 +160,7 @@ def test_inspect(cohort_file):
     assert "does not exist" in one_line_error(run("inspect", "/nope.nc"))
 
 
-@pytest.mark.parametrize("feature", ["bnpp", "sex"])
+@pytest.mark.parametrize("feature", ["bnpp", "sex", "manufacturer"])
 def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
     pytest.importorskip("torch")
     out = tmp_path / f"{feature}.nc"
@@ -170,6 +169,8 @@ def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
     ds = xr.open_dataset(out)
     assert ds.attrs["decoder"].split()[0].endswith("phantom_model.pt")
     assert ds["image"].shape == (4, 64, 64) and out.with_suffix(".png").exists()
+    if feature == "manufacturer":  # three vendors: the two most frequent are compared, and the run says so
+        assert ds.attrs["levels"] == "vendor_a,vendor_b" and "choose others with --levels" in r.stderr
     ds.close()
 
 

@@ -119,7 +119,6 @@ def test_auto_method_choice():
     (dict(feature="nope"), "available features: age"),
     (dict(feature="site"), "fewer than two groups"),
     (dict(feature="sex", levels="F,X"), "level 'X' is not a value"),
-    (dict(feature="grade"), "pick them with --levels"),
     (dict(feature="few", method="gam"), "use --method linear"),
     (dict(feature="age", steps=1), "at least 2"),
     (dict(feature="age", method="gam", gam_lam=-1), "positive"),
@@ -143,3 +142,15 @@ def test_summary_and_dataarray():
     assert "lambda (GCV per dim)" in text and "images used" in text
     da = res.to_dataarray()
     assert da.dims == ("step", "latent") and "feature_value" in da.coords
+
+
+def test_many_levels_default_to_the_two_most_frequent():
+    n = 40
+    grade = ["c"] * 16 + ["a"] * 12 + ["b"] * 12
+    ds = make_cohort(n=n, extra={"grade": grade})
+    interp = seegaan.interpolate(ds, feature="grade")
+    assert interp.method == "class-mean" and interp.levels == ("c", "a")  # most frequent; tie a/b by name
+    assert len(interp.notes) == 1 and "--levels" in interp.notes[0]
+    assert interp.image_index.size == 28
+    chosen = seegaan.interpolate(ds, feature="grade", levels="b,c")
+    assert chosen.levels == ("b", "c") and chosen.notes == ()

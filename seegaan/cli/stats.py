@@ -153,6 +153,8 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
     ds = open_cohort(cohort)
     interp = fit(ds, feature=feature, method=method, levels=levels, steps=steps, grid=grid_values,
                  transform=transform, gam_lam=lam, gam_splines=gam_splines, adjust=adjust)
+    for note in interp.notes:
+        typer.echo(f"note: {note}", err=True)
     if interp.n_missing:
         typer.echo(f"note: {interp.n_missing} image(s) without {feature}"
                    f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
