@@ -264,3 +264,16 @@ def test_decoder_allocator_setting_can_be_turned_off(setting, expected):
     env = {**os.environ, "SEEGAAN_KEEP_FREED_MEMORY": setting}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_style_layer_inference_equals_autograd_path():
+    from seegaan.model.layers import StyleLayer
+
+    layer = StyleLayer(6, 5, 8, 16)
+    with torch.no_grad():
+        layer.noise.strength.fill_(0.5)
+    x, w = torch.randn(3, 6, 16, 16), torch.randn(3, 8)
+    expected = layer(x, w, "const")
+    with torch.no_grad():
+        got = layer(x, w, "const")
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-5)

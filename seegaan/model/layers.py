@@ -212,18 +212,13 @@ class StyleLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
         if not torch.is_grad_enabled() and noise_mode != "random":
-            return self._fused_inference(x, w, noise_mode)
+            style = self.conv.affine(w)
+            return self.inference_modulated(x * style.to(x.dtype)[:, :, None, None], style, noise_mode)
         x = self.noise(self.conv(x, w), noise_mode)
         bias = self.bias.to(x.dtype)[None, :, None, None]
         if not torch.is_grad_enabled():
             return F.leaky_relu_(x.add_(bias), self.slope)
         return F.leaky_relu(x + bias, self.slope)
-
-    def _fused_inference(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode) -> torch.Tensor:
-        """Same result with fewer passes over memory: (bias + strength * noise) + conv * demod in one
-        ``addcmul``, then LeakyReLU in place."""
-        y, dcoef = self.conv.undemodulated(x, w)
-        return F.leaky_relu_(torch.addcmul(self._offset(y, noise_mode), y, dcoef), self.slope)
 
     def inference_modulated(self, x_modulated: torch.Tensor, style: torch.Tensor,
                             noise_mode: NoiseMode) -> torch.Tensor:
