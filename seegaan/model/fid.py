@@ -17,7 +17,6 @@ given in [-1, 1] (one channel repeated three times). FID = |mu_a - mu_b|^2 + tr(
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seegaan._errors import SeegaanError
+from seegaan.model._weights import find_weights, read_state_dict
 
 FEATURES = 2048
 INPUT_SIZE = 299
@@ -205,30 +205,18 @@ class InceptionV3(nn.Module):
 
 def find_inception_weights(path: str | os.PathLike | None = None) -> Path | None:
     """The given file, else an Inception-v3 state dict in the torch hub cache, else None."""
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SeegaanError(f"--fid-weights {path} does not exist; give an Inception-v3 state dict "
-                               "(pytorch-fid pt_inception-2015-12-05-*.pth or torchvision "
-                               "inception_v3_google-*.pth) or leave it out to select checkpoints by L2")
-        return path
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
-    for pattern in HUB_PATTERNS:
-        found = sorted(glob.glob(str(hub / pattern)))
-        if found:
-            return Path(found[0])
-    return None
+    return find_weights(path, HUB_PATTERNS,
+                        missing="--fid-weights {path} does not exist; give an Inception-v3 state dict "
+                                "(pytorch-fid pt_inception-2015-12-05-*.pth or torchvision "
+                                "inception_v3_google-*.pth) or leave it out to select checkpoints by L2")
 
 
 def load_inception(path: str | os.PathLike) -> InceptionV3:
     """Inception-v3 from a pytorch-fid or torchvision state dict (the auxiliary classifier is ignored)."""
     bad = (f"{path} is not an Inception-v3 state dict; give pytorch-fid's pt_inception-2015-12-05-*.pth "
            "or torchvision's inception_v3_google-*.pth")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise SeegaanError(f"cannot read Inception weights {path} ({type(exc).__name__}); give a state "
-                           "dict file (pytorch-fid pt_inception-*.pth or torchvision inception_v3_google-*.pth)") from None
+    state = read_state_dict(path, what="Inception", hint="a state dict file (pytorch-fid pt_inception-*.pth "
+                            "or torchvision inception_v3_google-*.pth)")
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise SeegaanError(bad)
     classes = int(state["fc.weight"].shape[0])

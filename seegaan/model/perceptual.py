@@ -6,7 +6,6 @@ The layers are defined here (no torchvision needed) with torchvision's parameter
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seegaan._errors import SeegaanError
+from seegaan.model._weights import find_weights, read_state_dict
 
 # VGG16 "D" configuration; "M" is a 2x2 max-pool
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -64,24 +64,14 @@ class VGG16Perceptual(nn.Module):
 
 def find_vgg_weights(path: str | os.PathLike | None = None) -> Path | None:
     """The given file, else a torchvision ``vgg16-*.pth`` in the torch hub cache, else None."""
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SeegaanError(f"--vgg-weights {path} does not exist; give a torchvision VGG16 state dict "
-                               "(vgg16-*.pth) or leave it out to train without the perceptual loss")
-        return path
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
-    found = sorted(glob.glob(str(hub / "vgg16-*.pth")))
-    return Path(found[0]) if found else None
+    return find_weights(path, ("vgg16-*.pth",),
+                        missing="--vgg-weights {path} does not exist; give a torchvision VGG16 state dict "
+                                "(vgg16-*.pth) or leave it out to train without the perceptual loss")
 
 
 def load_vgg16(path: str | os.PathLike) -> VGG16Perceptual:
     """Load a torchvision-compatible VGG16 state dict (only the ``features.*`` entries are used)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise SeegaanError(f"cannot read VGG16 weights {path} ({type(exc).__name__}); give a torchvision "
-                           "vgg16-*.pth state dict") from None
+    state = read_state_dict(path, what="VGG16", hint="a torchvision vgg16-*.pth state dict")
     model = VGG16Perceptual()
     wanted = {k: v for k, v in state.items() if k.startswith("features.")
               and int(k.split(".")[1]) <= _TAPS[-1]}
