@@ -35,6 +35,9 @@ def main():
     ap.add_argument("--steps", type=int, default=18000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop training cleanly after this many minutes (resumable)")
+    ap.add_argument("--train-only", action="store_true", help="stop after training (no encoding)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (one is fastest for this small model on a shared 2-core CPU)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (training and encoding)")
@@ -60,11 +63,14 @@ def main():
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=args.size, seed=args.seed)
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, checkpoint_every=250, val_every=250,
-                       val_images=128, seed=args.seed)
+                       val_images=128, seed=args.seed,
+                       max_minutes=args.max_minutes)
     t0 = time.time()
     result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, progress=False, resume=True,
                    device=args.device)
     print(f"training: step {result.step} in {time.time() - t0:.0f} s this run; best {result.best}")
+    if args.train_only:
+        return
     best = result.best or result.last
     cohort_path = work / "cohort.nc"
     encode_images(best, data, out=cohort_path, overwrite=True, device=args.device)

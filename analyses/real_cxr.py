@@ -32,6 +32,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop training cleanly after this many minutes (resumable)")
+    ap.add_argument("--train-only", action="store_true", help="stop after training (no encoding)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (one is fastest on a shared 2-core CPU)")
@@ -53,11 +56,15 @@ def main():
     print(data.report())
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
     tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, checkpoint_every=250, val_every=250,
-                       val_images=256, seed=args.seed)
+                       val_images=256, seed=args.seed,
+                       max_minutes=args.max_minutes)
     t0 = time.time()
     result = train(data, out_dir=out / "train", model_config=cfg, config=tcfg, progress=False, resume=True,
                    device=args.device)
     train_s = time.time() - t0
+    print(f"training: step {result.step} in {train_s:.0f} s this run; best {result.best}")
+    if args.train_only:
+        return
     best = result.best or result.last
     best_val = min((h for h in result.history if "val_l2" in h), key=lambda h: h["val_l2"], default={})
     cohort = encode_images(best, data, out=out / "cohort.nc", overwrite=True, device=args.device)

@@ -108,11 +108,11 @@ def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) 
     trainer = Trainer(cfg, TrainConfig(batch_size=batch, bf16=bf16, channels_last=DEVICE.type == "cuda"),
                       device=DEVICE, dist=_Dist())
     x = torch.rand(batch, cfg.channels, cfg.image_size, cfg.image_size, device=DEVICE) * 2 - 1
-    trainer.train_step(x)  # warm-up (R1 step)
+    trainer.train_step(x, sync=False)  # warm-up (R1 step); as train() does, losses stay on the device
     _sync()
     t0 = time.perf_counter()
     for _ in range(steps):
-        trainer.train_step(x)
+        trainer.train_step(x, sync=False)
     _sync()
     return batch * steps / (time.perf_counter() - t0)
 

@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# Everything this project wants from a lent GPU, in one run of at most ~9 minutes (device tool: one call).
-#   run: bash benchmarks/gpu_session.sh        (writes to $OUT, default ./gpu_out)
-# 1. bench_model.py --device cuda: 3x3-conv throughput, decoding and training images/s of the paper
-#    256x256 config (TF32 and bf16, several batch sizes)                      -> $OUT/gpu_bench.json
-# 2. a wider, longer demo model on the phantom (width 64, 20,000 steps) and its phantom scores
-#    (max-T, B = 1,000)                                                      -> $OUT/demo_gpu/, scores
-# Each part has its own time limit, so a slow part cannot starve the others; partial output is kept.
-# Not yet run on a GPU (no device lent so far): check the device README/KINDS.md for the packages there
-# (numba, xarray, netCDF4, pygam... may have to travel as wheels) before spending device time.
+# Everything this project wants from a lent GPU, in one call of about 8 minutes (device tool: `run`).
+#
+#   bash benchmarks/gpu_session.sh            # on the GPU machine; results under $OUT (default ./gpu_out)
+#   DRY=1 bash benchmarks/gpu_session.sh      # rehearsal on this CPU: same steps, seconds-long runs
+#
+# It needs, beside the repository (name them in the device tool's `carry`):
+#   analyses/output/demo   the demo's phantom and its CPU-trained checkpoints (analyses/make_demo.py)
+#   .cxr128                the frontal radiographs of ../shared/data/cxr resized to 128x128 by
+#                          seegaan.data.read_image, as 8-bit PNG + metadata.csv (the data do not travel)
+#
+# Three trainings run side by side on the one GPU (small models leave it mostly idle), each stopped
+# cleanly by its --max-minutes (MINUTES, default 6), then the paper-config benchmark runs alone:
+#   A  the bundled demo model (width 32) resumed from its CPU checkpoint      -> A_best.pt, A_last.pt
+#   B  a wider demo model (width 64, batch 32) from scratch on the same phantom -> B_best.pt, B_last.pt
+#   C  real radiographs at 128x128 (width 64, latent 128, batch 32)           -> C_best.pt
+#   bench_model.py --device cuda: conv throughput, decode/train images/s of the 256x256 paper config
+# Encoding, phantom scores and sequences are computed afterwards on the CPU from the checkpoints.
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-pip install -q -e . --no-deps > "$OUT/install.log" 2>&1 || pip install -q -e '.[test]' >> "$OUT/install.log" 2>&1
-timeout 180 python benchmarks/bench_model.py --device cuda --json "$OUT/gpu_bench.json" > "$OUT/gpu_bench.log" 2>&1
-timeout 240 python analyses/make_demo.py --device cuda --width 64 --steps 20000 --work "$OUT/demo_gpu" \
-    --no-install > "$OUT/demo_gpu.log" 2>&1
-# if the time limit stopped training, encode with the best checkpoint so far (--steps 1 trains no further)
-[ -f "$OUT/demo_gpu/cohort.nc" ] || timeout 60 python analyses/make_demo.py --device cuda --width 64 --steps 1 \
-    --work "$OUT/demo_gpu" --no-install >> "$OUT/demo_gpu.log" 2>&1
-timeout 60 python analyses/score_phantom.py --cohort "$OUT/demo_gpu/cohort.nc" \
-    --decoder "$OUT/demo_gpu/train/best.pt" --truth "$OUT/demo_gpu/phantom" --out "$OUT/demo_gpu/scores" \
-    > "$OUT/score.log" 2>&1
-tail -n 12 "$OUT/score.log"
+REPO=$(pwd)
+PY=${PYTHON:-python3}
+if [ "${DRY:-0}" = 1 ]; then DEV=cpu; MIN=${MINUTES:-0.15}; THREADS=1; else DEV=cuda; MIN=${MINUTES:-6}; THREADS=4; fi
+WORK=${WORK:-/tmp/seegaan_gpu}
+rm -rf "$WORK"; mkdir -p "$WORK/site" "$WORK/B"
+# the package without pip (nothing can be fetched there): the source tree, plus its kernels' import name
+ln -s "$REPO/kernels" "$WORK/site/seegaan_kernels"
+export PYTHONPATH="$WORK/site:$REPO" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=$THREADS
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  $PY -c "import torch, numpy, xarray, numba; print('torch', torch.__version__, 'numpy', numpy.__version__)"; } \
+  > "$OUT/env.txt" 2>&1
+cp -r analyses/output/demo "$WORK/A"
+ln -s "$WORK/A/phantom" "$WORK/B/phantom"
+TRAIN="--device $DEV --threads $THREADS --max-minutes $MIN --train-only --steps 1000000"
+$PY analyses/make_demo.py --work "$WORK/A" $TRAIN --no-install > "$WORK/A.log" 2>&1 &
+$PY analyses/make_demo.py --work "$WORK/B" $TRAIN --no-install --width 64 --batch 32 > "$WORK/B.log" 2>&1 &
+$PY analyses/real_cxr.py --data .cxr128 --size 128 --width 64 --latent 128 --batch 32 $TRAIN \
+    --out "$WORK/C" > "$WORK/C.log" 2>&1 &
+wait
+# the device tool returns at most 8 files of 16 MiB (64 MiB in all): one tar in 15 MiB parts
+# (rejoin: cat results.tar.part-* | tar x); C's last.pt (19 MB) stays behind, its best.pt comes back
+mkdir -p "$WORK/pack"
+for r in A B C; do cp "$WORK/$r/train/best.pt" "$WORK/pack/${r}_best.pt"; done
+for r in A B; do cp "$WORK/$r/train/last.pt" "$WORK/pack/${r}_last.pt"; done
+for r in A B C; do cp "$WORK/$r.log" "$WORK/pack/"; done
+tar cf - -C "$WORK/pack" . | split -b 15M - "$OUT/results.tar.part-"
+if [ "${DRY:-0}" = 1 ]; then
+  BENCH="--device cpu:0 --image-size 32"
+else
+  BENCH="--device cuda"
+fi
+timeout "${BENCH_SECONDS:-80}" $PY benchmarks/bench_model.py $BENCH --json "$OUT/bench.json" > "$WORK/bench.log" 2>&1
+(cd "$WORK" && tail -n 25 A.log B.log C.log bench.log) > "$OUT/logs.txt" 2>&1
+cat "$OUT/env.txt"; tail -n 4 "$WORK"/A.log "$WORK"/B.log "$WORK"/C.log; ls -la "$OUT"

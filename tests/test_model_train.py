@@ -234,3 +234,42 @@ def test_run_already_past_its_steps_trains_no_further(tmp_path):
     again = train(data, out_dir=tmp_path, model_config=cfg, log=_quiet, config=TrainConfig(steps=1, batch_size=2))
     assert again.step == 3 and again.best is not None
     assert (tmp_path / "last.pt").read_bytes() == before  # nothing trained, nothing rewritten
+
+
+def test_time_limit_stops_cleanly_and_resumes(tmp_path):
+    from seegaan._errors import SeegaanError
+
+    data = _random_data(8, 2)
+    cfg = small_config(32, **TINY)
+    messages = []
+    common = dict(steps=40, batch_size=2, checkpoint_every=100, val_every=100)
+    # a limit that has passed by the first check: the run stops at step 10 (the limit is checked every
+    # 10 steps), validated and checkpointed, and says why
+    result = train(data, out_dir=tmp_path, model_config=cfg, log=messages.append,
+                   config=TrainConfig(max_minutes=1e-9, **common))
+    assert result.step == 10
+    assert any("time limit of 1e-09 minutes reached at step 10" in m for m in messages)
+    payload = read_checkpoint(tmp_path / "last.pt")
+    assert payload["train"]["step"] == 10 and payload["train"]["history"][-1]["step"] == 10
+    assert isinstance(result.last_logs["loss_d"], float)
+    done = train(data, out_dir=tmp_path, model_config=cfg, log=_quiet, config=TrainConfig(**common))
+    assert done.step == 40
+    with pytest.raises(SeegaanError, match="max_minutes must be > 0"):
+        TrainConfig(max_minutes=0)
+
+
+def test_train_step_without_sync_returns_the_same_losses_as_tensors():
+    from seegaan.model.training import Trainer, _Dist
+
+    cfg = small_config(32, **TINY)
+    x = torch.from_numpy(_random_data(4, 1)[0])
+    losses = []
+    for sync in (True, False):
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, TrainConfig(batch_size=4, seed=1), device=torch.device("cpu"), dist=_Dist())
+        losses.append(trainer.train_step(x, sync=sync))
+    floats, tensors = losses
+    assert set(floats) == set(tensors)
+    assert all(isinstance(v, float) for v in floats.values())
+    assert isinstance(tensors["loss_d"], torch.Tensor)
+    assert {k: float(v) for k, v in tensors.items()} == floats

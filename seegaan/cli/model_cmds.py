@@ -85,6 +85,8 @@ def train_cmd(
                                               "default: the paper's widths.")] = None,
     mapping_layers: Annotated[int, typer.Option(help="Dense layers of the mapping network.")] = 8,
     steps: Annotated[int, typer.Option(help="Total training steps (across resumes).")] = 1_000_000,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop cleanly (validate, write last.pt) after this "
+                                                      "many minutes; run again to resume.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per step and process.")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate of both optimisers.")] = 1e-3,
     augment: Annotated[Augment, typer.Option(help="fixed: per-image p; ada: adaptive p; none.")] = Augment.fixed,
@@ -125,7 +127,7 @@ def train_cmd(
         cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, augment=augment.value,
                           augment_p=augment_p, checkpoint_every=checkpoint_every, val_every=val_every,
                           val_images=val_images, seed=seed, bf16=bf16, compile=compile,
-                          channels_last=channels_last)
+                          channels_last=channels_last, max_minutes=max_minutes)
         result = train(images, out_dir=out_dir, model_config=model_cfg, config=cfg, table=table,
                        view=_views(view), vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume, device=device, log=_log)
         _log(f"done at step {result.step}: last {result.last}, best {result.best}")

@@ -69,6 +69,7 @@ class TrainConfig:
     bf16: bool = False
     compile: bool = False
     channels_last: bool = False
+    max_minutes: float | None = None
 
     def __post_init__(self):
         if self.augment not in ("fixed", "ada", "none"):
@@ -77,6 +78,8 @@ class TrainConfig:
                      "log_every"):
             if int(getattr(self, name)) < 1:
                 raise SeegaanError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise SeegaanError(f"max_minutes must be > 0, got {self.max_minutes!r}")
         if self.batch_size < 2:
             raise SeegaanError("batch_size must be >= 2 (the discriminator's minibatch-stddev needs a batch)")
 
@@ -166,6 +169,19 @@ def _ema_update(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> No
             pe.lerp_(pl.detach(), 1 - decay)
         for be, bl in zip(ema.buffers(), live.buffers()):
             be.copy_(bl)
+
+
+def _batch_sampler(train_x: np.ndarray, device: torch.device) -> Callable[[np.ndarray], torch.Tensor]:
+    """index -> batch on ``device``. On a GPU the training images are copied there once when they take
+    under a quarter of its free memory: a per-step copy from pageable host memory makes the GPU wait."""
+    if device.type == "cuda" and train_x.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]:
+        images = torch.from_numpy(train_x).to(device)
+        return lambda index: images[torch.from_numpy(index).to(device, non_blocking=True)]
+    return lambda index: torch.from_numpy(train_x[index]).to(device)
+
+
+def _floats(logs: dict) -> dict:
+    return {k: float(v) for k, v in logs.items()}
 
 
 def _mixed_latents(nets: Networks, z1: torch.Tensor, z2: torch.Tensor, prob: float) -> torch.Tensor:
@@ -262,7 +278,9 @@ class Trainer:
         return augment(x, self.ada.p) if self.cfg.augment == "ada" else x
 
     # one training step -------------------------------------------------------------------------
-    def train_step(self, real: torch.Tensor) -> dict:
+    def train_step(self, real: torch.Tensor, sync: bool = True) -> dict:
+        """One discriminator and one generator/encoder update. The losses come back as floats, or with
+        ``sync=False`` as 0-d tensors, so that a GPU is not made to wait for them every step."""
         cfg, run = self.cfg, self.run
         batch = real.shape[0]
         if cfg.augment == "fixed":
@@ -293,14 +311,14 @@ class Trainer:
             (grad,) = torch.autograd.grad(logits_real.sum(), real_d, create_graph=True)
             r1 = grad.float().square().flatten(1).sum(1).mean()
             loss_d = loss_d + cfg.r1_gamma / 2 * r1 * cfg.r1_interval
-            logs["r1"] = float(r1.detach())
+            logs["r1"] = r1.detach()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.dist.average_gradients(self.d_params)
         self.opt_d.step()
         if cfg.augment == "ada":
             self.ada.observe(logits_real)
-        logs["loss_d"] = float(loss_d.detach())
+        logs["loss_d"] = loss_d.detach()
 
         # ---- mapping + generator + encoder
         self.nets.discriminator.requires_grad_(False)
@@ -315,7 +333,7 @@ class Trainer:
             with self._autocast():
                 perc = self.perceptual(recon, real).float()
             loss_eg = loss_eg + cfg.perceptual_weight * perc
-            logs["perceptual"] = float(perc.detach())
+            logs["perceptual"] = perc.detach()
         loss_g = loss_eg + adv_m
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -333,7 +351,9 @@ class Trainer:
                 self.ada.sign_sum = self.dist.sum_scalar(self.ada.sign_sum)
                 self.ada.count = int(self.dist.sum_scalar(self.ada.count))
             self.ada.update(self.step, batch * self.dist.world)
-        logs.update(l2=float(l2.detach()), adv_e=float(adv_e.detach()), adv_m=float(adv_m.detach()), p=self.ada.p)
+        logs.update(l2=l2.detach(), adv_e=adv_e.detach(), adv_m=adv_m.detach(), p=self.ada.p)
+        if sync:
+            logs = _floats(logs)
         return logs
 
     # validation --------------------------------------------------------------------------------
@@ -432,6 +452,9 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
         is the step with the lowest FID, as in the paper; without, the lowest validation L2.
     stop_after : int, optional
         Stop after this many steps of this call (for tests); checkpoints are written as usual.
+
+    ``config.max_minutes`` stops the run cleanly (validation, ``last.pt``, ``best.pt``) once that much
+    wall time has passed; a later call with the same ``out_dir`` resumes there.
     """
     from seegaan.cli._common import progress_bar
     from seegaan.model.fid import find_inception_weights, load_fid_features
@@ -524,16 +547,23 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     start_step = trainer.step
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
     end_step = max(end_step, start_step)  # a run already past config.steps trains no further
+    sample = _batch_sampler(train_x, device)
+    deadline = None if config.max_minutes is None else time.monotonic() + 60.0 * config.max_minutes
     t0, images_seen, logs = time.perf_counter(), 0, {}
     with progress_bar("training", end_step - start_step) as advance:
         while trainer.step < end_step:
             index = trainer.rng.integers(0, len(train_x), config.batch_size)
-            real = torch.from_numpy(train_x[index]).to(device)
-            logs = trainer.train_step(real)
+            logs = trainer.train_step(sample(index), sync=False)
             images_seen += config.batch_size * dist.world
             if progress:
                 advance(1)
             step = trainer.step
+            # every rank must stop at the same step: the time limit is agreed every 10 steps
+            timed_out = (deadline is not None and step % 10 == 0
+                         and dist.sum_scalar(float(time.monotonic() > deadline)) > 0)
+            if timed_out:
+                say(f"time limit of {config.max_minutes:g} minutes reached at step {step}")
+                end_step = step
             validate = step % config.val_every == 0 or step == end_step
             metrics = None
             if step % config.checkpoint_every == 0 or step == end_step or validate:
@@ -541,11 +571,11 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
                 checkpoint(metrics)
             if metrics is not None or step % config.log_every == 0:
                 rate = images_seen / (time.perf_counter() - t0)
-                say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in {**logs, **(metrics or {})}.items())
+                say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in {**_floats(logs), **(metrics or {})}.items())
                     + f", {rate:.1f} images/s")
     return TrainResult(out_dir=out_dir, last=last_path, best=best_path if best_path.exists() else None,
                        step=trainer.step, history=list(trainer.history), baseline_l2=baseline,
-                       perceptual=perceptual_name, augment_p=trainer.ada.p, last_logs=logs,
+                       perceptual=perceptual_name, augment_p=trainer.ada.p, last_logs=_floats(logs),
                        networks=trainer.nets, ema=trainer.ema)
 
 
