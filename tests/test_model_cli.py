@@ -107,3 +107,16 @@ def test_bad_checkpoint_is_one_line_error(tmp_path):
     result = _run(["sample", "--checkpoint", bad, "--out", tmp_path / "x.png"])
     assert result.exit_code == 2
     assert "cannot read" in result.output and not (tmp_path / "x.png").exists()
+
+
+def test_train_max_minutes_stops_cleanly_and_refuses_nonsense(table, tmp_path):
+    common = ["train", "--images", CXR / "images", "--table", table, "--view", "PA,AP", "--out-dir", tmp_path,
+              "--image-size", 32, "--width", 8, "--latent-size", 16, "--mapping-layers", 2, "--steps", 30,
+              "--batch-size", 4, "--val-images", 4, "--device", "cpu", "--threads", 1]
+    result = _run(common + ["--max-minutes", 1e-9])
+    assert result.exit_code == 0, result.output
+    assert "time limit of 1e-09 minutes reached at step 10" in result.output
+    assert "done at step 10" in result.output
+    bad = _run(common + ["--max-minutes", 0])
+    assert bad.exit_code != 0 and "max_minutes must be > 0" in bad.output
+    assert "Traceback" not in bad.output

@@ -464,7 +464,10 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     dist = _Dist()
     dist.init(device)
     if device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank) if dist.enabled else device
+        if dist.enabled:
+            device = torch.device("cuda", dist.local_rank)
+        elif device.index is None:  # set_device needs an index
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
