@@ -96,8 +96,10 @@ class SequenceResult:
                  ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})")]
         if self.p_value is not None:
             sig = self.significant[1:]
-            lines += [("correction", f"{a['correction']} at alpha {a['alpha']}"),
-                      ("alternative", a["alternative"]),
+            lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
+            if "sd_offset" in a:
+                lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({a['sd_offset']})"))
+            lines += [("alternative", a["alternative"]),
                       ("smallest attainable p", f"{a['smallest_p']:.4g}"),
                       ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)")]
             per_step = ", ".join(str(int(s.sum())) for s in self.significant)
@@ -211,7 +213,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
              tfce_h: float = 2.0, tfce_e: float = 0.5, tfce_dh: float = 0.1, cluster_threshold: float = 3.0,
-             connectivity: Literal[4, 8] = 4, mask=None,
+             connectivity: Literal[4, 8] = 4, mask=None, sd_offset: float | str | None = None,
              progress: Callable[..., None] | None = None, command_line: str = "") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
@@ -225,7 +227,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates all).
     correction : {"maxt", "maxd", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
         ``maxt`` (default): Westfall–Young max statistic over all pixels and steps of the standardised
-        difference z (difference / permutation SD), family-wise error control. ``maxd``: the same with the
+        difference z = difference / (permutation SD + s0), family-wise error control (s0: ``sd_offset``).
+        ``maxd``: the same with the
         raw difference (the paper's pixel statistic), family-wise too: every pixel must beat the largest
         null change anywhere, so it keeps large changes and drops small consistent ones that max-T finds
         where the null varies little. ``tfce``: threshold-free
@@ -264,6 +267,13 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         the family (their null changes can dominate the null maxima). A path is read with
         :func:`load_mask`. Pixels outside are never significant and take no part in any correction; the
         mask's pixel count and hash go into the attrs.
+    sd_offset : float, "median" or "pNN", optional
+        max-T only: s0 added to every pixel's permutation SD before dividing, as SAM's fudge factor
+        (Tusher et al. 2001) or SnPM's variance smoothing: without it a pixel whose null hardly varies
+        (saturated background, burned-in text) turns a negligible but consistent change into a huge z. A
+        number is in image units; ``"median"`` (the default) or ``"p25"`` take that percentile of the SD
+        over the tested pixels; ``0`` is the plain studentised max-T. s0 is computed from all B + 1 maps
+        like the SD, so the test stays exact. Recorded as ``sd_offset`` and ``sd_offset_value``.
 
     Returns
     -------
@@ -284,6 +294,10 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if int(batch_size) < 1:
         raise SeegaanError(f"batch size must be at least 1 (got {batch_size})")
     code = ALTERNATIVES[alternative]
+    if sd_offset is not None and correction != "maxt":
+        raise SeegaanError(f"--sd-offset applies to --correction maxt only (got {correction})")
+    offset_spec = parse_sd_offset("median" if sd_offset is None else sd_offset)
+    s0 = 0.0
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding
     dec = load_decoder(decoder)
@@ -362,16 +376,26 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         if correction == "maxd":  # the raw difference (the paper's statistic); untestable pixels stay out
             scale[sd > 0] = 1.0
         else:
-            np.divide(1.0, sd, out=scale, where=sd > 0)
+            if correction == "maxt":  # z = d / (sd + s0), s0 a symmetric function of all B + 1 maps too
+                s0 = _sd_offset_value(offset_spec, sd[(sd > 0) & family.reshape(-1)])
+            np.divide(1.0, sd + s0, out=scale, where=sd > 0)
         scale[~family.reshape(-1)] = 0.0  # step 0 and pixels outside the mask take no part
         null_max = np.empty(B, dtype=np.float64)
-        for start, rows in plan.batches(int(batch_size)):
-            batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
-            null_max[start:start + len(rows)] = _null_maxima(batch, scale, code, correction, spatial_opts,
-                                                             (K, H, W), backend)
-            if cache is None:
-                progress(len(rows))
-        p_adjusted = _fwer_pvalues(observed, scale, code, (K, H, W), null_max, correction, spatial_opts, backend)
+        try:
+            for start, rows in plan.batches(int(batch_size)):
+                batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
+                null_max[start:start + len(rows)] = _null_maxima(batch, scale, code, correction, spatial_opts,
+                                                                 (K, H, W), backend)
+                if cache is None:
+                    progress(len(rows))
+            p_adjusted = _fwer_pvalues(observed, scale, code, (K, H, W), null_max, correction, spatial_opts,
+                                       backend)
+        except ValueError as exc:  # TFCE refuses a map that would need too many thresholds
+            if correction != "tfce" or "thresholds" not in str(exc):
+                raise
+            raise SeegaanError(f"tfce: a pixel whose permutation SD is almost 0 gives standardised differences "
+                               f"too large for TFCE steps of {tfce_dh:g} ({exc}); use more permutations or "
+                               "--correction maxt") from None
         significant = (p_adjusted <= alpha) & family
         if 1.0 / (B + 1) > alpha:
             messages.append(f"{correction}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
@@ -387,6 +411,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     attrs = _attrs_for(interp, dec.identity, n_perm=B, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction, alpha=alpha, alternative=alternative, seed=seed,
                        command_line=command_line)
+    if correction == "maxt":
+        attrs.update(sd_offset=offset_spec[0], sd_offset_value=float(s0))
     if roi is not None:
         attrs.update(mask_pixels=int(roi.sum()), mask_sha256=hashlib.sha256(np.packbits(roi).tobytes()).hexdigest())
     if correction == "tfce":
@@ -396,6 +422,37 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         attrs.update(cluster_threshold=spatial_opts["threshold"], connectivity=spatial_opts["connectivity"])
     return SequenceResult(interp, images, difference, p_value, p_adjusted, significant, null_max, attrs,
                           tuple(messages))
+
+
+def parse_sd_offset(value) -> tuple[str, float | None, float | None]:
+    """``(spec, absolute, percentile)`` from a number (image units, >= 0), ``"median"`` or ``"pNN"``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "median":
+            return "median", None, 50.0
+        if text.startswith("p"):
+            try:
+                q = float(text[1:])
+            except ValueError:
+                q = -1.0
+            if 0 <= q <= 100:
+                return f"p{q:g}", None, q
+            raise SeegaanError(f"--sd-offset {value!r}: a percentile is p0 to p100, e.g. p50")
+        try:
+            value = float(text)
+        except ValueError:
+            raise SeegaanError(f"--sd-offset {value!r}: give a number >= 0 (image units), median or pNN") from None
+    value = float(value)
+    if not value >= 0 or not np.isfinite(value):
+        raise SeegaanError(f"--sd-offset must be a finite number >= 0, median or pNN (got {value})")
+    return f"{value:g}", value, None
+
+
+def _sd_offset_value(spec, sd_tested: np.ndarray) -> float:
+    _, absolute, q = spec
+    if absolute is not None:
+        return absolute
+    return float(np.percentile(sd_tested, q)) if sd_tested.size else 0.0
 
 
 def load_mask(path) -> np.ndarray:

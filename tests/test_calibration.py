@@ -31,14 +31,14 @@ def _null_cohort(rng, n_pat, per_patient):
     return seegaan.create_cohort(w, table)
 
 
-def _error_rates(per_patient, scheme=None, seed=0, method="linear", correction="maxt"):
+def _error_rates(per_patient, scheme=None, seed=0, method="linear", correction="maxt", **options):
     rng = np.random.default_rng(seed)
     any_fwe, pixel_rates = 0, []
     for r in range(N_COHORTS):
         ds = _null_cohort(rng, 40 // per_patient, per_patient)
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=4)
         res = seegaan.sequence(interp, linear8, n_perm=B, seed=int(rng.integers(2**31)), scheme=scheme,
-                               correction=correction, cluster_threshold=2.0)
+                               correction=correction, cluster_threshold=2.0, **options)
         any_fwe += bool(res.significant.any())
         pixel_rates.append(float((res.p_value[1:] <= ALPHA).mean()))
     return any_fwe, float(np.mean(pixel_rates))
@@ -56,9 +56,10 @@ def test_null_calibration_single_image_patients():
     assert abs(pixel_rate - ALPHA) < 0.015, f"uncorrected pixel rate {pixel_rate:.4f}"
 
 
-@pytest.mark.parametrize("correction", ["maxd", "tfce", "cluster"])
-def test_null_calibration_other_fwer_corrections(correction):
-    fwe, _ = _error_rates(1, seed=4, correction=correction)
+@pytest.mark.parametrize("correction,options", [("maxd", {}), ("tfce", {}), ("cluster", {}),
+                                                ("maxt", {"sd_offset": 0}), ("maxt", {"sd_offset": "p90"})])
+def test_null_calibration_other_fwer_corrections(correction, options):
+    fwe, _ = _error_rates(1, seed=4, correction=correction, **options)
     lo, hi = _binomial_interval()
     assert lo <= fwe <= hi, f"{correction} family-wise errors {fwe}/{N_COHORTS} outside [{lo}, {hi}]"
 

@@ -82,8 +82,12 @@ def test_pvalue_properties(n_pat, per, B, seed, alternative, correction, method)
     interp = seegaan.interpolate(ds, feature=feature, method=meth, steps=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)
-        res = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative,
-                               correction=correction)
+        try:
+            res = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative,
+                                   correction=correction)
+        except seegaan.SeegaanError as exc:  # e.g. B = 1 with two almost equal maps: z ~ 1e6 (found by hypothesis)
+            assert correction == "tfce" and "use more permutations" in str(exc)
+            return
         raw = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative, correction="none")
     p = res.p_value
     assert p.min() >= 1 / (B + 1) - 1e-15 and p.max() <= 1
@@ -152,13 +156,15 @@ def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     assert not np.array_equal(different.null_max, runs[0].null_max)
 
 
-@pytest.mark.parametrize("correction", ["maxt", "maxd"])
-def test_max_statistic_pvalues_equal_brute_force(correction):
+@pytest.mark.parametrize("correction,sd_offset", [("maxt", None), ("maxt", 0), ("maxt", "p90"), ("maxt", 0.05),
+                                                   ("maxd", None)])
+def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     """maxt/maxd adjusted p = share of the B + 1 maps (identity included) whose largest statistic over all
-    pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt)."""
+    pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt) plus s0 (by
+    default the median of those SDs, or a percentile of them, or a number)."""
     ds = make_cohort(n=24, seed=4, effect=0.8)
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
-    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=correction)
+    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=correction, sd_offset=sd_offset)
     plan = seegaan.draw_permutations(interp.patient_ids, 60, feature=interp.feature_codes, seed=9)
     maps = [res.difference]
     for idx in plan.indices:
@@ -166,7 +172,12 @@ def test_max_statistic_pvalues_equal_brute_force(correction):
         maps.append(frames - frames[0])
     maps = np.stack(maps)[:, 1:].astype(np.float64)  # (B + 1, K - 1, H, W); step 0 is not tested
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
-    stat = np.divide(np.abs(maps), sd, out=np.zeros_like(maps), where=sd > 0)
+    s0 = 0.0
+    if correction == "maxt":
+        s0 = {None: np.median(sd[sd > 0]), 0: 0.0, "p90": np.percentile(sd[sd > 0], 90), 0.05: 0.05}[sd_offset]
+        assert res.attrs["sd_offset_value"] == pytest.approx(s0, rel=1e-9)
+        assert res.attrs["sd_offset"] == {None: "median", 0: "0", "p90": "p90", 0.05: "0.05"}[sd_offset]
+    stat = np.divide(np.abs(maps), sd + s0, out=np.zeros_like(maps), where=sd > 0)
     null_max = stat[1:].reshape(60, -1).max(1)
     expected = (np.sum(null_max[:, None, None, None] >= stat[0][None] - 1e-9, axis=0) + 1) / 61
     np.testing.assert_allclose(res.p_adjusted[1:], expected, atol=1e-12)
@@ -258,3 +269,26 @@ def test_bad_masks_are_refused(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(SeegaanError, match="cannot read mask"):
         seegaan.sequence(interp, linear8, n_perm=10, mask=tmp_path / "bad.png")
+
+
+def test_sd_offset_is_checked_and_only_for_maxt():
+    ds = make_cohort(n=24, seed=4, effect=0.8)
+    interp = seegaan.interpolate(ds, feature="age", method="linear", steps=3)
+    for bad in (-1, "p101", "pxx", "lots", float("nan")):
+        with pytest.raises(seegaan.SeegaanError, match="sd-offset"):
+            seegaan.sequence(interp, linear8, n_perm=10, sd_offset=bad)
+    with pytest.raises(seegaan.SeegaanError, match="maxt only"):
+        seegaan.sequence(interp, linear8, n_perm=10, correction="tfce", sd_offset=0)
+    # tfce/cluster/maxd keep their own statistics and record no offset
+    assert "sd_offset" not in seegaan.sequence(interp, linear8, n_perm=10, correction="maxd").attrs
+
+
+def test_tfce_with_an_almost_constant_null_is_a_user_error():
+    """B = 1 whose one permutation nearly reproduces the observed map: z ~ 1e6 needs more TFCE
+    thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis)."""
+    ds = _small_cohort(7, [1, 3, 2], 8, 0)
+    interp = seegaan.interpolate(ds, feature="g", method="class-mean", steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SeegaanWarning)
+        with pytest.raises(seegaan.SeegaanError, match="use more permutations or --correction maxt"):
+            seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce")

@@ -94,6 +94,9 @@ def interpolate(
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative.two_sided,
     mask: Annotated[Optional[Path], typer.Option(
         help="Test only these pixels: .npy (bool or 0/1) or PNG (nonzero = tested) of the image size.")] = None,
+    sd_offset: Annotated[Optional[str], typer.Option(
+        help="maxt: s0 added to each pixel's permutation SD (z = d / (SD + s0)): a number (image units), "
+             "'median' (default) or 'pNN' (that percentile of the SDs); 0 = plain studentised max-T.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Annotated[int, typer.Option(
@@ -110,12 +113,13 @@ def interpolate(
                         gam_splines=gam_splines, adjust=adjust, perm=perm, correction=correction.value,
                         alpha=alpha, tfce_e=tfce_e, cluster_threshold=cluster_threshold,
                         alternative=alternative.value, seed=seed, batch_size=batch_size, threads=threads, out=out,
-                        plot=None if no_plot else (plot or "default"), overwrite=overwrite, mask=mask)
+                        plot=None if no_plot else (plot or "default"), overwrite=overwrite, mask=mask,
+                        sd_offset=sd_offset)
 
 
 def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
                     adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, threads=1, seed,
-                    batch_size, out, plot, overwrite, mask=None):
+                    batch_size, out, plot, overwrite, mask=None, sd_offset=None):
     """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
     import contextlib
 
@@ -170,7 +174,7 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=correction, alpha=alpha,
                               tfce_e=tfce_e, cluster_threshold=cluster_threshold, alternative=alternative, seed=seed,
-                              batch_size=batch_size, mask=roi, progress=advance,
+                              batch_size=batch_size, mask=roi, sd_offset=sd_offset, progress=advance,
                               command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     for w in caught:
         if issubclass(w.category, SeegaanWarning):
