@@ -196,3 +196,29 @@ def test_mask_option(cohort_file, tmp_path):
     missing = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC,
                   "--mask", tmp_path / "nope.png", "--out", tmp_path / "y.nc")
     assert "does not exist" in one_line_error(missing)
+
+
+def test_sd_offset_option(cohort_file, tmp_path):
+    outs = {}
+    for value in (None, "0", "p75", "0.02"):
+        out = tmp_path / f"age_{value}.nc"
+        extra = [] if value is None else ["--sd-offset", value]
+        r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
+                "--steps", 3, "--out", out, "--no-plot", *extra)
+        assert r.exit_code == 0, r.output
+        assert "SD offset s0" in r.output
+        with xr.open_dataset(out) as ds:
+            outs[value] = (ds.attrs["sd_offset"], ds.attrs["sd_offset_value"], ds["p_adjusted"].values)
+    assert outs[None][0] == "median" and outs[None][1] > 0
+    assert outs["0"][:2] == ("0", 0.0)
+    assert outs["p75"][0] == "p75" and outs["p75"][1] >= outs[None][1]
+    assert outs["0.02"][:2] == ("0.02", 0.02)
+    assert not np.array_equal(outs["0"][2], outs[None][2])  # s0 changes the adjusted p-values
+    for bad, message in (("-1", "finite number >= 0"), ("p200", "p0 to p100"), ("lots", "give a number")):
+        r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
+                "--sd-offset", bad, "--out", tmp_path / "bad.nc")
+        assert message in one_line_error(r)
+        assert not (tmp_path / "bad.nc").exists()
+    r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
+            "--correction", "tfce", "--sd-offset", "0", "--out", tmp_path / "bad.nc")
+    assert "maxt only" in one_line_error(r)
