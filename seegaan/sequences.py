@@ -271,8 +271,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         max-T only: s0 added to every pixel's permutation SD before dividing, as SAM's fudge factor
         (Tusher et al. 2001) or SnPM's variance smoothing: without it a pixel whose null hardly varies
         (saturated background, burned-in text) turns a negligible but consistent change into a huge z. A
-        number is in image units; ``"median"`` (the default) or ``"p25"`` take that percentile of the SD
-        over the tested pixels; ``0`` is the plain studentised max-T. s0 is computed from all B + 1 maps
+        number is in image units; ``"median"`` or ``"p25"`` take that percentile of the SD over the
+        tested pixels; ``0`` (the default) is the plain studentised max-T. s0 is computed from all B + 1 maps
         like the SD, so the test stays exact. Recorded as ``sd_offset`` and ``sd_offset_value``.
 
     Returns
@@ -296,7 +296,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     code = ALTERNATIVES[alternative]
     if sd_offset is not None and correction != "maxt":
         raise SeegaanError(f"--sd-offset applies to --correction maxt only (got {correction})")
-    offset_spec = parse_sd_offset("median" if sd_offset is None else sd_offset)
+    offset_spec = parse_sd_offset(0.0 if sd_offset is None else sd_offset)
     s0 = 0.0
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding

@@ -57,7 +57,7 @@ def test_null_calibration_single_image_patients():
 
 
 @pytest.mark.parametrize("correction,options", [("maxd", {}), ("tfce", {}), ("cluster", {}),
-                                                ("maxt", {"sd_offset": 0}), ("maxt", {"sd_offset": "p90"})])
+                                                ("maxt", {"sd_offset": "median"}), ("maxt", {"sd_offset": "p90"})])
 def test_null_calibration_other_fwer_corrections(correction, options):
     fwe, _ = _error_rates(1, seed=4, correction=correction, **options)
     lo, hi = _binomial_interval()

@@ -200,7 +200,7 @@ def test_mask_option(cohort_file, tmp_path):
 
 def test_sd_offset_option(cohort_file, tmp_path):
     outs = {}
-    for value in (None, "0", "p75", "0.02"):
+    for value in (None, "median", "p75", "0.02"):
         out = tmp_path / f"age_{value}.nc"
         extra = [] if value is None else ["--sd-offset", value]
         r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
@@ -209,11 +209,11 @@ def test_sd_offset_option(cohort_file, tmp_path):
         assert "SD offset s0" in r.output
         with xr.open_dataset(out) as ds:
             outs[value] = (ds.attrs["sd_offset"], ds.attrs["sd_offset_value"], ds["p_adjusted"].values)
-    assert outs[None][0] == "median" and outs[None][1] > 0
-    assert outs["0"][:2] == ("0", 0.0)
-    assert outs["p75"][0] == "p75" and outs["p75"][1] >= outs[None][1]
+    assert outs[None][:2] == ("0", 0.0)  # plain max-T unless asked
+    assert outs["median"][0] == "median" and outs["median"][1] > 0
+    assert outs["p75"][0] == "p75" and outs["p75"][1] >= outs["median"][1]
     assert outs["0.02"][:2] == ("0.02", 0.02)
-    assert not np.array_equal(outs["0"][2], outs[None][2])  # s0 changes the adjusted p-values
+    assert not np.array_equal(outs["median"][2], outs[None][2])  # s0 changes the adjusted p-values
     for bad, message in (("-1", "finite number >= 0"), ("p200", "p0 to p100"), ("lots", "give a number")):
         r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
                 "--sd-offset", bad, "--out", tmp_path / "bad.nc")

@@ -156,12 +156,12 @@ def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     assert not np.array_equal(different.null_max, runs[0].null_max)
 
 
-@pytest.mark.parametrize("correction,sd_offset", [("maxt", None), ("maxt", 0), ("maxt", "p90"), ("maxt", 0.05),
+@pytest.mark.parametrize("correction,sd_offset", [("maxt", None), ("maxt", "median"), ("maxt", "p90"), ("maxt", 0.05),
                                                    ("maxd", None)])
 def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     """maxt/maxd adjusted p = share of the B + 1 maps (identity included) whose largest statistic over all
-    pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt) plus s0 (by
-    default the median of those SDs, or a percentile of them, or a number)."""
+    pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt) plus s0 (0 by
+    default, or a percentile of those SDs, or a number)."""
     ds = make_cohort(n=24, seed=4, effect=0.8)
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
     res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=correction, sd_offset=sd_offset)
@@ -174,9 +174,9 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
     s0 = 0.0
     if correction == "maxt":
-        s0 = {None: np.median(sd[sd > 0]), 0: 0.0, "p90": np.percentile(sd[sd > 0], 90), 0.05: 0.05}[sd_offset]
+        s0 = {None: 0.0, "median": np.median(sd[sd > 0]), "p90": np.percentile(sd[sd > 0], 90), 0.05: 0.05}[sd_offset]
         assert res.attrs["sd_offset_value"] == pytest.approx(s0, rel=1e-9)
-        assert res.attrs["sd_offset"] == {None: "median", 0: "0", "p90": "p90", 0.05: "0.05"}[sd_offset]
+        assert res.attrs["sd_offset"] == {None: "0", "median": "median", "p90": "p90", 0.05: "0.05"}[sd_offset]
     stat = np.divide(np.abs(maps), sd + s0, out=np.zeros_like(maps), where=sd > 0)
     null_max = stat[1:].reshape(60, -1).max(1)
     expected = (np.sum(null_max[:, None, None, None] >= stat[0][None] - 1e-9, axis=0) + 1) / 61

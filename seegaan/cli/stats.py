@@ -96,7 +96,7 @@ def interpolate(
         help="Test only these pixels: .npy (bool or 0/1) or PNG (nonzero = tested) of the image size.")] = None,
     sd_offset: Annotated[Optional[str], typer.Option(
         help="maxt: s0 added to each pixel's permutation SD (z = d / (SD + s0)): a number (image units), "
-             "'median' (default) or 'pNN' (that percentile of the SDs); 0 = plain studentised max-T.")] = None,
+             "'median' or 'pNN' (that percentile of the SDs); default 0, the plain studentised max-T.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Annotated[int, typer.Option(
