@@ -98,7 +98,8 @@ class SequenceResult:
             sig = self.significant[1:]
             lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
             if "sd_offset" in a:
-                lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({a['sd_offset']})"))
+                how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
+                lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
             lines += [("alternative", a["alternative"]),
                       ("smallest attainable p", f"{a['smallest_p']:.4g}"),
                       ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)")]
