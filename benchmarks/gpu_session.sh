@@ -6,8 +6,8 @@
 #
 # It needs, beside the repository (name them in the device tool's `carry`):
 #   analyses/output/demo   the demo's phantom and its CPU-trained checkpoints (analyses/make_demo.py)
-#   .cxr128                the frontal radiographs of ../shared/data/cxr resized to 128x128 by
-#                          seegaan.data.read_image, as 8-bit PNG + metadata.csv (the data do not travel)
+#   .cxr128                the frontal radiographs of ../shared/data/cxr at 128x128 as 8-bit PNG +
+#                          metadata.csv, written by `python benchmarks/prepare_gpu_data.py` (the data do not travel)
 #
 # Three trainings run side by side on the one GPU (small models leave it mostly idle), each stopped
 # cleanly by its --max-minutes (MINUTES, default 6), then the paper-config benchmark runs alone:
