@@ -229,11 +229,10 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     correction : {"maxt", "maxd", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"}
         ``maxt`` (default): Westfall–Young max statistic over all pixels and steps of the standardised
         difference z = difference / (permutation SD + s0), family-wise error control (s0: ``sd_offset``).
-        ``maxd``: the same with the
-        raw difference (the paper's pixel statistic), family-wise too: every pixel must beat the largest
-        null change anywhere, so it keeps large changes and drops small consistent ones that max-T finds
-        where the null varies little. ``tfce``: threshold-free
-        cluster enhancement of z within each step (H, E, dh in z units), its maximum over steps as the null.
+        ``maxd``: the same with the raw difference (the paper's pixel statistic), family-wise too: every
+        pixel must beat the largest null change anywhere, so it keeps large changes and drops small
+        consistent ones that max-T finds where the null varies little. ``tfce``: threshold-free cluster
+        enhancement of z within each step (H, E, dh in z units), its maximum over steps as the null.
         ``cluster``: cluster mass (sum of z − threshold over 2-D clusters with z > threshold), every pixel of a
         cluster gets the cluster's p. ``none``: the paper's uncorrected pixel-wise test; the FDR and
         Bonferroni/Holm methods act on the uncorrected permutation p-values.
