@@ -170,10 +170,12 @@ def gpu_main(args) -> dict:
         for batch in (4, 32):
             res[f"train_paper_{tag}_batch{batch}_images_per_s"] = train_rate(paper, batch=batch, steps=10,
                                                                             bf16=bf16)
-        print(json.dumps(res, indent=2), flush=True)  # partial results survive a time limit
-    if args.json:
-        with open(args.json, "w") as fh:
-            fh.write(json.dumps(res, indent=2) + "\n")
+        print(json.dumps(res, indent=2), flush=True)
+        if args.json:  # after each half, so that a time limit keeps what was measured (it cut bf16 on the H200)
+            tmp = f"{args.json}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(json.dumps(res, indent=2) + "\n")
+            os.replace(tmp, args.json)
     return res
 
 
