@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--steps", type=int, default=22120,
                     help="total steps (the installed model: 18,000 on the CPU, then to 22,120 on a GPU)")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (also on resume)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop training cleanly after this many minutes (resumable)")
@@ -63,7 +64,7 @@ def main():
         print(f"phantom: {args.n} images in {time.time() - t0:.1f} s")
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=args.size, seed=args.seed)
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
-    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, checkpoint_every=250, val_every=250,
+    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, checkpoint_every=250, val_every=250,
                        val_images=128, seed=args.seed,
                        max_minutes=args.max_minutes)
     t0 = time.time()

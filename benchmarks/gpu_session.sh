@@ -9,11 +9,14 @@
 #   .cxr128                the frontal radiographs of ../shared/data/cxr at 128x128 as 8-bit PNG +
 #                          metadata.csv, written by `python benchmarks/prepare_gpu_data.py` (the data do not travel)
 #
-# Three trainings run side by side on the one GPU (small models leave it mostly idle), each stopped
-# cleanly by its --max-minutes (MINUTES, default 6), then the paper-config benchmark runs alone:
-#   A  the bundled demo model (width 32) resumed from its CPU checkpoint      -> A_best.pt, A_last.pt
+# The trainings named in RUNS (default "A B C") run side by side on the one GPU (small models leave it
+# mostly idle), each stopped cleanly by its --max-minutes (MINUTES, default 6), then the paper-config
+# benchmark runs alone for BENCH_SECONDS (default 80; 0 skips it):
+#   A  the bundled demo model (width 32) resumed from its checkpoint, batch 16   -> A_best.pt, A_last.pt
 #   B  a wider demo model (width 64, batch 32) from scratch on the same phantom -> B_best.pt, B_last.pt
 #   C  real radiographs at 128x128 (width 64, latent 128, batch 32)           -> C_best.pt
+#   D  the demo model resumed with batch 64 (lr 1e-3)                         -> D_best.pt, D_last.pt
+#   E  the demo model resumed with batch 64 and lr 2.5e-4                     -> E_best.pt, E_last.pt
 #   bench_model.py --device cuda: conv throughput, decode/train images/s of the 256x256 paper config
 # Encoding, phantom scores and sequences are computed afterwards on the CPU from the checkpoints.
 set -u
@@ -30,26 +33,43 @@ export PYTHONPATH="$WORK/site:$REPO" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=$THREADS
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
   $PY -c "import torch, numpy, xarray, numba; print('torch', torch.__version__, 'numpy', numpy.__version__)"; } \
   > "$OUT/env.txt" 2>&1
-cp -r analyses/output/demo "$WORK/A"
-ln -s "$WORK/A/phantom" "$WORK/B/phantom"
+RUNS=${RUNS:-A B C}
 TRAIN="--device $DEV --threads $THREADS --max-minutes $MIN --train-only --steps 1000000"
-$PY analyses/make_demo.py --work "$WORK/A" $TRAIN --no-install > "$WORK/A.log" 2>&1 &
-$PY analyses/make_demo.py --work "$WORK/B" $TRAIN --no-install --width 64 --batch 32 > "$WORK/B.log" 2>&1 &
-$PY analyses/real_cxr.py --data .cxr128 --size 128 --width 64 --latent 128 --batch 32 $TRAIN \
-    --out "$WORK/C" > "$WORK/C.log" 2>&1 &
+demo() {  # demo() RUN OPTIONS...: the demo model resumed in $WORK/RUN (phantom shared, checkpoints copied)
+  local run=$1; shift
+  mkdir -p "$WORK/$run"; ln -s "$REPO/analyses/output/demo/phantom" "$WORK/$run/phantom"
+  cp -r analyses/output/demo/train "$WORK/$run/train"
+  $PY analyses/make_demo.py --work "$WORK/$run" $TRAIN --no-install "$@" > "$WORK/$run.log" 2>&1
+}
+for r in $RUNS; do
+  case $r in
+    A) demo A & ;;
+    B) ln -s "$REPO/analyses/output/demo/phantom" "$WORK/B/phantom"
+       $PY analyses/make_demo.py --work "$WORK/B" $TRAIN --no-install --width 64 --batch 32 > "$WORK/B.log" 2>&1 & ;;
+    C) $PY analyses/real_cxr.py --data .cxr128 --size 128 --width 64 --latent 128 --batch 32 $TRAIN \
+           --out "$WORK/C" > "$WORK/C.log" 2>&1 & ;;
+    D) demo D --batch 64 & ;;
+    E) demo E --batch 64 --lr 2.5e-4 & ;;
+    *) echo "unknown run $r (RUNS takes A B C D E)"; exit 2 ;;
+  esac
+done
 wait
 # the device tool returns at most 8 files of 16 MiB (64 MiB in all): one tar in 15 MiB parts
 # (rejoin: cat results.tar.part-* | tar x); C's last.pt (19 MB) stays behind, its best.pt comes back
 mkdir -p "$WORK/pack"
-for r in A B C; do cp "$WORK/$r/train/best.pt" "$WORK/pack/${r}_best.pt"; done
-for r in A B; do cp "$WORK/$r/train/last.pt" "$WORK/pack/${r}_last.pt"; done
-for r in A B C; do cp "$WORK/$r.log" "$WORK/pack/"; done
+for r in $RUNS; do
+  cp "$WORK/$r/train/best.pt" "$WORK/pack/${r}_best.pt"
+  [ "$r" = C ] || cp "$WORK/$r/train/last.pt" "$WORK/pack/${r}_last.pt"
+  cp "$WORK/$r.log" "$WORK/pack/"
+done
 tar cf - -C "$WORK/pack" . | split -b 15M - "$OUT/results.tar.part-"
 if [ "${DRY:-0}" = 1 ]; then
   BENCH="--device cpu:0 --image-size 32"
 else
   BENCH="--device cuda"
 fi
-timeout "${BENCH_SECONDS:-80}" $PY benchmarks/bench_model.py $BENCH --json "$OUT/bench.json" > "$WORK/bench.log" 2>&1
-(cd "$WORK" && tail -n 25 A.log B.log C.log bench.log) > "$OUT/logs.txt" 2>&1
-cat "$OUT/env.txt"; tail -n 4 "$WORK"/A.log "$WORK"/B.log "$WORK"/C.log; ls -la "$OUT"
+if [ "${BENCH_SECONDS:-80}" != 0 ]; then
+  timeout "${BENCH_SECONDS:-80}" $PY benchmarks/bench_model.py $BENCH --json "$OUT/bench.json" > "$WORK/bench.log" 2>&1
+fi
+(cd "$WORK" && tail -n 25 ./*.log) > "$OUT/logs.txt" 2>&1
+cat "$OUT/env.txt"; for r in $RUNS; do tail -n 4 "$WORK/$r.log"; done; ls -la "$OUT"

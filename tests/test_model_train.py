@@ -273,3 +273,22 @@ def test_train_step_without_sync_returns_the_same_losses_as_tensors():
     assert all(isinstance(v, float) for v in floats.values())
     assert isinstance(tensors["loss_d"], torch.Tensor)
     assert {k: float(v) for k, v in tensors.items()} == floats
+
+
+def test_resume_uses_this_runs_learning_rate(tmp_path):
+    data = _random_data(8, 2)
+    cfg = small_config(32, **TINY)
+    common = dict(batch_size=2, checkpoint_every=100, val_every=100)
+    train(data, out_dir=tmp_path, model_config=cfg, log=_quiet, config=TrainConfig(steps=2, **common))
+    assert read_checkpoint(tmp_path / "last.pt")["train"]["optimizer_g"]["param_groups"][0]["lr"] == 1e-3
+    messages = []
+    train(data, out_dir=tmp_path, model_config=cfg, log=messages.append,
+          config=TrainConfig(steps=4, lr=2.5e-4, **common))
+    assert any("Adam lr 0.001 in the checkpoint, 0.00025 from this run's settings" in m for m in messages)
+    saved = read_checkpoint(tmp_path / "last.pt")["train"]
+    assert {g["lr"] for key in ("optimizer_g", "optimizer_d") for g in saved[key]["param_groups"]} == {2.5e-4}
+    # the same settings again: nothing to say
+    messages.clear()
+    train(data, out_dir=tmp_path, model_config=cfg, log=messages.append,
+          config=TrainConfig(steps=5, lr=2.5e-4, **common))
+    assert not any(m.startswith("Adam ") for m in messages)

@@ -258,6 +258,7 @@ class Trainer:
         self.rng = np.random.default_rng([cfg.seed, dist.rank])
         torch.manual_seed(cfg.seed * 1000 + dist.rank)
         self.step = 0
+        self.resumed_settings: dict = {}  # optimiser settings a resume changed: name -> (saved, now)
         self.history: list[dict] = []
         self.best_metric = math.inf
         self.run = self._maybe_compile()
@@ -407,6 +408,16 @@ class Trainer:
             raise SeegaanError(f"{path} holds no training state (optimiser, step); it cannot be resumed")
         self.opt_g.load_state_dict(train["optimizer_g"])
         self.opt_d.load_state_dict(train["optimizer_d"])
+        # the optimiser's moments come from the checkpoint, its settings from this run's config (a
+        # loaded state dict would otherwise silently bring back the old learning rate)
+        self.resumed_settings = {}
+        wanted = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2), "eps": self.cfg.adam_eps}
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                for key, value in wanted.items():
+                    if tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(value)):
+                        self.resumed_settings[key] = (group[key], value)
+                    group[key] = value
         self.ada.load_state_dict(train["augment"])
         self.step = int(train["step"])
         self.best_metric = float(train["best_metric"])
@@ -521,6 +532,8 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     if payload is not None:
         trainer.load(payload, last_path)
         say(f"resuming {last_path} at step {trainer.step} (augmentation p {trainer.ada.p:.4f})")
+        for key, (before, now) in trainer.resumed_settings.items():
+            say(f"Adam {key} {before} in the checkpoint, {now} from this run's settings: using {now}")
         previous = (payload.get("train") or {}).get("selection_metric", "val_l2")
         if previous != selection:
             say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation "
