@@ -51,6 +51,10 @@ Backend = Literal["numba", "numpy"]
 MAX_LEVELS = 100_000
 
 
+class TooManyLevelsError(ValueError):
+    """A TFCE threshold step ``dh`` that would need more than :data:`MAX_LEVELS` thresholds."""
+
+
 def _resolve_backend(backend):
     """Return the spatial Numba kernel module, or None for the NumPy twins."""
     return _api._resolve_backend(backend, "_spatial_jit")
@@ -130,7 +134,7 @@ def _check_levels(values: np.ndarray, dh: float) -> None:
         return
     top = np.fmax.reduce(values, axis=None, initial=-np.inf)
     if top / dh > MAX_LEVELS:
-        raise ValueError(
+        raise TooManyLevelsError(
             f"dh={dh:g} needs {top / dh:.3g} thresholds to reach the largest value {top:g}; "
             f"use dh >= max / {MAX_LEVELS} (typically max(observed) / 50)"
         )

@@ -280,6 +280,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     SequenceResult
     """
     import seegaan_kernels as kern
+    from seegaan_kernels.spatial import TooManyLevelsError
 
     if not isinstance(interp, InterpolationResult):
         raise SeegaanError("sequence() needs the result of seegaan.interpolate(...)")
@@ -390,9 +391,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                     progress(len(rows))
             p_adjusted = _fwer_pvalues(observed, scale, code, (K, H, W), null_max, correction, spatial_opts,
                                        backend)
-        except ValueError as exc:  # TFCE refuses a map that would need too many thresholds
-            if correction != "tfce" or "thresholds" not in str(exc):
-                raise
+        except TooManyLevelsError as exc:  # TFCE refuses a map that would need too many thresholds
             raise SeegaanError(f"tfce: a pixel whose permutation SD is almost 0 gives standardised differences "
                                f"too large for TFCE steps of {tfce_dh:g} ({exc}); use more permutations or "
                                "--correction maxt") from None

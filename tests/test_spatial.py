@@ -316,6 +316,13 @@ def test_tfce_validation(kwargs, message):
         spatial.tfce(np.ones((1, 2, 2)), **kwargs)
 
 
+def test_too_many_levels_has_its_own_error_type():
+    """Callers tell this refusal from other ValueErrors by its type, not by its message."""
+    with pytest.raises(spatial.TooManyLevelsError, match="thresholds"):
+        spatial.tfce(np.ones((1, 2, 2)), dh=1e-9)
+    assert issubclass(spatial.TooManyLevelsError, ValueError)
+
+
 def test_validation_of_maps_and_batches():
     with pytest.raises(ValueError, match="3-D"):
         spatial.tfce(np.ones((2, 2)))
