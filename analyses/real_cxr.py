@@ -32,6 +32,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sd-offset", default=None, help="max-T s0: a number, median or pNN (default 0)")
+    ap.add_argument("--min-change", type=float, default=0.0,
+                    help="significant only where |change| exceeds this (image units; default 0: any change)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop training cleanly after this many minutes (resumable)")
     ap.add_argument("--train-only", action="store_true", help="stop after training (no encoding)")
@@ -74,15 +77,19 @@ def main():
                "train_seconds_this_run": train_s, "images": len(data),
                "baseline_val_l2_mean_image": result.baseline_l2, "best_validation": best_val,
                "perceptual": result.perceptual, "sequences": {}}
+    # non-default test options name their own outputs (sex_mc0.02.nc, results_mc0.02.json, ...)
+    suffix = (f"_s0{args.sd_offset}" if args.sd_offset else "") + (f"_mc{args.min_change:g}" if args.min_change else "")
+    results.update(sd_offset=args.sd_offset, min_change=args.min_change)
     runs = []
     for feature, opts in (("sex", dict(method="class-mean", levels="F,M")), ("age", dict(method="gam"))):
         runs += [(feature, feature, opts), (feature, f"{feature}_adjusted", {**opts, "adjust": "source,view"})]
     for feature, name, opts in runs:  # unadjusted, and adjusted for data source and view (Freedman-Lane)
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=8, **opts)
-        res = seegaan.sequence(interp, best, n_perm=args.perm, correction="maxt", seed=args.seed)
-        seegaan.save_sequence(res.to_dataset(), out / f"{name}.nc", overwrite=True)
-        res.plot(out / f"{name}.png", overwrite=True)
+        res = seegaan.sequence(interp, best, n_perm=args.perm, correction="maxt", seed=args.seed,
+                               sd_offset=args.sd_offset, min_change=args.min_change)
+        seegaan.save_sequence(res.to_dataset(), out / f"{name}{suffix}.nc", overwrite=True)
+        res.plot(out / f"{name}{suffix}.png", overwrite=True)
         sig = res.significant[1:]
         results["sequences"][name] = {
             "images_used": int(interp.image_index.size), "left_out_missing": interp.n_missing,
@@ -92,7 +99,7 @@ def main():
             "max_abs_difference_last_step": float(np.abs(res.difference[-1]).max()),
             "seconds": time.time() - t0}
         print(name, results["sequences"][name])
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    (out / f"results{suffix}.json").write_text(json.dumps(results, indent=2, default=float))
     print(json.dumps(results, indent=2, default=float))
 
 

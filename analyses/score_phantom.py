@@ -52,6 +52,9 @@ def main():
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--correction", default="maxt")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sd-offset", default=None, help="max-T s0: a number, median or pNN (default 0)")
+    ap.add_argument("--min-change", type=float, default=0.0,
+                    help="significant only where |change| exceeds this (image units; default 0: any change)")
     ap.add_argument("--out", type=Path, default=REPO / "analyses" / "output" / "phantom_scores")
     args = ap.parse_args()
     cohort = seegaan.open_cohort(args.cohort or demo.cohort_path())
@@ -65,7 +68,8 @@ def main():
     for feature, name, opts, truth_kind in runs:
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
-        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=args.correction, seed=args.seed)
+        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=args.correction, seed=args.seed,
+                               sd_offset=args.sd_offset, min_change=args.min_change)
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
         mask = np.load(truth / "truth" / f"{truth_kind}{feature}_mask.npy")
@@ -86,7 +90,8 @@ def main():
               f"outside {score['outside']:.3f}  sign {sign:.3f}  | >10% of max: dice {score_large['dice']:.3f} "
               f"outside {score_large['outside']:.3f}  ({seconds:.1f} s)")
     (args.out / "scores.json").write_text(json.dumps({"perm": args.perm, "correction": args.correction,
-                                                      "seed": args.seed, "rows": rows}, indent=2))
+                                                      "seed": args.seed, "sd_offset": args.sd_offset,
+                                                      "min_change": args.min_change, "rows": rows}, indent=2))
     print("\n| feature | method | truth | Dice | sensitivity | outside | sign agreement | Dice, |Δ| > 10% max | outside, |Δ| > 10% max |"
           "\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -100,6 +100,8 @@ class SequenceResult:
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
+            if a.get("min_change", 0) > 0:
+                lines.append(("minimum change", f"{a['min_change']:g} image units (|change| must exceed it)"))
             lines += [("alternative", a["alternative"]),
                       ("smallest attainable p", f"{a['smallest_p']:.4g}"),
                       ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)")]
@@ -215,7 +217,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              backend: Literal["numba", "numpy"] = "numba", scheme: str | None = None,
              tfce_h: float = 2.0, tfce_e: float = 0.5, tfce_dh: float = 0.1, cluster_threshold: float = 3.0,
              connectivity: Literal[4, 8] = 4, mask=None, sd_offset: float | str | None = None,
-             progress: Callable[..., None] | None = None, command_line: str = "") -> SequenceResult:
+             min_change: float = 0.0, progress: Callable[..., None] | None = None, command_line: str = "") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
     Parameters
@@ -274,6 +276,14 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         number is in image units; ``"median"`` or ``"p25"`` take that percentile of the SD over the
         tested pixels; ``0`` (the default) is the plain studentised max-T. s0 is computed from all B + 1 maps
         like the SD, so the test stays exact. Recorded as ``sd_offset`` and ``sd_offset_value``.
+    min_change : float
+        max-T and maxd: test that a pixel's change *exceeds* this many image units (the model's [-1, 1]
+        scale: 0.05 is 2.5% of the range) instead of that it is not zero. The observed difference is
+        shrunk towards zero by ``min_change`` (|d| - min_change, or 0) before it meets the null maxima,
+        so a consistent but negligible change is never called significant. With no change anywhere
+        the test stays exact (only more conservative); for "|change| <= min_change" it assumes that the
+        permutation null describes the estimate's spread around a non-zero change too (a shift model).
+        ``0`` (the default) tests for any change. Recorded as ``min_change``.
 
     Returns
     -------
@@ -298,6 +308,14 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if sd_offset is not None and correction != "maxt":
         raise SeegaanError(f"--sd-offset applies to --correction maxt only (got {correction})")
     offset_spec = parse_sd_offset(0.0 if sd_offset is None else sd_offset)
+    try:
+        min_change = float(min_change)
+    except (TypeError, ValueError):
+        raise SeegaanError(f"--min-change must be a number >= 0 in image units (got {min_change!r})") from None
+    if not (np.isfinite(min_change) and min_change >= 0):
+        raise SeegaanError(f"--min-change must be a finite number >= 0 in image units (got {min_change})")
+    if min_change > 0 and correction not in ("maxt", "maxd"):
+        raise SeegaanError(f"--min-change applies to --correction maxt or maxd only (got {correction})")
     s0 = 0.0
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding
@@ -389,7 +407,10 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                                                                  (K, H, W), backend)
                 if cache is None:
                     progress(len(rows))
-            p_adjusted = _fwer_pvalues(observed, scale, code, (K, H, W), null_max, correction, spatial_opts,
+            tested = observed  # shrunk by min_change: only a change beyond it can be significant
+            if min_change > 0:
+                tested = (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
+            p_adjusted = _fwer_pvalues(tested, scale, code, (K, H, W), null_max, correction, spatial_opts,
                                        backend)
         except TooManyLevelsError as exc:  # TFCE refuses a map that would need too many thresholds
             raise SeegaanError(f"tfce: a pixel whose permutation SD is almost 0 gives standardised differences "
@@ -412,6 +433,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                        command_line=command_line)
     if correction == "maxt":
         attrs.update(sd_offset=offset_spec[0], sd_offset_value=float(s0))
+    if correction in ("maxt", "maxd") and B > 0:
+        attrs.update(min_change=min_change)
     if roi is not None:
         attrs.update(mask_pixels=int(roi.sum()), mask_sha256=hashlib.sha256(np.packbits(roi).tobytes()).hexdigest())
     if correction == "tfce":

@@ -222,3 +222,24 @@ def test_sd_offset_option(cohort_file, tmp_path):
     r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
             "--correction", "tfce", "--sd-offset", "0", "--out", tmp_path / "bad.nc")
     assert "maxt only" in one_line_error(r)
+
+
+def test_min_change_option(cohort_file, tmp_path):
+    common = ["interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 40,
+              "--steps", 3, "--no-plot"]
+    plain = tmp_path / "plain.nc"
+    assert run(*common, "--out", plain).exit_code == 0
+    shrunk = tmp_path / "shrunk.nc"
+    r = run(*common, "--out", shrunk, "--min-change", "0.05")
+    assert r.exit_code == 0, r.output
+    assert "minimum change" in r.output
+    with xr.open_dataset(plain) as a, xr.open_dataset(shrunk) as b:
+        assert a.attrs["min_change"] == 0.0 and b.attrs["min_change"] == 0.05
+        assert not (b["significant"].values & ~a["significant"].values).any()
+        assert not b["significant"].values[np.abs(b["difference"].values) <= 0.05].any()
+    for bad, message in (("-1", "finite number >= 0"),):
+        r = run(*common, "--min-change", bad, "--out", tmp_path / "bad.nc")
+        assert message in one_line_error(r)
+        assert not (tmp_path / "bad.nc").exists()
+    r = run(*common, "--correction", "cluster", "--min-change", "0.1", "--out", tmp_path / "bad.nc")
+    assert "maxt or maxd only" in one_line_error(r)

@@ -184,6 +184,52 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     np.testing.assert_allclose(res.null_max, null_max, rtol=1e-6)
 
 
+@pytest.mark.parametrize("correction,alternative", [("maxt", "two-sided"), ("maxd", "two-sided"), ("maxt", "greater"),
+                                                    ("maxt", "less")])
+def test_min_change_equals_brute_force_and_only_removes(correction, alternative):
+    """With min_change m the observed difference d is shrunk to sign(d) max(|d| - m, 0) before it meets the
+    same null maxima; what is significant is then a subset of the plain test's, and nothing whose |d| <= m."""
+    ds = make_cohort(n=24, seed=4, effect=0.8)
+    interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
+    kw = dict(n_perm=60, seed=9, correction=correction, alternative=alternative)
+    plain = seegaan.sequence(interp, linear8, **kw)
+    m = 0.1 * float(np.abs(plain.difference).max())
+    res = seegaan.sequence(interp, linear8, min_change=m, **kw)
+    assert res.attrs["min_change"] == m and plain.attrs["min_change"] == 0.0
+    np.testing.assert_array_equal(res.null_max, plain.null_max)  # the null is untouched
+    d = res.difference[1:].astype(np.float64)
+    shrunk = np.sign(d) * np.maximum(np.abs(d) - m, 0)
+    plan = seegaan.draw_permutations(interp.patient_ids, 60, feature=interp.feature_codes, seed=9)
+    maps = [res.difference]
+    for idx in plan.indices:
+        frames = linear8(interp.null_trajectory(idx, plan.scheme).astype(np.float32))
+        maps.append(frames - frames[0])
+    maps = np.stack(maps)[:, 1:].astype(np.float64)
+    sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])
+    signed = {"two-sided": np.abs, "greater": lambda x: x, "less": lambda x: -x}[alternative]
+    stat = np.divide(signed(shrunk), sd, out=np.zeros_like(shrunk), where=sd > 0)
+    expected = (np.sum(res.null_max[:, None, None, None] >= stat[None] - 1e-9, axis=0) + 1) / 61
+    np.testing.assert_allclose(res.p_adjusted[1:], expected, atol=1e-12)
+    assert not (res.significant & ~plain.significant).any()
+    assert not res.significant[1:][np.abs(d) <= m].any()
+    if correction == "maxt":  # max-T also flags small changes where the SD is small; maxd here only the largest
+        assert res.significant.sum() < plain.significant.sum()
+    assert res.significant.any()  # the large changes stay
+
+
+def test_min_change_is_checked_and_only_for_max_statistics():
+    interp = seegaan.interpolate(make_cohort(n=24, seed=4, effect=0.8), feature="age", method="linear", steps=3)
+    for bad in (-0.1, float("nan"), float("inf"), "lots"):
+        with pytest.raises(seegaan.SeegaanError, match="min-change must be"):
+            seegaan.sequence(interp, linear8, n_perm=10, min_change=bad)
+    for correction in ("tfce", "cluster", "fdr_bh", "none"):
+        with pytest.raises(seegaan.SeegaanError, match="maxt or maxd only"):
+            seegaan.sequence(interp, linear8, n_perm=10, correction=correction, min_change=0.1)
+    huge = seegaan.sequence(interp, linear8, n_perm=30, min_change=1e6)
+    assert not huge.significant.any()
+    assert "minimum change" in huge.summary().as_text()
+
+
 def test_numba_and_numpy_backends_agree():
     interp = seegaan.interpolate(make_cohort(n=50, seed=8, effect=1.0), feature="age", steps=4)
     a = seegaan.sequence(interp, linear8, n_perm=50, seed=5, backend="numba")

@@ -97,6 +97,9 @@ def interpolate(
     sd_offset: Annotated[Optional[str], typer.Option(
         help="maxt: s0 added to each pixel's permutation SD (z = d / (SD + s0)): a number (image units), "
              "'median' or 'pNN' (that percentile of the SDs); default 0, the plain studentised max-T.")] = None,
+    min_change: Annotated[float, typer.Option(
+        help="maxt/maxd: call a pixel significant only where its change exceeds this many image units "
+             "([-1, 1] scale; 0.05 = 2.5% of the range); default 0, any change.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Annotated[int, typer.Option(
@@ -114,12 +117,13 @@ def interpolate(
                         alpha=alpha, tfce_e=tfce_e, cluster_threshold=cluster_threshold,
                         alternative=alternative.value, seed=seed, batch_size=batch_size, threads=threads, out=out,
                         plot=None if no_plot else (plot or "default"), overwrite=overwrite, mask=mask,
-                        sd_offset=sd_offset)
+                        sd_offset=sd_offset, min_change=min_change)
 
 
 def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, transform, gam_lam, gam_splines,
                     adjust, perm, correction, alpha, alternative, tfce_e=0.5, cluster_threshold=3.0, threads=1, seed,
-                    batch_size, out, plot, overwrite, mask=None, sd_offset=None):
+                    batch_size, out, plot, overwrite, mask=None, sd_offset=None,
+                    min_change=0.0):
     """What ``seegaan-stats interpolate`` does, as a function (the CLI only parses options)."""
     import contextlib
 
@@ -174,7 +178,8 @@ def run_interpolate(*, feature, cohort, decoder, method, levels, steps, grid, tr
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=correction, alpha=alpha,
                               tfce_e=tfce_e, cluster_threshold=cluster_threshold, alternative=alternative, seed=seed,
-                              batch_size=batch_size, mask=roi, sd_offset=sd_offset, progress=advance,
+                              batch_size=batch_size, mask=roi, sd_offset=sd_offset,
+                              min_change=min_change, progress=advance,
                               command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     for w in caught:
         if issubclass(w.category, SeegaanWarning):
