@@ -95,3 +95,29 @@ def test_planted_effect_found_where_planted_only(correction):
     assert sig[-1, :4].mean() > 0.9, "the planted region is not found at the last step"
     if correction != "maxd":  # maxd must beat the bottom half's large null changes: early steps fall short
         assert sig[1:, :4].sum() > 0.6 * sig[1:, :4].size
+
+
+def test_min_change_controls_the_error_of_claiming_changes_above_it():
+    """A true change everywhere, never larger than DELTA: plain max-T finds it (it is real), while max-T with
+    --min-change DELTA claims "|change| > DELTA" somewhere in at most ~alpha of the cohorts."""
+    rng = np.random.default_rng(11)
+    A0 = linear8.A[0].astype(np.float64)          # how latent 0 shows in the image
+    beta = 1.0                                    # latent 0 moves by beta per 15 years of age
+    claims, found = 0, 0
+    for _ in range(N_COHORTS):
+        ds = _null_cohort(rng, 40, 1)
+        age = ds["age"].values
+        w = ds["w"].values.copy()
+        w[:, 0] += beta * (age - 55) / 15
+        ds["w"].values[:] = w
+        interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
+        true_change = beta * (interp.grid[:, None] - interp.grid[0]) / 15 * A0[None]   # (K, 64)
+        delta = float(np.abs(true_change).max())   # the largest true change: the boundary of the null
+        seed = int(rng.integers(2**31))
+        plain = seegaan.sequence(interp, linear8, n_perm=B, seed=seed)
+        shrunk = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, min_change=delta)
+        found += bool(plain.significant.any())
+        claims += bool(shrunk.significant.any())
+    lo, hi = _binomial_interval()
+    assert found > 0.9 * N_COHORTS, f"plain max-T found the real change in only {found}/{N_COHORTS} cohorts"
+    assert claims <= hi, f"--min-change claimed a change above DELTA in {claims}/{N_COHORTS} cohorts (> {hi})"
