@@ -70,6 +70,10 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     a = ds.attrs
     if tested:
         corr = f"{a.get('correction')}, α={a.get('alpha')}, B={a.get('n_perm')} permutations"
+        if str(a.get("sd_offset", "0")) != "0":
+            corr += f", s0={float(a['sd_offset_value']):.3g} ({a['sd_offset']})"
+        if float(a.get("min_change", 0) or 0) > 0:
+            corr += f", |Δ| > {float(a['min_change']):g}"
     else:
         corr = "no permutation test"
     fig.suptitle(f"{a.get('feature', '')} ({a.get('method', '')}) — {corr}", fontsize=9)

@@ -228,6 +228,11 @@ def test_min_change_is_checked_and_only_for_max_statistics():
     huge = seegaan.sequence(interp, linear8, n_perm=30, min_change=1e6)
     assert not huge.significant.any()
     assert "minimum change" in huge.summary().as_text()
+    import matplotlib.pyplot as plt
+
+    fig = huge.plot()
+    assert "|Δ| > 1e+06" in fig._suptitle.get_text()
+    plt.close(fig)
 
 
 def test_numba_and_numpy_backends_agree():
