@@ -50,9 +50,10 @@ def exceedances_numpy(null, observed, alternative, counts, total, total_sq):
             np.greater_equal(stat_row, thr, out=exceed)
             np.add(cnt, exceed, out=cnt)
             row64[...] = row
-            np.add(tot, row64, out=tot)
-            np.multiply(row64, row64, out=row64)
-            np.add(tsq, row64, out=tsq)
+            with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in the Numba kernel: no warning
+                np.add(tot, row64, out=tot)
+                np.multiply(row64, row64, out=row64)
+                np.add(tsq, row64, out=tsq)
 
 
 def maxima_numpy(null, scale, alternative):

@@ -38,8 +38,9 @@ def sequential_sums(null, total=None, total_sq=None):
     total = np.zeros(m) if total is None else total.copy()
     total_sq = np.zeros(m) if total_sq is None else total_sq.copy()
     for row in null.astype(np.float64):
-        total = total + row
-        total_sq = total_sq + row * row
+        with np.errstate(invalid="ignore", over="ignore"):  # special values on purpose: inf - inf is NaN
+            total = total + row
+            total_sq = total_sq + row * row
     return total, total_sq
 
 
