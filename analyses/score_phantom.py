@@ -53,6 +53,9 @@ def main():
     ap.add_argument("--correction", default="maxt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sd-offset", default=None, help="max-T s0: a number, median or pNN (default 0)")
+    ap.add_argument("--mask", default=None,
+                    help="test only these pixels (.npy/PNG), e.g. TRUTH/truth/marker_free_mask.npy; 'marker-free' "
+                         "takes the phantom's own")
     ap.add_argument("--min-change", type=float, default=0.0,
                     help="significant only where |change| exceeds this (image units; default 0: any change)")
     ap.add_argument("--out", type=Path, default=REPO / "analyses" / "output" / "phantom_scores")
@@ -61,6 +64,7 @@ def main():
     decoder = seegaan.load_decoder(args.decoder or demo.decoder_path())
     truth = args.truth or demo.cohort_path().parent
     args.out.mkdir(parents=True, exist_ok=True)
+    roi = truth / "truth" / "marker_free_mask.npy" if args.mask == "marker-free" else args.mask
     rows = []
     runs = [(feature, feature, opts, "marginal_") for feature, opts in FEATURES.items()]
     runs += [(feature, f"{feature} adj. {adjust.replace(',', '+')}", {**FEATURES[feature], "adjust": adjust}, "")
@@ -69,7 +73,7 @@ def main():
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
         res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=args.correction, seed=args.seed,
-                               sd_offset=args.sd_offset, min_change=args.min_change)
+                               sd_offset=args.sd_offset, min_change=args.min_change, mask=roi)
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
         mask = np.load(truth / "truth" / f"{truth_kind}{feature}_mask.npy")
@@ -91,7 +95,8 @@ def main():
               f"outside {score_large['outside']:.3f}  ({seconds:.1f} s)")
     (args.out / "scores.json").write_text(json.dumps({"perm": args.perm, "correction": args.correction,
                                                       "seed": args.seed, "sd_offset": args.sd_offset,
-                                                      "min_change": args.min_change, "rows": rows}, indent=2))
+                                                      "min_change": args.min_change, "mask": None if roi is None else str(roi),
+                                                      "rows": rows}, indent=2))
     print("\n| feature | method | truth | Dice | sensitivity | outside | sign agreement | Dice, |Δ| > 10% max | outside, |Δ| > 10% max |"
           "\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:

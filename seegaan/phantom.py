@@ -189,15 +189,34 @@ def _clavicles_and_shoulders(x, y):
     return clav, heads
 
 
+#: the side marker's centre (|x|, y) in image coordinates, its half extents, and the cohort's uniform jitter
+MARKER_CENTER = (0.80, -0.86)
+MARKER_HALF = (0.057, 0.075)
+MARKER_JITTER = (0.04, 0.03)
+
+
 def _marker(size: int, p: PhantomParams) -> np.ndarray:
     """A block letter 'L' in an upper corner, in image coordinates (not moved by the anatomy)."""
     t = (np.arange(size) + 0.5) / size * 2.0 - 1.0
     u, v = np.meshgrid(t, t)
-    cx = 0.80 * (1 if p.marker_side >= 0 else -1) + p.marker_dx
-    cy = -0.86 + p.marker_dy
+    cx = MARKER_CENTER[0] * (1 if p.marker_side >= 0 else -1) + p.marker_dx
+    cy = MARKER_CENTER[1] + p.marker_dy
     stem = (np.abs(u - (cx - 0.035)) < 0.022) & (np.abs(v - cy) < 0.075)
     foot = (np.abs(u - cx) < 0.057) & (np.abs(v - (cy + 0.055)) < 0.02)
     return (stem | foot).astype(np.float64)
+
+
+def marker_free_mask(size: int, margin: int = 2) -> np.ndarray:
+    """bool (size, size): True wherever no side marker can be in a phantom cohort (either upper corner, any
+    jitter), ``margin`` pixels kept clear around it. Give it to ``--mask`` (API ``mask=``) to leave the
+    marker out of a test: its null changes are the largest in the image."""
+    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    u, v = np.meshgrid(t, t)
+    pad = 2.0 * margin / size
+    half_u = MARKER_HALF[0] + MARKER_JITTER[0] + pad
+    half_v = MARKER_HALF[1] + MARKER_JITTER[1] + pad
+    near = (np.abs(np.abs(u) - MARKER_CENTER[0]) <= half_u) & (np.abs(v - MARKER_CENTER[1]) <= half_v)
+    return ~near
 
 
 def density(params, *, size: int) -> np.ndarray:
@@ -498,8 +517,8 @@ def sample_cohort(n_images: int, *, seed: int | np.random.Generator | None = 0
                         "inspiration": float(np.clip(rng.normal(1, 0.025), 0.92, 1.08)),
                         "noise": 0.02, "noise_seed": int(rng.integers(2**31 - 1)),
                         "marker_side": int(rng.choice([-1, 1])),
-                        "marker_dx": float(rng.uniform(-0.04, 0.04)),
-                        "marker_dy": float(rng.uniform(-0.03, 0.03))}
+                        "marker_dx": float(rng.uniform(-MARKER_JITTER[0], MARKER_JITTER[0])),
+                        "marker_dy": float(rng.uniform(-MARKER_JITTER[1], MARKER_JITTER[1]))}
             params.append(PhantomParams(sex=c.sex, age=float(c.age), ahf=bool(c.ahf), bnpp=float(c.bnpp),
                                         manufacturer=c.manufacturer, **anatomy, **nuisance))
             rows.append({"image_id": f"ph{i:05d}_{k}", "patient_id": f"p{i:05d}", "sex": c.sex,
@@ -576,6 +595,9 @@ def _readme(contrasts: dict, *, size: int, n: int, seed, fraction: float) -> str
         f"`<feature>_mask.npy` (direct) and `marginal_<feature>_mask.npy`: bool, |effect| > {fraction:g} x "
         "max |effect| of that map. The manufacturer effect is global by design (no localised region).",
         "",
+        "`marker_free_mask.npy`: bool, True wherever no side marker can be (either upper corner, any jitter, "
+        "2 pixels clear): pass it to `seegaan-stats interpolate --mask` to leave the marker out of a test.",
+        "",
         "## Joint distribution",
         "",
         "sex 50/50; age ~ N(60, 14) in [20, 95]; P(AHF) = logistic(-0.8 + 0.035 (age - 60)) (AHF patients "
@@ -598,7 +620,7 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
     Layout: ``images/<image_id>.png``, ``clinical.csv`` (image_id, patient_id, sex, age, ahf, bnpp,
     manufacturer, view), ``params.csv`` (every render parameter), ``truth/effect_<f>.npy``,
     ``truth/<f>_mask.npy``, ``truth/marginal_<f>.npy``, ``truth/marginal_<f>_mask.npy``,
-    ``truth/README.md`` and ``phantom.json`` (settings and the compared values).
+    ``truth/marker_free_mask.npy``, ``truth/README.md`` and ``phantom.json`` (settings and the compared values).
 
     Parameters
     ----------
@@ -650,6 +672,7 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
                 marg = marginal_effect_map(f, a, b, size=int(size))
                 np.save(tmp / "truth" / f"marginal_{f}.npy", marg)
                 np.save(tmp / "truth" / f"marginal_{f}_mask.npy", effect_mask(marg))
+        np.save(tmp / "truth" / "marker_free_mask.npy", marker_free_mask(int(size)))
         (tmp / "truth" / "README.md").write_text(_readme(contrasts, size=int(size), n=int(n), seed=seed_value,
                                                          fraction=MASK_FRACTION))
         meta = {"seegaan_version": __version__, "n_images": int(n), "size": int(size), "seed": seed_value,

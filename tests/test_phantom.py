@@ -152,7 +152,8 @@ def test_write_phantom_folder(tmp_path):
                                ph.effect_map("bnpp", lo, hi, size=32), atol=1e-7)
     assert lo == pytest.approx(np.percentile(clinical["bnpp"], 5))
     readme = (out / "truth" / "README.md").read_text()
-    assert "M - F" in readme and "marginal" in readme
+    assert "M - F" in readme and "marginal" in readme and "marker_free_mask.npy" in readme
+    np.testing.assert_array_equal(np.load(out / "truth" / "marker_free_mask.npy"), ph.marker_free_mask(32))
     # images read back through the data loader equal the renders (16-bit quantisation)
     from seegaan.data import load_dataset
 
@@ -223,3 +224,23 @@ def test_score_map_and_read_truth(tmp_path):
     assert effect.shape == (32, 32) and mask.dtype == bool
     with pytest.raises(SeegaanError, match="--marginal"):
         ph.read_truth(out, "sex", marginal=True)
+
+
+@pytest.mark.parametrize("size", [32, 64, 256])
+def test_marker_free_mask_leaves_out_every_marker_and_little_else(size):
+    import dataclasses
+
+    mask = ph.marker_free_mask(size)
+    _, params = ph.sample_cohort(40, seed=5)
+    jx, jy = ph.MARKER_JITTER
+    extremes = [dict(marker_side=side, marker_dx=dx, marker_dy=dy)
+                for side in (-1, 1) for dx in (-jx, 0.0, jx) for dy in (-jy, 0.0, jy)]
+    for p in params + [dataclasses.replace(params[0], **e) for e in extremes]:
+        marker = ph._marker(size, p) > 0  # at 32x32 the thin letter may miss every pixel centre
+        assert not (marker & mask).any()
+        assert marker.any() or size < 64
+    assert mask.mean() > 0.9  # two small corner boxes
+    assert mask[size // 2].all() and mask[-1].all()  # the body and the lower image stay tested
+    # rendered images: the marker saturates at +1 only inside the left-out corners
+    img = ph.render(params[0], size=size)
+    assert not (img[mask] >= 0.999).any()
