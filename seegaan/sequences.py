@@ -100,6 +100,9 @@ class SequenceResult:
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
+            if "mask_pixels" in a:
+                lines.append(("mask", f"{a['mask_pixels']} of {self.images.shape[1] * self.images.shape[2]} "
+                                       "pixels tested"))
             if a.get("min_change", 0) > 0:
                 lines.append(("minimum change", f"{a['min_change']:g} image units (|change| must exceed it)"))
             lines += [("alternative", a["alternative"]),

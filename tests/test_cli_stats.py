@@ -184,6 +184,7 @@ def test_mask_option(cohort_file, tmp_path):
     r = run("interpolate", "--feature", "age", "--cohort", cohort_file, "--decoder", DEC, "--perm", 30,
             "--steps", 3, "--mask", tmp_path / "roi.png", "--out", out, "--no-plot")
     assert r.exit_code == 0, r.output
+    assert "16 of 64 pixels tested" in r.output
     ds = xr.open_dataset(out)
     assert ds.attrs["mask_pixels"] == 16
     assert not ds["significant"].values[:, mask == 0].any()
