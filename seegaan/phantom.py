@@ -201,8 +201,8 @@ def _marker(size: int, p: PhantomParams) -> np.ndarray:
     u, v = np.meshgrid(t, t)
     cx = MARKER_CENTER[0] * (1 if p.marker_side >= 0 else -1) + p.marker_dx
     cy = MARKER_CENTER[1] + p.marker_dy
-    stem = (np.abs(u - (cx - 0.035)) < 0.022) & (np.abs(v - cy) < 0.075)
-    foot = (np.abs(u - cx) < 0.057) & (np.abs(v - (cy + 0.055)) < 0.02)
+    stem = (np.abs(u - (cx - 0.035)) < 0.022) & (np.abs(v - cy) < MARKER_HALF[1])
+    foot = (np.abs(u - cx) < MARKER_HALF[0]) & (np.abs(v - (cy + 0.055)) < 0.02)
     return (stem | foot).astype(np.float64)
 
 
