@@ -31,3 +31,9 @@ def cohort_path() -> Path:
 def decoder_path() -> Path:
     """Path of the bundled demo checkpoint (usable as a decoder)."""
     return _demo_file(MODEL_NAME)
+
+
+def truth_path(name: str = "marker_free_mask.npy") -> Path:
+    """A file of the demo phantom's ground truth (``truth/``): ``effect_<feature>.npy``,
+    ``marginal_<feature>_mask.npy``, ... or ``marker_free_mask.npy`` (for ``--mask``); see its README.md."""
+    return _demo_file(f"truth/{name}")

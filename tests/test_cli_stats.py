@@ -174,6 +174,25 @@ def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
     ds.close()
 
 
+def test_bundled_demo_marker_free_mask(tmp_path):
+    pytest.importorskip("torch")
+    from seegaan import demo
+    from seegaan._errors import SeegaanError
+
+    mask = np.load(demo.truth_path())
+    assert mask.shape == (64, 64) and mask.dtype == bool and 0.9 < mask.mean() < 1.0
+    assert demo.truth_path("marginal_sex_mask.npy").is_file()
+    with pytest.raises(SeegaanError, match="not installed"):
+        demo.truth_path("nope.npy")
+    out = tmp_path / "bnpp.nc"
+    r = run("interpolate", "--feature", "bnpp", "--perm", 20, "--steps", 3, "--correction", "maxd",
+            "--mask", demo.truth_path(), "--out", out, "--no-plot")
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["mask_pixels"] == int(mask.sum())
+        assert not ds["significant"].values[:, ~mask].any()
+
+
 def test_mask_option(cohort_file, tmp_path):
     from PIL import Image
 
