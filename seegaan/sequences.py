@@ -403,6 +403,9 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
             np.divide(1.0, sd + s0, out=scale, where=sd > 0)
         scale[~family.reshape(-1)] = 0.0  # step 0 and pixels outside the mask take no part
         null_max = np.empty(B, dtype=np.float64)
+        tested = observed  # shrunk by min_change: only a change beyond it can be significant
+        if min_change > 0:
+            tested = (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
         try:
             for start, rows in plan.batches(int(batch_size)):
                 batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
@@ -410,9 +413,6 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                                                                  (K, H, W), backend)
                 if cache is None:
                     progress(len(rows))
-            tested = observed  # shrunk by min_change: only a change beyond it can be significant
-            if min_change > 0:
-                tested = (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
             p_adjusted = _fwer_pvalues(tested, scale, code, (K, H, W), null_max, correction, spatial_opts,
                                        backend)
         except TooManyLevelsError as exc:  # TFCE refuses a map that would need too many thresholds
