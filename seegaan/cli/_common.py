@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 import typer
 
 from seegaan._errors import SeegaanError
+from seegaan._progress import progress_bar  # noqa: F401  (re-exported for the command modules)
 
 
 def version_option(program: str):
@@ -38,31 +39,6 @@ def user_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail("interrupted; no output was written", code=130) from None
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n, total=None)`` (``total`` resets the bar's length).
-
-    Silent when stderr is not a terminal.
-    """
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    console = Console(stderr=True)
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, transient=False, disable=not sys.stderr.isatty())
-    with progress:
-        task = progress.add_task(description, total=total)
-
-        def advance(n: int = 1, total: int | None = None) -> None:
-            if total is not None:
-                progress.update(task, total=total)
-            progress.advance(task, n)
-
-        yield advance
 
 
 def _click():

@@ -467,7 +467,7 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     ``config.max_minutes`` stops the run cleanly (validation, ``last.pt``, ``best.pt``) once that much
     wall time has passed; a later call with the same ``out_dir`` resumes there.
     """
-    from seegaan.cli._common import progress_bar
+    from seegaan._progress import progress_bar
     from seegaan.model.fid import find_inception_weights, load_fid_features
     from seegaan.model.perceptual import find_vgg_weights, load_vgg16
 
