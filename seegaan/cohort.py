@@ -1,7 +1,7 @@
 """Latent cohorts: one latent ``w`` per image plus the clinical table, as an xarray Dataset.
 
-Schema (DESIGN.md §3)
----------------------
+Schema
+------
 - variable ``w`` (dims ``image``, ``latent``), float32, finite;
 - coordinates on ``image``: ``image_id`` (str, unique), ``patient_id`` (str), ``split``
   (``train``/``val``/``test``) and one coordinate per clinical feature: numeric (float, missing = NaN),
@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from seegaan._choices import SPLITS
 from seegaan._errors import SeegaanError
 from seegaan._io import atomic_path
 from seegaan._summary import Summary
 from seegaan._version import __version__
+from seegaan.data.tables import RESERVED
 
-RESERVED = ("image_id", "patient_id", "split")
-SPLITS = ("train", "val", "test")
 FeatureKind = Literal["numeric", "boolean", "categorical"]
 
 
@@ -129,7 +129,7 @@ def validate_cohort(ds, *, source: str = "cohort") -> xr.Dataset:
         bad = int((~np.isfinite(w)).any(axis=1).sum())
         raise SeegaanError(f"{source}: {bad} latent(s) contain NaN or inf; re-encode those images "
                            "or drop them from the cohort")
-    for name in ("image_id", "patient_id", "split"):
+    for name in RESERVED:
         if name not in ds.coords or ds.coords[name].dims != ("image",):
             raise SeegaanError(f"{source} has no coordinate {name!r} on dim 'image'")
     ids = pd.Index(ds["image_id"].values)

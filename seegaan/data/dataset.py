@@ -11,12 +11,13 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from seegaan._choices import SPLITS
 from seegaan._errors import SeegaanError
 from seegaan._io import atomic_path
 from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling, _read_dicom_dataset,
                                  check_dicom_header, detect_format, header_fields, image_id_from_path,
                                  read_image)
-from seegaan.data.tables import (PATH_COLUMN_GUESSES, SPLITS, check_fractions, check_split_column,
+from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions, check_split_column,
                                  is_table_file, patient_splits, read_table, require_column)
 
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
@@ -368,7 +369,40 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
     counts: dict = {"files": len(files), "ignored_files": ignored}
     skipped: list[tuple[str, str]] = []
 
-    # 1. look at every file (headers only)
+    probes = _probe_files(files, counts, skipped)
+    probes = _drop_duplicate_ids(probes, counts, skipped)
+    if not probes:
+        raise SeegaanError(f"{source}: none of the {len(files)} image files could be read (first problem: "
+                           f"{skipped[0][1] if skipped else 'none'})")
+    clinical, join_path = _clinical_table(table, listing, listed_column, id_column=id_column,
+                                          path_column=path_column, patient_column=patient_column)
+    if clinical is None:
+        base_rows = pd.DataFrame({"image_id": [p.image_id for p in probes]})
+    else:
+        probes, base_rows = _join_clinical(probes, clinical, join_path, id_column=id_column,
+                                           keep_unmatched=keep_unmatched, counts=counts, skipped=skipped)
+    headers = _add_dicom_views(probes, base_rows)
+    paths = [p.path for p in probes]
+    if view is not None:
+        base_rows, paths = _filter_views(base_rows, paths, view, counts)
+    native_shape = None
+    if size is None:
+        base_rows, paths, native_shape = _filter_sizes(base_rows, paths, probes, counts, skipped)
+    final, split_source = _patients_and_splits(base_rows, patient_column=patient_column, stratify=stratify,
+                                               fractions=fractions, seed=seed)
+    attrs = {"source": source, "size": 0 if size is None else int(size), "scaling": scaling,
+             "split_fractions": list(fractions), "split_seed": seed if isinstance(seed, int) else None,
+             "split_source": split_source, "stratify": stratify or "", "view_filter": counts.get(
+                 "view_filter", ""), "window": list(window) if window else None,
+             "native_shape": native_shape}
+    return ImageSet(table=final, paths=paths, size=None if size is None else int(size), scaling=scaling,
+                    window=window, percentiles=tuple(percentiles), skipped=skipped, counts=counts,
+                    headers=headers, attrs=attrs)
+
+
+# ------------------------------------------------------------------ the stages of load_dataset
+def _probe_files(files: list[Path], counts: dict, skipped: list) -> list[_Probe]:
+    """Look at every file (headers only); unreadable ones go to ``skipped``."""
     probes: list[_Probe] = []
     for path in files:
         probe = _probe(path) if path.exists() else _Probe(path, image_id_from_path(path),
@@ -380,8 +414,11 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
     counts["probe_failures"] = len(skipped)
     counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(
         Counter(p.fmt for p in probes).items()))
+    return probes
 
-    # 2. duplicate ids among files
+
+def _drop_duplicate_ids(probes: list[_Probe], counts: dict, skipped: list) -> list[_Probe]:
+    """Keep the first file of every image id; the others go to ``skipped``."""
     first: dict[str, _Probe] = {}
     dup_files = 0
     for probe in probes:
@@ -392,119 +429,128 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
         else:
             first[probe.image_id] = probe
     counts["duplicate_files"] = dup_files
-    probes = list(first.values())
-    if not probes:
-        raise SeegaanError(f"{source}: none of the {len(files)} image files could be read (first problem: "
-                           f"{skipped[0][1] if skipped else 'none'})")
+    return list(first.values())
 
-    # 3. the clinical table
-    if table is None and listing is not None:
-        clinical, join_path = listing, listed_column
-    elif table is not None:
-        if isinstance(table, pd.DataFrame):
-            clinical = table.copy()
-            clinical.columns = [str(c) for c in clinical.columns]
-            table_src = "table"
-        else:
-            clinical = read_table(table, str_columns=[id_column, patient_column])
-            table_src = str(table)
-        if path_column is not None and listing is None:
-            require_column(clinical, path_column, source=table_src, option="--path-column")
-            base = Path(table).parent if not isinstance(table, pd.DataFrame) else Path(".")
-            clinical["__path__"] = _resolve_listed_paths(clinical, path_column, base)
-            join_path = path_column
-        else:
-            require_column(clinical, id_column, source=table_src, option="--id-column")
-            join_path = None
+
+def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | None, *, id_column: str,
+                    path_column: str | None, patient_column: str) -> tuple[pd.DataFrame | None, str | None]:
+    """The clinical table (or None) and the path column it is joined on (None: joined on ``id_column``)."""
+    if table is None:
+        return (listing, listed_column) if listing is not None else (None, None)
+    if isinstance(table, pd.DataFrame):
+        clinical = table.copy()
+        clinical.columns = [str(c) for c in clinical.columns]
+        table_src = "table"
     else:
-        clinical, join_path = None, None
+        clinical = read_table(table, str_columns=[id_column, patient_column])
+        table_src = str(table)
+    if path_column is not None and listing is None:
+        require_column(clinical, path_column, source=table_src, option="--path-column")
+        base = Path(table).parent if not isinstance(table, pd.DataFrame) else Path(".")
+        clinical["__path__"] = _resolve_listed_paths(clinical, path_column, base)
+        return clinical, path_column
+    require_column(clinical, id_column, source=table_src, option="--id-column")
+    return clinical, None
 
-    base_rows = pd.DataFrame({"image_id": [p.image_id for p in probes]})
-    if clinical is not None:
-        clinical = clinical.reset_index(drop=True)
-        counts["table_rows"] = len(clinical)
-        if join_path is not None:
-            key = clinical["__path__"].map(lambda p: None if p is None else os.path.abspath(str(p)))
-            probe_key = [os.path.abspath(str(p.path)) for p in probes]
-        else:
-            key = clinical[id_column].map(lambda v: None if pd.isna(v) else str(v).strip())
-            probe_key = [p.image_id for p in probes]
-        dup = key.duplicated(keep="first") & key.notna()
-        counts["duplicate_rows"] = int(dup.sum())
-        clinical = clinical.loc[~dup & key.notna()].copy()
-        clinical["__key__"] = key[clinical.index]
-        drop_cols = ["__path__"] + ([join_path] if join_path else [])
-        if join_path is None:
-            drop_cols.append(id_column)
-        clinical = clinical.drop(columns=[c for c in drop_cols if c in clinical.columns])
-        clinical = clinical.set_index("__key__")
-        matched = [k in clinical.index for k in probe_key]
-        counts["images_without_row"] = int(len(probes) - sum(matched))
-        counts["rows_without_image"] = int(len(clinical) - len(set(probe_key) & set(clinical.index)))
-        counts["keep_unmatched"] = bool(keep_unmatched)
-        if not keep_unmatched:
-            for probe, ok in zip(probes, matched):
-                if not ok:
-                    skipped.append((str(probe.path), "no row in the clinical table"))
-            probes = [p for p, ok in zip(probes, matched) if ok]
-            probe_key = [k for k, ok in zip(probe_key, matched) if ok]
-            if not probes:
-                raise SeegaanError(f"no image matches a row of the clinical table (join on "
-                                   f"{'path' if join_path else id_column!r}); check --id-column")
-        rows = clinical.reindex(probe_key).reset_index(drop=True)
-        if "image_id" in rows.columns:  # a table joined by path may carry its own ids: keep them
-            ids = rows["image_id"].where(rows["image_id"].notna(), pd.Series([p.image_id for p in probes]))
-            rows = rows.drop(columns=["image_id"])
-        else:
-            ids = pd.Series([p.image_id for p in probes])
-        base_rows = pd.concat([pd.DataFrame({"image_id": ids.astype(str)}), rows], axis=1)
 
-    # 4. DICOM view and whitelisted header
-    headers = {p.image_id: p.header for p in probes if p.header}
-    if headers and "view" not in base_rows.columns:
-        base_rows["view"] = [headers.get(p.image_id, {}).get("ViewPosition") for p in probes]
-        base_rows["view"] = base_rows["view"].map(lambda v: v if v else np.nan)
-    paths = [p.path for p in probes]
-
-    # 5. view filter
-    if view is not None:
-        wanted = [view] if isinstance(view, str) else list(view)
-        wanted = [_norm_view(v) for v in wanted if str(v).strip()]
-        if "view" not in base_rows.columns:
-            raise SeegaanError("a view filter needs a 'view' column in the table or DICOM files with "
-                               "ViewPosition; none was found")
-        have = base_rows["view"].map(_norm_view)
-        keep = have.isin(wanted).to_numpy()
-        counts["view_filter"] = "/".join(wanted)
-        counts["view_excluded"] = int((~keep).sum())
-        counts["view_missing"] = int((have == "").sum())
-        base_rows = base_rows.loc[keep].reset_index(drop=True)
-        paths = [p for p, k in zip(paths, keep) if k]
-        if not len(base_rows):
-            raise SeegaanError(f"no image has a view in {wanted}; views present: "
-                               f"{sorted(set(have) - {''})[:10]}")
-
-    # 6. sizes when not resizing
-    native_shape = None
-    if size is None:
-        shapes = [probe.shape for probe in probes if probe.path in set(paths)]
-        common = Counter(s for s in shapes if s is not None).most_common(1)
-        native_shape = common[0][0] if common else None
-        keep = []
-        shape_of = {p.path: p.shape for p in probes}
-        for path in paths:
-            s = shape_of[path]
-            ok = native_shape is None or s is None or s == native_shape
+def _join_clinical(probes: list[_Probe], clinical: pd.DataFrame, join_path: str | None, *, id_column: str,
+                   keep_unmatched: bool, counts: dict, skipped: list) -> tuple[list[_Probe], pd.DataFrame]:
+    """Join the files with the table's rows (by path or id); returns the kept files and their rows."""
+    clinical = clinical.reset_index(drop=True)
+    counts["table_rows"] = len(clinical)
+    if join_path is not None:
+        key = clinical["__path__"].map(lambda p: None if p is None else os.path.abspath(str(p)))
+        probe_key = [os.path.abspath(str(p.path)) for p in probes]
+    else:
+        key = clinical[id_column].map(lambda v: None if pd.isna(v) else str(v).strip())
+        probe_key = [p.image_id for p in probes]
+    dup = key.duplicated(keep="first") & key.notna()
+    counts["duplicate_rows"] = int(dup.sum())
+    clinical = clinical.loc[~dup & key.notna()].copy()
+    clinical["__key__"] = key[clinical.index]
+    drop_cols = ["__path__"] + ([join_path] if join_path else [])
+    if join_path is None:
+        drop_cols.append(id_column)
+    clinical = clinical.drop(columns=[c for c in drop_cols if c in clinical.columns])
+    clinical = clinical.set_index("__key__")
+    matched = [k in clinical.index for k in probe_key]
+    counts["images_without_row"] = int(len(probes) - sum(matched))
+    counts["rows_without_image"] = int(len(clinical) - len(set(probe_key) & set(clinical.index)))
+    counts["keep_unmatched"] = bool(keep_unmatched)
+    if not keep_unmatched:
+        for probe, ok in zip(probes, matched):
             if not ok:
-                skipped.append((str(path), f"image is {s[0]}x{s[1]} but most are "
-                                           f"{native_shape[0]}x{native_shape[1]}; pass size=... to resize"))
-            keep.append(ok)
-        counts["size_mismatch"] = int(len(keep) - sum(keep))
-        base_rows = base_rows.loc[keep].reset_index(drop=True)
-        paths = [p for p, k in zip(paths, keep) if k]
+                skipped.append((str(probe.path), "no row in the clinical table"))
+        probes = [p for p, ok in zip(probes, matched) if ok]
+        probe_key = [k for k, ok in zip(probe_key, matched) if ok]
+        if not probes:
+            raise SeegaanError(f"no image matches a row of the clinical table (join on "
+                               f"{'path' if join_path else id_column!r}); check --id-column")
+    rows = clinical.reindex(probe_key).reset_index(drop=True)
+    if "image_id" in rows.columns:  # a table joined by path may carry its own ids: keep them
+        ids = rows["image_id"].where(rows["image_id"].notna(), pd.Series([p.image_id for p in probes]))
+        rows = rows.drop(columns=["image_id"])
+    else:
+        ids = pd.Series([p.image_id for p in probes])
+    return probes, pd.concat([pd.DataFrame({"image_id": ids.astype(str)}), rows], axis=1)
 
-    # 7. patients and splits
-    out = base_rows.copy()
+
+def _add_dicom_views(probes: list[_Probe], rows: pd.DataFrame) -> dict:
+    """The whitelisted DICOM headers by image id; their ViewPosition fills a missing ``view`` column."""
+    headers = {p.image_id: p.header for p in probes if p.header}
+    if headers and "view" not in rows.columns:
+        rows["view"] = [headers.get(p.image_id, {}).get("ViewPosition") for p in probes]
+        rows["view"] = rows["view"].map(lambda v: v if v else np.nan)
+    return headers
+
+
+def _filter_views(rows: pd.DataFrame, paths: list[Path], view: Sequence[str] | str,
+                  counts: dict) -> tuple[pd.DataFrame, list[Path]]:
+    """Keep the images whose (normalised) view is one of ``view``."""
+    wanted = [view] if isinstance(view, str) else list(view)
+    wanted = [_norm_view(v) for v in wanted if str(v).strip()]
+    if "view" not in rows.columns:
+        raise SeegaanError("a view filter needs a 'view' column in the table or DICOM files with "
+                           "ViewPosition; none was found")
+    have = rows["view"].map(_norm_view)
+    keep = have.isin(wanted).to_numpy()
+    counts["view_filter"] = "/".join(wanted)
+    counts["view_excluded"] = int((~keep).sum())
+    counts["view_missing"] = int((have == "").sum())
+    rows = rows.loc[keep].reset_index(drop=True)
+    paths = [p for p, k in zip(paths, keep) if k]
+    if not len(rows):
+        raise SeegaanError(f"no image has a view in {wanted}; views present: "
+                           f"{sorted(set(have) - {''})[:10]}")
+    return rows, paths
+
+
+def _filter_sizes(rows: pd.DataFrame, paths: list[Path], probes: list[_Probe], counts: dict,
+                  skipped: list) -> tuple[pd.DataFrame, list[Path], tuple[int, int] | None]:
+    """Without resizing: keep the images of the most common size (unknown sizes kept); returns it too."""
+    kept_paths = set(paths)
+    shapes = [probe.shape for probe in probes if probe.path in kept_paths]
+    common = Counter(s for s in shapes if s is not None).most_common(1)
+    native_shape = common[0][0] if common else None
+    keep = []
+    shape_of = {p.path: p.shape for p in probes}
+    for path in paths:
+        s = shape_of[path]
+        ok = native_shape is None or s is None or s == native_shape
+        if not ok:
+            skipped.append((str(path), f"image is {s[0]}x{s[1]} but most are "
+                                       f"{native_shape[0]}x{native_shape[1]}; pass size=... to resize"))
+        keep.append(ok)
+    counts["size_mismatch"] = int(len(keep) - sum(keep))
+    rows = rows.loc[keep].reset_index(drop=True)
+    return rows, [p for p, k in zip(paths, keep) if k], native_shape
+
+
+def _patients_and_splits(rows: pd.DataFrame, *, patient_column: str, stratify: str | None,
+                         fractions: tuple[float, ...], seed) -> tuple[pd.DataFrame, str]:
+    """The final table (``image_id``, ``patient_id``, ``split``, then the clinical columns) and where its
+    split came from (the table's ``split`` column, filled or drawn by patient with ``seed``)."""
+    out = rows.copy()
     if patient_column in out.columns:
         pid = out.pop(patient_column).map(lambda v: "" if pd.isna(v) else str(v).strip())
         pid = pid.where(pid != "", out["image_id"])
@@ -530,17 +576,8 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
                                              seed=seed))
         split_source = f"drawn by patient, fractions {fractions}, seed {seed if isinstance(seed, int) else 'rng'}" \
                        + (f", stratified on {stratify}" if stratify else "")
-    reserved = ["image_id", "patient_id", "split"]
     front = pd.DataFrame({"image_id": out["image_id"].astype(str).to_numpy(),
                           "patient_id": pid.astype(str).to_numpy(),
                           "split": split_col.astype(str).to_numpy()})
-    rest = out.drop(columns=[c for c in out.columns if c in reserved]).reset_index(drop=True)
-    final = pd.concat([front, rest], axis=1)
-    attrs = {"source": source, "size": 0 if size is None else int(size), "scaling": scaling,
-             "split_fractions": list(fractions), "split_seed": seed if isinstance(seed, int) else None,
-             "split_source": split_source, "stratify": stratify or "", "view_filter": counts.get(
-                 "view_filter", ""), "window": list(window) if window else None,
-             "native_shape": native_shape}
-    return ImageSet(table=final, paths=paths, size=None if size is None else int(size), scaling=scaling,
-                    window=window, percentiles=tuple(percentiles), skipped=skipped, counts=counts,
-                    headers=headers, attrs=attrs)
+    rest = out.drop(columns=[c for c in out.columns if c in RESERVED]).reset_index(drop=True)
+    return pd.concat([front, rest], axis=1), split_source

@@ -17,13 +17,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from seegaan._choices import SPLITS
 from seegaan._errors import SeegaanError
 from seegaan._io import atomic_path
 
 #: categorical features with more levels than this are left out unless named in ``features``
 MAX_LEVELS = 20
 _ID_COLUMNS = ("image_id", "patient_id", "path", "file", "filename")
-_SPLIT_ORDER = ("train", "val", "test")
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -211,7 +211,7 @@ def table1(table_or_cohort, *, by: str = "split", features: Sequence[str] | None
     group_miss = _is_missing(frame[by])
     group = frame[by].map(lambda v: "" if pd.isna(v) else str(v))
     present = sorted(set(group[~group_miss]))
-    groups = [g for g in _SPLIT_ORDER if g in present] + [g for g in present if g not in _SPLIT_ORDER]
+    groups = [g for g in SPLITS if g in present] + [g for g in present if g not in SPLITS]
     if not groups:
         raise SeegaanError(f"the column '{by}' has no values to group by")
     clash = set(groups) & {"feature", "level", "kind", "overall", "missing", "test_name", "statistic", "p_value"}

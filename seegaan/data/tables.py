@@ -9,9 +9,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from seegaan._choices import SPLITS
 from seegaan._errors import SeegaanError
 
-SPLITS = ("train", "val", "test")
+#: the columns every image table leads with (also the reserved coordinates of a latent cohort)
+RESERVED = ("image_id", "patient_id", "split")
 TABLE_EXTENSIONS = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 #: columns tried, in order, for the file paths of a table that lists images
 PATH_COLUMN_GUESSES = ("path", "file", "filename", "file_path", "image_path")
