@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from seegaan import SeegaanError
 from seegaan import phantom as ph
+from seegaan.phantom import anatomy, truth, writer
 
 SIZE = 48
 
@@ -103,13 +104,13 @@ def test_quadrature_matches_the_sampler():
     """The weights behind the marginal maps agree with the sampler's conditional frequencies."""
     pop = ph.sample_clinical(200_000, seed=0)
     for value in (100.0, 1000.0):
-        nodes = ph._conditional_nodes("bnpp", value, 9)
+        nodes = truth._conditional_nodes("bnpp", value, 9)
         p_ahf = sum(w for w, c in nodes if c["ahf"])
         near = pop[np.abs(np.log(pop["bnpp"]) - np.log(value)) < 0.05]
         assert p_ahf == pytest.approx(near["ahf"].mean(), abs=0.03)
         mean_age = sum(w * c["age"] for w, c in nodes)
         assert mean_age == pytest.approx(near["age"].mean(), abs=1.0)
-    nodes = ph._conditional_nodes("ahf", True, 9)
+    nodes = truth._conditional_nodes("ahf", True, 9)
     assert sum(w * c["age"] for w, c in nodes) == pytest.approx(pop.loc[pop.ahf, "age"].mean(), abs=0.7)
 
 
@@ -170,7 +171,7 @@ def test_write_phantom_folder(tmp_path):
 
 def test_write_is_atomic(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = ph._to_png
+    real = writer._to_png
 
     def failing(img, path, bit_depth):
         calls["n"] += 1
@@ -178,7 +179,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         real(img, path, bit_depth)
 
-    monkeypatch.setattr(ph, "_to_png", failing)
+    monkeypatch.setattr(writer, "_to_png", failing)
     with pytest.raises(KeyboardInterrupt):
         ph.write_phantom(tmp_path / "ph", n=5, size=32, marginal=False)
     assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one is left
@@ -236,7 +237,7 @@ def test_marker_free_mask_leaves_out_every_marker_and_little_else(size):
     extremes = [dict(marker_side=side, marker_dx=dx, marker_dy=dy)
                 for side in (-1, 1) for dx in (-jx, 0.0, jx) for dy in (-jy, 0.0, jy)]
     for p in params + [dataclasses.replace(params[0], **e) for e in extremes]:
-        marker = ph._marker(size, p) > 0  # at 32x32 the thin letter may miss every pixel centre
+        marker = anatomy._marker(size, p) > 0  # at 32x32 the thin letter may miss every pixel centre
         assert not (marker & mask).any()
         assert marker.any() or size < 64
     assert mask.mean() > 0.9  # two small corner boxes
