@@ -1,7 +1,9 @@
 """The bundled demo: a small model trained on a phantom cohort and that cohort's latents.
 
-Both files live in ``seegaan/demo/`` inside the installed package. They are produced by
-``analyses/make_demo.py``; when they are absent these functions say so instead of guessing.
+The files live beside this module in the package ``seegaan.demo`` (installed as its package data):
+``phantom_cohort.nc``, ``phantom_model.pt``, ``phantom.json`` and the phantom's ground truth in ``truth/``.
+They are produced by ``analyses/make_demo.py``; when they are absent these functions say so instead of
+guessing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ MODEL_NAME = "phantom_model.pt"
 
 
 def _demo_file(name: str) -> Path:
-    path = Path(str(resources.files("seegaan") / "demo" / name))
+    path = Path(str(resources.files(__name__) / name))
     if not path.is_file():
         raise SeegaanError(f"the bundled demo file {name} is not installed with this copy of seegaan; "
                            "pass --cohort and --decoder (or build it with analyses/make_demo.py)")
