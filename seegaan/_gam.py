@@ -46,6 +46,8 @@ __all__ = [
     "RIDGE",
     "DEFAULT_LAMBDA",
     "DEFAULT_GAMMA",
+    "DEFAULT_N_SPLINES",
+    "DEFAULT_SPLINE_ORDER",
     "default_lambda_grid",
     "bspline_basis",
     "difference_penalty",
@@ -54,8 +56,6 @@ __all__ = [
     "penalised_map",
     "GamAutoSolver",
     "GamResponses",
-    "gcv_select",
-    "gam_auto_trajectory",
 ]
 
 EPS = float(np.finfo(np.float64).eps)
@@ -69,6 +69,12 @@ DEFAULT_LAMBDA = 0.6
 
 DEFAULT_GAMMA = 1.4
 """pyGAM's GCV weight on the effective degrees of freedom."""
+
+DEFAULT_N_SPLINES = 20
+"""pyGAM's default number of B-spline basis functions of ``s(0)``."""
+
+DEFAULT_SPLINE_ORDER = 3
+"""pyGAM's default spline degree (cubic)."""
 
 PenaltyFn = Callable[[float], np.ndarray]
 
@@ -117,7 +123,7 @@ def _rescale(x: np.ndarray, edge_knots) -> np.ndarray:
 
 
 def bspline_basis(
-    x, edge_knots, *, n_splines: int = 20, spline_order: int = 3
+    x, edge_knots, *, n_splines: int = DEFAULT_N_SPLINES, spline_order: int = DEFAULT_SPLINE_ORDER
 ) -> np.ndarray:
     """Evaluate pyGAM's B-spline basis, linearly extrapolated outside the edge knots.
 
@@ -128,7 +134,8 @@ def bspline_basis(
     edge_knots : array_like, shape (2,)
         ``(min, max)`` of the training feature values, as pyGAM's ``edge_knots_``.
     n_splines : int
-        Number of basis functions (pyGAM default 20); at least ``spline_order + 1``.
+        Number of basis functions (pyGAM default :data:`DEFAULT_N_SPLINES`); at least
+        ``spline_order + 1``.
     spline_order : int
         Polynomial degree of the splines (pyGAM default 3, cubic).
 
@@ -183,7 +190,9 @@ def difference_penalty(n_splines: int, *, order: int = 2) -> np.ndarray:
     return diff.T @ diff
 
 
-def gam_design(x, edge_knots, *, n_splines: int = 20, spline_order: int = 3) -> np.ndarray:
+def gam_design(
+    x, edge_knots, *, n_splines: int = DEFAULT_N_SPLINES, spline_order: int = DEFAULT_SPLINE_ORDER
+) -> np.ndarray:
     """Return pyGAM's model matrix for ``s(0)`` plus intercept: spline columns, then ones.
 
     Parameters
@@ -199,7 +208,7 @@ def gam_design(x, edge_knots, *, n_splines: int = 20, spline_order: int = 3) -> 
     return np.hstack([basis, np.ones((basis.shape[0], 1))])
 
 
-def gam_penalty(lam: float, *, n_splines: int = 20, n_extra: int = 0) -> np.ndarray:
+def gam_penalty(lam: float, *, n_splines: int = DEFAULT_N_SPLINES, n_extra: int = 0) -> np.ndarray:
     """Return pyGAM's total penalty ``lam * blockdiag(D'D, 0) + sqrt(EPS) * I``.
 
     Parameters
@@ -590,49 +599,3 @@ class GamAutoSolver:
         coef = self._pick(self._coef, z, index)
         return (coef[:, 0], index[0]) if resp.is_vector else (coef, index)
 
-
-def gcv_select(
-    X, Y, lams, penalty_fn: PenaltyFn, *, gamma: float = DEFAULT_GAMMA
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pick λ per response column by GCV, as pyGAM's ``gridsearch``.
-
-    Parameters
-    ----------
-    X : array_like, shape (n, p)
-        Design at the observations.
-    Y : array_like, shape (n, D)
-        Responses.
-    lams : array_like, shape (n_lam,)
-        Candidate λ values (e.g. :func:`default_lambda_grid`).
-    penalty_fn : callable
-        ``penalty_fn(lam) -> (p, p)`` total penalty.
-    gamma : float
-        GCV weight on edof.
-
-    Returns
-    -------
-    lam_index : ndarray of int, shape (D,)
-        Index of the λ with the smallest GCV; ties go to the first (pyGAM keeps the first strict
-        minimum).
-    gcv : ndarray, shape (n_lam, D)
-        ``n * RSS / (n - gamma * edof)**2`` per λ and column, as pyGAM's ``statistics_['GCV']``.
-    """
-    X = _as_matrix(X, "X")
-    solver = GamAutoSolver(X, X[:0], lams, penalty_fn, gamma=gamma)
-    return solver.select(Y)
-
-
-def gam_auto_trajectory(
-    X, X_grid, Y, lams, penalty_fn: PenaltyFn, *, gamma: float = DEFAULT_GAMMA
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fit each response column with its GCV-chosen λ and evaluate it at the grid.
-
-    One-off convenience over :class:`GamAutoSolver`; build the solver once when the same design is
-    used for many responses (permutations).
-
-    Returns
-    -------
-    traj : ndarray, shape (K, D)
-    lam_index : ndarray of int, shape (D,)
-    """
-    return GamAutoSolver(X, X_grid, lams, penalty_fn, gamma=gamma).trajectory(Y)
