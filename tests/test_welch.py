@@ -1,0 +1,138 @@
+"""seegaan._welch: delta-method linearisation and per-permutation Welch / HC standard errors (issue #11)."""
+
+import numpy as np
+import pytest
+
+from seegaan import _welch
+try:  # the statistics are moving into seegaan.stats
+    from seegaan.stats.permutation import draw_permutations
+except ImportError:  # pragma: no cover
+    from seegaan.permutation import draw_permutations
+
+from ._decoders import linear8, planted
+
+
+def _latents(n=30, D=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, D)) * rng.uniform(0.5, 2.0, D) + rng.standard_normal(D)
+
+
+@pytest.mark.parametrize("along", ["axes", "images"])
+def test_linearisation_equals_exact_jacobian_product_for_a_linear_decoder(along):
+    W = _latents()
+    u = _welch.linearise(linear8, W, along=along)
+    exact = (W - W.mean(axis=0)) @ linear8.A.astype(np.float64)       # J = A' for decode = w @ A
+    assert u.shape == (30, 64)
+    np.testing.assert_allclose(u, exact, rtol=0, atol=2e-4 * np.abs(exact).max())
+    J = _welch.jacobian(linear8, W.mean(axis=0))
+    np.testing.assert_allclose(J, linear8.A.T, atol=2e-4)
+
+
+def test_per_step_linearisation_and_nonlinear_decoder():
+    W = _latents(n=20)
+    traj = np.stack([W.mean(0) + s * np.eye(8)[0] for s in (0.0, 1.0, 2.0)])
+    U = _welch.linearise(planted, W, at=traj)
+    assert U.shape == (3, 20, 64)
+    for k in range(3):   # against a central difference with a much larger step (smooth decoder: close)
+        ref = _welch.linearise(planted, W, at=traj[k], along="images", h=1e-2)
+        np.testing.assert_allclose(U[k], ref, atol=1e-3 * np.abs(ref).max())
+    # the axes and the per-image directions agree for a nonlinear decoder too
+    np.testing.assert_allclose(_welch.linearise(planted, W, along="axes"),
+                               _welch.linearise(planted, W, along="images"), atol=1e-3)
+
+
+def _direct_se(u, groups, rows, scheme):
+    """Per-permutation Welch SE from np.var, with the group of each latent by the plan convention."""
+    out = []
+    for idx in rows:
+        if scheme == "patient-label":
+            g = groups[idx]                  # image i (and its latent) carries the label of image idx[i]
+        else:
+            g = np.empty_like(groups)
+            g[idx] = groups                  # latent idx[i] lands in image i's group
+        uA, uB = u[g == 0], u[g == 1]
+        out.append(np.sqrt(np.var(uA, axis=0, ddof=1) / len(uA) + np.var(uB, axis=0, ddof=1) / len(uB)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("scheme", ["image", "whole-block", "patient-label"])
+def test_se_from_group_sums_equals_direct_computation(scheme):
+    rng = np.random.default_rng(3)
+    n_pat, per = 15, 2
+    pid = np.repeat([f"p{i}" for i in range(n_pat)], per)
+    if scheme == "image":
+        pid = np.array([f"p{i}" for i in range(n_pat * per)])
+    n = pid.size
+    groups = np.repeat(rng.random(n // per if scheme != "image" else n) < 0.4,
+                       per if scheme != "image" else 1).astype(int)
+    groups[:2], groups[-2:] = 0, 1
+    u = rng.standard_normal((n, 12)) * (1 + 2 * groups[:, None])
+    plan = draw_permutations(pid, 25, feature=groups, scheme=scheme, seed=1)
+    rows = np.vstack([np.arange(n), plan.indices])
+    se = _welch.welch_se(u, groups, rows, scheme, batch_size=7)
+    np.testing.assert_allclose(se, _direct_se(u, groups, rows, scheme), rtol=1e-10)
+    # the group sizes follow the plan; the observed row is the identity under every scheme
+    np.testing.assert_allclose(se[0], _direct_se(u, groups, np.arange(n)[None], "image")[0], rtol=1e-10)
+
+
+def test_group_indicator_conventions():
+    groups = np.array([0, 0, 1, 1, 1])
+    idx = np.array([[4, 3, 2, 1, 0]])
+    # image i receives latent idx[i] and keeps its group: latent 4 -> image 0 (group 0)
+    np.testing.assert_array_equal(_welch.group_indicator(groups, idx, "image")[0], [1, 1, 1, 0, 0])
+    # patient-label: image i receives the label of image idx[i]
+    np.testing.assert_array_equal(_welch.group_indicator(groups, idx, "patient-label")[0], [1, 1, 1, 0, 0])
+    idx = np.array([[1, 2, 3, 4, 0]])
+    np.testing.assert_array_equal(_welch.group_indicator(groups, idx, "whole-block")[0], [1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(_welch.group_indicator(groups, idx, "patient-label")[0], [0, 1, 1, 1, 0])
+
+
+def test_batch_size_invariance_and_step_scaling():
+    rng = np.random.default_rng(4)
+    n = 40
+    groups = (np.arange(n) < 10).astype(int)
+    u = rng.standard_normal((n, 16))
+    rows = draw_permutations(np.arange(n).astype(str), 50, seed=2).indices
+    t = np.linspace(0, 1, 5)
+    ref = _welch.welch_se(u, groups, rows, "image", t=t, batch_size=50)
+    assert ref.shape == (50, 5, 16)
+    for bs in (1, 3, 17):
+        np.testing.assert_array_equal(_welch.welch_se(u, groups, rows, "image", t=t, batch_size=bs), ref)
+    np.testing.assert_allclose(ref[:, 2], 0.5 * ref[:, 4])
+    assert not ref[:, 0].any()
+    # per-step terms with one J reproduce |t_k - t_0| x the plain SE
+    a, b = _welch.class_mean_terms(np.broadcast_to(u, (5, n, 16)), t)
+    np.testing.assert_allclose(_welch.welch_se((a, b), groups, rows, "image", batch_size=9), ref, atol=1e-12)
+
+
+def test_zero_variance_pixels_are_untestable():
+    rng = np.random.default_rng(5)
+    n = 20
+    groups = (np.arange(n) % 3 == 0).astype(int)
+    u = rng.standard_normal((n, 6))
+    u[:, 2] = 0.0                               # the decoder ignores this pixel
+    u[:, 4] = 1e-3                              # constant: no spread in either group
+    rows = np.vstack([np.arange(n), draw_permutations(np.arange(n).astype(str), 10, seed=0).indices])
+    se = _welch.welch_se(u, groups, rows, "image")
+    assert (se[:, 2] == 0).all() and (se[:, 4] == 0).all() and (se[:, [0, 1, 3, 5]] > 0).all()
+    scale = _welch.inverse_se(se)
+    assert (scale[:, [2, 4]] == 0).all() and np.isfinite(scale).all()
+    assert np.isfinite(_welch.hc_se(u, np.ones((1, n)) / n, rows, "image")).all()
+
+
+def test_hc_se_of_a_class_mean_map_is_the_pooled_residual_sandwich():
+    rng = np.random.default_rng(6)
+    n = 30
+    groups = (np.arange(n) < 8).astype(int)
+    u = rng.standard_normal((n, 5)) * (1 + groups[:, None])
+    nA, nB = (groups == 0).sum(), (groups == 1).sum()
+    C = np.vstack([np.zeros(n), np.where(groups == 1, 1.0 / nB, -1.0 / nA)])   # step 1 - step 0 of class-mean
+    rows = np.vstack([np.arange(n), draw_permutations(np.arange(n).astype(str), 20, seed=3).indices])
+    se = _welch.hc_se(u, C, rows, "image", batch_size=6)
+    r2 = (u - u.mean(0)) ** 2
+    for b, idx in enumerate(rows):
+        g = np.empty_like(groups)
+        g[idx] = groups
+        want = np.sqrt(n / (n - 1) * (r2[g == 1].sum(0) / nB**2 + r2[g == 0].sum(0) / nA**2))
+        np.testing.assert_allclose(se[b, 1], want, rtol=1e-10)
+    assert not se[:, 0].any()
