@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from seegaan.cli._common import progress_bar, user_errors
+from seegaan._progress import progress_bar
+from seegaan.cli._common import user_errors
 
 
 def phantom_command(
@@ -25,22 +26,22 @@ def phantom_command(
     with user_errors():
         from seegaan.phantom import write_phantom
 
-        with progress_bar("phantom images", n) as advance:
+        with progress_bar("phantom images", n) as progress:
             write_phantom(out, n=n, size=size, seed=seed, bit_depth=bit_depth, overwrite=overwrite,
-                          marginal=marginal, progress=advance)
+                          marginal=marginal, progress=progress)
         typer.echo(f"wrote {n} phantom images, clinical.csv and truth maps to {out}")
 
 
 def check_data_command(
     images: Annotated[Path, typer.Argument(help="Image folder (searched recursively) or a table of paths.")],
-    table: Annotated[Optional[Path], typer.Option("--table", help="Clinical table (CSV/TSV/Parquet).")] = None,
+    table: Annotated[Path | None, typer.Option("--table", help="Clinical table (CSV/TSV/Parquet).")] = None,
     id_column: Annotated[str, typer.Option("--id-column", help="Image-id column of the table.")] = "image_id",
-    path_column: Annotated[Optional[str], typer.Option("--path-column",
-                                                       help="Join on this path column instead.")] = None,
-    view: Annotated[Optional[str], typer.Option("--view", help="Keep these views, e.g. PA,AP.")] = None,
+    path_column: Annotated[str | None, typer.Option("--path-column",
+                                                    help="Join on this path column instead.")] = None,
+    view: Annotated[str | None, typer.Option("--view", help="Keep these views, e.g. PA,AP.")] = None,
     size: Annotated[int, typer.Option("--size", help="Model image size.")] = 256,
     read: Annotated[bool, typer.Option("--read", help="Decode every image now (finds truncated files).")] = False,
-    skipped: Annotated[Optional[Path], typer.Option("--skipped", help="Write the skipped files here (CSV).")] = None,
+    skipped: Annotated[Path | None, typer.Option("--skipped", help="Write the skipped files here (CSV).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --skipped file.")] = False,
 ):
     """Check a cohort before training: what was found, joined, filtered and skipped, and the splits."""
@@ -51,9 +52,9 @@ def check_data_command(
         data = load_dataset(images, table, size=size, view=views, id_column=id_column,
                             path_column=path_column)
         if read:
-            with progress_bar("reading images", len(data)) as advance:
+            with progress_bar("reading images", len(data)) as progress:
                 for ids, _ in data.batches(64):
-                    advance(len(ids))
+                    progress(len(ids))
         typer.echo(data.report())
         if skipped is not None and data.write_skipped(skipped, overwrite=overwrite) is not None:
             typer.echo(f"wrote the list of {len(data.skipped)} skipped files to {skipped}", err=True)

@@ -110,7 +110,8 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
     marginal : bool
         Also write the marginal truth maps (a few hundred renders in all).
     progress : callable, optional
-        Called with the number of images written since the last call.
+        ``progress(n=1, total=None)`` (see :mod:`seegaan._progress`): called once with ``total=n`` images,
+        then with the number of images written since the last call.
     """
     out = Path(out)
     if int(n) != n or n < 1:
@@ -132,6 +133,8 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
         table, params = sample_cohort(int(n), seed=seed)
         (tmp / "images").mkdir()
         (tmp / "truth").mkdir()
+        if progress is not None:
+            progress(0, total=int(n))
         for row, p in zip(table.itertuples(index=False), params):
             _to_png(render(p, size=int(size)), tmp / "images" / f"{row.image_id}.png", bit_depth)
             if progress is not None:
