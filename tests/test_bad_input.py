@@ -1,0 +1,109 @@
+"""Bad input of every kind gets one actionable SeegaanError line (issue #12).
+
+Extend ``CASES`` with ``(description, callable, expected message fragment)``: the callable takes the
+test's ``tmp_path`` (a fresh, writable folder) and must raise SeegaanError whose one-line message
+contains the fragment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from seegaan._errors import SeegaanError
+
+
+def _file(folder: Path, name: str, data: bytes = b"x") -> Path:
+    p = folder / name
+    p.write_bytes(data)
+    return p
+
+
+def _out(folder: Path, name: str, **kw):
+    from seegaan._io import check_output_path
+
+    return check_output_path(folder / name, **kw)
+
+
+def _atomic(path, **kw):
+    from seegaan._io import atomic_path
+
+    with atomic_path(path, **kw) as tmp:
+        tmp.write_bytes(b"x")
+
+
+def _symlink(folder: Path, name: str, target: Path) -> Path:
+    p = folder / name
+    p.symlink_to(target)
+    return p
+
+
+def _hardlink(folder: Path, name: str, target: Path) -> Path:
+    p = folder / name
+    os.link(target, p)
+    return p
+
+
+def _fifo(folder: Path, name: str) -> Path:
+    p = folder / name
+    os.mkfifo(p)
+    return p
+
+
+def _lock_twice(folder: Path):
+    from seegaan._io import folder_lock
+
+    with folder_lock(folder):
+        with folder_lock(folder):
+            pass
+
+
+def _lock_missing(folder: Path):
+    from seegaan._io import folder_lock
+
+    with folder_lock(folder / "missing"):
+        pass
+
+
+CASES: list[tuple[str, Callable[[Path], object], str]] = [
+    # ---- seegaan._io: output paths
+    ("output exists without --overwrite",
+     lambda t: _out(_file(t, "a.nc").parent, "a.nc", overwrite=False), "already exists; pass --overwrite"),
+    ("output is a directory", lambda t: _out(t, "", overwrite=True), "is a directory"),
+    ("output folder missing", lambda t: _out(t / "nope", "a.nc", overwrite=False), "does not exist; create it first"),
+    ("output folder is a file", lambda t: _out(_file(t, "f"), "a.nc", overwrite=False), "is not a folder"),
+    ("wrong suffix for a netCDF", lambda t: _out(t, "x.png", overwrite=False, suffixes=".nc"), "give a .nc path"),
+    ("output is the input", lambda t: _out(t, "c.nc", overwrite=True, inputs=[_file(t, "c.nc")]), "is the input"),
+    ("output is the input via ..",
+     lambda t: (t / "sub").mkdir() or _out(t / "sub" / "..", "c.nc", overwrite=True, inputs=[_file(t, "c.nc")]),
+     "is the input"),
+    ("output is a symlink to the input",
+     lambda t: _out(t, "l.nc", overwrite=True, inputs=[_symlink(t, "l.nc", _file(t, "c.nc")).resolve()]),
+     "is the input"),
+    ("output is a hard link to the input",
+     lambda t: _out(t, "h.pt", overwrite=True, inputs=[_hardlink(t, "h.pt", _file(t, "m.pt")).with_name("m.pt")]),
+     "is the input"),
+    ("atomic write onto the input", lambda t: _atomic(_file(t, "c.nc"), overwrite=True, inputs=[t / "c.nc"]),
+     "is the input"),
+    ("two outputs are one file", lambda t: _out(t, "o.nc", overwrite=False, others=[t / "o.nc"]),
+     "are the same file; give each output its own path"),
+    ("output is /dev/null", lambda t: _out(Path("/dev"), "null", overwrite=True), "not a regular file"),
+    ("output is a FIFO", lambda t: _out(_fifo(t, "p.nc").parent, "p.nc", overwrite=True), "not a regular file"),
+    # ---- seegaan._io: folder locks
+    ("output folder locked by another run", _lock_twice, "is writing to"),
+    ("locked folder missing", _lock_missing, "does not exist; create it first"),
+]
+
+
+@pytest.mark.parametrize("description, call, fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_actionable_line(tmp_path, description, call, fragment):
+    if os.name != "posix" and ("FIFO" in description or "/dev/null" in description):
+        pytest.skip("POSIX only")
+    with pytest.raises(SeegaanError) as err:
+        call(tmp_path)
+    msg = str(err.value)
+    assert fragment in msg, msg
+    assert "\n" not in msg and msg.strip() == msg and "Traceback" not in msg
