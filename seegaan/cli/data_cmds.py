@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from seegaan._progress import progress_bar
+from seegaan.data import DEFAULT_SIZE
 from seegaan.cli._common import user_errors
 
 
@@ -39,7 +40,7 @@ def check_data_command(
     path_column: Annotated[str | None, typer.Option("--path-column",
                                                     help="Join on this path column instead.")] = None,
     view: Annotated[str | None, typer.Option("--view", help="Keep these views, e.g. PA,AP.")] = None,
-    size: Annotated[int, typer.Option("--size", help="Model image size.")] = 256,
+    size: Annotated[int, typer.Option("--size", help="Model image size.")] = DEFAULT_SIZE,
     read: Annotated[bool, typer.Option("--read", help="Decode every image now (finds truncated files).")] = False,
     skipped: Annotated[Path | None, typer.Option("--skipped", help="Write the skipped files here (CSV).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --skipped file.")] = False,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from seegaan._lazy import lazy_module
 
+#: side of the square images the model reads (bicubic resize); defined here so the CLI needs no numpy
+DEFAULT_SIZE = 256
+
 _LAZY = {
     "read_image": "seegaan.data.images",
     "dicom_header": "seegaan.data.images",

@@ -14,9 +14,10 @@ import pandas as pd
 from seegaan._choices import SPLITS
 from seegaan._errors import SeegaanError
 from seegaan._io import atomic_path
-from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling, _read_dicom_dataset,
-                                 check_dicom_header, detect_format, header_fields, image_id_from_path,
-                                 read_image)
+from seegaan.data import DEFAULT_SIZE
+from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling,
+                                 _read_dicom_dataset, check_dicom_header, check_scaling, detect_format,
+                                 header_fields, image_id_from_path, read_image)
 from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions, check_split_column,
                                  is_table_file, patient_splits, read_table, require_column)
 
@@ -141,7 +142,7 @@ class ImageSet:
 
     table: pd.DataFrame
     paths: list
-    size: int | None = 256
+    size: int | None = DEFAULT_SIZE
     scaling: Scaling = "minmax"
     window: tuple[float, float] | None = None
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
@@ -312,7 +313,7 @@ def _images_and_listing(images, path_column: str | None) -> tuple[list[Path], pd
     return [src], None, None, 0, str(src)
 
 
-def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling = "minmax",
+def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling: Scaling = "minmax",
                  view: Sequence[str] | str | None = None, id_column: str = "image_id",
                  path_column: str | None = None, patient_column: str = "patient_id",
                  split: Sequence[float] = (0.8, 0.1, 0.1), stratify: str | None = None,
@@ -362,8 +363,7 @@ def load_dataset(images, table=None, *, size: int | None = 256, scaling: Scaling
     """
     if size is not None and (int(size) != size or size < 4):
         raise SeegaanError(f"size must be an integer >= 4 or None; got {size!r}")
-    if scaling not in ("minmax", "percentile"):
-        raise SeegaanError(f"scaling must be 'minmax' or 'percentile'; got {scaling!r}")
+    check_scaling(scaling)
     fractions = check_fractions(split)
     files, listing, listed_column, ignored, source = _images_and_listing(images, path_column)
     counts: dict = {"files": len(files), "ignored_files": ignored}

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from seegaan._errors import SeegaanError
+from seegaan.data import DEFAULT_SIZE
 
 Scaling = Literal["minmax", "percentile"]
+SCALINGS: tuple[str, ...] = get_args(Scaling)
 
 #: extensions recognised when scanning a folder (lower case); extension-less files are probed for DICOM
 IMAGE_EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".dcm": "dicom", ".dicom": "dicom",
@@ -252,16 +254,22 @@ def apply_window(arr: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return (np.clip((arr - lo) / width, 0.0, 1.0) * 2.0 - 1.0).astype(np.float32)
 
 
+def check_scaling(scaling) -> str:
+    """``scaling`` when it is one of :data:`SCALINGS`; a SeegaanError otherwise."""
+    if scaling not in SCALINGS:
+        raise SeegaanError(f"scaling must be 'minmax' or 'percentile'; got {scaling!r}")
+    return scaling
+
+
 def scale_image(arr: np.ndarray, *, scaling: Scaling = "minmax",
                 percentiles: tuple[float, float] = DEFAULT_PERCENTILES, name: str = "image") -> np.ndarray:
     """Scale one image to [-1, 1]: min-max (the paper) or clipped percentiles."""
+    check_scaling(scaling)
     arr = np.asarray(arr, dtype=np.float64)
     if scaling == "minmax":
         lo, hi = float(arr.min()), float(arr.max())
-    elif scaling == "percentile":
-        lo, hi = (float(v) for v in np.percentile(arr, percentiles))
     else:
-        raise SeegaanError(f"scaling must be 'minmax' or 'percentile'; got {scaling!r}")
+        lo, hi = (float(v) for v in np.percentile(arr, percentiles))
     if not hi > lo:
         raise SeegaanError(f"{name}: the image is constant (all pixels {lo:g}"
                            f"{' within the percentiles' if scaling == 'percentile' else ''}); it cannot "
@@ -301,7 +309,7 @@ def read_raw(path: str | os.PathLike, *, window: tuple[float, float] | None = No
     return arr, False
 
 
-def read_image(path: str | os.PathLike, *, size: int | None = 256, scaling: Scaling = "minmax",
+def read_image(path: str | os.PathLike, *, size: int | None = DEFAULT_SIZE, scaling: Scaling = "minmax",
                window: tuple[float, float] | None = None,
                percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> np.ndarray:
     """Read one radiograph as a float32 (size, size) array in [-1, 1].
