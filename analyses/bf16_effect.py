@@ -24,7 +24,7 @@ def main():
 
     import seegaan
     from seegaan import demo
-    from seegaan.model import load_decoder
+    from seegaan.model import load_checkpoint_decoder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cohort", type=Path, default=None)
@@ -40,7 +40,7 @@ def main():
     interp = seegaan.interpolate(cohort, feature=args.feature)
     runs = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        dec = load_decoder(ckpt, autocast_bf16=bf16)
+        dec = load_checkpoint_decoder(ckpt, autocast_bf16=bf16)
         t0 = time.perf_counter()
         runs[name] = seegaan.sequence(interp, dec, n_perm=args.perm, seed=0)
         runs[name + "_s"] = time.perf_counter() - t0

@@ -180,7 +180,7 @@ def gpu_main(args) -> dict:
 
 
 def decode_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, repeat: int) -> None:
-    from seegaan.model.inference import keep_freed_memory
+    from seegaan.model import keep_freed_memory
 
     # as a checkpoint decoder does (SEEGAAN_KEEP_FREED_MEMORY=0 measures without it)
     res["decode_keeps_freed_memory"] = keep_freed_memory()

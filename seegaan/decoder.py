@@ -93,8 +93,8 @@ def _import_callable(spec: str) -> tuple[Callable, str]:
 def load_decoder(spec, **kwargs) -> Decoder:
     """Resolve a decoder spec (see module docstring) into a :class:`Decoder`.
 
-    Extra keyword arguments go to :func:`seegaan.model.load_decoder` for checkpoints
-    (``device``, ``autocast_bf16``...).
+    Extra keyword arguments go to :func:`seegaan.model.load_checkpoint_decoder` for checkpoints
+    (``device``, ``noise_mode``, ``autocast_bf16``).
     """
     if isinstance(spec, Decoder):
         return spec
@@ -109,7 +109,7 @@ def load_decoder(spec, **kwargs) -> Decoder:
         from seegaan import model
 
         try:
-            dec = model.load_decoder(path, **kwargs)
+            dec = model.load_checkpoint_decoder(path, **kwargs)
         except SeegaanError:
             raise
         except Exception as exc:

@@ -67,7 +67,7 @@ def test_train_writes_last_and_best(trained):
 def test_encode_writes_cohort_usable_with_decoder(trained, table, tmp_path):
     import xarray as xr
 
-    from seegaan.model import load_decoder
+    from seegaan.model import load_checkpoint_decoder
 
     out = tmp_path / "cohort.nc"
     result = _run(["encode", "--checkpoint", trained / "best.pt", "--images", CXR / "images",
@@ -78,7 +78,7 @@ def test_encode_writes_cohort_usable_with_decoder(trained, table, tmp_path):
     assert ds.sizes["image"] == 80
     assert set(np.unique(ds["split"].values)) == {"train", "val", "test"}
     assert "sha256:" in ds.attrs["model"] and ds.attrs["image_size"] == 32
-    dec = load_decoder(trained / "best.pt")
+    dec = load_checkpoint_decoder(trained / "best.pt")
     assert dec.identity == ds.attrs["model"]
     images = dec(ds["w"].values[:3])
     assert images.shape == (3, 32, 32) and np.abs(images).max() <= 1

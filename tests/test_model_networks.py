@@ -19,7 +19,7 @@ from seegaan._errors import SeegaanError  # noqa: E402
 from seegaan.model import ModelConfig, build_networks, parameter_counts  # noqa: E402
 from seegaan.model.checkpoint import networks_state, save_checkpoint  # noqa: E402
 from seegaan.model.config import small_config  # noqa: E402
-from seegaan.model.inference import load_decoder, load_encoder  # noqa: E402
+from seegaan.model.inference import load_checkpoint_decoder, load_encoder  # noqa: E402
 from seegaan.model.layers import EqualizedConv2d, EqualizedLinear, ModulatedConv2d  # noqa: E402
 from seegaan.model.networks import conv_flops_per_image  # noqa: E402
 
@@ -138,7 +138,7 @@ def tiny_checkpoint(tmp_path):
 
 def test_fixed_noise_decoding_is_deterministic_and_batch_independent(tiny_checkpoint):
     path, cfg = tiny_checkpoint
-    dec = load_decoder(path)
+    dec = load_checkpoint_decoder(path)
     w = np.random.default_rng(1).standard_normal((7, 16)).astype(np.float32)
     batch = dec(w)
     assert batch.shape == (7, 32, 32) and batch.dtype == np.float32
@@ -146,9 +146,9 @@ def test_fixed_noise_decoding_is_deterministic_and_batch_independent(tiny_checkp
     alone = np.stack([dec(w[i:i + 1])[0] for i in range(7)])
     np.testing.assert_array_equal(batch, alone)  # bitwise, however the latents are batched
     # a fresh load gives the same bits (noise maps are saved buffers)
-    np.testing.assert_array_equal(batch, load_decoder(path)(w))
+    np.testing.assert_array_equal(batch, load_checkpoint_decoder(path)(w))
     # random noise differs between calls; the noise strength is non-zero here
-    rand = load_decoder(path, noise_mode="random")
+    rand = load_checkpoint_decoder(path, noise_mode="random")
     assert np.abs(rand(w) - rand(w)).max() > 0
     assert dec.latent_size == 16 and dec.image_size == 32
     assert str(path.resolve()) in dec.identity and "sha256:" in dec.identity
@@ -169,21 +169,21 @@ def test_bad_checkpoints_are_refused(tmp_path, tiny_checkpoint):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(SeegaanError, match="cannot read"):
-        load_decoder(junk)
+        load_checkpoint_decoder(junk)
     payload = torch.load(path, weights_only=True)
     payload["version"] = 99
     newer = tmp_path / "newer.pt"
     torch.save(payload, newer)
     with pytest.raises(SeegaanError, match="newer"):
-        load_decoder(newer)
+        load_checkpoint_decoder(newer)
     payload["version"] = 1
     payload["config"]["generator_max_channels"] = 16  # config no longer matches the weights
     other = tmp_path / "other.pt"
     torch.save(payload, other)
     with pytest.raises(SeegaanError, match="another architecture"):
-        load_decoder(other)
+        load_checkpoint_decoder(other)
     with pytest.raises(SeegaanError, match="does not exist"):
-        load_decoder(tmp_path / "missing.pt")
+        load_checkpoint_decoder(tmp_path / "missing.pt")
 
 
 def test_cli_model_info_json():
@@ -252,14 +252,14 @@ def test_three_channel_model(tmp_path):
     assert img.shape == (2, 3, 32, 32)
     assert nets.encoder(img).shape == (2, 16) and nets.discriminator(img).shape == (2,)
     path = save_checkpoint(tmp_path / "rgb.pt", cfg, networks_state(nets, None))
-    assert load_decoder(path)(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
+    assert load_checkpoint_decoder(path)(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="the malloc setting is glibc's")
 @pytest.mark.parametrize("setting, expected", [("1", "True"), ("0", "False")])
 def test_decoder_allocator_setting_can_be_turned_off(setting, expected):
-    code = ("from seegaan.model.inference import keep_freed_memory as k; a = k(); b = k(); "
+    code = ("from seegaan.model import keep_freed_memory as k; a = k(); b = k(); "
             "assert a == b; print(a)")
     env = {**os.environ, "SEEGAAN_KEEP_FREED_MEMORY": setting}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

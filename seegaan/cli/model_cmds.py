@@ -7,19 +7,17 @@ only inside the commands.
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from seegaan.cli._common import progress_bar, user_errors
+from seegaan._choices import cli_enum
+from seegaan._progress import progress_bar
+from seegaan.cli._common import user_errors
+from seegaan.model.config import AUGMENT_MODES
 
-
-class Augment(str, Enum):
-    fixed = "fixed"
-    ada = "ada"
-    none = "none"
+Augment = cli_enum("Augment", AUGMENT_MODES)
 
 
 def _views(view: str | None) -> list[str] | None:
@@ -28,6 +26,16 @@ def _views(view: str | None) -> list[str] | None:
 
 def _log(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _decoding_on(device: str) -> None:
+    """Before decoding on the CPU: let glibc keep freed blocks (faster repeated decoding; process-wide,
+    which a command may decide and the library does not; ``SEEGAAN_KEEP_FREED_MEMORY=0`` turns it off)."""
+    from seegaan.model import keep_freed_memory
+    from seegaan.model._runtime import resolve_device
+
+    if resolve_device(device).type == "cpu":
+        keep_freed_memory()
 
 model_app = typer.Typer(name="model", no_args_is_help=True, add_completion=False,
                         help="Inspect model architectures and checkpoints.")
@@ -128,8 +136,10 @@ def train_cmd(
                           augment_p=augment_p, checkpoint_every=checkpoint_every, val_every=val_every,
                           val_images=val_images, seed=seed, bf16=bf16, compile=compile,
                           channels_last=channels_last, max_minutes=max_minutes)
-        result = train(images, out_dir=out_dir, model_config=model_cfg, config=cfg, table=table,
-                       view=_views(view), vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume, device=device, log=_log)
+        with progress_bar("training") as progress:
+            result = train(images, out_dir=out_dir, model_config=model_cfg, config=cfg, table=table,
+                           view=_views(view), vgg_weights=vgg_weights, fid_weights=fid_weights,
+                           resume=resume, device=device, progress=progress, log=_log)
         _log(f"done at step {result.step}: last {result.last}, best {result.best}")
 
 
@@ -148,10 +158,10 @@ def encode_cmd(
     with user_errors():
         from seegaan.model.tasks import encode_images
 
-        with progress_bar("encoding", None) as advance:
+        with progress_bar("encoding") as progress:
             ds = encode_images(checkpoint, images, table=table, view=_views(view), out=out,
                                overwrite=overwrite, batch_size=batch_size, device=device,
-                               split_seed=split_seed, advance=advance)
+                               split_seed=split_seed, progress=progress)
         _log(f"wrote {out}: {ds.sizes['image']} images x {ds.sizes['latent']} latents")
 
 
@@ -171,6 +181,7 @@ def reconstruct_cmd(
     with user_errors():
         from seegaan.model.tasks import reconstruct_images
 
+        _decoding_on(device)
         path = reconstruct_images(checkpoint, images, out=out, table=table, view=_views(view), n=n,
                                   seed=seed, split=None if split == "all" else split,
                                   overwrite=overwrite, device=device)
@@ -191,6 +202,7 @@ def sample_cmd(
     with user_errors():
         from seegaan.model.tasks import sample_images
 
+        _decoding_on(device)
         path = sample_images(checkpoint, out=out, n=n, seed=seed, truncation=truncation, columns=columns,
                              overwrite=overwrite, device=device)
         _log(f"wrote {path}")

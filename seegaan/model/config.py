@@ -1,6 +1,6 @@
 """Model configuration: one dataclass from which every network size is derived.
 
-The paper's network (DESIGN.md §5) is ``ModelConfig(image_size=256)``; a small CPU model is e.g.
+The paper's network is ``ModelConfig(image_size=256)``; a small CPU model is e.g.
 ``ModelConfig(image_size=64, latent_size=64, mapping_layers=2, generator_max_channels=32,
 generator_base_channels=8, encoder_base_channels=8, encoder_max_channels=32)``.
 """
@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Literal, get_args
 
 from seegaan._errors import SeegaanError
+
+#: how training augments images: per-image probability ``augment_p`` on the data, adaptive (ADA) on
+#: what the discriminator sees, or not at all
+AugmentMode = Literal["fixed", "ada", "none"]
+AUGMENT_MODES: tuple[str, ...] = get_args(AugmentMode)
 
 #: checkpoints written by this version of the code; newer formats are refused
 CHECKPOINT_VERSION = 1

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from seegaan._errors import SeegaanError
+from seegaan.model._runtime import resolve_device
 from seegaan.model.checkpoint import checkpoint_identity, load_state, read_checkpoint
 from seegaan.model.config import ModelConfig
 from seegaan.model.layers import NOISE_MODES
@@ -26,39 +27,6 @@ def _batch_hint(cfg: ModelConfig, device: torch.device) -> int:
     """Latents per forward pass: larger for small images and on GPUs."""
     base = 4 if cfg.image_size >= 256 else 16
     return base * (8 if device.type == "cuda" else 1)
-
-
-_ALLOCATOR_TUNED = False
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to reuse freed large blocks instead of returning them to the system.
-
-    Every convolution of a decode allocates a fresh full-size output; by default glibc serves such blocks
-    with ``mmap`` and unmaps them when freed, so each call faults in new zeroed pages, which costs more than
-    a pass of arithmetic over them (measured: 5-9% of a 256x256 decode on the development CPU). Raising
-    the mmap and trim thresholds keeps them in the heap. Process-wide, once; a no-op where glibc is absent
-    or ``SEEGAAN_KEEP_FREED_MEMORY=0``. Returns whether the setting is in effect.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED or os.environ.get("SEEGAAN_KEEP_FREED_MEMORY", "1") == "0":
-        return _ALLOCATOR_TUNED
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        # older glibc caps the mmap threshold at 32 MiB: fall back to the cap
-        mmap_ok = any(libc.mallopt(m_mmap_threshold, size) == 1 for size in (1 << 30, 32 << 20))
-        ok = mmap_ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):
-        ok = False
-    _ALLOCATOR_TUNED = ok
-    return ok
 
 
 class CheckpointDecoder:
@@ -95,8 +63,6 @@ class CheckpointDecoder:
         # different code paths for different batch sizes).
         self._chunk = self.batch_size
         self.batch_invariant = True  # an image's bits never depend on the other latents in the call
-        if device.type == "cpu":
-            keep_freed_memory()
 
     def __call__(self, w) -> np.ndarray:
         w = np.asarray(w, dtype=np.float32)
@@ -147,13 +113,6 @@ class CheckpointEncoder:
         return w.float().cpu().numpy()
 
 
-def _resolve_device(device) -> torch.device:
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SeegaanError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 def _ema_module(payload: dict, name: str, module: torch.nn.Module, path, device) -> torch.nn.Module:
     state = payload["state"].get(f"{name}_ema")
     if state is None:
@@ -162,10 +121,15 @@ def _ema_module(payload: dict, name: str, module: torch.nn.Module, path, device)
     return module.to(device)
 
 
-def load_decoder(path: str | os.PathLike, *, device: str = "cpu", noise_mode: str = "const",
-                 autocast_bf16: bool = False) -> CheckpointDecoder:
-    """Decoder from a checkpoint's EMA generator (see :class:`CheckpointDecoder`)."""
-    device = _resolve_device(device)
+def load_checkpoint_decoder(path: str | os.PathLike, *, device: str = "cpu", noise_mode: str = "const",
+                            autocast_bf16: bool = False) -> CheckpointDecoder:
+    """Decoder from a checkpoint's EMA generator (see :class:`CheckpointDecoder`).
+
+    The torch-backed callable itself; :func:`seegaan.load_decoder` wraps it (or any other decoder spec)
+    in a validated :class:`seegaan.decoder.Decoder`. On a CPU, :func:`seegaan.model.keep_freed_memory`
+    makes repeated decoding faster (process-wide, so it is left to the caller).
+    """
+    device = resolve_device(device)
     payload = read_checkpoint(path)
     cfg = payload["config_obj"]
     generator = _ema_module(payload, "generator", Generator(cfg), path, device)
@@ -175,7 +139,7 @@ def load_decoder(path: str | os.PathLike, *, device: str = "cpu", noise_mode: st
 
 def load_encoder(path: str | os.PathLike, *, device: str = "cpu") -> CheckpointEncoder:
     """Encoder from a checkpoint's EMA encoder (see :class:`CheckpointEncoder`)."""
-    device = _resolve_device(device)
+    device = resolve_device(device)
     payload = read_checkpoint(path)
     cfg = payload["config_obj"]
     encoder = _ema_module(payload, "encoder", Encoder(cfg), path, device)
@@ -184,26 +148,16 @@ def load_encoder(path: str | os.PathLike, *, device: str = "cpu") -> CheckpointE
 
 def load_mapping(path: str | os.PathLike, *, device: str = "cpu") -> MappingNetwork:
     """The EMA mapping network z -> w of a checkpoint (eval mode, no gradients)."""
-    device = _resolve_device(device)
+    device = resolve_device(device)
     payload = read_checkpoint(path)
     mapping = _ema_module(payload, "mapping", MappingNetwork(payload["config_obj"]), path, device)
     return mapping.eval().requires_grad_(False)
 
 
-def decode_batched(decoder, w: np.ndarray, *, batch_size: int | None = None, advance=None) -> np.ndarray:
-    """Decode many latents in chunks of ``batch_size``."""
-    batch_size = batch_size or getattr(decoder, "batch_size", 8)
-    out = []
-    for start in range(0, len(w), batch_size):
-        out.append(decoder(w[start:start + batch_size]))
-        if advance is not None:
-            advance(len(out[-1]))
-    return np.concatenate(out) if out else np.zeros((0,), np.float32)
-
-
 def sample_latents(path: str | os.PathLike, n: int, *, seed: int = 0, truncation: float = 1.0,
                    device: str = "cpu") -> np.ndarray:
     """``n`` latents w = mapping(z), z ~ N(0, I) from ``seed``; truncation towards the mean w."""
+    device = resolve_device(device)
     mapping = load_mapping(path, device=device)
     latent = mapping.layers[0].weight.shape[1]
     rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from seegaan._errors import SeegaanError
+from seegaan.model._runtime import global_rng_kept
 from seegaan.model.config import ModelConfig
 from seegaan.model.layers import (NOISE_MODES, ConstantInput, EqualizedConv2d, EqualizedLinear,
                                   MinibatchStd, NoiseMode, ResidualBlock, StyleLayer, ToGray, upsample2x)
@@ -188,8 +189,14 @@ class Networks(nn.Module):
 
 def build_networks(cfg: ModelConfig, *, seed: int = 0) -> Networks:
     """Build mapping, generator, encoder and discriminator with weights drawn from ``seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    # the weights are drawn from torch's global stream of the default device (the CPU unless the caller
+    # set another), seeded inside a fork so that the caller's stream is left as it was
+    device = torch.get_default_device()
+    with global_rng_kept(device):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         return Networks(cfg)
 
 

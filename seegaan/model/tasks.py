@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from seegaan._errors import SeegaanError
 from seegaan._io import check_output_path
+from seegaan._progress import Progress, no_progress
 
 
 def _imageset(images, table, *, size: int, view=None, split_seed: int = 0):
@@ -25,8 +24,7 @@ def _imageset(images, table, *, size: int, view=None, split_seed: int = 0):
 
 def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=None,
                   out: str | os.PathLike | None = None, overwrite: bool = False, batch_size: int | None = None,
-                  device: str = "cpu", split_seed: int = 0,
-                  advance: Callable[[int], None] | None = None):
+                  device: str = "cpu", split_seed: int = 0, progress: Progress | None = None):
     """Encode radiographs with a checkpoint's EMA encoder into a latent cohort (xarray Dataset).
 
     Parameters
@@ -39,6 +37,8 @@ def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=Non
         ``split_seed`` passed on). Files that cannot be read are skipped (and left out of the cohort).
     out : path, optional
         Write the cohort there (netCDF, atomically).
+    progress : callable ``progress(n=1, total=None)``, optional
+        Told the number of images (``total=``), then each batch's count as it is encoded.
 
     Returns
     -------
@@ -54,12 +54,13 @@ def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=Non
     data = _imageset(images, table, size=encoder.image_size, view=view, split_seed=split_seed)
     if len(data) == 0:
         raise SeegaanError("no usable images to encode; check the images folder, table and --view")
+    progress = progress or no_progress
+    progress(0, total=len(data))
     ids, latents = [], []
     for batch_ids, batch in data.batches(batch_size or encoder.batch_size * 4):
         latents.append(encoder(batch))
         ids.extend(batch_ids)
-        if advance is not None:
-            advance(len(batch_ids))
+        progress(len(batch_ids))
     if not ids:
         raise SeegaanError("none of the images could be read; see the skipped list")
     table_rows = data.table.set_index("image_id", drop=False).loc[ids].reset_index(drop=True)
@@ -78,11 +79,11 @@ def reconstruct_images(checkpoint: str | os.PathLike, images, *, out: str | os.P
 
     The images are drawn with ``seed`` from ``split`` (all images when None).
     """
-    from seegaan.model.inference import image_grid, load_decoder, load_encoder, save_png
+    from seegaan.model.inference import image_grid, load_checkpoint_decoder, load_encoder, save_png
 
     check_output_path(out, overwrite=overwrite)
     encoder = load_encoder(checkpoint, device=device)
-    decoder = load_decoder(checkpoint, device=device)
+    decoder = load_checkpoint_decoder(checkpoint, device=device)
     data = _imageset(images, table, size=encoder.image_size, view=view)
     if split is not None:
         data = data.subset(split)
@@ -102,11 +103,11 @@ def sample_images(checkpoint: str | os.PathLike, *, out: str | os.PathLike, n: i
                   truncation: float = 1.0, columns: int = 8, overwrite: bool = False,
                   device: str = "cpu") -> Path:
     """PNG grid of ``n`` random images G(mapping(z)) from the EMA networks (fixed noise)."""
-    from seegaan.model.inference import image_grid, load_decoder, sample_latents, save_png
+    from seegaan.model.inference import image_grid, load_checkpoint_decoder, sample_latents, save_png
 
     check_output_path(out, overwrite=overwrite)
     if n < 1:
         raise SeegaanError(f"n must be >= 1, got {n}")
     w = sample_latents(checkpoint, n, seed=seed, truncation=truncation, device=device)
-    images = load_decoder(checkpoint, device=device)(w)
+    images = load_checkpoint_decoder(checkpoint, device=device)(w)
     return save_png(image_grid(images, columns=columns), out, overwrite=overwrite)

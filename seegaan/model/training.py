@@ -19,24 +19,23 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from seegaan._errors import SeegaanError
+from seegaan._progress import Progress, no_progress
+from seegaan.model._runtime import TorchStream, cuda_settings, global_rng_kept, resolve_device
 from seegaan.model.augment import AdaptiveP, augment
 from seegaan.model.checkpoint import (EMA_NAMES, NET_NAMES, load_state, networks_state, read_checkpoint,
                                       save_checkpoint)
-from seegaan.model.config import ModelConfig
+from seegaan.model.config import AUGMENT_MODES, AugmentMode, ModelConfig
 from seegaan.model.metrics import l2_per_image, psnr_per_image, ssim_per_image
 from seegaan.model.networks import Networks, build_networks
-
-AugmentMode = Literal["fixed", "ada", "none"]
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -72,8 +71,8 @@ class TrainConfig:
     max_minutes: float | None = None
 
     def __post_init__(self):
-        if self.augment not in ("fixed", "ada", "none"):
-            raise SeegaanError(f"augment must be fixed, ada or none, got {self.augment!r}")
+        if self.augment not in AUGMENT_MODES:
+            raise SeegaanError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
         for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval",
                      "log_every"):
             if int(getattr(self, name)) < 1:
@@ -154,15 +153,6 @@ class _Dist:
             torch.distributed.barrier()
 
 
-def _resolve_device(device: str | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SeegaanError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return device
-
-
 def _ema_update(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
         for pe, pl in zip(ema.parameters(), live.parameters()):
@@ -197,20 +187,6 @@ def _mixed_latents(nets: Networks, z1: torch.Tensor, z2: torch.Tensor, prob: flo
     return torch.where(use2, w2[:, None], w1[:, None])
 
 
-def _rng_state(rng: np.random.Generator, device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": rng.bit_generator.state}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, rng: np.random.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    rng.bit_generator.state = state["numpy"]
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def load_training_images(data, *, image_size: int, view=None, table=None, split_seed: int = 0,
                          log: Callable[[str], None] = print):
     """Train and validation images as float32 arrays, from an ImageSet or an images folder/table."""
@@ -237,7 +213,13 @@ def _stack(imageset) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- trainer
 class Trainer:
-    """State and one-step logic of a training run (used by :func:`train`)."""
+    """State and one-step logic of a training run (used by :func:`train`).
+
+    Its random numbers come from streams of its own: ``rng`` (NumPy: batch indices) and ``torch_rng``
+    (torch: z, style mixing, augmentation, noise; what ``torch.manual_seed(seed * 1000 + rank)`` would
+    give), so a step draws the same numbers whatever the caller does with torch's global RNG, and leaves
+    that RNG as it was.
+    """
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, *, device: torch.device, dist: _Dist,
                  perceptual=None, fid_features=None):
@@ -256,7 +238,7 @@ class Trainer:
         self.fid_features = fid_features  # InceptionFeatures or None
         self._fid_real = None  # statistics of the validation images, computed once
         self.rng = np.random.default_rng([cfg.seed, dist.rank])
-        torch.manual_seed(cfg.seed * 1000 + dist.rank)
+        self.torch_rng = TorchStream(cfg.seed * 1000 + dist.rank, device)
         self.step = 0
         self.resumed_settings: dict = {}  # optimiser settings a resume changed: name -> (saved, now)
         self.history: list[dict] = []
@@ -282,18 +264,28 @@ class Trainer:
     def train_step(self, real: torch.Tensor, sync: bool = True) -> dict:
         """One discriminator and one generator/encoder update. The losses come back as floats, or with
         ``sync=False`` as 0-d tensors, so that a GPU is not made to wait for them every step."""
+        cfg = self.cfg
+        with self.torch_rng.active():
+            if cfg.augment == "fixed":
+                real = augment(real, self.ada.p)
+            if cfg.channels_last and self.device.type == "cuda":
+                real = real.contiguous(memory_format=torch.channels_last)
+            batch, latent = real.shape[0], self.model_cfg.latent_size
+            z1, z2 = (torch.randn(batch, latent, device=self.device),
+                      torch.randn(batch, latent, device=self.device))
+            logs = self._discriminator_step(real, z1, z2)
+            logs.update(self._generator_step(real, z1, z2))
+        self._update_ema()
+        self.step += 1
+        self._update_augment(batch)
+        logs["p"] = self.ada.p
+        return _floats(logs) if sync else logs
+
+    def _discriminator_step(self, real: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict:
+        """``softplus(-D(x)) + 0.5 softplus(D(G(M(z)))) + 0.5 softplus(D(G(E(x))))`` plus lazy R1."""
         cfg, run = self.cfg, self.run
-        batch = real.shape[0]
-        if cfg.augment == "fixed":
-            real = augment(real, self.ada.p)
-        if cfg.channels_last and self.device.type == "cuda":
-            real = real.contiguous(memory_format=torch.channels_last)
-        latent = self.model_cfg.latent_size
-        z1, z2 = torch.randn(batch, latent, device=self.device), torch.randn(batch, latent, device=self.device)
         do_r1 = self.step % cfg.r1_interval == 0
         logs = {}
-
-        # ---- discriminator
         self.nets.discriminator.requires_grad_(True)
         with torch.no_grad(), self._autocast():
             fake_m = run["G"](_mixed_latents(self.nets, z1, z2, cfg.style_mixing))
@@ -320,8 +312,13 @@ class Trainer:
         if cfg.augment == "ada":
             self.ada.observe(logits_real)
         logs["loss_d"] = loss_d.detach()
+        return logs
 
-        # ---- mapping + generator + encoder
+    def _generator_step(self, real: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict:
+        """Mapping + generator + encoder: reconstruction (L2, perceptual), adversarial on G(E(x)) and on
+        G(M(z)) with style mixing."""
+        cfg, run = self.cfg, self.run
+        logs = {}
         self.nets.discriminator.requires_grad_(False)
         with self._autocast():
             recon = run["G"](run["E"](real)).float()
@@ -340,22 +337,38 @@ class Trainer:
         loss_g.backward()
         self.dist.average_gradients(self.g_params)
         self.opt_g.step()
-        decay = cfg.ema_decay
-        if cfg.ema_rampup:  # early on, average over fewer steps (the EMA would still be the init)
+        logs.update(l2=l2.detach(), adv_e=adv_e.detach(), adv_m=adv_m.detach())
+        return logs
+
+    def _update_ema(self) -> None:
+        decay = self.cfg.ema_decay
+        if self.cfg.ema_rampup:  # early on, average over fewer steps (the EMA would still be the init)
             decay = min(decay, (1 + self.step) / (10 + self.step))
         for name in EMA_NAMES:
             _ema_update(getattr(self.ema, name), getattr(self.nets, name), decay)
 
-        self.step += 1
-        if cfg.augment == "ada":
-            if self.step % cfg.ada_interval == 0:  # every rank adjusts p from the signs of all ranks
-                self.ada.sign_sum = self.dist.sum_scalar(self.ada.sign_sum)
-                self.ada.count = int(self.dist.sum_scalar(self.ada.count))
-            self.ada.update(self.step, batch * self.dist.world)
-        logs.update(l2=l2.detach(), adv_e=adv_e.detach(), adv_m=adv_m.detach(), p=self.ada.p)
-        if sync:
-            logs = _floats(logs)
-        return logs
+    def _update_augment(self, batch: int) -> None:
+        """ADA: every rank adjusts p from the signs of all ranks (after the step counter moved)."""
+        cfg = self.cfg
+        if cfg.augment != "ada":
+            return
+        if self.step % cfg.ada_interval == 0:
+            self.ada.sign_sum = self.dist.sum_scalar(self.ada.sign_sum)
+            self.ada.count = int(self.dist.sum_scalar(self.ada.count))
+        self.ada.update(self.step, batch * self.dist.world)
+
+    def _keep_optimizer_settings(self) -> None:
+        """After loading optimiser states: their moments come from the checkpoint, their settings from this
+        run's config (a loaded state dict would otherwise silently bring back the old learning rate); what
+        changed goes to ``resumed_settings``."""
+        self.resumed_settings = {}
+        wanted = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2), "eps": self.cfg.adam_eps}
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                for key, value in wanted.items():
+                    if tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(value)):
+                        self.resumed_settings[key] = (group[key], value)
+                    group[key] = value
 
     # validation --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -392,7 +405,8 @@ class Trainer:
 
     # checkpoint state --------------------------------------------------------------------------
     def train_state(self, extra: dict) -> dict:
-        rng_states = self.dist.all_gather(_rng_state(self.rng, self.device))
+        rng_state = {**self.torch_rng.state(), "numpy": self.rng.bit_generator.state}
+        rng_states = self.dist.all_gather(rng_state)
         return {"step": self.step, "train_config": asdict(self.cfg),
                 "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
                 "augment": self.ada.state_dict(), "rng": rng_states, "world_size": self.dist.world,
@@ -408,16 +422,7 @@ class Trainer:
             raise SeegaanError(f"{path} holds no training state (optimiser, step); it cannot be resumed")
         self.opt_g.load_state_dict(train["optimizer_g"])
         self.opt_d.load_state_dict(train["optimizer_d"])
-        # the optimiser's moments come from the checkpoint, its settings from this run's config (a
-        # loaded state dict would otherwise silently bring back the old learning rate)
-        self.resumed_settings = {}
-        wanted = {"lr": self.cfg.lr, "betas": (self.cfg.beta1, self.cfg.beta2), "eps": self.cfg.adam_eps}
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                for key, value in wanted.items():
-                    if tuple(np.atleast_1d(group[key])) != tuple(np.atleast_1d(value)):
-                        self.resumed_settings[key] = (group[key], value)
-                    group[key] = value
+        self._keep_optimizer_settings()
         self.ada.load_state_dict(train["augment"])
         self.step = int(train["step"])
         self.best_metric = float(train["best_metric"])
@@ -426,7 +431,8 @@ class Trainer:
         if len(rng) != self.dist.world:
             raise SeegaanError(f"{path} was written by a run with {len(rng)} processes; resume it with the "
                                f"same number (got {self.dist.world})")
-        _set_rng_state(rng[self.dist.rank], self.rng, self.device)
+        self.torch_rng.set_state(rng[self.dist.rank])
+        self.rng.bit_generator.state = rng[self.dist.rank]["numpy"]
 
 
 def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
@@ -434,10 +440,180 @@ def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
             if getattr(a, f.name) != getattr(b, f.name)]
 
 
+# ---------------------------------------------------------------------------------------------- train()
+@dataclass
+class _Judges:
+    """The optional pretrained networks of a run: VGG16 (perceptual loss), Inception-v3 (FID)."""
+
+    perceptual: torch.nn.Module | None
+    perceptual_name: str
+    fid_features: object | None
+    fid_name: str
+
+    @property
+    def selection(self) -> str:
+        """The validation metric that picks ``best.pt``."""
+        return "val_fid" if self.fid_features is not None else "val_l2"
+
+
+def _load_judges(vgg_weights, fid_weights, *, device: torch.device, say: Callable[[str], None]) -> _Judges:
+    from seegaan.model.fid import find_inception_weights, load_fid_features
+    from seegaan.model.perceptual import find_vgg_weights, load_vgg16
+
+    vgg_path = find_vgg_weights(vgg_weights)
+    perceptual = load_vgg16(vgg_path) if vgg_path is not None else None
+    if vgg_path is None:
+        say("perceptual: none (no VGG16 weights in --vgg-weights or the torch hub cache; training with "
+            "L2 + adversarial losses only)")
+    else:
+        say(f"perceptual: VGG16 from {vgg_path}")
+    fid_path = find_inception_weights(fid_weights)
+    fid_features = load_fid_features(fid_path, device=device) if fid_path is not None else None
+    if fid_features is None:
+        say("FID: none (no Inception-v3 weights in --fid-weights or the torch hub cache; best.pt is the "
+            "step with the lowest validation L2)")
+    else:
+        say(f"FID: Inception-v3 from {fid_features.source}; best.pt is the step with the lowest validation FID")
+    return _Judges(perceptual=perceptual, perceptual_name=str(vgg_path) if vgg_path is not None else "none",
+                   fid_features=fid_features,
+                   fid_name=fid_features.source if fid_features is not None else "none")
+
+
+def _training_device(device: str | None, dist: _Dist) -> torch.device:
+    """The device of this process: under torchrun, the GPU of its local rank; a bare "cuda" gets the
+    current device's index (selecting a GPU needs one)."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        if dist.enabled:
+            device = torch.device("cuda", dist.local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _saved_run(last_path: Path, model_config: ModelConfig | None, *, resume: bool):
+    """(checkpoint payload to resume or None, the architecture): a resumed run keeps its architecture and
+    refuses an explicitly different one."""
+    payload = None
+    if resume and last_path.exists():
+        payload = read_checkpoint(last_path)
+        saved_cfg = payload["config_obj"]
+        if model_config is not None and model_config != saved_cfg:
+            differences = "; ".join(_config_differences(saved_cfg, model_config))[:300]
+            raise SeegaanError(f"{last_path} holds a different architecture ({differences}); "
+                               "use another --out-dir or the same model options")
+        model_config = saved_cfg
+    return payload, model_config or ModelConfig()
+
+
+def _training_arrays(data, model_config: ModelConfig, config: TrainConfig, *, table, view,
+                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, tuple):
+        train_x, val_x = (np.asarray(a, dtype=np.float32) for a in data)
+    else:
+        train_x, val_x = load_training_images(data, image_size=model_config.image_size, view=view,
+                                              table=table, log=say)
+    expected = (model_config.channels, model_config.image_size, model_config.image_size)
+    if train_x.ndim != 4 or tuple(train_x.shape[1:]) != expected:
+        raise SeegaanError(f"training images have shape {train_x.shape[1:]}, the model expects {expected}")
+    return train_x, val_x[: config.val_images]
+
+
+def _resume(trainer: Trainer, payload: dict, path: Path, selection: str, say: Callable[[str], None]) -> None:
+    trainer.load(payload, path)
+    say(f"resuming {path} at step {trainer.step} (augmentation p {trainer.ada.p:.4f})")
+    for key, (before, now) in trainer.resumed_settings.items():
+        say(f"Adam {key} {before} in the checkpoint, {now} from this run's settings: using {now}")
+    previous = (payload.get("train") or {}).get("selection_metric", "val_l2")
+    if previous != selection:
+        say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation "
+            "starts a new best.pt")
+        trainer.best_metric = math.inf
+
+
+@dataclass
+class _Run:
+    """One call of :func:`train`: where it writes, what it records, and its loop."""
+
+    trainer: Trainer
+    judges: _Judges
+    out_dir: Path
+    model_config: ModelConfig
+    baseline: float | None
+    say: Callable[[str], None]
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    def checkpoint(self, metrics: dict | None) -> None:
+        """Write ``last.pt`` (and ``best.pt`` when ``metrics`` improved on the best); every rank calls it."""
+        trainer, judges, is_main = self.trainer, self.judges, self.trainer.dist.rank == 0
+        improved = False
+        if metrics is not None and is_main:
+            trainer.history.append({"step": trainer.step, **metrics})
+            improved = metrics[judges.selection] < trainer.best_metric
+            if improved:
+                trainer.best_metric = metrics[judges.selection]
+        extra = {"perceptual": judges.perceptual_name, "fid": judges.fid_name,
+                 "selection_metric": judges.selection, "baseline_l2": self.baseline,
+                 "model_config": self.model_config.to_dict()}
+        train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
+        if is_main:
+            state = networks_state(trainer.nets, trainer.ema)
+            save_checkpoint(self.last, self.model_config, state, train=train_state, overwrite=True)
+            if improved or not self.best.exists():
+                save_checkpoint(self.best, self.model_config, state, train=train_state, overwrite=True)
+        trainer.dist.barrier()
+
+    def loop(self, train_x: np.ndarray, val_x: np.ndarray, *, end_step: int, progress: Progress) -> dict:
+        """Train up to ``end_step`` (or the time limit), validating and checkpointing on schedule; returns
+        the last step's losses."""
+        trainer, config, dist = self.trainer, self.trainer.cfg, self.trainer.dist
+        sample = _batch_sampler(train_x, trainer.device)
+        deadline = None if config.max_minutes is None else time.monotonic() + 60.0 * config.max_minutes
+        t0, images_seen, logs = time.perf_counter(), 0, {}
+        progress(0, total=end_step - trainer.step)
+        while trainer.step < end_step:
+            index = trainer.rng.integers(0, len(train_x), config.batch_size)
+            logs = trainer.train_step(sample(index), sync=False)
+            images_seen += config.batch_size * dist.world
+            progress(1)
+            step = trainer.step
+            # every rank must stop at the same step: the time limit is agreed every 10 steps
+            if (deadline is not None and step % 10 == 0
+                    and dist.sum_scalar(float(time.monotonic() > deadline)) > 0):
+                self.say(f"time limit of {config.max_minutes:g} minutes reached at step {step}")
+                end_step = step
+            metrics = self._checkpoint_on_schedule(val_x, end_step)
+            if metrics is not None or step % config.log_every == 0:
+                rate = images_seen / (time.perf_counter() - t0)
+                values = {**_floats(logs), **(metrics or {})}
+                self.say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+                         + f", {rate:.1f} images/s")
+        return logs
+
+    def _checkpoint_on_schedule(self, val_x: np.ndarray, end_step: int) -> dict | None:
+        """Validate (rank 0) and checkpoint when the schedule or the end says so; the metrics, if any."""
+        trainer, config = self.trainer, self.trainer.cfg
+        step = trainer.step
+        validate = step % config.val_every == 0 or step == end_step
+        if not (step % config.checkpoint_every == 0 or step == end_step or validate):
+            return None
+        metrics = trainer.validate(val_x) if (validate and trainer.dist.rank == 0 and len(val_x)) else None
+        self.checkpoint(metrics)
+        return metrics
+
+
 def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None = None,
           config: TrainConfig = TrainConfig(), table=None, view=None, vgg_weights=None,
-          fid_weights=None, resume: bool = True, device: str | None = "cpu", progress: bool = True,
-          log: Callable[[str], None] = print, stop_after: int | None = None) -> TrainResult:
+          fid_weights=None, resume: bool = True, device: str | None = "cpu",
+          progress: Progress | None = None, log: Callable[[str], None] = print,
+          stop_after: int | None = None) -> TrainResult:
     """Train (or resume training of) the adversarial autoencoder.
 
     Parameters
@@ -447,7 +623,8 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
         ``view`` passed on) and its train/val splits are used.
     out_dir : path
         Folder for ``last.pt`` (every ``checkpoint_every`` steps and at the end) and ``best.pt`` (lowest
-        validation FID with Inception weights, else lowest validation L2 of the EMA encoder+generator). An existing ``last.pt`` is resumed when ``resume``.
+        validation FID with Inception weights, else lowest validation L2 of the EMA encoder+generator).
+        An existing ``last.pt`` is resumed when ``resume``.
     model_config : ModelConfig, optional
         Architecture (default: the paper's at 256x256). Ignored on resume (the checkpoint's is used);
         a different explicit config is refused.
@@ -461,140 +638,50 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
         ``inception_v3_google-*.pth``); otherwise the torch hub cache is searched. With weights, every
         validation also reports ``val_fid`` (EMA samples against the validation images) and ``best.pt``
         is the step with the lowest FID, as in the paper; without, the lowest validation L2.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (None: auto). On a GPU, TF32 is allowed and the device made
+        current while training runs; both settings come back afterwards.
+    progress : callable ``progress(n=1, total=None)``, optional
+        Told the number of steps of this call (``total=``), then each step done.
+    log : callable
+        Receives each message line (rank 0 only).
     stop_after : int, optional
         Stop after this many steps of this call (for tests); checkpoints are written as usual.
 
     ``config.max_minutes`` stops the run cleanly (validation, ``last.pt``, ``best.pt``) once that much
-    wall time has passed; a later call with the same ``out_dir`` resumes there.
+    wall time has passed; a later call with the same ``out_dir`` resumes there. Torch's global RNG is left
+    as it was (the run draws from streams of its own, seeded by ``config.seed``).
     """
-    from seegaan._progress import progress_bar
-    from seegaan.model.fid import find_inception_weights, load_fid_features
-    from seegaan.model.perceptual import find_vgg_weights, load_vgg16
-
-    device = _resolve_device(device)
     dist = _Dist()
+    device = _training_device(device, dist)
     dist.init(device)
-    if device.type == "cuda":
-        if dist.enabled:
-            device = torch.device("cuda", dist.local_rank)
-        elif device.index is None:  # set_device needs an index
-            device = torch.device("cuda", torch.cuda.current_device())
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    is_main = dist.rank == 0
-    say = log if is_main else (lambda _msg: None)
-    out_dir = Path(out_dir)
-    if is_main:
+    with cuda_settings(device), global_rng_kept(device):  # (third-party weight init may draw numbers)
+        return _train(data, out_dir=Path(out_dir), model_config=model_config, config=config, table=table,
+                      view=view, vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume,
+                      device=device, dist=dist, progress=progress or no_progress,
+                      say=log if dist.rank == 0 else (lambda _msg: None), stop_after=stop_after)
+
+
+def _train(data, *, out_dir: Path, model_config, config: TrainConfig, table, view, vgg_weights, fid_weights,
+           resume: bool, device: torch.device, dist: _Dist, progress: Progress, say, stop_after) -> TrainResult:
+    """:func:`train` on a resolved device, inside its settings scope."""
+    if dist.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-
-    payload = None
-    if resume and last_path.exists():
-        payload = read_checkpoint(last_path)
-        saved_cfg = payload["config_obj"]
-        if model_config is not None and model_config != saved_cfg:
-            raise SeegaanError(f"{last_path} holds a different architecture ({'; '.join(_config_differences(saved_cfg, model_config))[:300]}); "
-                               "use another --out-dir or the same model options")
-        model_config = saved_cfg
-    model_config = model_config or ModelConfig()
-
-    vgg_path = find_vgg_weights(vgg_weights)
-    perceptual = load_vgg16(vgg_path) if vgg_path is not None else None
-    perceptual_name = str(vgg_path) if vgg_path is not None else "none"
-    if vgg_path is None:
-        say("perceptual: none (no VGG16 weights in --vgg-weights or the torch hub cache; training with "
-            "L2 + adversarial losses only)")
-    else:
-        say(f"perceptual: VGG16 from {vgg_path}")
-    fid_path = find_inception_weights(fid_weights)
-    fid_features = load_fid_features(fid_path, device=device) if fid_path is not None else None
-    fid_name = fid_features.source if fid_features is not None else "none"
-    selection = "val_fid" if fid_features is not None else "val_l2"
-    if fid_features is None:
-        say("FID: none (no Inception-v3 weights in --fid-weights or the torch hub cache; best.pt is the "
-            "step with the lowest validation L2)")
-    else:
-        say(f"FID: Inception-v3 from {fid_name}; best.pt is the step with the lowest validation FID")
-
-    if isinstance(data, tuple):
-        train_x, val_x = (np.asarray(a, dtype=np.float32) for a in data)
-    else:
-        train_x, val_x = load_training_images(data, image_size=model_config.image_size, view=view,
-                                              table=table, log=say)
-    val_x = val_x[: config.val_images]
-    expected = (model_config.channels, model_config.image_size, model_config.image_size)
-    if train_x.ndim != 4 or tuple(train_x.shape[1:]) != expected:
-        raise SeegaanError(f"training images have shape {train_x.shape[1:]}, the model expects {expected}")
-
-    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=perceptual,
-                      fid_features=fid_features)
+    payload, model_config = _saved_run(out_dir / "last.pt", model_config, resume=resume)
+    judges = _load_judges(vgg_weights, fid_weights, device=device, say=say)
+    train_x, val_x = _training_arrays(data, model_config, config, table=table, view=view, say=say)
+    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=judges.perceptual,
+                      fid_features=judges.fid_features)
     if payload is not None:
-        trainer.load(payload, last_path)
-        say(f"resuming {last_path} at step {trainer.step} (augmentation p {trainer.ada.p:.4f})")
-        for key, (before, now) in trainer.resumed_settings.items():
-            say(f"Adam {key} {before} in the checkpoint, {now} from this run's settings: using {now}")
-        previous = (payload.get("train") or {}).get("selection_metric", "val_l2")
-        if previous != selection:
-            say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation "
-                "starts a new best.pt")
-            trainer.best_metric = math.inf
+        _resume(trainer, payload, out_dir / "last.pt", judges.selection, say)
     baseline = float(np.mean((val_x - train_x.mean(0, keepdims=True)) ** 2)) if len(val_x) else None
     if baseline is not None:
         say(f"validation L2 of predicting the mean training image: {baseline:.5f}")
-
-    def checkpoint(metrics: dict | None) -> None:
-        improved = False
-        if metrics is not None and is_main:
-            trainer.history.append({"step": trainer.step, **metrics})
-            improved = metrics[selection] < trainer.best_metric
-            if improved:
-                trainer.best_metric = metrics[selection]
-        extra = {"perceptual": perceptual_name, "fid": fid_name, "selection_metric": selection,
-                 "baseline_l2": baseline, "model_config": model_config.to_dict()}
-        train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
-        if is_main:
-            state = networks_state(trainer.nets, trainer.ema)
-            save_checkpoint(last_path, model_config, state, train=train_state, overwrite=True)
-            if improved or not best_path.exists():
-                save_checkpoint(best_path, model_config, state, train=train_state, overwrite=True)
-        dist.barrier()
-
-    start_step = trainer.step
-    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
-    end_step = max(end_step, start_step)  # a run already past config.steps trains no further
-    sample = _batch_sampler(train_x, device)
-    deadline = None if config.max_minutes is None else time.monotonic() + 60.0 * config.max_minutes
-    t0, images_seen, logs = time.perf_counter(), 0, {}
-    with progress_bar("training", end_step - start_step) as advance:
-        while trainer.step < end_step:
-            index = trainer.rng.integers(0, len(train_x), config.batch_size)
-            logs = trainer.train_step(sample(index), sync=False)
-            images_seen += config.batch_size * dist.world
-            if progress:
-                advance(1)
-            step = trainer.step
-            # every rank must stop at the same step: the time limit is agreed every 10 steps
-            timed_out = (deadline is not None and step % 10 == 0
-                         and dist.sum_scalar(float(time.monotonic() > deadline)) > 0)
-            if timed_out:
-                say(f"time limit of {config.max_minutes:g} minutes reached at step {step}")
-                end_step = step
-            validate = step % config.val_every == 0 or step == end_step
-            metrics = None
-            if step % config.checkpoint_every == 0 or step == end_step or validate:
-                metrics = trainer.validate(val_x) if (validate and is_main and len(val_x)) else None
-                checkpoint(metrics)
-            if metrics is not None or step % config.log_every == 0:
-                rate = images_seen / (time.perf_counter() - t0)
-                say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in {**_floats(logs), **(metrics or {})}.items())
-                    + f", {rate:.1f} images/s")
-    return TrainResult(out_dir=out_dir, last=last_path, best=best_path if best_path.exists() else None,
+    run = _Run(trainer, judges, out_dir, model_config, baseline, say)
+    end_step = config.steps if stop_after is None else min(config.steps, trainer.step + stop_after)
+    end_step = max(end_step, trainer.step)  # a run already past config.steps trains no further
+    logs = run.loop(train_x, val_x, end_step=end_step, progress=progress)
+    return TrainResult(out_dir=out_dir, last=run.last, best=run.best if run.best.exists() else None,
                        step=trainer.step, history=list(trainer.history), baseline_l2=baseline,
-                       perceptual=perceptual_name, augment_p=trainer.ada.p, last_logs=_floats(logs),
+                       perceptual=judges.perceptual_name, augment_p=trainer.ada.p, last_logs=_floats(logs),
                        networks=trainer.nets, ema=trainer.ema)
-
-
-def replace_config(cfg: TrainConfig, **changes) -> TrainConfig:
-    """``dataclasses.replace`` for TrainConfig (validated)."""
-    return replace(cfg, **changes)
