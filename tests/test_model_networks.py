@@ -266,6 +266,16 @@ def test_decoder_allocator_setting_can_be_turned_off(setting, expected):
     assert out.stdout.strip() == expected
 
 
+def test_loading_a_decoder_leaves_the_allocator_alone(tiny_checkpoint):
+    """Only an explicit keep_freed_memory() (the CLI's) changes malloc's settings, never a library call."""
+    path, _ = tiny_checkpoint
+    code = ("import numpy as np; from seegaan.model import load_checkpoint_decoder; "
+            "from seegaan.model import allocator; "
+            f"load_checkpoint_decoder({str(path)!r})(np.zeros((1, 16), np.float32)); print(allocator._TUNED)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_style_layer_inference_equals_autograd_path():
     from seegaan.model.layers import StyleLayer
 

@@ -292,3 +292,103 @@ def test_resume_uses_this_runs_learning_rate(tmp_path):
     train(data, out_dir=tmp_path, model_config=cfg, log=messages.append,
           config=TrainConfig(steps=5, lr=2.5e-4, **common))
     assert not any(m.startswith("Adam ") for m in messages)
+
+
+def test_build_networks_and_train_leave_the_global_rng_as_it_was(tmp_path):
+    from seegaan.model import build_networks
+
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    build_networks(small_config(32, **TINY), seed=7)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    train(_random_data(8, 2), out_dir=tmp_path, model_config=small_config(32, **TINY), log=_quiet,
+          config=TrainConfig(steps=2, batch_size=2))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+
+
+def test_same_seed_same_bits_whatever_the_callers_rng(tmp_path):
+    """A run draws from its own streams: the caller's global RNG state does not change its weights."""
+    data, cfg = _random_data(8, 2), small_config(32, **TINY)
+    results = []
+    for caller_seed in (0, 99):
+        torch.manual_seed(caller_seed)
+        results.append(train(data, out_dir=tmp_path / str(caller_seed), model_config=cfg, log=_quiet,
+                             config=TrainConfig(steps=3, batch_size=2, seed=4)))
+    _assert_same_tree(results[0].networks.state_dict(), results[1].networks.state_dict())
+    assert results[0].last_logs == results[1].last_logs
+
+
+def test_trainer_steps_leave_the_global_rng_and_continue_their_own_stream():
+    from seegaan.model.training import Trainer, _Dist
+
+    cfg, x = small_config(32, **TINY), torch.from_numpy(_random_data(4, 1)[0])
+    ref = Trainer(cfg, TrainConfig(batch_size=4, seed=1), device=torch.device("cpu"), dist=_Dist())
+    expected = [ref.train_step(x) for _ in range(2)]
+    trainer = Trainer(cfg, TrainConfig(batch_size=4, seed=1), device=torch.device("cpu"), dist=_Dist())
+    got = []
+    for _ in range(2):
+        before = torch.random.get_rng_state()
+        got.append(trainer.train_step(x))
+        assert torch.equal(torch.random.get_rng_state(), before)
+        torch.rand(5)  # the caller draws in between: the trainer's stream is not disturbed
+    assert got == expected
+
+
+def test_trainer_stream_is_what_manual_seed_gives():
+    """The stream a Trainer draws from is torch.manual_seed(seed * 1000 + rank)'s (checkpoints and
+    results of earlier versions stay reproducible)."""
+    from seegaan.model._runtime import TorchStream
+
+    stream = TorchStream(5 * 1000, torch.device("cpu"))
+    with stream.active():
+        ours = torch.randn(6), torch.rand(3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5 * 1000)
+        reference = torch.randn(6), torch.rand(3)
+    assert all(torch.equal(a, b) for a, b in zip(ours, reference))
+    with stream.active():  # it continues where it stopped
+        more = torch.randn(4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5 * 1000)
+        torch.randn(6), torch.rand(3)
+        assert torch.equal(more, torch.randn(4))
+
+
+def test_train_reports_progress_to_the_callable(tmp_path):
+    calls = []
+
+    def progress(n=1, total=None):
+        calls.append((n, total))
+
+    train(_random_data(8, 2), out_dir=tmp_path, model_config=small_config(32, **TINY), log=_quiet,
+          config=TrainConfig(steps=3, batch_size=2), progress=progress)
+    assert calls[0] == (0, 3) and calls[1:] == [(1, None)] * 3
+
+
+def test_resolve_device():
+    from seegaan._errors import SeegaanError
+    from seegaan.model._runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type == resolve_device("auto").type == ("cuda" if torch.cuda.is_available()
+                                                                        else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SeegaanError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_settings_are_restored():
+    from seegaan.model._runtime import cuda_settings
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    current = torch.cuda.current_device()
+    with pytest.raises(RuntimeError, match="inside"):
+        with cuda_settings(torch.device("cuda", 0)):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+            raise RuntimeError("inside")
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.cuda.current_device() == current
