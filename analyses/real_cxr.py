@@ -86,10 +86,9 @@ def main():
     for feature, name, opts in runs:  # unadjusted, and adjusted for data source and view (Freedman-Lane)
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=8, **opts)
-        res = seegaan.sequence(interp, best, n_perm=args.perm, correction="maxt", seed=args.seed,
-                               sd_offset=args.sd_offset, min_change=args.min_change)
-        seegaan.save_sequence(res.to_dataset(), out / f"{name}{suffix}.nc", overwrite=True)
-        res.plot(out / f"{name}{suffix}.png", overwrite=True)
+        res = seegaan.sequence(interp, best, n_perm=args.perm, seed=args.seed,
+                               correction=seegaan.MaxT(sd_offset=args.sd_offset or 0, min_change=args.min_change))
+        res.save(out / f"{name}{suffix}.nc", out / f"{name}{suffix}.png", overwrite=True)
         sig = res.significant[1:]
         results["sequences"][name] = {
             "images_used": int(interp.image_index.size), "left_out_missing": interp.n_missing,

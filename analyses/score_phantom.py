@@ -43,6 +43,7 @@ def main():
     import seegaan
     from seegaan import demo
     from seegaan.phantom import score_map
+    from seegaan.stats import as_correction
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cohort", type=Path, default=None)
@@ -72,8 +73,8 @@ def main():
     for feature, name, opts, truth_kind in runs:
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
-        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=args.correction, seed=args.seed,
-                               sd_offset=args.sd_offset, min_change=args.min_change, mask=roi)
+        correction = as_correction(args.correction, sd_offset=args.sd_offset, min_change=args.min_change)
+        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi)
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
         mask = np.load(truth / "truth" / f"{truth_kind}{feature}_mask.npy")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import seegaan
-from seegaan.permutation import draw_permutations
+from seegaan.stats import draw_permutations
 
 
 def make_cohort(n, D, seed=0):

@@ -25,12 +25,19 @@ _LAZY = {
     "sequence": "seegaan.sequences",
     "SequenceResult": "seegaan.sequences",
     "save_sequence": "seegaan.sequences",
-    "load_mask": "seegaan.sequences",
-    "SeegaanWarning": "seegaan.sequences",
     "plot_sequence": "seegaan.plotting",
     "load_decoder": "seegaan.decoder",
-    "correct_pvalues": "seegaan.correction",
-    "draw_permutations": "seegaan.permutation",
+    # statistics
+    "load_mask": "seegaan.stats.mask",
+    "SeegaanWarning": "seegaan.stats.engine",
+    "correct_pvalues": "seegaan.stats.correction",
+    "draw_permutations": "seegaan.stats.permutation",
+    "permutation_test": "seegaan.stats.engine",
+    "MaxT": "seegaan.stats.maxstat",
+    "MaxD": "seegaan.stats.maxstat",
+    "TFCE": "seegaan.stats.spatial",
+    "Cluster": "seegaan.stats.spatial",
+    "PValues": "seegaan.stats.correction",
 }
 
 __all__ = ["SeegaanError", "__version__", *sorted(_LAZY)]

@@ -16,6 +16,8 @@ Method = Literal["auto", "class-mean", "linear", "gam"]
 Transform = Literal["none", "log"]
 Backend = Literal["numba", "numpy"]
 Split = Literal["train", "val", "test"]
+Scheme = Literal["image", "patient-label", "whole-block"]
+Connectivity = Literal[4, 8]
 
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 P_METHODS: tuple[str, ...] = get_args(PValueMethod)
@@ -28,6 +30,8 @@ METHODS: tuple[str, ...] = get_args(Method)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 SPLITS: tuple[str, ...] = get_args(Split)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+CONNECTIVITIES: tuple[int, ...] = get_args(Connectivity)
 
 assert set(P_METHODS) | set(FWER_CORRECTIONS) == set(CORRECTIONS)
 

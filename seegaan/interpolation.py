@@ -22,19 +22,16 @@ are permuted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import xarray as xr
 
 from seegaan import _gam
+from seegaan._choices import METHODS, TRANSFORMS, Method, Transform
 from seegaan._errors import SeegaanError
 from seegaan._summary import Summary
 from seegaan.cohort import (feature_kind, feature_missing, get_feature, validate_cohort)
-
-Method = Literal["auto", "class-mean", "linear", "gam"]
-Transform = Literal["none", "log"]
-DEFAULT_LAMS = np.logspace(-3, 3, 11)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -49,7 +46,7 @@ class _Spec:
     n_splines: int = 20
     spline_order: int = 3
     lam: float | None = 0.6  # None = auto (GCV per latent dimension)
-    lams: np.ndarray = field(default_factory=lambda: DEFAULT_LAMS.copy())
+    lams: np.ndarray = field(default_factory=_gam.default_lambda_grid)
     gamma: float = 1.4
 
     def base(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +253,7 @@ def _parse_levels(levels) -> tuple[str, str] | None:
 def _grid(x: np.ndarray, steps: int, grid, transform: str, feature: str) -> tuple[np.ndarray, np.ndarray]:
     """Grid in feature units and on the transformed scale."""
     if grid is not None:
-        g = np.asarray(grid, dtype=np.float64).ravel()
+        g = grid
         if g.size < 2:
             raise SeegaanError("an explicit grid needs at least two values")
         if not np.isfinite(g).all():
@@ -267,6 +264,34 @@ def _grid(x: np.ndarray, steps: int, grid, transform: str, feature: str) -> tupl
     lo, hi = np.percentile(x, [5, 95])
     gt = np.linspace(lo, hi, steps)
     return (np.exp(gt) if transform == "log" else gt), gt
+
+
+def _parse_grid(grid) -> np.ndarray | None:
+    """Explicit grid values from numbers or a string ``"v1,v2,..."``."""
+    if grid is None:
+        return None
+    if isinstance(grid, str):
+        try:
+            return np.array([float(v) for v in grid.split(",")])
+        except ValueError:
+            raise SeegaanError(f"--grid must be comma-separated numbers, not {grid!r}") from None
+    try:
+        return np.asarray(grid, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise SeegaanError(f"--grid must be numbers, not {grid!r}") from None
+
+
+def _parse_lam(gam_lam) -> float | None:
+    """The GAM smoothing parameter: a positive number, or None for ``"auto"`` (GCV per latent dimension)."""
+    if isinstance(gam_lam, str) and gam_lam.strip().lower() == "auto":
+        return None
+    try:
+        lam = float(gam_lam)
+    except (TypeError, ValueError):
+        raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}") from None
+    if not lam > 0:
+        raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}")
+    return lam
 
 
 def _covariates(cohort: xr.Dataset, adjust: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,7 +315,7 @@ def _covariates(cohort: xr.Dataset, adjust: Sequence[str], rows: np.ndarray) -> 
 
 def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
                 levels: str | Sequence[str] | None = None, steps: int = 8, grid=None,
-                transform: Transform = "none", gam_lam: float | Literal["auto"] = 0.6,
+                transform: Transform = "none", gam_lam: float | str = 0.6,
                 gam_splines: int = 20, adjust: Sequence[str] | str | None = None) -> InterpolationResult:
     """Fit a trajectory through latent space along ``feature``.
 
@@ -308,12 +333,12 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
         in sorted order otherwise.
     steps : int
         Number of grid values K (>= 2), evenly spaced between the 5th and 95th percentiles.
-    grid : array-like, optional
+    grid : array-like or "v1,v2,...", optional
         Explicit grid values in the feature's units (overrides ``steps``).
     transform : {"none", "log"}
         Fit on log(feature) (e.g. BNPP); the grid is evenly spaced on that scale.
-    gam_lam : float or "auto"
-        GAM smoothing parameter; "auto" chooses λ per latent dimension by GCV.
+    gam_lam : float, "auto" or a string of either
+        GAM smoothing parameter (> 0); "auto" chooses λ per latent dimension by GCV.
     gam_splines : int
         Number of B-splines of the GAM.
     adjust : list of str or "A,B", optional
@@ -325,12 +350,14 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
     """
     validate_cohort(cohort)
     values = get_feature(cohort, feature)
-    if method not in ("auto", "class-mean", "linear", "gam"):
-        raise SeegaanError(f"unknown method {method!r}; use auto, class-mean, linear or gam")
-    if transform not in ("none", "log"):
-        raise SeegaanError(f"unknown transform {transform!r}; use none or log")
-    if int(steps) < 2 and grid is None:
-        raise SeegaanError(f"--steps must be at least 2 (got {steps})")
+    if method not in METHODS:
+        raise SeegaanError(f"unknown method {method!r}; use {', '.join(METHODS)}")
+    if transform not in TRANSFORMS:
+        raise SeegaanError(f"unknown transform {transform!r}; use {', '.join(TRANSFORMS)}")
+    grid = _parse_grid(grid)
+    if grid is None and not (isinstance(steps, (int, np.integer)) and steps >= 2):
+        raise SeegaanError(f"--steps must be an integer of at least 2 (got {steps!r})")
+    gam_lam = _parse_lam(gam_lam)
     if isinstance(adjust, str):
         adjust = [a.strip() for a in adjust.split(",") if a.strip()]
     adjust = tuple(adjust or ())
@@ -370,7 +397,7 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
         for lv in levels:
             if not np.any(present[keep] == lv):
                 raise SeegaanError(f"level {lv!r} of {feature!r} has no images")
-        grid_units = grid_t = np.linspace(0.0, 1.0, int(steps)) if grid is None else np.asarray(grid, float)
+        grid_units = grid_t = np.linspace(0.0, 1.0, int(steps)) if grid is None else grid
         if grid is not None and (grid_t.min() < 0 or grid_t.max() > 1):
             raise SeegaanError("class-mean grid values are fractions between the two means (0 to 1)")
         if transform != "none":
@@ -403,18 +430,9 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
         raise SeegaanError(f"only {rows.size} image(s) have {feature!r}; at least 3 are needed")
 
     if method == "gam":
-        if gam_lam == "auto":
-            lam = None
-        else:
-            try:
-                lam = float(gam_lam)
-            except (TypeError, ValueError):
-                raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}") from None
-            if not lam > 0:
-                raise SeegaanError(f"--gam-lam must be a positive number or 'auto', not {gam_lam!r}")
         if int(gam_splines) <= 3:
             raise SeegaanError(f"--gam-splines must be larger than the spline order 3 (got {gam_splines})")
-        spec = _Spec("gam", grid_t, n_splines=int(gam_splines), lam=lam)
+        spec = _Spec("gam", grid_t, n_splines=int(gam_splines), lam=gam_lam)
     else:
         spec = _Spec(method, grid_t, lam=0.0)
 

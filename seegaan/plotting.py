@@ -35,11 +35,10 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     Returns
     -------
     matplotlib.figure.Figure
+        A figure outside pyplot's figure list (no backend is chosen or changed); show it in a notebook as
+        it is, or with ``fig.savefig``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     K = ds.sizes["step"]
     steps = np.arange(K)
@@ -48,8 +47,8 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     tested = "significant_difference" in ds
     diff = ds["significant_difference" if tested else "difference"].values
     lim = float(np.abs(ds["difference"].values[steps]).max()) or 1.0
-    fig, axes = plt.subplots(2, len(steps), figsize=(1.9 * len(steps) + 0.8, 4.3), squeeze=False,
-                             constrained_layout=True)
+    fig = Figure(figsize=(1.9 * len(steps) + 0.8, 4.3), layout="constrained")
+    axes = fig.subplots(2, len(steps), squeeze=False)
     im = None
     for j, k in enumerate(steps):
         top, bottom = axes[0, j], axes[1, j]
@@ -78,8 +77,11 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
         corr = "no permutation test"
     fig.suptitle(f"{a.get('feature', '')} ({a.get('method', '')}) — {corr}", fontsize=9)
     if path is not None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         from seegaan._io import atomic_path
 
+        FigureCanvasAgg(fig)
         with atomic_path(path, overwrite=overwrite) as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
     return fig

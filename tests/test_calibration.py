@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import seegaan
-from seegaan.sequences import SeegaanWarning
+from seegaan.stats import MaxT, as_correction
 
 from ._decoders import linear8, planted
 
@@ -32,13 +32,16 @@ def _null_cohort(rng, n_pat, per_patient):
 
 
 def _error_rates(per_patient, scheme=None, seed=0, method="linear", correction="maxt", **options):
+    if correction == "cluster":
+        options = {"cluster_threshold": 2.0, **options}
+    correction = as_correction(correction, **options)
     rng = np.random.default_rng(seed)
     any_fwe, pixel_rates = 0, []
     for r in range(N_COHORTS):
         ds = _null_cohort(rng, 40 // per_patient, per_patient)
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=4)
         res = seegaan.sequence(interp, linear8, n_perm=B, seed=int(rng.integers(2**31)), scheme=scheme,
-                               correction=correction, cluster_threshold=2.0, **options)
+                               correction=correction)
         any_fwe += bool(res.significant.any())
         pixel_rates.append(float((res.p_value[1:] <= ALPHA).mean()))
     return any_fwe, float(np.mean(pixel_rates))
@@ -115,7 +118,7 @@ def test_min_change_controls_the_error_of_claiming_changes_above_it():
         delta = float(np.abs(true_change).max())   # the largest true change: the boundary of the null
         seed = int(rng.integers(2**31))
         plain = seegaan.sequence(interp, linear8, n_perm=B, seed=seed)
-        shrunk = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, min_change=delta)
+        shrunk = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, correction=MaxT(min_change=delta))
         found += bool(plain.significant.any())
         claims += bool(shrunk.significant.any())
     lo, hi = _binomial_interval()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,9 @@ from seegaan.cli._common import user_errors
 def table1_command(
     source: Annotated[Path, typer.Argument(help="Latent cohort (.nc) or clinical table (.csv/.tsv/.parquet).")],
     by: Annotated[str, typer.Option("--by", help="Column to group by (train/val/test split by default).")] = "split",
-    features: Annotated[Optional[str], typer.Option(
+    features: Annotated[str | None, typer.Option(
         "--features", help="Comma-separated features (default: every clinical column).")] = None,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the table as CSV here.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV here.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing CSV.")] = False,
 ):
     """Print Table 1: mean ± SD or n (%) per group and overall, t-test/ANOVA or chi-squared p-values."""

@@ -1,6 +1,6 @@
 """Permutation plans: every null draw is decided up front from one seed.
 
-Three schemes keep the null honest when a patient has several images (DESIGN.md §4):
+Three schemes keep the null honest when a patient has several images:
 
 ``image``
     every patient has one image: latents are shuffled across images.
@@ -26,9 +26,9 @@ from typing import Literal
 
 import numpy as np
 
+from seegaan._choices import SCHEMES, Scheme
 from seegaan._errors import SeegaanError
 
-Scheme = Literal["image", "patient-label", "whole-block"]
 MAX_EXACT = 200_000
 
 
@@ -42,14 +42,11 @@ class PermutationPlan:
     scheme : {"image", "patient-label", "whole-block"}
     exact : bool
         True when ``indices`` enumerates every distinct rearrangement except the identity.
-    seed : int or None
-        The integer seed the draws came from (None when a Generator was passed).
     """
 
     indices: np.ndarray
     scheme: Scheme
     exact: bool
-    seed: int | None
 
     @property
     def n_perm(self) -> int:
@@ -158,17 +155,18 @@ def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=No
     n = patient_ids.size
     if scheme is None:
         scheme = choose_scheme(patient_ids, feature, covariates=covariates)
+    elif scheme not in SCHEMES:
+        raise SeegaanError(f"unknown permutation scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
     _, members = _groups(patient_ids)
     sizes = np.array([len(m) for m in members])
     size_groups = [np.flatnonzero(sizes == s) for s in np.unique(sizes)]
-    int_seed = int(seed) if isinstance(seed, (int, np.integer)) else None
     if isinstance(n_perm, str):
         if n_perm != "exact":
             raise SeegaanError(f"n_perm must be a non-negative integer or 'exact', not {n_perm!r}")
-        return PermutationPlan(_exact_draws(scheme, members, n, size_groups), scheme, True, None)
+        return PermutationPlan(_exact_draws(scheme, members, n, size_groups), scheme, True)
     if int(n_perm) < 0:
         raise SeegaanError(f"the number of permutations must be >= 0 (got {n_perm})")
     rng = np.random.default_rng(seed)
     rows = [_one_draw(rng, scheme, members, n, size_groups) for _ in range(int(n_perm))]
     indices = np.array(rows, dtype=np.int64).reshape(int(n_perm), n)
-    return PermutationPlan(indices, scheme, False, int_seed)
+    return PermutationPlan(indices, scheme, False)

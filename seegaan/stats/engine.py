@@ -1,0 +1,218 @@
+"""The streaming permutation test: observed maps, a producer of null maps and a pre-drawn plan.
+
+The engine knows nothing of latents or decoders. It takes
+
+* the observed statistic maps, shape (K, H, W) (K frames of H x W pixels; spatial corrections work within
+  each frame);
+* ``null_maps(rows) -> (nb, K * H * W)``: float32 null maps for ``rows``, a slice of the plan's
+  ``indices`` (a global trajectory decodes permuted latents; a local sequence could move along permuted
+  directions);
+* the :class:`~seegaan.stats.permutation.PermutationPlan`, drawn before any work, so results never depend on
+  ``batch_size`` or ``null_cache_mb``;
+* a correction options object (:class:`~seegaan.stats.MaxT`, :class:`~seegaan.stats.MaxD`,
+  :class:`~seegaan.stats.TFCE`, :class:`~seegaan.stats.Cluster` or :class:`~seegaan.stats.PValues`).
+
+Pass 1 streams the null maps into the exceedance counts (uncorrected p-values) and the running sums of
+every pixel. A family-wise correction then turns the maps into a statistic (its ``statistic``: e.g. the
+difference over the permutation SD, from those sums) and needs the per-permutation maximum of its
+enhanced statistic (pass 2: the null maps again, from memory when all of them fit in ``null_cache_mb``,
+else produced a second time; the same bits either way). A statistic that is already studentised per
+permutation (a Welch-type t) needs only a producer that returns the t maps and a statistic that leaves
+them as they are: the corrections act on whatever statistic map they are given.
+
+p-values are ``(b + 1) / (B + 1)`` where ``b`` counts null statistics >= the observed one (ties count
+against).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from seegaan._choices import Alternative, Backend
+from seegaan._errors import SeegaanError
+from seegaan._progress import Progress, no_progress
+from seegaan.stats.permutation import PermutationPlan
+
+#: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M)
+NullMaps = Callable[[np.ndarray], np.ndarray]
+
+
+class SeegaanWarning(UserWarning):
+    """A result is valid but probably not what the user wants (e.g. B too small to reject)."""
+
+
+class PixelStatistic(ABC):
+    """How a map becomes the statistic a family-wise correction acts on: ``z = map * scale``."""
+
+    @abstractmethod
+    def scale(self, sd: np.ndarray, tested: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Per-pixel factor (M,) from the permutation SD (M,) over all B + 1 maps, and attrs to record.
+
+        Pixels outside ``tested`` (bool, (M,)) and pixels that cannot be tested get 0.
+        """
+
+
+class FamilyWise(ABC):
+    """A correction with family-wise error control: the null distribution of a maximum over the family."""
+
+    family_wise = True
+    name: str
+
+    @property
+    @abstractmethod
+    def statistic(self) -> PixelStatistic:
+        """The pixel statistic the correction acts on."""
+
+    @abstractmethod
+    def null_maxima(self, batch: np.ndarray, scale: np.ndarray, code: int, shape: tuple[int, ...],
+                    backend: Backend) -> np.ndarray:
+        """Per-permutation maximum (nb,) of the corrected statistic of a batch of null maps (nb, M)."""
+
+    @abstractmethod
+    def adjusted_pvalues(self, observed: np.ndarray, scale: np.ndarray, code: int, shape: tuple[int, ...],
+                         null_max: np.ndarray, backend: Backend) -> np.ndarray:
+        """Family-wise adjusted p-values (``shape``) of the observed map (M,) given the null maxima (B,)."""
+
+    def attrs(self) -> dict:
+        """The correction's parameters, recorded in the output's attrs."""
+        return {}
+
+
+@dataclass(frozen=True, eq=False)
+class PermutationTest:
+    """What the engine returns; arrays have the observed maps' shape.
+
+    Attributes
+    ----------
+    p_value : ndarray of float64
+        Uncorrected permutation p-values ``(b + 1) / (B + 1)`` (1 where a map cannot differ).
+    p_adjusted : ndarray of float64
+        Corrected p-values (1 outside the family).
+    significant : ndarray of bool
+        ``p_adjusted <= alpha`` within the family.
+    null_max : ndarray (B,) or None
+        The per-permutation maxima of a family-wise correction.
+    attrs : dict
+        The correction's name and parameters (and values computed from the null, such as s0).
+    messages : tuple of str
+        Warnings for the caller to issue (e.g. too few permutations to reject anything).
+    """
+
+    p_value: np.ndarray
+    p_adjusted: np.ndarray
+    significant: np.ndarray
+    null_max: np.ndarray | None = field(repr=False)
+    attrs: dict = field(default_factory=dict)
+    messages: tuple[str, ...] = ()
+
+
+def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: PermutationPlan, *, correction,
+                     family: np.ndarray | None = None, alpha: float = 0.05, alternative: Alternative = "two-sided",
+                     batch_size: int = 16, null_cache_mb: float = 1024, backend: Backend = "numba",
+                     progress: Progress | None = None) -> PermutationTest:
+    """Test every pixel of ``observed`` against the null maps of ``plan``.
+
+    Parameters
+    ----------
+    observed : ndarray of float32, shape (K, H, W)
+        The observed maps.
+    null_maps : callable
+        ``null_maps(rows)`` returns the float32 null maps (nb, K * H * W) of ``rows``, a (nb, n) slice of
+        ``plan.indices``.
+    plan : PermutationPlan
+        The B permutations, drawn before any work.
+    correction : MaxT, MaxD, TFCE, Cluster or PValues
+        The correction options (see :func:`seegaan.stats.as_correction` for names).
+    family : bool ndarray of the shape of ``observed``, optional
+        The tests (default: every pixel); the others are never significant and take no part in any
+        correction.
+    alpha : float
+    alternative : {"two-sided", "greater", "less"}
+    batch_size : int
+        Null maps produced and streamed at a time (memory, not results).
+    null_cache_mb : float
+        Keep the null maps in memory for pass 2 when they fit in this many MiB; else produce them again.
+    backend : {"numba", "numpy"}
+    progress : callable, optional
+        ``progress(n, total=None)``: called once with ``total`` and then with the number of permutations
+        just processed (each counts twice when pass 2 produces them again).
+
+    Returns
+    -------
+    PermutationTest
+    """
+    import seegaan_kernels as kern
+
+    shape = tuple(observed.shape)
+    flat = np.ascontiguousarray(observed.reshape(-1))
+    M, B = flat.size, plan.n_perm
+    code = kern.alternative_code(alternative)
+    family = np.ones(shape, bool) if family is None else np.asarray(family, bool)
+    progress = progress or no_progress
+    family_wise = correction.family_wise
+
+    counts = np.zeros(M, dtype=np.int64)
+    total = np.zeros(M, dtype=np.float64)
+    total_sq = np.zeros(M, dtype=np.float64)
+    cache = np.empty((B, M), dtype=np.float32) if family_wise and B * M * 4 <= null_cache_mb * 2**20 else None
+    progress(0, total=B * (2 if family_wise and cache is None else 1))
+    for start, rows in plan.batches(int(batch_size)):
+        batch = null_maps(rows)
+        kern.accumulate_exceedances(batch, flat, code, counts, total, total_sq, backend=backend)
+        if cache is not None:
+            cache[start:start + len(rows)] = batch
+        progress(len(rows))
+    p_value = ((counts + 1) / (B + 1)).reshape(shape)
+    attrs = {"correction": correction.name}
+
+    if not family_wise:
+        p_adjusted, significant, messages = correction.adjust(p_value, family, alpha=alpha, n_perm=B)
+        return PermutationTest(p_value, p_adjusted, significant, None, attrs, messages)
+
+    sd = permutation_sd(total, total_sq, flat, B)
+    scale, stat_attrs = correction.statistic.scale(sd, family.reshape(-1))
+    null_max = np.empty(B, dtype=np.float64)
+    for start, rows in plan.batches(int(batch_size)):
+        batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
+        null_max[start:start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
+        if cache is None:
+            progress(len(rows))
+    p_adjusted = correction.adjusted_pvalues(flat, scale, code, shape, null_max, backend)
+    significant = (p_adjusted <= alpha) & family
+    messages = ()
+    if 1.0 / (B + 1) > alpha:
+        messages = (f"{correction.name}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
+                    f"{alpha}; nothing can be significant; use more permutations",)
+    attrs.update(stat_attrs, **correction.attrs())
+    return PermutationTest(p_value, p_adjusted, significant, null_max, attrs, messages)
+
+
+def permutation_sd(total: np.ndarray, total_sq: np.ndarray, observed: np.ndarray, n_perm: int) -> np.ndarray:
+    """Per-pixel SD over all B + 1 maps (the observed one included) from the null maps' running sums.
+
+    A symmetric function of the maps, so max-statistic tests built on it stay exact. Where the variance is
+    pure cancellation error (below 1e-12 of the mean square) the pixel does not vary: SD 0.
+    """
+    obs64 = observed.astype(np.float64)
+    s1 = total + obs64
+    s2 = total_sq + obs64 * obs64
+    var = (s2 - s1 * s1 / (n_perm + 1)) / (n_perm + 1)
+    var[var <= 1e-12 * (s2 / (n_perm + 1))] = 0.0
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def check_run(*, n_perm, alpha: float, batch_size: int) -> None:
+    """Refuse a number of permutations, level or batch size that cannot work (before any decoding)."""
+    if isinstance(n_perm, str):
+        if n_perm != "exact":
+            raise SeegaanError(f"--perm must be a number of permutations >= 0 or 'exact' (got {n_perm!r})")
+    elif int(n_perm) < 0:
+        raise SeegaanError(f"--perm must be 0 or more (got {n_perm})")
+    if not 0 < float(alpha) < 1:
+        raise SeegaanError(f"--alpha must be between 0 and 1 (got {alpha})")
+    if int(batch_size) < 1:
+        raise SeegaanError(f"batch size must be at least 1 (got {batch_size})")
