@@ -6,7 +6,9 @@ Schema
 - coordinates on ``image``: ``image_id`` (str, unique), ``patient_id`` (str), ``split``
   (``train``/``val``/``test``) and one coordinate per clinical feature: numeric (float, missing = NaN),
   boolean (bool; a boolean column with missing values is stored as the strings ``"True"``/``"False"``
-  with ``""`` for missing) or string categories (missing = ``""``);
+  with ``""`` for missing) or string categories (missing = ``""``). A column whose name netCDF cannot
+  keep (spaces, ``/``) is stored as a sanitised name ("heart rate" -> ``heart_rate``) with the table's
+  name in the coordinate's attrs ``original_name`` (and the Dataset's attrs ``renamed_columns``);
 - attrs ``seegaan_version``, ``model`` (checkpoint identity), ``image_size`` (0 = unknown), ``created``.
 """
 
@@ -27,7 +29,7 @@ from seegaan._errors import SeegaanError
 from seegaan._io import atomic_path
 from seegaan._summary import Summary
 from seegaan._version import __version__
-from seegaan.data.tables import RESERVED
+from seegaan.data.tables import RESERVED, feature_names
 
 FeatureKind = Literal["numeric", "boolean", "categorical"]
 
@@ -91,13 +93,14 @@ def create_cohort(w, table: pd.DataFrame, *, model: str = "", image_size: int | 
         split = np.full(len(table), "train", dtype=object)
     coords = {"image_id": ("image", image_id), "patient_id": ("image", patient_id),
               "split": ("image", split)}
+    names = feature_names([c for c in table.columns if c not in RESERVED])
+    renamed = {col: name for col, name in names.items() if col != name}
     for col in table.columns:
         if col in RESERVED:
             continue
-        name = str(col)
-        if name in ("w", "image", "latent"):
-            raise SeegaanError(f"clinical column name {name!r} is reserved; rename it")
-        coords[name] = ("image", _column_to_coord(name, table[col]))
+        name = names[str(col)]
+        attrs_ = {"original_name": str(col)} if str(col) in renamed else {}
+        coords[name] = ("image", _column_to_coord(name, table[col]), attrs_)
     ds = xr.Dataset({"w": (("image", "latent"), w.astype(np.float32, copy=False))}, coords=coords)
     ds.attrs = {
         "seegaan_version": __version__,
@@ -105,6 +108,8 @@ def create_cohort(w, table: pd.DataFrame, *, model: str = "", image_size: int | 
         "image_size": int(image_size or 0),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if renamed:
+        ds.attrs["renamed_columns"] = "; ".join(f"{col!r} -> {name}" for col, name in renamed.items())
     for key, value in (attrs or {}).items():
         ds.attrs[str(key)] = value
     validate_cohort(ds)

@@ -107,7 +107,8 @@ def _folder(tmp_path, n=6, size=(24, 24)):
 
 def test_duplicates_and_unmatched_are_counted(tmp_path):
     folder = _folder(tmp_path)
-    np.save(folder / "sub" / "im0.npy", np.random.default_rng(1).random((24, 24)))  # same id as im0.png
+    # same folder, same name: one id (file names repeating across folders get relative-path ids instead)
+    np.save(folder / "im0.npy", np.random.default_rng(1).random((24, 24)))
     table = pd.DataFrame({"image_id": ["im0", "im1", "im1", "im2", "im3", "ghost"],
                           "patient_id": ["a", "a", "a", "b", None, "c"], "age": [50, 60, 61, 70, 80, 90]})
     table.to_csv(tmp_path / "t.csv", index=False)

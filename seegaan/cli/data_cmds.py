@@ -43,15 +43,43 @@ def check_data_command(
     size: Annotated[int, typer.Option("--size", help="Model image size.")] = DEFAULT_SIZE,
     read: Annotated[bool, typer.Option("--read", help="Decode every image now (finds truncated files).")] = False,
     skipped: Annotated[Path | None, typer.Option("--skipped", help="Write the skipped files here (CSV).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --skipped file.")] = False,
+    text_column: Annotated[list[str] | None, typer.Option(
+        "--text-column", help="Keep this clinical column as text (categories) even if nearly all its "
+                              "cells are numbers; repeat for several.")] = None,
+    pseudonymize: Annotated[bool, typer.Option(
+        "--pseudonymize", help="Replace image and patient ids by salted hashes (HMAC-SHA256; the salt "
+                               "from --salt or SEEGAAN_ID_SALT is never stored).")] = False,
+    salt: Annotated[str | None, typer.Option(
+        "--salt", envvar="SEEGAAN_ID_SALT", show_envvar=True, show_default=False,
+        help="Secret salt of --pseudonymize (>= 8 characters; prefer the environment variable).")] = None,
+    id_map: Annotated[Path | None, typer.Option(
+        "--id-map", help="With --pseudonymize: write the original -> pseudonym ids here (CSV); keep it "
+                         "apart from the data.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --skipped/--id-map files.")] = False,
 ):
-    """Check a cohort before training: what was found, joined, filtered and skipped, and the splits."""
+    """Check a cohort before training: what was found, joined, filtered and skipped, the missing values
+    per clinical column, and the splits."""
     with user_errors():
+        from seegaan._errors import SeegaanError
+        from seegaan._io import check_output_path
         from seegaan.data import load_dataset
 
+        inputs = [images, table]
+        if skipped is not None:
+            check_output_path(skipped, overwrite=overwrite, inputs=inputs, suffixes=(".csv", ".tsv"),
+                              others=[id_map])
+        if id_map is not None:
+            if not pseudonymize:
+                raise SeegaanError("--id-map needs --pseudonymize (without it the ids are the originals)")
+            check_output_path(id_map, overwrite=overwrite, inputs=inputs, suffixes=(".csv", ".tsv"),
+                              others=[skipped])
+        if pseudonymize and not salt:
+            raise SeegaanError("--pseudonymize needs a salt: set SEEGAAN_ID_SALT (or pass --salt) to a long "
+                               "random secret")
         views = [v.strip() for v in view.split(",") if v.strip()] if view else None
         data = load_dataset(images, table, size=size, view=views, id_column=id_column,
-                            path_column=path_column)
+                            path_column=path_column, text_columns=text_column or (),
+                            pseudonymize=salt if pseudonymize else None)
         if read:
             with progress_bar("reading images", len(data)) as progress:
                 for ids, _ in data.batches(64):
@@ -59,6 +87,9 @@ def check_data_command(
         typer.echo(data.report())
         if skipped is not None and data.write_skipped(skipped, overwrite=overwrite) is not None:
             typer.echo(f"wrote the list of {len(data.skipped)} skipped files to {skipped}", err=True)
+        if id_map is not None:
+            data.write_id_map(id_map, overwrite=overwrite)
+            typer.echo(f"wrote the id mapping to {id_map}; keep it apart from the data", err=True)
 
 
 def register(app: typer.Typer) -> None:

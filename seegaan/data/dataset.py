@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,11 +20,18 @@ from seegaan._io import atomic_path
 from seegaan.data import DEFAULT_SIZE
 from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling,
                                  _read_dicom_dataset, check_dicom_header, check_scaling, detect_format,
-                                 header_fields, image_id_from_path, read_image)
-from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions, check_split_column,
-                                 is_table_file, patient_splits, read_table, require_column)
+                                 header_fields, image_id_from_path, open_pil, read_image)
+from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions, check_numeric_columns,
+                                 check_split_column, feature_names, is_table_file, patient_splits, read_table,
+                                 require_column)
 
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
+#: how error messages name the join options (``seegaan check-data`` has them; ``train``/``encode`` join
+#: on ``image_id`` or a listing's ``path``/``file`` column)
+_ID_OPTION = "id_column=... (seegaan check-data --id-column)"
+_PATH_OPTION = "path_column=... (seegaan check-data --path-column)"
+#: skipped files named in :meth:`ImageSet.report` (all of them go to :meth:`ImageSet.write_skipped`)
+REPORT_SKIPPED = 5
 #: view names folded together by the view filter (DICOM ViewPosition uses LL/RL for laterals)
 VIEW_ALIASES = {"LL": "LAT", "RL": "LAT", "LATERAL": "LAT", "LLD": "LAT", "RLD": "LAT", "L": "LAT",
                 "POSTEROANTERIOR": "PA", "ANTEROPOSTERIOR": "AP"}
@@ -34,6 +44,57 @@ def _norm_view(value) -> str:
     return VIEW_ALIASES.get(text, text)
 
 
+#: words that often appear in image file names and are not identifiers (ignored by looks_identifying)
+_COMMON_ID_WORDS = frozenset({"im", "img", "image", "images", "patient", "pat", "pt", "study", "series", "view",
+                              "pa", "ap", "lat", "ll", "rl", "cxr", "xr", "dx", "cr", "dcm", "dicom", "png",
+                              "jpg", "jpeg", "npy", "chest", "frontal", "lateral", "scan", "file", "normal",
+                              "raw", "proc", "processed", "id"})
+
+
+def looks_identifying(value) -> bool:
+    """True when an id looks like it may carry a name, a record number or a date.
+
+    The rule is deliberately simple (a warning, not a guarantee): at least two alphabetic words of two
+    or more letters that are not common file-name words (``IM``, ``patient``, ``PA``, ...), e.g.
+    ``PHI-12345_DOE_JANE``; or a run of six or more digits (medical record numbers, ``20240131``).
+    """
+    text = str(value)
+    if re.search(r"\d{6,}", text):
+        return True
+    words = [w for w in re.findall(r"[^\W\d_]{2,}", text) if w.lower() not in _COMMON_ID_WORDS]
+    return len(words) >= 2
+
+
+def resolve_salt(pseudonymize) -> bytes | None:
+    """The salt of ``pseudonymize``: None/False -> None; True -> ``$SEEGAAN_ID_SALT``; a str/bytes salt.
+
+    The salt must hold at least 8 characters; use a long random secret kept apart from the data (with a
+    weak salt the pseudonyms of short record numbers can be recomputed).
+    """
+    if pseudonymize is None or pseudonymize is False:
+        return None
+    if pseudonymize is True:
+        salt = os.environ.get("SEEGAAN_ID_SALT", "")
+        if not salt:
+            raise SeegaanError("pseudonymize=True needs a salt: set the environment variable SEEGAAN_ID_SALT "
+                               "(or pass the salt, --salt) to a long random secret")
+    elif isinstance(pseudonymize, (str, bytes)):
+        salt = pseudonymize
+    else:
+        raise SeegaanError(f"pseudonymize must be True, False or a salt string; got {type(pseudonymize).__name__}")
+    salt = salt.encode() if isinstance(salt, str) else bytes(salt)
+    if len(salt.strip()) < 8:
+        raise SeegaanError("the pseudonymisation salt must hold at least 8 characters; use a long random "
+                           "secret (e.g. python -c 'import secrets; print(secrets.token_hex(16))')")
+    return salt
+
+
+def pseudonym(value, salt: bytes, *, prefix: str) -> str:
+    """``prefix-`` + the first 16 hex digits of HMAC-SHA256(salt, ``prefix:value``)."""
+    digest = hmac.new(salt, f"{prefix}:{value}".encode(), hashlib.sha256).hexdigest()
+    return f"{prefix}-{digest[:16]}"
+
+
 @dataclass
 class _Probe:
     """What a cheap look at one file tells (no pixel decoding)."""
@@ -44,6 +105,7 @@ class _Probe:
     fmt: str = ""
     header: dict = field(default_factory=dict)
     error: str | None = None
+    dropped: list = field(default_factory=list)
 
 
 def _probe(path: Path) -> _Probe:
@@ -54,11 +116,11 @@ def _probe(path: Path) -> _Probe:
             raise SeegaanError(f"{path}: the file is empty")
         fmt = probe.fmt = detect_format(path) or ""
         if fmt in ("png", "jpeg"):
-            from PIL import Image
-
             try:
-                with Image.open(path) as img:
+                with open_pil(path) as img:
                     probe.shape = (img.size[1], img.size[0])
+            except SeegaanError:
+                raise
             except (OSError, ValueError, SyntaxError) as exc:
                 raise SeegaanError(f"{path}: cannot read the image header ({exc})") from None
         elif fmt == "npy":
@@ -73,7 +135,7 @@ def _probe(path: Path) -> _Probe:
         elif fmt == "dicom":
             ds = _read_dicom_dataset(path, stop_before_pixels=True)
             check_dicom_header(ds, path)
-            probe.header = header_fields(ds)
+            probe.header = header_fields(ds, dropped=probe.dropped)
             if "Rows" in probe.header and "Columns" in probe.header:
                 probe.shape = (int(probe.header["Rows"]), int(probe.header["Columns"]))
         else:
@@ -116,7 +178,7 @@ def _guess_path_column(frame: pd.DataFrame, source: str) -> str:
         if name in frame.columns:
             return name
     raise SeegaanError(f"{source} lists no image paths: none of the columns {list(PATH_COLUMN_GUESSES)} "
-                       "exists; name the path column with --path-column (path_column=...)")
+                       f"exists; name the path column with {_PATH_OPTION}")
 
 
 @dataclass
@@ -138,6 +200,9 @@ class ImageSet:
         Whitelisted DICOM header fields per image id (DICOM inputs only).
     attrs : dict
         Settings that made the set (size, scaling, split fractions, seed, ...), for provenance.
+    id_map : pandas.DataFrame or None
+        With ``pseudonymize``: the original and pseudonymous ids (``kind``, ``original``, ``pseudonym``),
+        kept in memory only; :meth:`write_id_map` writes it when asked.
     """
 
     table: pd.DataFrame
@@ -150,6 +215,7 @@ class ImageSet:
     counts: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    id_map: pd.DataFrame | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -248,6 +314,26 @@ class ImageSet:
         if images:
             yield ids, np.stack(images)[:, None]
 
+    def write_id_map(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the pseudonym mapping (``kind,original,pseudonym``) as CSV, atomically.
+
+        Keep that file apart from the cohort: with it the pseudonyms are identifiers again.
+        """
+        if self.id_map is None:
+            raise SeegaanError("the ids are not pseudonymised; load the images with pseudonymize=... "
+                               "(--pseudonymize) to get a mapping")
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            self.id_map.to_csv(tmp, index=False)
+        return Path(path)
+
+    def identifier_like_ids(self) -> list[str]:
+        """Image and patient ids that look like they may carry identifiers (see :func:`looks_identifying`);
+        empty when the ids are pseudonymised."""
+        if self.id_map is not None:
+            return []
+        ids = dict.fromkeys(list(self.table["image_id"]) + list(self.table["patient_id"]))
+        return [i for i in ids if looks_identifying(i)]
+
     def write_skipped(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path | None:
         """Write the skipped files as CSV (``path,reason``), atomically; nothing when none was skipped."""
         if not self.skipped:
@@ -267,6 +353,11 @@ class ImageSet:
         lines.append(f"files skipped at loading (unreadable, bad header): {c.get('probe_failures', 0)}")
         lines.append(f"duplicate image ids among files (first kept, rest skipped): "
                      f"{c.get('duplicate_files', 0)}")
+        if c.get("id_scheme"):
+            lines.append(f"image ids: {c['id_scheme']}")
+        if c.get("header_values_dropped"):
+            lines.append("DICOM header values outside their defined terms, left blank: "
+                         f"{c['header_values_dropped']}")
         if c.get("table_rows") is not None:
             lines.append(f"table rows: {c['table_rows']}; duplicate ids in the table (first row kept): "
                          f"{c.get('duplicate_rows', 0)}")
@@ -284,10 +375,40 @@ class ImageSet:
         lines.append("split (images/patients): " + ", ".join(
             f"{s} {splits[s]}/{pats[s]}" for s in SPLITS) + f" [{self.attrs.get('split_source', '')}]")
         lines.append(f"skipped while reading pixels: {c.get('read_failures', 0)}")
+        if self.skipped:
+            lines.append(f"skipped files: {len(self.skipped)} (first {min(REPORT_SKIPPED, len(self.skipped))}; "
+                         "write them all with --skipped / write_skipped):")
+            lines.extend(f"  {p}: {reason.removeprefix(f'{p}: ')}" for p, reason in self.skipped[:REPORT_SKIPPED])
+        lines.extend(self._column_lines())
+        if self.id_map is not None:
+            lines.append("ids: pseudonymised (HMAC-SHA256 with the salt; the salt is not stored)")
+        else:
+            suspicious = self.identifier_like_ids()
+            if suspicious:
+                lines.append(f"warning: {len(suspicious)} ids look like they may carry identifiers (e.g. "
+                             f"{', '.join(suspicious[:3])}); consider --pseudonymize")
         return "\n".join(lines)
 
+    def _column_lines(self) -> list[str]:
+        """Missing values per clinical column, and the columns renamed for the cohort."""
+        columns = [c for c in self.table.columns if c not in RESERVED]
+        if not columns:
+            return []
+        n = max(len(self), 1)
+        lines = ["missing values per clinical column:"]
+        for col in columns:
+            values = self.table[col]
+            missing = int((values.isna() | (values.astype(str).str.strip() == "")).sum())
+            lines.append(f"  {col}: {missing} ({100.0 * missing / n:.1f}%)")
+        renamed = {col: name for col, name in feature_names(columns).items() if col != name}
+        if renamed:
+            lines.append("note: columns renamed in a cohort (netCDF cannot keep spaces or '/'; the "
+                         "original name is in the coordinate's attrs): "
+                         + ", ".join(f"{col!r} -> {name}" for col, name in renamed.items()))
+        return lines
 
-def _images_and_listing(images, path_column: str | None) -> tuple[list[Path], pd.DataFrame | None, str | None,
+
+def _images_and_listing(images, path_column: str | None, text_columns: Sequence[str] = ()) -> tuple[list[Path], pd.DataFrame | None, str | None,
                                                                   int, str]:
     """Resolve ``images`` to files; returns (files, listing table, its path column, ignored, source)."""
     if isinstance(images, (list, tuple)):
@@ -302,9 +423,10 @@ def _images_and_listing(images, path_column: str | None) -> tuple[list[Path], pd
             raise SeegaanError(f"{src}: no images found (PNG, JPEG, DICOM or .npy, searched recursively)")
         return files, None, None, ignored, str(src)
     if is_table_file(src):
-        listing = read_table(src, str_columns=[c for c in (path_column, "image_id", "patient_id") if c])
+        listing = read_table(src, str_columns=[c for c in (path_column, "image_id", "patient_id") if c],
+                             text_columns=text_columns)
         column = path_column or _guess_path_column(listing, str(src))
-        require_column(listing, column, source=str(src), option="--path-column")
+        require_column(listing, column, source=str(src), option=_PATH_OPTION)
         listing = listing.copy()
         listing["__path__"] = _resolve_listed_paths(listing, column, src.parent)
         if listing["__path__"].isna().all():
@@ -319,7 +441,8 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
                  split: Sequence[float] = (0.8, 0.1, 0.1), stratify: str | None = None,
                  seed: int | np.random.Generator | None = 0, window: tuple[float, float] | None = None,
                  percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
-                 keep_unmatched: bool = False) -> ImageSet:
+                 keep_unmatched: bool = False, text_columns: Sequence[str] = (),
+                 pseudonymize: bool | str | bytes | None = None) -> ImageSet:
     """Find radiographs, join them with a clinical table and make patient-level splits.
 
     Parameters
@@ -355,6 +478,18 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
         For ``scaling="percentile"``.
     keep_unmatched : bool
         Keep images that have no table row (clinical values missing) instead of excluding them.
+    text_columns : sequence of str
+        Clinical columns kept as text even when nearly all their cells are numbers (otherwise such a
+        column, e.g. ``age`` with one ``">90"``, is refused; see :func:`seegaan.data.read_table`).
+    pseudonymize : bool or str, optional
+        Replace ``image_id`` and ``patient_id`` by salted hashes (``img-<16 hex>``, ``pat-<16 hex>``,
+        HMAC-SHA256 with the salt; True takes the salt from ``$SEEGAAN_ID_SALT``). The splits are drawn
+        on the original ids, so they do not change; the salt is not stored and the mapping stays in
+        :attr:`ImageSet.id_map` unless written with :meth:`ImageSet.write_id_map`.
+
+    Image ids are the file names without their image extension; when two files share a name in
+    different folders (``p1/IM-0001.png``, ``p2/IM-0001.png``), all ids become the paths relative to the
+    images folder without extension (``p1/IM-0001``).
 
     Returns
     -------
@@ -365,17 +500,21 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
         raise SeegaanError(f"size must be an integer >= 4 or None; got {size!r}")
     check_scaling(scaling)
     fractions = check_fractions(split)
-    files, listing, listed_column, ignored, source = _images_and_listing(images, path_column)
+    salt = resolve_salt(pseudonymize)
+    files, listing, listed_column, ignored, source = _images_and_listing(images, path_column, text_columns)
     counts: dict = {"files": len(files), "ignored_files": ignored}
     skipped: list[tuple[str, str]] = []
 
     probes = _probe_files(files, counts, skipped)
+    base = Path(images) if not isinstance(images, (list, tuple)) and Path(images).is_dir() else None
+    _relative_ids(probes, base, counts)
     probes = _drop_duplicate_ids(probes, counts, skipped)
     if not probes:
         raise SeegaanError(f"{source}: none of the {len(files)} image files could be read (first problem: "
                            f"{skipped[0][1] if skipped else 'none'})")
     clinical, join_path = _clinical_table(table, listing, listed_column, id_column=id_column,
-                                          path_column=path_column, patient_column=patient_column)
+                                          path_column=path_column, patient_column=patient_column,
+                                          text_columns=text_columns)
     if clinical is None:
         base_rows = pd.DataFrame({"image_id": [p.image_id for p in probes]})
     else:
@@ -390,14 +529,19 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
         base_rows, paths, native_shape = _filter_sizes(base_rows, paths, probes, counts, skipped)
     final, split_source = _patients_and_splits(base_rows, patient_column=patient_column, stratify=stratify,
                                                fractions=fractions, seed=seed)
+    feature_names([c for c in final.columns if c not in RESERVED],
+                  source="the clinical table" if table is None or isinstance(table, pd.DataFrame) else str(table))
+    id_map = None
+    if salt is not None:
+        final, headers, id_map = _pseudonymize(final, headers, salt)
     attrs = {"source": source, "size": 0 if size is None else int(size), "scaling": scaling,
              "split_fractions": list(fractions), "split_seed": seed if isinstance(seed, int) else None,
              "split_source": split_source, "stratify": stratify or "", "view_filter": counts.get(
                  "view_filter", ""), "window": list(window) if window else None,
-             "native_shape": native_shape}
+             "native_shape": native_shape, "pseudonymized": salt is not None}
     return ImageSet(table=final, paths=paths, size=None if size is None else int(size), scaling=scaling,
                     window=window, percentiles=tuple(percentiles), skipped=skipped, counts=counts,
-                    headers=headers, attrs=attrs)
+                    headers=headers, attrs=attrs, id_map=id_map)
 
 
 # ------------------------------------------------------------------ the stages of load_dataset
@@ -414,7 +558,53 @@ def _probe_files(files: list[Path], counts: dict, skipped: list) -> list[_Probe]
     counts["probe_failures"] = len(skipped)
     counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(
         Counter(p.fmt for p in probes).items()))
+    dropped = Counter(key for p in probes for key in p.dropped)
+    counts["header_values_dropped"] = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
     return probes
+
+
+def _relative_ids(probes: list[_Probe], base: Path | None, counts: dict) -> None:
+    """When file names repeat (``p1/IM-0001.png``, ``p2/IM-0001.png``), make every id the path relative
+    to ``base`` (the images folder; else the files' common folder) without its image extension.
+
+    Plain file-name ids are kept when they are unique, or when relative paths would not help (the
+    same name in one folder, e.g. ``a.png`` and ``a.npy``: duplicates either way).
+    """
+    stems = Counter(p.image_id for p in probes)
+    if len(stems) == len(probes):
+        return
+    if base is None:
+        try:
+            base = Path(os.path.commonpath([os.path.abspath(p.path.parent) for p in probes]))
+        except ValueError:  # different drives
+            return
+    relative = []
+    for p in probes:
+        rel = Path(os.path.relpath(os.path.abspath(p.path), os.path.abspath(base)))
+        relative.append((rel.parent / image_id_from_path(rel)).as_posix())
+    if len(set(relative)) <= len(stems):
+        return
+    for p, rid in zip(probes, relative):
+        p.image_id = rid
+    counts["id_scheme"] = (f"paths relative to {base} without extension (file names repeat across "
+                           "folders; e.g. " + relative[0] + ")")
+
+
+def _pseudonymize(final: pd.DataFrame, headers: dict, salt: bytes
+                  ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Replace image and patient ids by their pseudonyms; returns (table, headers, mapping)."""
+    final = final.copy()
+    img = {i: pseudonym(i, salt, prefix="img") for i in dict.fromkeys(final["image_id"])}
+    pat = {i: pseudonym(i, salt, prefix="pat") for i in dict.fromkeys(final["patient_id"])}
+    for kind, mapping in (("image", img), ("patient", pat)):
+        if len(set(mapping.values())) != len(mapping):
+            raise SeegaanError(f"two {kind} ids got the same pseudonym; this should not happen - report it")
+    final["image_id"] = final["image_id"].map(img)
+    final["patient_id"] = final["patient_id"].map(pat)
+    headers = {img[k]: v for k, v in headers.items() if k in img}
+    id_map = pd.DataFrame([("image", k, v) for k, v in img.items()] + [("patient", k, v) for k, v in pat.items()],
+                          columns=["kind", "original", "pseudonym"])
+    return final, headers, id_map
 
 
 def _drop_duplicate_ids(probes: list[_Probe], counts: dict, skipped: list) -> list[_Probe]:
@@ -433,7 +623,8 @@ def _drop_duplicate_ids(probes: list[_Probe], counts: dict, skipped: list) -> li
 
 
 def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | None, *, id_column: str,
-                    path_column: str | None, patient_column: str) -> tuple[pd.DataFrame | None, str | None]:
+                    path_column: str | None, patient_column: str,
+                    text_columns: Sequence[str] = ()) -> tuple[pd.DataFrame | None, str | None]:
     """The clinical table (or None) and the path column it is joined on (None: joined on ``id_column``)."""
     if table is None:
         return (listing, listed_column) if listing is not None else (None, None)
@@ -441,15 +632,18 @@ def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | No
         clinical = table.copy()
         clinical.columns = [str(c) for c in clinical.columns]
         table_src = "table"
+        check_numeric_columns(clinical, source=table_src,
+                              skip=[id_column, patient_column, *([path_column] if path_column else []),
+                                    *text_columns], id_column=id_column if id_column in clinical else None)
     else:
-        clinical = read_table(table, str_columns=[id_column, patient_column])
+        clinical = read_table(table, str_columns=[id_column, patient_column], text_columns=text_columns)
         table_src = str(table)
     if path_column is not None and listing is None:
-        require_column(clinical, path_column, source=table_src, option="--path-column")
+        require_column(clinical, path_column, source=table_src, option=_PATH_OPTION)
         base = Path(table).parent if not isinstance(table, pd.DataFrame) else Path(".")
         clinical["__path__"] = _resolve_listed_paths(clinical, path_column, base)
         return clinical, path_column
-    require_column(clinical, id_column, source=table_src, option="--id-column")
+    require_column(clinical, id_column, source=table_src, option=_ID_OPTION)
     return clinical, None
 
 
@@ -477,6 +671,7 @@ def _join_clinical(probes: list[_Probe], clinical: pd.DataFrame, join_path: str 
     counts["images_without_row"] = int(len(probes) - sum(matched))
     counts["rows_without_image"] = int(len(clinical) - len(set(probe_key) & set(clinical.index)))
     counts["keep_unmatched"] = bool(keep_unmatched)
+    example = probe_key[0] if probe_key else ""
     if not keep_unmatched:
         for probe, ok in zip(probes, matched):
             if not ok:
@@ -484,8 +679,11 @@ def _join_clinical(probes: list[_Probe], clinical: pd.DataFrame, join_path: str 
         probes = [p for p, ok in zip(probes, matched) if ok]
         probe_key = [k for k, ok in zip(probe_key, matched) if ok]
         if not probes:
+            hint = (f"; the image ids are relative paths such as {example!r}, as file names repeat"
+                    if counts.get("id_scheme") and join_path is None else "")
             raise SeegaanError(f"no image matches a row of the clinical table (join on "
-                               f"{'path' if join_path else id_column!r}); check --id-column")
+                               f"{'path' if join_path else repr(id_column)}){hint}; check the table's ids "
+                               f"and the join column: {_PATH_OPTION if join_path else _ID_OPTION}")
     rows = clinical.reindex(probe_key).reset_index(drop=True)
     if "image_id" in rows.columns:  # a table joined by path may carry its own ids: keep them
         ids = rows["image_id"].where(rows["image_id"].notna(), pd.Series([p.image_id for p in probes]))
@@ -557,7 +755,7 @@ def _patients_and_splits(rows: pd.DataFrame, *, patient_column: str, stratify: s
     else:
         pid = out["image_id"].copy()
     if stratify is not None:
-        require_column(out, stratify, source="the clinical table", option="--stratify")
+        require_column(out, stratify, source="the clinical table", option="stratify=...")
     if "split" in out.columns:
         split_col = check_split_column(out.pop("split"), source="the clinical table")
         missing = split_col == ""

@@ -32,7 +32,74 @@ DICOM_WHITELIST = ("ViewPosition", "Modality", "Manufacturer", "ManufacturerMode
                    "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel",
                    "NumberOfFrames", "BodyPartExamined")
 
+#: DICOM header fields whose value must come from a defined vocabulary (PS3.3 defined terms or enumerated
+#: values); anything else (free text can carry a name or a note) is dropped and counted, never copied
+DICOM_VOCABULARY = {
+    # DX Positioning module, C.8.11.5: ViewPosition (0018,5101) defined terms
+    "ViewPosition": frozenset({"AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO"}),
+    # Image Pixel module, C.7.6.3.1.2: PhotometricInterpretation (0028,0004) defined terms
+    "PhotometricInterpretation": frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL",
+                                            "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"}),
+    # General Series module, C.7.3.1.1.1: the Modality (0008,0060) defined terms a radiograph may carry
+    "Modality": frozenset({"CR", "DX", "RG", "RF", "XA", "MG", "IO", "PX", "OT", "CT", "MR", "US", "NM",
+                           "PT", "SC", "XC", "DOC"}),
+    # Patient module, C.7.1.1: PatientSex (0010,0040) enumerated values (not whitelisted; for callers)
+    "PatientSex": frozenset({"M", "F", "O"}),
+}
+
 DEFAULT_PERCENTILES = (0.5, 99.5)
+
+
+def max_image_pixels() -> int | None:
+    """The largest image (in pixels) read: Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else int(limit)
+
+
+def _too_large(path, width: int, height: int) -> SeegaanError:
+    return SeegaanError(f"{path}: image too large: {width}x{height} pixels (more than {max_image_pixels():,}; "
+                        "a decompression bomb or a corrupt header); replace or remove it")
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk without Pillow, or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if head.startswith(b"\x89PNG") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+def open_pil(path: Path):
+    """``PIL.Image.open(path)`` that refuses images above :func:`max_image_pixels` with a one-line
+    SeegaanError ("image too large: WxH pixels") instead of Pillow's DecompressionBombError/Warning.
+
+    Only the header is read; the caller closes the image (``with open_pil(p) as img``).
+    """
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below instead
+            img = Image.open(path)
+    except Image.DecompressionBombError:
+        size = _png_size(path)
+        if size is not None:
+            raise _too_large(path, *size) from None
+        raise SeegaanError(f"{path}: image too large (more than {2 * (max_image_pixels() or 0):,} pixels; a "
+                           "decompression bomb or a corrupt header); replace or remove it") from None
+    limit = max_image_pixels()
+    if limit is not None and img.size[0] * img.size[1] > limit:
+        img.close()
+        raise _too_large(path, img.size[0], img.size[1])
+    return img
 
 
 def image_id_from_path(path: str | os.PathLike) -> str:
@@ -72,7 +139,7 @@ def _decode_pil(path: Path) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        with open_pil(path) as img:
             img.load()
             mode = img.mode
             if mode in ("RGB", "RGBA", "P", "LA", "1", "CMYK", "YCbCr", "PA"):
@@ -82,7 +149,9 @@ def _decode_pil(path: Path) -> np.ndarray:
             else:
                 img = img.convert("F")
             arr = np.asarray(img)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except SeegaanError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
         raise SeegaanError(f"{path}: cannot read the image ({_short(exc)}); the file is unreadable or "
                            "truncated: replace or remove it") from None
     return arr.astype(np.float64)
@@ -135,6 +204,13 @@ def check_dicom_header(ds, path: Path) -> None:
     if frames > 1:
         raise SeegaanError(f"{path}: multi-frame DICOM ({frames} frames) is not supported; export the "
                            "frame you want as a single-frame file")
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        rows = cols = 0
+    limit = max_image_pixels()
+    if limit is not None and rows * cols > limit:
+        raise _too_large(path, cols, rows)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if spp != 1:
         raise SeegaanError(f"{path}: DICOM has {spp} samples per pixel (colour); radiographs must be "
@@ -205,8 +281,12 @@ def dicom_header(path: str | os.PathLike) -> dict:
     return header_fields(_read_dicom_dataset(Path(path), stop_before_pixels=True))
 
 
-def header_fields(ds) -> dict:
-    """The whitelisted fields of a pydicom Dataset (see :func:`dicom_header`)."""
+def header_fields(ds, *, dropped: list | None = None) -> dict:
+    """The whitelisted fields of a pydicom Dataset (see :func:`dicom_header`).
+
+    A field of :data:`DICOM_VOCABULARY` whose value is not one of its defined terms is left out (its
+    name appended to ``dropped`` when given): free text there could carry a name or a note.
+    """
     out: dict = {}
     for key in DICOM_WHITELIST:
         if key not in ds:
@@ -220,6 +300,12 @@ def header_fields(ds) -> dict:
             value = value.item() if hasattr(value, "item") else value
         else:
             value = str(value).strip()
+            if key in DICOM_VOCABULARY:
+                value = value.upper()
+                if value not in DICOM_VOCABULARY[key]:
+                    if dropped is not None:
+                        dropped.append(key)
+                    continue
         out[key] = value
     uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if uid is not None:

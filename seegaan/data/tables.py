@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +25,8 @@ def is_table_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in TABLE_EXTENSIONS
 
 
-def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = (),
+               text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a clinical table from CSV, TSV or Parquet.
 
     Parameters
@@ -33,10 +35,18 @@ def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = ()) -> p
         ``.csv``, ``.tsv``/``.txt`` (tab separated) or ``.parquet``/``.pq``.
     str_columns : sequence of str
         Columns read as strings (identifiers keep their leading zeros).
+    text_columns : sequence of str
+        Clinical columns kept as text (categories) even when nearly all their cells are numbers.
 
     Returns
     -------
     pandas.DataFrame
+
+    Raises
+    ------
+    SeegaanError
+        Also when a column is numeric except for a few cells (``">90"``, ``"n/a"``): such a column is
+        not guessed to be categorical; see :func:`check_numeric_columns`.
     """
     path = Path(path)
     if not path.exists():
@@ -63,7 +73,89 @@ def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = ()) -> p
     for col in str_columns:
         if col in frame.columns:
             frame[col] = frame[col].map(lambda v: v if pd.isna(v) else str(v))
+    check_numeric_columns(frame, source=str(path), skip=[*str_columns, *text_columns],
+                          id_column=next((c for c in str_columns if c in frame.columns), None))
     return frame
+
+
+#: at most this fraction of a column's non-missing cells (and at least one) may be text for the column
+#: to count as "numeric except for a few cells" (with at least 3 cells, or 1 when the column is that small)
+NUMERIC_TYPO_FRACTION = 0.1
+_NUMERIC_TYPO_MIN = 3
+
+
+def check_numeric_columns(frame: pd.DataFrame, *, source: str, skip: Sequence[str] = (),
+                          id_column: str | None = None) -> None:
+    """Refuse a text column whose cells are numbers except for a few (at most
+    ``max(3, 10%)`` of its non-missing cells, and fewer than its numbers).
+
+    Such a column would silently become a categorical feature (``age`` with one ``">90"``); the error
+    names the column, the first offending cells with their rows, and what to do.
+    """
+    skip = set(skip) | set(RESERVED) | set(PATH_COLUMN_GUESSES)
+    for col in frame.columns:
+        if col in skip or not (pd.api.types.is_object_dtype(frame[col])
+                               or pd.api.types.is_string_dtype(frame[col])):
+            continue
+        values = frame[col]
+        present = values[values.notna() & (values.astype(str).str.strip() != "")]
+        if present.empty:
+            continue
+        numbers = pd.to_numeric(present.map(lambda v: str(v).strip()), errors="coerce")
+        bad = present[numbers.isna()]
+        n_num = len(present) - len(bad)
+        if len(bad) == 0 or len(bad) >= n_num or len(bad) > max(_NUMERIC_TYPO_MIN,
+                                                                NUMERIC_TYPO_FRACTION * len(present)):
+            continue
+        where = []
+        for idx, value in bad.head(3).items():
+            row = f"row {int(idx) + 1}" if isinstance(idx, (int, np.integer)) else f"row {idx}"
+            if id_column is not None and id_column in frame.columns and pd.notna(frame.at[idx, id_column]):
+                row += f" ({id_column} {frame.at[idx, id_column]})"
+            where.append(f"{str(value)!r} at {row}")
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise SeegaanError(f"{source}: column {col!r} is numeric except for {len(bad)} cell(s): "
+                           f"{', '.join(where)}{more}; fix those cells or blank them (missing), or keep the "
+                           f"column as text with text_columns=[{col!r}] (--text-column {col!r})")
+
+
+#: names a clinical column cannot take in a cohort (the Dataset's variable and dims)
+RESERVED_FEATURE_NAMES = ("w", "image", "latent")
+_UNSAFE_NAME = re.compile(r"[\s/\x00-\x1f\x7f]+")
+
+
+def feature_name(column) -> str:
+    """The cohort coordinate name of a clinical column: whitespace, ``/`` and control characters
+    (which netCDF/xarray cannot keep in a coordinate name) become ``_`` ("heart rate" -> ``heart_rate``,
+    "BMI/kg" -> ``BMI_kg``); other names are unchanged."""
+    name = str(column)
+    if not _UNSAFE_NAME.search(name):
+        return name
+    return _UNSAFE_NAME.sub("_", name).strip("_") or "_"
+
+
+def feature_names(columns: Sequence, *, source: str = "the clinical table") -> dict[str, str]:
+    """``{column: coordinate name}`` for the clinical columns of a cohort (see :func:`feature_name`).
+
+    Raises SeegaanError when two columns sanitise to the same name or a column takes a reserved name.
+    """
+    out: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for col in columns:
+        col = str(col)
+        if col in RESERVED:
+            continue
+        name = feature_name(col)
+        if name in RESERVED_FEATURE_NAMES or name in RESERVED:
+            raise SeegaanError(f"{source}: clinical column {col!r} would be named {name!r} in the cohort, "
+                               f"which is reserved ({', '.join(RESERVED + RESERVED_FEATURE_NAMES)}); "
+                               "rename the column")
+        if name in taken:
+            raise SeegaanError(f"{source}: columns {taken[name]!r} and {col!r} both become {name!r} in the "
+                               "cohort (spaces and '/' turn into '_'); rename one of them")
+        taken[name] = col
+        out[col] = name
+    return out
 
 
 def require_column(frame: pd.DataFrame, column: str, *, source: str, option: str) -> None:
