@@ -27,7 +27,7 @@ from seegaan._version import __version__
 from seegaan.cohort import cohort_hash
 from seegaan.decoder import load_decoder
 from seegaan.interpolation import InterpolationResult
-from seegaan.stats.correction import as_correction
+from seegaan.stats.correction import CorrectionOptions, as_correction
 from seegaan.stats.engine import SeegaanWarning, check_run, permutation_test
 from seegaan.stats.mask import check_mask, load_mask, mask_attrs
 from seegaan.stats.permutation import draw_permutations
@@ -170,7 +170,7 @@ def _attrs_for(*, interp: InterpolationResult, decoder_id: str, n_perm: int, sch
 
 
 def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
-             correction: Correction | object = "maxt", alpha: float = 0.05, alternative: Alternative = "two-sided",
+             correction: Correction | CorrectionOptions = "maxt", alpha: float = 0.05, alternative: Alternative = "two-sided",
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Backend = "numba", scheme: Scheme | None = None, mask=None, progress: Progress | None = None,
              command_line: str = "") -> SequenceResult:

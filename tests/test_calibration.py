@@ -2,7 +2,6 @@
 ~alpha; with patients of two images, image-level shuffling is anti-conservative while the patient-aware
 schemes are not; a planted effect is found where it was planted and nowhere else."""
 
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -154,3 +154,19 @@ def test_many_levels_default_to_the_two_most_frequent():
     assert interp.image_index.size == 28
     chosen = seegaan.interpolate(ds, feature="grade", levels="b,c")
     assert chosen.levels == ("b", "c") and chosen.notes == ()
+
+
+def test_options_as_strings_are_parsed_and_checked():
+    """What the command line passes as text is parsed by interpolate() itself: grid 'v1,v2', gam_lam."""
+    ds = make_cohort(n=40, seed=1)
+    a = seegaan.interpolate(ds, feature="age", method="gam", grid="30,50,70", gam_lam="0.6")
+    b = seegaan.interpolate(ds, feature="age", method="gam", grid=[30, 50, 70], gam_lam=0.6)
+    np.testing.assert_array_equal(a.trajectory, b.trajectory)
+    np.testing.assert_array_equal(a.grid, [30.0, 50.0, 70.0])
+    auto = seegaan.interpolate(ds, feature="age", method="gam", steps=3, gam_lam=" AUTO ")
+    assert isinstance(auto.lam, np.ndarray)
+    for kwargs, message in [(dict(grid="30,x"), "--grid must be comma-separated numbers"),
+                            (dict(gam_lam="big"), "--gam-lam"), (dict(gam_lam=-1), "--gam-lam"),
+                            (dict(steps=1), "at least 2"), (dict(steps="many"), "at least 2")]:
+        with pytest.raises(SeegaanError, match=message):
+            seegaan.interpolate(ds, feature="age", method="linear", **kwargs)

@@ -13,7 +13,7 @@ import seegaan
 from seegaan._errors import SeegaanError
 from seegaan.stats import TFCE, Cluster, MaxD, MaxT, SeegaanWarning, as_correction
 
-from ._decoders import linear8, make_linear, planted
+from ._decoders import linear8, planted
 from .conftest import make_cohort
 
 

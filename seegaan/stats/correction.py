@@ -59,7 +59,11 @@ class PValues:
         return {}
 
 
-def as_correction(correction="maxt", **options):
+#: what ``correction=`` takes besides a name
+CorrectionOptions = MaxT | MaxD | TFCE | Cluster | PValues
+
+
+def as_correction(correction="maxt", **options) -> CorrectionOptions:
     """The options object of a correction given by name (or as such an object) and command-line options.
 
     Parameters

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from seegaan._choices import Alternative, Backend
 from seegaan._errors import SeegaanError
 from seegaan._progress import Progress, no_progress
 from seegaan.stats.permutation import PermutationPlan
+
+if TYPE_CHECKING:
+    from seegaan.stats.correction import CorrectionOptions
 
 #: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M)
 NullMaps = Callable[[np.ndarray], np.ndarray]
@@ -110,7 +113,8 @@ class PermutationTest:
     messages: tuple[str, ...] = ()
 
 
-def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: PermutationPlan, *, correction,
+def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: PermutationPlan, *,
+                     correction: CorrectionOptions,
                      family: np.ndarray | None = None, alpha: float = 0.05, alternative: Alternative = "two-sided",
                      batch_size: int = 16, null_cache_mb: float = 1024, backend: Backend = "numba",
                      progress: Progress | None = None) -> PermutationTest:

@@ -8,6 +8,7 @@ two-sided test uses the larger of the two.
 from __future__ import annotations
 
 import contextlib
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +44,13 @@ class _Spatial(FamilyWise):
     def statistic(self) -> PixelStatistic:
         return PermutationSD()
 
+    @abstractmethod
     def _null_score(self, z: np.ndarray, shape, backend) -> np.ndarray:
         """The largest score of each map of a batch of signed statistic maps (nb, M)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _observed_p(self, z: np.ndarray, null_max: np.ndarray, backend) -> tuple[np.ndarray, np.ndarray]:
         """(where the map scores, its p-values) for one signed observed statistic map of the shape (K, H, W)."""
-        raise NotImplementedError
 
     def null_maxima(self, batch, scale, code, shape, backend: Backend):
         out = np.full(batch.shape[0], -np.inf)
