@@ -68,6 +68,64 @@ def _lock_missing(folder: Path):
         pass
 
 
+# ---- data side (issue #12)
+def _png(folder: Path, name: str, side: int = 20) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.arange(side * side) % 251).astype("uint8").reshape(side, side)).save(path)
+    return path
+
+
+def _bomb(folder: Path) -> Path:
+    import struct
+    import zlib
+
+    path = _png(folder, "bomb.png")
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", 30000, 30000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _csv(folder: Path, name: str, columns: dict) -> Path:
+    import pandas as pd
+
+    path = folder / name
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return path
+
+
+def _load(folder: Path, table_columns: dict | None = None, **kw):
+    from seegaan.data import load_dataset
+
+    _png(folder / "imgs", "a.png")
+    table = None if table_columns is None else _csv(folder, "t.csv", table_columns)
+    return load_dataset(folder / "imgs", table, size=8, **kw)
+
+
+def _read_bomb(folder: Path):
+    from seegaan.data import read_image
+
+    return read_image(_bomb(folder))
+
+
+def _salt_from_missing_env(folder: Path):
+    saved = os.environ.pop("SEEGAAN_ID_SALT", None)
+    try:
+        return _load(folder, pseudonymize=True)
+    finally:
+        if saved is not None:
+            os.environ["SEEGAAN_ID_SALT"] = saved
+
+
+def _id_map_without_pseudonyms(folder: Path):
+    return _load(folder).write_id_map(folder / "map.csv")
+
+
 CASES: list[tuple[str, Callable[[Path], object], str]] = [
     # ---- seegaan._io: output paths
     ("output exists without --overwrite",
@@ -95,6 +153,20 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     # ---- seegaan._io: folder locks
     ("output folder locked by another run", _lock_twice, "is writing to"),
     ("locked folder missing", _lock_missing, "does not exist; create it first"),
+    # ---- data: images, tables, cohort column names, pseudonyms (issue #12)
+    ("PNG header claims 30000x30000 pixels", _read_bomb, "image too large: 30000x30000 pixels"),
+    ("numeric column with a '>90' cell",
+     lambda t: _load(t, {"image_id": list("abcdef"), "age": ["50", ">90", "60", "70", "80", "44"]}),
+     "column 'age' is numeric except for 1 cell(s): '>90' at row 2 (image_id b)"),
+    ("two columns sanitise to one cohort name",
+     lambda t: _load(t, {"image_id": ["a"], "heart rate": [1], "heart_rate": [2]}), "both become 'heart_rate'"),
+    ("clinical column named w", lambda t: _load(t, {"image_id": ["a"], "w": [1]}), "reserved"),
+    ("table without the id column", lambda t: _load(t, {"id": ["a"]}),
+     "has no column 'image_id'"),
+    ("pseudonymize=True without SEEGAAN_ID_SALT", _salt_from_missing_env,
+     "set the environment variable SEEGAAN_ID_SALT"),
+    ("pseudonymisation salt too short", lambda t: _load(t, pseudonymize="abc"), "at least 8 characters"),
+    ("id map without pseudonyms", _id_map_without_pseudonyms, "the ids are not pseudonymised"),
 ]
 
 

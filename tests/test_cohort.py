@@ -85,3 +85,32 @@ def test_import_is_light():
             "print(any(m in sys.modules for m in ('torch', 'numba', 'matplotlib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_columns_netcdf_cannot_name_are_kept_renamed(tmp_path):
+    # issue #12: "heart rate" vanished on save (xarray warning only) and "BMI/kg" crashed save_cohort
+    from seegaan.cohort import clinical_features, create_cohort
+
+    table = pd.DataFrame({"image_id": ["a", "b", "c"], "heart rate": [60.0, 70.0, np.nan],
+                          "BMI/kg": [20.0, 25.0, 30.0], "x-y": [1, 2, 3]})
+    ds = create_cohort(np.zeros((3, 4)), table)
+    save_cohort(ds, tmp_path / "c.nc")
+    back = open_cohort(tmp_path / "c.nc")
+    assert set(clinical_features(back)) == {"heart_rate", "BMI_kg", "x-y"}
+    assert back["heart_rate"].attrs["original_name"] == "heart rate"
+    assert back["BMI_kg"].attrs["original_name"] == "BMI/kg" and "original_name" not in back["x-y"].attrs
+    np.testing.assert_array_equal(back["BMI_kg"].values, [20.0, 25.0, 30.0])
+    assert "'heart rate' -> heart_rate" in back.attrs["renamed_columns"]
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"heart rate": [1], "heart_rate": [2]}, "both become 'heart_rate'"),
+    ({"BMI/kg": [1], "BMI kg": [2]}, "both become 'BMI_kg'"),
+    ({"image id": [1]}, "would be named 'image_id'"),
+    ({"w": [1]}, "reserved"),
+])
+def test_create_refuses_names_that_clash(columns, message):
+    from seegaan.cohort import create_cohort
+
+    with pytest.raises(SeegaanError, match=message):
+        create_cohort(np.zeros((1, 2)), pd.DataFrame({"image_id": ["a"], **columns}))

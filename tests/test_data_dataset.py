@@ -221,3 +221,144 @@ def test_check_data_cli(tmp_path):
     assert "im2.png" in (tmp_path / "skipped.csv").read_text()
     res = runner.invoke(app, ["check-data", str(tmp_path / "nothing")])
     assert res.exit_code == 2 and "no such folder" in res.output
+
+
+# ------------------------------------------------------------------ issue #12: bad input, data side
+def _png(path, seed=0, side=20):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.random.default_rng(seed).random((side, side)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _cli(*args, env=None):
+    from typer.testing import CliRunner
+
+    from seegaan.cli.app import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def test_repeated_file_names_get_relative_path_ids(tmp_path):
+    for i in range(12):
+        _png(tmp_path / "imgs" / f"patient{i}" / "IM-0001-0001.png", seed=i)
+    data = load_dataset(tmp_path / "imgs", size=8)
+    assert len(data) == 12 and data.counts["duplicate_files"] == 0
+    assert data.image_ids[:2] == ["patient0/IM-0001-0001", "patient1/IM-0001-0001"]
+    pd.DataFrame({"image_id": data.image_ids, "age": range(12)}).to_csv(tmp_path / "t.csv", index=False)
+    joined = load_dataset(tmp_path / "imgs", tmp_path / "t.csv", size=8)
+    assert list(joined.table["age"]) == list(range(12))
+    result = _cli("check-data", tmp_path / "imgs", "--size", 8)
+    assert result.exit_code == 0 and "usable images: 12" in result.output
+    assert "paths relative to" in result.output
+    # unique file names keep their plain ids
+    unique = load_dataset([tmp_path / "imgs" / "patient0" / "IM-0001-0001.png"], size=8)
+    assert unique.image_ids == ["IM-0001-0001"]
+
+
+def test_report_names_the_skipped_files(tmp_path):
+    _png(tmp_path / "imgs" / "good.png")
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    _png(tmp_path / "imgs" / "a" / "x.png")
+    (tmp_path / "imgs" / "a" / "x.npy").write_bytes(b"")  # empty, same id
+    report = load_dataset(tmp_path / "imgs", size=8).report()
+    assert "skipped files: 2" in report
+    assert "broken.png: cannot read the image header" in report and "x.npy: the file is empty" in report
+
+
+def test_numeric_column_with_a_few_text_cells_is_refused(tmp_path):
+    from seegaan.data import read_table
+
+    _png(tmp_path / "imgs" / "a.png")
+    table = pd.DataFrame({"image_id": list("abcdefgh"), "age": ["50", "61", ">90", "70", "", "44", "39", "80"],
+                          "sex": list("MFMFMFMF"), "grade": ["1", "2", "3a", "3b", "2", "1", "4", "x"]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(SeegaanError, match=r"column 'age' is numeric except for 1 cell\(s\): '>90' at row 3 "
+                                           r"\(image_id c\); fix those cells or blank them.*text_columns") as err:
+        read_table(tmp_path / "t.csv", str_columns=["image_id"], text_columns=["grade"])
+    assert "\n" not in str(err.value)
+    with pytest.raises(SeegaanError, match="column 'grade'"):  # 3 of 8 cells are text: still refused
+        load_dataset(tmp_path / "imgs", tmp_path / "t.csv", size=8, text_columns=["age"])
+    data = load_dataset(tmp_path / "imgs", tmp_path / "t.csv", size=8, text_columns=["age", "grade"])
+    assert data.table["age"].iat[0] == "50"
+    result = _cli("check-data", tmp_path / "imgs", "--table", tmp_path / "t.csv", "--size", 8)
+    assert result.exit_code != 0 and "'>90'" in result.output
+    result = _cli("check-data", tmp_path / "imgs", "--table", tmp_path / "t.csv", "--size", 8,
+                  "--text-column", "age", "--text-column", "grade")
+    assert result.exit_code == 0, result.output
+    # a DataFrame table gets the same check; a clean numeric column passes untouched
+    with pytest.raises(SeegaanError, match="column 'age'"):
+        load_dataset(tmp_path / "imgs", table, size=8, text_columns=["grade"])
+    assert read_table(tmp_path / "t.csv", text_columns=["age", "grade"])["sex"].tolist() == list("MFMFMFMF")
+
+
+def test_missing_values_per_column_and_renamed_columns_in_report(tmp_path):
+    for name in "abcd":
+        _png(tmp_path / "imgs" / f"{name}.png")
+    pd.DataFrame({"image_id": list("abcd"), "age": [50, None, 60, None], "heart rate": [1, 2, 3, None],
+                  "sex": ["M", "", "F", "F"]}).to_csv(tmp_path / "t.csv", index=False)
+    result = _cli("check-data", tmp_path / "imgs", "--table", tmp_path / "t.csv", "--size", 8)
+    assert result.exit_code == 0, result.output
+    assert "  age: 2 (50.0%)" in result.output and "  heart rate: 1 (25.0%)" in result.output
+    assert "  sex: 1 (25.0%)" in result.output
+    assert "'heart rate' -> heart_rate" in result.output
+
+
+def test_columns_that_clash_in_a_cohort_are_refused_before_any_work(tmp_path):
+    _png(tmp_path / "imgs" / "a.png")
+    pd.DataFrame({"image_id": ["a"], "heart rate": [1], "heart_rate": [2]}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(SeegaanError, match="'heart rate' and 'heart_rate' both become 'heart_rate'|"
+                                           "'heart_rate' and 'heart rate' both become"):
+        load_dataset(tmp_path / "imgs", tmp_path / "t.csv", size=8)
+    pd.DataFrame({"image_id": ["a"], "w": [1]}).to_csv(tmp_path / "w.csv", index=False)
+    with pytest.raises(SeegaanError, match="'w'.*reserved"):
+        load_dataset(tmp_path / "imgs", tmp_path / "w.csv", size=8)
+
+
+def test_pseudonymize_replaces_ids_and_keeps_the_splits(tmp_path, monkeypatch):
+    for i in range(10):
+        _png(tmp_path / "imgs" / f"PHI-1234{i}_DOE_JANE.png", seed=i)
+    plain = load_dataset(tmp_path / "imgs", size=8)
+    assert len(plain.identifier_like_ids()) == 10
+    assert "10 ids look like they may carry identifiers (e.g. PHI-12340_DOE_JANE" in plain.report()
+    data = load_dataset(tmp_path / "imgs", size=8, pseudonymize="a-long-secret-salt")
+    assert all(i.startswith("img-") and len(i) == 20 for i in data.image_ids)
+    assert all(p.startswith("pat-") for p in data.table["patient_id"])
+    assert list(data.table["split"]) == list(plain.table["split"])  # drawn on the original ids
+    assert "DOE" not in data.table.to_csv() and "look like" not in data.report()
+    assert data.image_ids == load_dataset(tmp_path / "imgs", size=8, pseudonymize="a-long-secret-salt").image_ids
+    assert data.image_ids != load_dataset(tmp_path / "imgs", size=8, pseudonymize="another-secret").image_ids
+    assert "a-long-secret-salt" not in repr(data.attrs) + data.report()
+    monkeypatch.setenv("SEEGAAN_ID_SALT", "a-long-secret-salt")
+    assert load_dataset(tmp_path / "imgs", size=8, pseudonymize=True).image_ids == data.image_ids
+    assert set(data.id_map["original"]) >= set(plain.image_ids)
+    # CLI: the salt from the environment, the mapping only when asked
+    result = _cli("check-data", tmp_path / "imgs", "--size", 8)
+    assert "consider --pseudonymize" in result.output
+    result = _cli("check-data", tmp_path / "imgs", "--size", 8, "--pseudonymize", "--id-map", tmp_path / "map.csv")
+    assert result.exit_code == 0, result.output
+    assert "ids: pseudonymised" in result.output and "DOE" not in result.output.split("usable images")[1]
+    mapping = pd.read_csv(tmp_path / "map.csv")
+    assert set(mapping["pseudonym"]) >= set(data.image_ids)
+    monkeypatch.delenv("SEEGAAN_ID_SALT")
+    result = _cli("check-data", tmp_path / "imgs", "--size", 8, "--pseudonymize")
+    assert result.exit_code != 0 and "SEEGAAN_ID_SALT" in result.output
+
+
+def test_looks_identifying_rule():
+    from seegaan.data.dataset import looks_identifying
+
+    assert looks_identifying("PHI-12345_DOE_JANE") and looks_identifying("scan_20240131")
+    assert looks_identifying("Smith_John/IM-0001")
+    assert not looks_identifying("IM-0001-0001") and not looks_identifying("patient1/IM-0001-0001")
+    assert not looks_identifying("mhh_c3829ecb") and not looks_identifying("im3")
+    assert not looks_identifying("kermany_NORMAL2-IM-0969-0001")
+
+
+def test_check_data_refuses_a_bad_skipped_path_before_scanning(tmp_path):
+    _png(tmp_path / "imgs" / "a.png")
+    result = _cli("check-data", tmp_path / "imgs", "--size", 8, "--skipped", tmp_path / "skipped.nc")
+    assert result.exit_code != 0 and "give a .csv or .tsv path" in result.output
+    pd.DataFrame({"image_id": ["a"]}).to_csv(tmp_path / "t.csv", index=False)
+    result = _cli("check-data", tmp_path / "imgs", "--table", tmp_path / "t.csv", "--size", 8, "--skipped",
+                  tmp_path / "t.csv", "--overwrite")
+    assert result.exit_code != 0 and "is the input" in result.output

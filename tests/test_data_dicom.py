@@ -192,3 +192,18 @@ def test_extensionless_dicom_with_dots_in_the_name(tmp_path, ramp):
     data = load_dataset(folder, size=16)
     assert sorted(data.table["image_id"]) == ["1.2.840.99.1", "1.2.840.99.2"]
     assert data.counts["formats"] == "dicom 2" and data.counts["ignored_files"] == 1
+
+
+def test_free_text_view_position_is_dropped_and_counted(tmp_path, ramp):
+    # issue #12: ViewPosition keeps its DICOM defined terms only; free text never reaches the table
+    folder = tmp_path / "dcm"
+    folder.mkdir()
+    make_dicom(folder / "a.dcm", ramp, view="PA")
+    make_dicom(folder / "b.dcm", ramp, view="DOE JANE PORT")
+    make_dicom(folder / "c.dcm", ramp, view="LL")
+    assert "ViewPosition" not in dicom_header(folder / "b.dcm")
+    data = load_dataset(folder, size=8)
+    views = data.table.set_index("image_id")["view"]
+    assert views["a"] == "PA" and views["c"] == "LL" and views.isna()["b"]
+    assert "DOE" not in data.table.to_csv() + repr(data.headers)
+    assert "outside their defined terms, left blank: ViewPosition 1" in data.report()

@@ -119,3 +119,53 @@ def test_image_id_keeps_dots():
     assert image_id_from_path("a/CR.1.2.840.113.png") == "CR.1.2.840.113"
     assert image_id_from_path("a/1.2.3.4") == "1.2.3.4"
     assert image_id_from_path("x.DCM") == "x"
+
+
+def _bomb_png(path, width=30000, height=30000):
+    """A small PNG whose IHDR claims ``width x height`` pixels (CRC fixed): a decompression bomb header."""
+    import struct
+    import zlib
+
+    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_decompression_bomb_is_refused_on_read_and_probe(tmp_path):
+    from typer.testing import CliRunner
+
+    from seegaan.cli.app import app
+    from seegaan.data import load_dataset
+
+    (tmp_path / "imgs").mkdir()
+    bomb = _bomb_png(tmp_path / "imgs" / "bomb.png")
+    with pytest.raises(SeegaanError, match="image too large: 30000x30000 pixels"):
+        read_image(bomb)
+    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "imgs" / "ok.png")
+    data = load_dataset(tmp_path / "imgs", size=8)  # the probe (header only) catches it
+    assert data.image_ids == ["ok"]
+    assert "image too large: 30000x30000 pixels" in data.skipped[0][1]
+    result = CliRunner().invoke(app, ["check-data", str(tmp_path / "imgs"), "--size", "8"])
+    assert result.exit_code == 0, result.output
+    assert "files skipped at loading (unreadable, bad header): 1" in result.output
+    assert "bomb.png: image too large: 30000x30000 pixels" in result.output
+
+
+def test_image_above_pillow_limit_is_refused_not_warned(tmp_path, monkeypatch):
+    # between MAX_IMAGE_PIXELS and twice it Pillow only warns: refused all the same, at probe and read
+    import warnings
+
+    from seegaan.data import load_dataset
+
+    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "a.png")
+    Image.fromarray(np.arange(100, dtype=np.uint8).reshape(10, 10)).save(tmp_path / "b.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SeegaanError, match="image too large: 20x20 pixels"):
+            read_image(tmp_path / "a.png")
+        data = load_dataset(tmp_path, size=8)
+    assert data.image_ids == ["b"] and data.counts["probe_failures"] == 1

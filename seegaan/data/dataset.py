@@ -54,14 +54,16 @@ _COMMON_ID_WORDS = frozenset({"im", "img", "image", "images", "patient", "pat", 
 def looks_identifying(value) -> bool:
     """True when an id looks like it may carry a name, a record number or a date.
 
-    The rule is deliberately simple (a warning, not a guarantee): at least two alphabetic words of two
-    or more letters that are not common file-name words (``IM``, ``patient``, ``PA``, ...), e.g.
+    The rule is deliberately simple (a warning, not a guarantee): at least two purely alphabetic words
+    (parts between non-alphanumerics) of two or more letters that are not common file-name words
+    (``IM``, ``patient``, ``PA``, ...), e.g.
     ``PHI-12345_DOE_JANE``; or a run of six or more digits (medical record numbers, ``20240131``).
     """
     text = str(value)
     if re.search(r"\d{6,}", text):
         return True
-    words = [w for w in re.findall(r"[^\W\d_]{2,}", text) if w.lower() not in _COMMON_ID_WORDS]
+    words = [w for w in re.split(r"[\W_]+", text)
+             if len(w) >= 2 and w.isalpha() and w.lower() not in _COMMON_ID_WORDS]
     return len(words) >= 2
 
 
