@@ -410,8 +410,8 @@ class ImageSet:
         return lines
 
 
-def _images_and_listing(images, path_column: str | None, text_columns: Sequence[str] = ()) -> tuple[list[Path], pd.DataFrame | None, str | None,
-                                                                  int, str]:
+def _images_and_listing(images, path_column: str | None, text_columns: Sequence[str] = ()
+                        ) -> tuple[list[Path], pd.DataFrame | None, str | None, int, str]:
     """Resolve ``images`` to files; returns (files, listing table, its path column, ignored, source)."""
     if isinstance(images, (list, tuple)):
         files = [Path(p) for p in images]
