@@ -167,6 +167,7 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
      "set the environment variable SEEGAAN_ID_SALT"),
     ("pseudonymisation salt too short", lambda t: _load(t, pseudonymize="abc"), "at least 8 characters"),
     ("id map without pseudonyms", _id_map_without_pseudonyms, "the ids are not pseudonymised"),
+    ("negative split seed", lambda t: _load(t, seed=-1), "the split seed must be a non-negative integer"),
 ]
 
 

@@ -210,6 +210,8 @@ def patient_splits(patient_id: Sequence, *, split: Sequence[float] = (0.8, 0.1, 
     numpy.ndarray of str, length n_images
     """
     fractions = check_fractions(split)
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+        raise SeegaanError(f"the split seed must be a non-negative integer; got {seed}")
     rng = np.random.default_rng(seed)
     pid = pd.Series([str(p) for p in patient_id])
     patients = pd.Index(pid.unique()).sort_values()
