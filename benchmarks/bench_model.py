@@ -182,7 +182,7 @@ def gpu_main(args) -> dict:
 def decode_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, repeat: int) -> None:
     from seegaan.model import keep_freed_memory
 
-    # as a checkpoint decoder does (SEEGAAN_KEEP_FREED_MEMORY=0 measures without it)
+    # as the seegaan commands that decode on the CPU do (SEEGAAN_KEEP_FREED_MEMORY=0 measures without it)
     res["decode_keeps_freed_memory"] = keep_freed_memory()
     for name, cfg, batch in (("paper256", paper, 4), ("small64", small, 32)):
         flops = conv_flops_per_image(cfg) / 1e9

@@ -1,4 +1,4 @@
-"""seegaan.decoder: resolving decoder specs (module:attr, callable, checkpoint) and checking what they return."""
+"""seegaan.decoder: resolving decoder specs (module:attr, callable, checkpoint) and checking the images."""
 
 from __future__ import annotations
 
