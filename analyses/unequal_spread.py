@@ -1,9 +1,9 @@
 """Calibration of max-T when the groups differ in spread (issue #11): plain vs Welch-studentised.
 
 Null cohorts of 120 vs 30 single-image patients (boolean feature ``sick``, class-mean trajectory from the
-healthy to the sick mean latent), equal means, the sick minority twice as variable in latent space; two
-nonlinear decoders written here (a random softplus/tanh MLP, 12 latents -> 16x16) and the tests'
-``planted`` decoder (8 latents -> 8x8). For every cohort the same pre-drawn permutation plan feeds
+healthy to the sick mean latent), equal means, the sick minority twice as variable in latent space; decoders: a random softplus/tanh MLP
+written here (12 latents -> 16x16, not developed on), the tests' ``planted`` (8 latents -> 8x8, mildly
+nonlinear) and ``linear16`` (16 latents -> 12x12, where the delta method is exact). For every cohort the same pre-drawn permutation plan feeds
 
 ``plain``
     the current max-T: z = d / (permutation SD over the B + 1 maps), max over pixels and steps 1..K-1
@@ -12,6 +12,9 @@ nonlinear decoders written here (a random softplus/tanh MLP, 12 latents -> 16x16
 ``welch-mean``
     z_b = d_b / se_b, se_b the Welch SE of the linearised images u = J(w - w̄), J at the cohort mean,
     from the permutation's own groups (seegaan._welch);
+``welch-mean-z``
+    welch-mean with every t mapped through its own Welch–Satterthwaite df to |z| (PALM's v -> z) before
+    the max;
 ``welch-step``
     the same with one J per trajectory step (J at w(t_k) of the observed trajectory).
 
@@ -47,7 +50,7 @@ try:  # the statistics are moving into seegaan.stats
 except ImportError:  # pragma: no cover
     from seegaan.permutation import draw_permutations
 
-from tests._decoders import planted  # noqa: E402
+from tests._decoders import linear16, planted  # noqa: E402
 
 ALPHA = 0.05
 STEPS = 5
@@ -77,7 +80,8 @@ def make_mlp(latent=12, size=16, hidden=32, seed=2024):
 
 mlp = make_mlp()
 planted.latent = 8
-DECODERS = {"mlp": mlp, "planted": planted}
+linear16.latent = 16
+DECODERS = {"mlp": mlp, "planted": planted, "linear16": linear16}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,6 +131,18 @@ def _studentised_maxt(observed, null, se_obs, se_null, family):
     return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (len(null) + 1), 1.0)
 
 
+def _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, family):
+    """As :func:`_studentised_maxt` with every Welch t mapped through its own df to |z| first."""
+    def zmap(d, se, dof):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(family & (se > 0), np.abs(d.astype(np.float64)) / se, np.nan)
+        return _welch.t_to_z(t, dof)
+
+    z_obs = zmap(observed, se_obs, dof_obs)
+    null_max = np.array([zmap(null[b], se_null[b], dof_null[b]).max() for b in range(len(null))])
+    return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (len(null) + 1), 1.0)
+
+
 def _plain_maxt(observed, null, family):
     """The engine's max-T: SD over all B + 1 maps (observed included), as seegaan.sequence computes it."""
     B = len(null)
@@ -154,8 +170,8 @@ def _check_against_sequence(interp, dec, B, seed, p_plain, K, M):
     return "plain max-T identical to seegaan.sequence" if same else "plain max-T DIFFERS from seegaan.sequence"
 
 
-def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0, methods=("plain", "welch-mean",
-                                                                                       "welch-step")):
+def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0,
+              methods=("plain", "welch-mean", "welch-mean-z", "welch-step")):
     rng = np.random.default_rng(seed)
     D = dec.latent
     hits = {m: 0 for m in methods}
@@ -187,6 +203,12 @@ def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0, methods=("
             se_obs = _welch.welch_se(u, groups, ident, plan.scheme, t=t)[0].reshape(-1)
             se_null = _welch.welch_se(u, groups, plan.indices, plan.scheme, t=t).reshape(B, -1)
             p["welch-mean"] = _studentised_maxt(observed, null, se_obs, se_null, family)
+        if "welch-mean-z" in methods:
+            u = _welch.linearise(dec, W)
+            se_obs, dof_obs = (x[0].reshape(-1) for x in _welch.welch_se(u, groups, ident, plan.scheme, t=t, df=True))
+            se_null, dof_null = (x.reshape(B, -1) for x in _welch.welch_se(u, groups, plan.indices, plan.scheme, t=t,
+                                                                            df=True))
+            p["welch-mean-z"] = _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, family)
         if "welch-step" in methods:
             terms = _welch.class_mean_terms(_welch.linearise(dec, W, at=interp.trajectory), t)
             se_obs = _welch.welch_se(terms, groups, ident, plan.scheme)[0].reshape(-1)
@@ -236,6 +258,8 @@ SCENARIOS = {
     "mlp-sd2-power": ("class", "mlp", dict(sd_ratio=2.0, shift_size=1.2)),
     "planted-sd2-null": ("class", "planted", dict(sd_ratio=2.0)),
     "planted-sd1-null": ("class", "planted", dict(sd_ratio=1.0)),
+    "lin16-sd2-null": ("class", "linear16", dict(sd_ratio=2.0)),
+    "lin16-sd1-null": ("class", "linear16", dict(sd_ratio=1.0)),
     "linear-sdx2-null": ("numeric", "mlp", dict(method="linear")),
     "gam-sdx2-null": ("numeric", "mlp", dict(method="gam")),
 }

@@ -23,7 +23,9 @@ class_mean_terms
 group_indicator
     Which *latent* sits in group B under each permutation row (the plan conventions, see below).
 iter_welch_se / welch_se
-    Per-permutation Welch SE maps from group sums, streamed in batches.
+    Per-permutation Welch SE maps (and Welch–Satterthwaite df) from group sums, streamed in batches.
+t_to_z
+    Welch t through its own df onto the normal scale (PALM's v -> z) before the max over pixels.
 iter_hc_se / hc_se
     Heteroscedasticity-consistent SE of ``L u`` for any linear trajectory (linear, GAM): numeric features.
 inverse_se
@@ -247,7 +249,7 @@ def _group_var(S1: np.ndarray, S2: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def iter_welch_se(u, groups: np.ndarray, plans: np.ndarray, scheme: str, *, t: np.ndarray | None = None,
-                  batch_size: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+                  batch_size: int = 64, df: bool = False) -> Iterator[tuple]:
     """Yield ``(start, se)`` for consecutive batches of permutation rows.
 
     Parameters
@@ -263,13 +265,18 @@ def iter_welch_se(u, groups: np.ndarray, plans: np.ndarray, scheme: str, *, t: n
     t : array (K,), optional
         One J only: the grid of the class-mean trajectory; se is then (nb, K, M) = ``|t_k - t_0| se``.
     batch_size : int
-        Rows per batch; the results do not depend on it.
+        Rows per batch; the results do not depend on it (group sums are exact, see ``_fixed_point``).
+    df : bool
+        Also yield the Welch–Satterthwaite degrees of freedom of every pixel (same shape as se), for
+        :func:`t_to_z`.
 
     Yields
     ------
     start : int
     se : ndarray float64, (nb, M), or (nb, K, M) with ``t`` or per-step terms;
         ``sqrt(s²_A / n_A + s²_B / n_B)`` of the permuted groups, 0 where both groups are constant.
+    dof : ndarray (with ``df=True``)
+        ``(vA + vB)² / (vA² / (n_A - 1) + vB² / (n_B - 1))`` with ``vG = s²_G / n_G``; NaN where se is 0.
     """
     plans = np.atleast_2d(np.asarray(plans, dtype=np.int64))
     per_step = isinstance(u, (tuple, list))
@@ -303,16 +310,49 @@ def iter_welch_se(u, groups: np.ndarray, plans: np.ndarray, scheme: str, *, t: n
             se2 = (np.where(nA[:, None] > 0, varA / np.maximum(nA, 1)[:, None], 0.0)
                    + np.where(nB[:, None] > 0, varB / np.maximum(nB, 1)[:, None], 0.0))
         se = np.sqrt(se2)
+        if df:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vA = varA / np.maximum(nA, 1)[:, None]
+                vB = varB / np.maximum(nB, 1)[:, None]
+                den = (np.where(nA[:, None] > 1, vA * vA / np.maximum(nA - 1, 1)[:, None], 0.0)
+                       + np.where(nB[:, None] > 1, vB * vB / np.maximum(nB - 1, 1)[:, None], 0.0))
+                dof = np.where(se2 > 0, se2 * se2 / den, np.nan)
         if per_step:
             se = se.reshape(len(ind), K, M)
+            dof = dof.reshape(len(ind), K, M) if df else None
         elif scale_t is not None:
             se = scale_t[None, :, None] * se[:, None, :]
-        yield start, se
+            dof = np.broadcast_to(dof[:, None, :], se.shape).copy() if df else None
+        yield (start, se, dof) if df else (start, se)
 
 
-def welch_se(u, groups, plans, scheme, *, t=None, batch_size: int = 64) -> np.ndarray:
-    """All per-permutation Welch SE maps at once (see :func:`iter_welch_se`; memory B x M (x K))."""
-    return np.concatenate([se for _, se in iter_welch_se(u, groups, plans, scheme, t=t, batch_size=batch_size)])
+def welch_se(u, groups, plans, scheme, *, t=None, batch_size: int = 64, df: bool = False):
+    """All per-permutation Welch SE maps at once (see :func:`iter_welch_se`; memory B x M (x K)).
+
+    Returns se, or ``(se, dof)`` with ``df=True``.
+    """
+    parts = list(iter_welch_se(u, groups, plans, scheme, t=t, batch_size=batch_size, df=df))
+    se = np.concatenate([p[1] for p in parts])
+    return (se, np.concatenate([p[2] for p in parts])) if df else se
+
+
+def t_to_z(t: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """|t| with ``dof`` degrees of freedom -> the |z| of the same two-sided tail probability.
+
+    Welch's statistic of a small, variable group has heavier tails (fewer df) than that of a permuted,
+    mixed group; a max over pixels reaches far into them. Mapping every t through its own df onto the
+    normal scale (PALM's v -> z, Winkler et al. 2014) makes pixels and permutations comparable.
+    ``-inf`` where t or dof is not finite (an untestable pixel); ``inf`` dof is the normal.
+    """
+    from scipy import special
+
+    t = np.abs(np.asarray(t, dtype=np.float64))
+    dof = np.asarray(dof, dtype=np.float64)
+    ok = np.isfinite(t) & (dof > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = special.stdtr(np.where(ok, dof, 1.0), -np.where(ok, t, 0.0))   # P(T <= -|t|)
+        z = -special.ndtri(lower)
+    return np.where(ok, z, -np.inf)
 
 
 # --------------------------------------------------------------------------------------------------

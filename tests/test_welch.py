@@ -136,3 +136,26 @@ def test_hc_se_of_a_class_mean_map_is_the_pooled_residual_sandwich():
         want = np.sqrt(n / (n - 1) * (r2[g == 1].sum(0) / nB**2 + r2[g == 0].sum(0) / nA**2))
         np.testing.assert_allclose(se[b, 1], want, rtol=1e-10)
     assert not se[:, 0].any()
+
+
+def test_welch_df_and_t_to_z():
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    n = 36
+    groups = (np.arange(n) < 9).astype(int)
+    u = rng.standard_normal((n, 4)) * (1 + 2 * groups[:, None])
+    rows = np.vstack([np.arange(n), draw_permutations(np.arange(n).astype(str), 6, seed=5).indices])
+    se, dof = _welch.welch_se(u, groups, rows, "image", df=True, batch_size=4)
+    for b, idx in enumerate(rows):
+        g = np.empty_like(groups)
+        g[idx] = groups
+        vA = np.var(u[g == 0], axis=0, ddof=1) / (g == 0).sum()
+        vB = np.var(u[g == 1], axis=0, ddof=1) / (g == 1).sum()
+        want = (vA + vB) ** 2 / (vA**2 / ((g == 0).sum() - 1) + vB**2 / ((g == 1).sum() - 1))
+        np.testing.assert_allclose(dof[b], want, rtol=1e-10)
+    t = np.array([0.5, 2.5, 6.0, 30.0])
+    z = _welch.t_to_z(t, np.array([5.0, 12.0, 40.0, 8.0]))
+    np.testing.assert_allclose(z, stats.norm.isf(stats.t.sf(t, [5, 12, 40, 8])), rtol=1e-6)
+    assert (z < t).all()                                   # heavier tails: the same t is less extreme
+    assert np.isneginf(_welch.t_to_z(np.array([np.nan, 1.0]), np.array([10.0, np.nan]))).all()
