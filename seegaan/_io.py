@@ -7,6 +7,8 @@
 * :func:`atomic_path` -- write to a hidden temporary ``.NAME.pidPID.XXXXXXXX.part`` beside the target,
   then ``os.replace`` it onto the target; on any exception (KeyboardInterrupt, and SIGTERM inside
   :func:`terminate_cleanly`, included) the temporary file is removed and the target is untouched.
+  Ctrl-C (and SIGTERM/SIGHUP) during the write is deferred to its end, so that no writer (netCDF4/HDF5
+  holds a file lock) is torn down half-way; a second Ctrl-C interrupts at once.
   The output gets the usual ``0o666 & ~umask`` permissions, not ``mkstemp``'s 0600.
 * :func:`clean_stale_parts` -- remove the ``.part`` leftovers of writers that died (SIGKILL, power
   loss); :func:`atomic_path` does it for its own target before writing.
@@ -324,6 +326,62 @@ def clean_stale_parts_note(path: str | os.PathLike, *, older_than_s: float | Non
 
 # ---------------------------------------------------------------------------------------- atomic_path
 
+class _DeferSignals:
+    """Hold back SIGINT/SIGTERM/SIGHUP while a file is written; deliver them once it is safe.
+
+    The first arrival of each signal is recorded; a second arrival of the same signal raises at once
+    (KeyboardInterrupt for SIGINT, :class:`Terminated` otherwise). Signals whose handler is ``SIG_IGN``
+    are left alone. Only in the main thread (elsewhere signal handlers cannot be set, and Python delivers
+    signals to the main thread anyway).
+    """
+
+    def __init__(self):
+        self.pending: list[int] = []
+        self.previous: dict = {}
+
+    def _handler(self, signum, frame):
+        if signum in self.pending:  # the user insists: stop now (the .part is cleaned by a later run)
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        self.pending.append(signum)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            s = getattr(signal, name, None)
+            if s is None:
+                continue
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                old = signal.getsignal(s)
+                if old is signal.SIG_IGN:
+                    continue
+                signal.signal(s, self._handler)
+                self.previous[s] = old
+
+    def restore(self) -> None:
+        for s, old in self.previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(s, old if old is not None else signal.SIG_DFL)
+        self.previous = {}
+
+    def deliver(self) -> None:
+        """Restore the handlers, then act on the first held-back signal as the process would have.
+
+        SIGINT under Python's default handler raises KeyboardInterrupt; any other handler is run by
+        re-raising the signal (SIG_DFL for SIGTERM ends the process). If the handler returns, the
+        signal's exception is raised anyway: the write it interrupted was abandoned.
+        """
+        self.restore()
+        if not self.pending:
+            return
+        signum = self.pending[0]
+        self.pending = []
+        if signum == signal.SIGINT and signal.getsignal(signum) is signal.default_int_handler:
+            raise KeyboardInterrupt
+        signal.raise_signal(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = (),
                 suffixes: str | Iterable[str] | None = None, others: Iterable = ()) -> Iterator[Path]:
@@ -337,12 +395,22 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
     temporary file is removed, ``path`` is left untouched, and the exception propagates. SIGKILL cannot
     be caught: its ``.part`` is removed by the next write of the same target (or
     :func:`clean_stale_parts`).
+
+    Signals during the write (main thread only): SIGINT, SIGTERM and SIGHUP that arrive while the body
+    runs are held back until it returns, because interrupting a writer half-way can leave it stuck
+    (netCDF4/HDF5 keeps a file lock that a KeyboardInterrupt in the middle of a write never releases: the
+    process hangs). Then the temporary file is removed, ``path`` is left untouched, and the signal takes
+    effect: KeyboardInterrupt for Ctrl-C, the previous handler otherwise (e.g. :class:`Terminated` inside
+    :func:`terminate_cleanly`). A second Ctrl-C (or a second SIGTERM) during the write raises at once. A
+    signal that arrives after the body, while the file is renamed, takes effect after the rename. Keep
+    the body to the write itself: a long computation inside it would not be interruptible by one Ctrl-C.
     """
     path = check_output_path(path, overwrite=overwrite, inputs=inputs, suffixes=suffixes, others=others,
                              probe=False)
     folder = path.parent if str(path.parent) else Path(".")
     clean_stale_parts(path)
     tmp_path: Path | None = None
+    defer = _DeferSignals()
     try:
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{_part_stem(path.name)}.{_writer_token()}.pid{os.getpid()}.",
@@ -354,14 +422,26 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
                                "choose another folder") from None
         tmp_path = Path(tmp)
         os.close(fd)
+        defer.install()
         yield tmp_path
+        if defer.pending:  # interrupted while writing: drop the output, then let the signal act
+            defer.restore()
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+            tmp_path = None
+            defer.deliver()
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
+        tmp_path = None
+        defer.deliver()
     except BaseException:
+        defer.restore()
         if tmp_path is not None:
             with contextlib.suppress(OSError):
                 tmp_path.unlink()
+        if defer.pending:
+            defer.deliver()
         raise
 
 

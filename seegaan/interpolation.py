@@ -17,6 +17,15 @@ the trajectory is ``L @ W`` with ``L = X_grid (X'X + S)^-1 X'`` (K x n), for
 Covariates (``adjust``) are appended to the design as centred, unpenalised columns and set to their
 mean on the grid; the permutation null then follows Freedman–Lane (residuals of the covariate-only model
 are permuted).
+
+Refused before any fitting (one line each): covariates that are collinear with the feature's columns or
+with each other (numerical rank of the column-normalised design, NumPy's ``matrix_rank`` rule
+``max(n, p) * eps * s_max``), an explicit grid with all values equal, and a GAM grid outside the observed
+feature range (outside its edge knots the GAM only continues its end slopes: no data support it). A
+linear grid that extrapolates by more than 10% of the observed range gets a note.
+
+Numeric class-mean levels are compared as numbers and shown exactly (``20190405``, ``0.1``), never
+rounded.
 """
 
 from __future__ import annotations
@@ -116,6 +125,13 @@ class InterpolationResult:
     n_missing : int
         Images left out because their feature (or a covariate) was missing.
     covariates : tuple of str
+    edf : float, ndarray of shape (D,), or None
+        GAM only: effective degrees of freedom, the trace of the hat matrix ``X (X'X + S)^-1 X'`` of the
+        fitted smoother (intercept and covariate columns included, as pyGAM's ``statistics_['edof']``);
+        one value per latent dimension with ``gam_lam="auto"``.
+    notes : tuple of str
+        Choices made for the user and warnings (default levels, extrapolation, a GAM too flexible for
+        the number of images), for the CLI to print.
     """
 
     feature: str
@@ -137,6 +153,7 @@ class InterpolationResult:
     _Z: np.ndarray | None = field(repr=False)
     _op: object = field(repr=False)
     notes: tuple[str, ...] = ()  # choices made for the user (e.g. default levels), for the CLI to print
+    edf: float | np.ndarray | None = None
 
     # ---- views ------------------------------------------------------------------------------
     @property
@@ -179,6 +196,11 @@ class InterpolationResult:
                 lines.append(("lambda (GCV per dim)", ", ".join(f"{v:g}: {c}" for v, c in zip(vals, counts))))
             else:
                 lines.append(("lambda", f"{self.lam:g}"))
+            if isinstance(self.edf, np.ndarray):
+                lines.append(("effective df (per dim)", f"median {np.median(self.edf):.3g}, "
+                                                        f"range {self.edf.min():.3g}-{self.edf.max():.3g}"))
+            elif self.edf is not None:
+                lines.append(("effective df", f"{self.edf:.3g}"))
         if self.covariates:
             lines.append(("adjusted for", ", ".join(self.covariates)))
         step = np.linalg.norm(np.diff(self.trajectory, axis=0), axis=1)
@@ -250,14 +272,104 @@ def _parse_levels(levels) -> tuple[str, str] | None:
     return levels
 
 
+def _num_label(v: float) -> str:
+    """An exact label for a numeric level: ``20190405`` for integral values, else the shortest repr."""
+    v = float(v)
+    if v.is_integer() and abs(v) < 2.0 ** 53:
+        return str(int(v))
+    return repr(v)
+
+
+#: A linear grid may extrapolate this fraction of the observed range without a note.
+EXTRAPOLATION_NOTE = 0.10
+#: GAMs with fewer images per effective degree of freedom than this get a note.
+IMAGES_PER_EDF = 30
+
+
+def _check_explicit_grid(g: np.ndarray) -> None:
+    if g.size < 2:
+        raise SeegaanError("an explicit grid needs at least two values")
+    if not np.isfinite(g).all():
+        raise SeegaanError("grid values must be finite numbers")
+    if np.ptp(g) == 0:
+        raise SeegaanError(f"the grid values are all equal ({_num_label(g[0])}); give at least two different "
+                           "values, e.g. --grid 40,80")
+
+
+def _check_range(method: str, grid_units: np.ndarray, grid_t: np.ndarray, x: np.ndarray, feature: str,
+                 transform: str) -> str | None:
+    """Refuse a GAM grid outside the observed feature range; return a note for a far-extrapolating linear one."""
+    lo, hi = float(x.min()), float(x.max())
+    span = hi - lo
+    slack = 1e-9 * max(span, abs(lo), abs(hi))  # log/exp round trips of the edge values
+    below, above = lo - float(grid_t.min()), float(grid_t.max()) - hi
+    if max(below, above) <= slack:
+        return None
+    shown = (np.exp([lo, hi]) if transform == "log" else np.array([lo, hi]))
+    observed = f"{shown[0]:.6g} to {shown[1]:.6g}"
+    if method == "gam":
+        raise SeegaanError(f"the grid ({grid_units.min():.6g} to {grid_units.max():.6g}) leaves the observed "
+                           f"range of {feature!r} ({observed}); a GAM has no data beyond it (it only continues "
+                           "its end slopes): keep the grid inside it, or use --method linear")
+    if max(below, above) > EXTRAPOLATION_NOTE * span:
+        return (f"the grid ({grid_units.min():.6g} to {grid_units.max():.6g}) extrapolates the linear fit "
+                f"beyond the observed range of {feature!r} ({observed}) by more than "
+                f"{EXTRAPOLATION_NOTE:.0%} of that range; the ends of the trajectory rest on no data")
+    return None
+
+
+def _rank(M: np.ndarray) -> int:
+    """Numerical rank with NumPy's ``matrix_rank`` tolerance ``max(n, p) * eps * s_max``."""
+    if M.size == 0:
+        return 0
+    sv = np.linalg.svd(M, compute_uv=False)
+    return int(np.sum(sv > max(M.shape) * np.finfo(np.float64).eps * sv[0])) if sv[0] > 0 else 0
+
+
+def _unit_columns(M: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(M, axis=0)
+    return M / np.where(norms > 0, norms, 1.0)
+
+
+def _check_covariates(F: np.ndarray, Z: np.ndarray, owners: Sequence[str], feature: str) -> None:
+    """Refuse covariates that are constant, or collinear with the feature's columns ``F`` or each other.
+
+    The design ``[F, Z]`` (columns scaled to unit length, so units do not matter) must have rank
+    ``rank(F) + columns of Z``; ``owners[j]`` names the covariate of column ``j`` of ``Z``.
+    """
+    flat = [name for j, name in enumerate(owners) if np.ptp(Z[:, j]) == 0]
+    if flat:
+        names = ", ".join(dict.fromkeys(flat))
+        raise SeegaanError(f"covariate(s) {names} are constant among the images analysed (a single value, or "
+                           "a level none of them has); drop them from --adjust")
+    Fu, Zu = _unit_columns(F), _unit_columns(Z - Z.mean(axis=0))
+    full = _rank(np.hstack([Fu, Zu]))
+    if full == _rank(Fu) + Z.shape[1]:
+        return
+    # which covariates: those with weight in a null vector of Z once the feature's columns are projected out
+    u, sv, _ = np.linalg.svd(Fu, full_matrices=False)
+    basis = u[:, sv > max(Fu.shape) * np.finfo(np.float64).eps * sv[0]]
+    resid = Zu - basis @ (basis.T @ Zu)
+    _, rsv, rvt = np.linalg.svd(resid, full_matrices=False)
+    tol = max(resid.shape) * np.finfo(np.float64).eps * max(1.0, rsv[0] if rsv.size else 0.0)
+    null = rvt[rsv <= tol]
+    involved = [owners[j] for j in range(Z.shape[1]) if null.size and np.max(np.abs(null[:, j])) > 1e-6]
+    names = ", ".join(dict.fromkeys(involved)) or ", ".join(dict.fromkeys(owners))
+    what = f"the feature {feature!r}" if full < _rank(Fu) + _rank(Zu) else "each other"
+    raise SeegaanError(f"covariate(s) {names} are collinear with {what} among the images analysed, so the "
+                       "trajectory is not identifiable; drop them from --adjust")
+
+
+def _gam_edf(X: np.ndarray, S: np.ndarray) -> float:
+    """Effective degrees of freedom of a penalised fit: trace of the hat matrix ``X (X'X + S)^-1 X'``."""
+    r = np.linalg.qr(X, mode="r")
+    return _gam._Factor(r, S).edof
+
+
 def _grid(x: np.ndarray, steps: int, grid, transform: str, feature: str) -> tuple[np.ndarray, np.ndarray]:
     """Grid in feature units and on the transformed scale."""
     if grid is not None:
         g = grid
-        if g.size < 2:
-            raise SeegaanError("an explicit grid needs at least two values")
-        if not np.isfinite(g).all():
-            raise SeegaanError("grid values must be finite numbers")
         if transform == "log" and (g <= 0).any():
             raise SeegaanError(f"--transform log needs positive grid values for {feature}")
         return g, (np.log(g) if transform == "log" else g)
@@ -294,9 +406,10 @@ def _parse_lam(gam_lam) -> float | None:
     return lam
 
 
-def _covariates(cohort: xr.Dataset, adjust: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centred covariate matrix (dummy-coded categoricals) and the mask of rows with all present."""
-    cols, ok = [], np.ones(rows.size, bool)
+def _covariates(cohort: xr.Dataset, adjust: Sequence[str],
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Covariate matrix (dummy-coded categoricals), the mask of rows with all present, each column's covariate."""
+    cols, ok, owners = [], np.ones(rows.size, bool), []
     for name in adjust:
         values = get_feature(cohort, name)[rows]
         miss = feature_missing(values)
@@ -304,13 +417,15 @@ def _covariates(cohort: xr.Dataset, adjust: Sequence[str], rows: np.ndarray) -> 
         kind = feature_kind(values)
         if kind == "numeric":
             cols.append(values.astype(float)[:, None])
+            owners.append(name)
         else:
             levels = sorted(set(map(str, values[~miss])))
             if len(levels) < 2:
                 raise SeegaanError(f"covariate {name!r} has fewer than two levels; drop it from --adjust")
             cols.append(np.column_stack([(values.astype(str) == lv).astype(float) for lv in levels[1:]]))
+            owners += [name] * (len(levels) - 1)
     Z = np.hstack(cols) if cols else np.zeros((rows.size, 0))
-    return Z, ok
+    return Z, ok, owners
 
 
 def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
@@ -355,6 +470,8 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
     if transform not in TRANSFORMS:
         raise SeegaanError(f"unknown transform {transform!r}; use {', '.join(TRANSFORMS)}")
     grid = _parse_grid(grid)
+    if grid is not None:
+        _check_explicit_grid(grid)
     if grid is None and not (isinstance(steps, (int, np.integer)) and steps >= 2):
         raise SeegaanError(f"--steps must be an integer of at least 2 (got {steps!r})")
     gam_lam = _parse_lam(gam_lam)
@@ -373,29 +490,49 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
     rows = np.flatnonzero(~missing)
     notes: list[str] = []
     if method == "class-mean":
-        present = values[rows].astype(str) if kind != "numeric" else np.array(
-            [f"{v:g}" for v in values[rows].astype(float)])
-        found = sorted(set(present.tolist()))
+        # numeric levels are compared as numbers and labelled exactly (never rounded for display)
+        present = values[rows].astype(str) if kind != "numeric" else values[rows].astype(np.float64)
+        uniq = np.unique(present)  # sorted: numerically for numbers
+        found = [str(v) for v in uniq] if kind != "numeric" else [_num_label(v) for v in uniq]
         if levels is None:
             if len(found) < 2:
                 raise SeegaanError(f"feature {feature!r} has fewer than two groups ({', '.join(found) or 'none'}); "
                                    "class-mean needs two")
-            if len(found) > 2:  # the two most frequent levels, most frequent first (ties: name order)
-                names, counts = np.unique(present, return_counts=True)
-                order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
-                levels = (str(names[order[0]]), str(names[order[1]]))
+            if len(found) > 2:  # the two most frequent levels, most frequent first (ties: value order)
+                _, counts = np.unique(present, return_counts=True)
+                order = sorted(range(len(uniq)), key=lambda i: (-counts[i], i))
+                chosen = (uniq[order[0]], uniq[order[1]])
+                levels = (found[order[0]], found[order[1]])
                 notes.append(f"{feature!r} has {len(found)} levels ({', '.join(found[:8])}); comparing the two "
                              f"most frequent, {levels[0]} -> {levels[1]}; choose others with --levels A,B")
             else:
                 levels = ("False", "True") if kind == "boolean" else (found[0], found[1])
-        for lv in levels:
-            if lv not in found:
-                raise SeegaanError(f"level {lv!r} is not a value of {feature!r}; levels: {', '.join(found[:12])}")
-        keep = np.isin(present, levels)
+                chosen = (levels[0], levels[1]) if kind != "numeric" else (uniq[0], uniq[1])
+        else:
+            chosen = []
+            for lv in levels:
+                if kind == "numeric":
+                    try:
+                        value = float(lv)
+                    except ValueError:
+                        value = None
+                    hit = value is not None and bool(np.any(uniq == value))
+                else:
+                    value, hit = lv, lv in found
+                if not hit:
+                    raise SeegaanError(f"level {lv!r} is not a value of {feature!r}; "
+                                       f"levels: {', '.join(found[:12])}")
+                chosen.append(value)
+            if kind == "numeric":
+                if chosen[0] == chosen[1]:
+                    raise SeegaanError(f"levels {levels[0]} and {levels[1]} are the same number; "
+                                       "name two different groups")
+                levels = (_num_label(chosen[0]), _num_label(chosen[1]))
+        keep = (present == chosen[0]) | (present == chosen[1])
         rows = rows[keep]
-        x = (present[keep] == levels[1]).astype(np.float64)
-        for lv in levels:
-            if not np.any(present[keep] == lv):
+        x = (present[keep] == chosen[1]).astype(np.float64)
+        for lv, value in zip(levels, chosen):
+            if not np.any(present[keep] == value):
                 raise SeegaanError(f"level {lv!r} of {feature!r} has no images")
         grid_units = grid_t = np.linspace(0.0, 1.0, int(steps)) if grid is None else grid
         if grid is not None and (grid_t.min() < 0 or grid_t.max() > 1):
@@ -418,16 +555,9 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
             raise SeegaanError(f"feature {feature!r} has {distinct} distinct values, fewer than the "
                                f"{gam_splines} splines of the GAM; use --method linear or fewer --gam-splines")
         grid_units, grid_t = _grid(x, int(steps), grid, transform, feature)
-
-    Z = None
-    if adjust:
-        Zall, ok = _covariates(cohort, adjust, rows)
-        rows, x, Zall = rows[ok], x[ok], Zall[ok]
-        Z = Zall - Zall.mean(axis=0)
-    # images of other classes are not "missing": count only absent feature/covariate values
-    n_missing = int(missing.sum()) + (int((~ok).sum()) if adjust else 0)
-    if rows.size < 3:
-        raise SeegaanError(f"only {rows.size} image(s) have {feature!r}; at least 3 are needed")
+        note = _check_range(method, grid_units, grid_t, x, feature, transform)
+        if note:
+            notes.append(note)
 
     if method == "gam":
         if int(gam_splines) <= 3:
@@ -436,16 +566,39 @@ def interpolate(cohort: xr.Dataset, *, feature: str, method: Method = "auto",
     else:
         spec = _Spec(method, grid_t, lam=0.0)
 
+    Z = None
+    if adjust:
+        Zall, ok, owners = _covariates(cohort, adjust, rows)
+        rows, x, Zall = rows[ok], x[ok], Zall[ok]
+        if rows.size >= 3:
+            F = spec.base(x)[0]
+            _check_covariates(F[:, :-1] if method == "gam" else F, Zall, owners, feature)
+        Z = Zall - Zall.mean(axis=0)
+    # images of other classes are not "missing": count only absent feature/covariate values
+    n_missing = int(missing.sum()) + (int((~ok).sum()) if adjust else 0)
+    if rows.size < 3:
+        raise SeegaanError(f"only {rows.size} image(s) have {feature!r}; at least 3 are needed")
+
     W = cohort["w"].values[rows].astype(np.float64)
     op = spec.operator(x, Z)
     traj, lam_idx = _apply(op, W)
+    lam_out = edf = None
     if method == "gam":
         lam_out = spec.lams[lam_idx] if lam_idx is not None else spec.lam
-    else:
-        lam_out = None
+        if lam_idx is not None:
+            edf = op.edof[lam_idx]
+        else:
+            X = spec.design(x, Z)[0]
+            edf = _gam_edf(X, spec.penalty(spec.lam, 0 if Z is None else Z.shape[1]))
+        worst = float(np.max(edf))
+        if rows.size < IMAGES_PER_EDF * worst:
+            uses = "uses" if np.ndim(edf) == 0 else "uses up to"
+            fewer = " or fewer splines (--gam-splines 6)" if int(gam_splines) > 6 else ""
+            notes.append(f"the GAM {uses} {worst:.1f} effective degrees of freedom for {rows.size} images; "
+                         f"consider --method linear{fewer}")
     return InterpolationResult(
         feature=feature, method=method, transform=transform, levels=levels if method == "class-mean" else None,
         grid=np.asarray(grid_units, dtype=np.float64), trajectory=traj,
         L=op if isinstance(op, np.ndarray) else None, lam=lam_out, image_index=rows, n_missing=n_missing,
         covariates=adjust, n_splines=spec.n_splines if method == "gam" else None, cohort=cohort,
-        _spec=spec, _x=x, _Z=Z, _op=op, notes=tuple(notes))
+        _spec=spec, _x=x, _Z=Z, _op=op, notes=tuple(notes), edf=edf)

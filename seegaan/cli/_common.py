@@ -1,15 +1,33 @@
-"""Shared pieces of the typer CLIs: one-line errors and progress bars."""
+"""Shared pieces of the typer CLIs: one-line errors, clean termination and progress bars.
+
+Every way a command can end badly prints one line on stderr and exits non-zero (:class:`OneLineErrors`):
+
+* a usage error (bad option, missing value, invalid choice): the message and a ``--help`` hint, exit 2;
+* a :class:`~seegaan._errors.SeegaanError` (bad input): its message, exit 2;
+* Ctrl-C: ``interrupted``, exit 130; SIGTERM/SIGHUP (:func:`seegaan._io.terminate_cleanly`): exit 128 + signal;
+* anything else is a bug: ``internal error (TypeName: message)``, exit 1; with ``SEEGAAN_DEBUG=1`` in the
+  environment the full traceback is shown instead.
+
+Only typer's public API is used (``typer.Abort``, ``typer.Exit``, ``typer.TyperException``, the base of
+the usage errors), so the vendored click inside typer may change without breaking this module.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 from typing import Iterator
 
 import typer
+from typer.core import TyperGroup
 
 from seegaan._errors import SeegaanError
 from seegaan._progress import progress_bar  # noqa: F401  (re-exported for the command modules)
+
+#: Environment variable that shows the full traceback of an internal error.
+DEBUG_ENV = "SEEGAAN_DEBUG"
 
 
 def version_option(program: str):
@@ -24,10 +42,17 @@ def version_option(program: str):
     return typer.Option(False, "--version", callback=callback, is_eager=True, help="Print the version and exit.")
 
 
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one line on stderr and return the Exit to raise."""
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    typer.echo(f"error: {_one_line(message)}", err=True)
     return typer.Exit(code)
+
+
+_INTERRUPTED = "interrupted; no output was written"
 
 
 @contextlib.contextmanager
@@ -38,40 +63,81 @@ def user_errors() -> Iterator[None]:
     except SeegaanError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        raise fail("interrupted; no output was written", code=130) from None
+        raise fail(_INTERRUPTED, code=130) from None
 
 
-def _click():
-    """The click module typer uses (typer >= 0.25 vendors it as ``typer._click``)."""
-    import typer.core as core
-
-    return getattr(core, "_click", None) or __import__("click")
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-from typer.core import TyperGroup  # noqa: E402
+def internal_error_line(exc: BaseException) -> str:
+    """The one line shown for an unexpected exception (a bug)."""
+    detail = _one_line(str(exc))
+    if len(detail) > 300:
+        detail = detail[:297] + "..."
+    shown = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return (f"error: internal error ({shown}); rerun with {DEBUG_ENV}=1 for the traceback and report it")
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _is_no_args_help(exc: BaseException) -> bool:
+    """Whether ``exc`` is the usage error typer raises to show the help of a command given no arguments."""
+    return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__)
 
 
 class OneLineErrors(TyperGroup):
-    """A typer group whose usage errors (bad option, missing value, invalid choice) are one stderr line."""
+    """A typer group whose every failure is one stderr line and a non-zero exit (see the module docstring).
+
+    The command runs inside :func:`seegaan._io.terminate_cleanly`, so SIGTERM/SIGHUP unwind through the
+    commands' clean-up (temporary files removed, targets untouched) instead of killing the process.
+    """
+
+    def invoke(self, ctx):
+        # typer turns Ctrl-C inside a command into a silent exit 130; say it in one line first
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise fail(_INTERRUPTED, code=130) from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        click = _click()
-        exc_mod = click.exceptions
+        from seegaan._io import Terminated, terminate_cleanly
+
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
-        except exc_mod.NoArgsIsHelpError as exc:
-            typer.echo(exc.format_message(), err=True)
+            with terminate_cleanly():
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # usage errors (click's ClickException family)
+            if _is_no_args_help(exc):
+                typer.echo(exc.format_message(), err=True)
+            else:
+                ctx = getattr(exc, "ctx", None)
+                hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+                typer.echo(f"error: {_one_line(exc.format_message())}{hint}", err=True)
             rv = exc.exit_code
-        except exc_mod.ClickException as exc:
-            hint = ""
-            ctx = getattr(exc, "ctx", None)
-            if ctx is not None:
-                hint = f" (see '{ctx.command_path} --help')"
-            typer.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
-            rv = exc.exit_code
-        except exc_mod.Abort:
+        except typer.Abort:
             typer.echo("error: aborted; no output was written", err=True)
+            rv = 1
+        except typer.Exit as exc:
+            rv = exc.exit_code
+        except KeyboardInterrupt:
+            typer.echo(f"error: {_INTERRUPTED}", err=True)
+            rv = 130
+        except Terminated as exc:
+            typer.echo(f"error: terminated by {_signal_name(exc.signum)}; no output was written", err=True)
+            rv = exc.code
+        except SeegaanError as exc:
+            typer.echo(f"error: {_one_line(str(exc))}", err=True)
+            rv = 2
+        except Exception as exc:
+            if _debug():
+                raise
+            typer.echo(internal_error_line(exc), err=True)
             rv = 1
         if not standalone_mode:
             return rv
