@@ -33,15 +33,19 @@ class Summary:
         return self.as_text()
 
     def _repr_html_(self) -> str:
+        """An HTML table of the lines (and one table per extra table); all text escaped."""
         esc = html.escape
-        parts = [f"<h4>{esc(self.title)}</h4><table>"]
-        parts += [f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.lines]
+        cell = "border:1px solid #ccd;padding:2px 8px;text-align:left;vertical-align:top"
+        parts = [f"<div class='seegaan-summary'><h4 style='margin:4px 0'>{esc(self.title)}</h4>",
+                 "<table style='border-collapse:collapse'>"]
+        parts += [f"<tr><th style='{cell}'>{esc(k)}</th><td style='{cell}'>{esc(v)}</td></tr>" for k, v in self.lines]
         parts.append("</table>")
         for title, header, rows in self.tables:
-            parts.append(f"<p><b>{esc(title)}</b></p><table><tr>")
-            parts += [f"<th>{esc(h)}</th>" for h in header]
+            parts.append(f"<p><b>{esc(title)}</b></p><table style='border-collapse:collapse'><tr>")
+            parts += [f"<th style='{cell}'>{esc(h)}</th>" for h in header]
             parts.append("</tr>")
             for r in rows:
-                parts.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>")
+                parts.append("<tr>" + "".join(f"<td style='{cell}'>{esc(str(c))}</td>" for c in r) + "</tr>")
             parts.append("</table>")
+        parts.append("</div>")
         return "".join(parts)
