@@ -327,22 +327,26 @@ def clean_stale_parts_note(path: str | os.PathLike, *, older_than_s: float | Non
 # ---------------------------------------------------------------------------------------- atomic_path
 
 class _DeferSignals:
-    """Hold back SIGINT/SIGTERM/SIGHUP while a file is written; deliver them once it is safe.
+    """Hold back SIGINT/SIGTERM/SIGHUP while a file is written; hand them on once the write has ended.
 
-    The first arrival of each signal is recorded; a second arrival of the same signal raises at once
-    (KeyboardInterrupt for SIGINT, :class:`Terminated` otherwise). Signals whose handler is ``SIG_IGN``
-    are left alone. Only in the main thread (elsewhere signal handlers cannot be set, and Python delivers
-    signals to the main thread anyway).
+    Each signal that arrives is recorded and the write goes on. A second arrival of the same signal is
+    handed on at once (the user insists). Signals whose handler is ``SIG_IGN`` are left alone. Only in the
+    main thread (elsewhere handlers cannot be set; Python runs them in the main thread anyway).
     """
 
     def __init__(self):
         self.pending: list[int] = []
         self.previous: dict = {}
+        self._saved: dict = {}
 
     def _handler(self, signum, frame):
-        if signum in self.pending:  # the user insists: stop now (the .part is cleaned by a later run)
-            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
         self.pending.append(signum)
+        if self.pending.count(signum) >= 2:
+            self.restore()
+            self.pending = []
+            for _ in range(2):  # both arrivals, so a handler that stops on the second one does
+                self._hand_on(signum, frame, cleanup=None)
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -357,6 +361,7 @@ class _DeferSignals:
                     continue
                 signal.signal(s, self._handler)
                 self.previous[s] = old
+        self._saved = dict(self.previous)
 
     def restore(self) -> None:
         for s, old in self.previous.items():
@@ -364,22 +369,27 @@ class _DeferSignals:
                 signal.signal(s, old if old is not None else signal.SIG_DFL)
         self.previous = {}
 
-    def deliver(self) -> None:
-        """Restore the handlers, then act on the first held-back signal as the process would have.
+    def _hand_on(self, signum: int, frame, cleanup) -> None:
+        """Run the handler that was in place before (it may raise); the default action ends the process."""
+        old = self._saved.get(signum)
+        if callable(old):
+            old(signum, frame)  # Python's SIGINT handler raises KeyboardInterrupt
+            return
+        if cleanup is not None:
+            cleanup()
+        signal.raise_signal(signum)  # SIG_DFL: the process ends as it would have
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
-        SIGINT under Python's default handler raises KeyboardInterrupt; any other handler is run by
-        re-raising the signal (SIG_DFL for SIGTERM ends the process). If the handler returns, the
-        signal's exception is raised anyway: the write it interrupted was abandoned.
+    def deliver(self, cleanup) -> None:
+        """Restore the handlers, then hand on every held-back signal (first arrivals, in order).
+
+        ``cleanup`` runs before a default action ends the process. A handler that returns (e.g. one that
+        only asks a loop to stop) lets the write complete.
         """
         self.restore()
-        if not self.pending:
-            return
-        signum = self.pending[0]
-        self.pending = []
-        if signum == signal.SIGINT and signal.getsignal(signum) is signal.default_int_handler:
-            raise KeyboardInterrupt
-        signal.raise_signal(signum)
-        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+        pending, self.pending = list(dict.fromkeys(self.pending)), []
+        for signum in pending:
+            self._hand_on(signum, None, cleanup)
 
 
 @contextlib.contextmanager
@@ -399,11 +409,13 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
     Signals during the write (main thread only): SIGINT, SIGTERM and SIGHUP that arrive while the body
     runs are held back until it returns, because interrupting a writer half-way can leave it stuck
     (netCDF4/HDF5 keeps a file lock that a KeyboardInterrupt in the middle of a write never releases: the
-    process hangs). Then the temporary file is removed, ``path`` is left untouched, and the signal takes
-    effect: KeyboardInterrupt for Ctrl-C, the previous handler otherwise (e.g. :class:`Terminated` inside
-    :func:`terminate_cleanly`). A second Ctrl-C (or a second SIGTERM) during the write raises at once. A
-    signal that arrives after the body, while the file is renamed, takes effect after the rename. Keep
-    the body to the write itself: a long computation inside it would not be interruptible by one Ctrl-C.
+    process hangs). Then, before the rename, the handler that was in place gets the signal: Python's
+    Ctrl-C handler raises KeyboardInterrupt, :func:`terminate_cleanly`'s raises :class:`Terminated`, and
+    the temporary file is removed with ``path`` untouched; under the default action (SIGTERM without
+    :func:`terminate_cleanly`) the temporary file is removed and the process ends; a handler that returns
+    (one that only asks a loop to stop, as training does) lets the write complete. A second Ctrl-C (or a
+    second SIGTERM) during the write is handed on at once. Keep the body to the write itself: a long
+    computation inside it would not be interruptible by one Ctrl-C.
     """
     path = check_output_path(path, overwrite=overwrite, inputs=inputs, suffixes=suffixes, others=others,
                              probe=False)
@@ -424,25 +436,23 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
         os.close(fd)
         defer.install()
         yield tmp_path
-        if defer.pending:  # interrupted while writing: drop the output, then let the signal act
-            defer.restore()
-            with contextlib.suppress(OSError):
-                tmp_path.unlink()
-            tmp_path = None
-            defer.deliver()
+        # held-back signals act now, before the rename: an exception they raise drops the output below
+        defer.deliver(cleanup=lambda: _unlink(tmp_path))
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
-        tmp_path = None
-        defer.deliver()
     except BaseException:
         defer.restore()
         if tmp_path is not None:
-            with contextlib.suppress(OSError):
-                tmp_path.unlink()
-        if defer.pending:
-            defer.deliver()
+            _unlink(tmp_path)
+        if defer.pending:  # a signal held back while the body failed: it acts after the clean-up
+            defer.deliver(cleanup=None)
         raise
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 # ---------------------------------------------------------------------------------------- folder_lock

@@ -318,16 +318,18 @@ WRITER = """
                 fh.write(b"x" * 100000)
                 fh.flush()
                 print("ready", tmp, flush=True)
-                time.sleep(60)
+                time.sleep({sleep})
+                fh.write(b"end")
+    print("wrote", target, flush=True)
 """
 
 
 @posix_only
 def test_sigterm_with_terminate_cleanly_removes_the_temp(tmp_path):
     out = tmp_path / "model.pt"
-    proc = spawn(WRITER.format(target=str(out), clean=True))
+    proc = spawn(WRITER.format(target=str(out), clean=True, sleep=1.0))
     assert len(parts(tmp_path)) == 1
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # held back until the write ends (1 s), then Terminated
     assert proc.wait(timeout=20) == 128 + signal.SIGTERM
     assert not out.exists() and parts(tmp_path) == []
 
@@ -335,7 +337,7 @@ def test_sigterm_with_terminate_cleanly_removes_the_temp(tmp_path):
 @posix_only
 def test_sigint_removes_the_temp(tmp_path):
     out = tmp_path / "model.pt"
-    proc = spawn(WRITER.format(target=str(out), clean=False))
+    proc = spawn(WRITER.format(target=str(out), clean=False, sleep=1.0))
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=20)
     assert "KeyboardInterrupt" in proc.stderr.read()
@@ -343,12 +345,92 @@ def test_sigint_removes_the_temp(tmp_path):
 
 
 @posix_only
-@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("clean", [False, True])
+def test_a_second_sigint_or_sigterm_stops_at_once(tmp_path, clean):
+    out = tmp_path / "model.pt"
+    proc = spawn(WRITER.format(target=str(out), clean=clean, sleep=60))
+    sig = signal.SIGTERM if clean else signal.SIGINT
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    code = proc.wait(timeout=20)
+    assert time.monotonic() - t0 < 10 and code != 0
+    assert not out.exists() and parts(tmp_path) == []
+
+
+@posix_only
+def test_sigterm_without_terminate_cleanly_ends_the_process_after_removing_the_temp(tmp_path):
+    out = tmp_path / "model.pt"
+    proc = spawn(WRITER.format(target=str(out), clean=False, sleep=1.0))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == -signal.SIGTERM  # the default action, once the write has ended
+    assert not out.exists() and parts(tmp_path) == []
+
+
+def test_sigint_in_the_body_is_held_back_until_the_write_ends(tmp_path):
+    out = tmp_path / "a.bin"
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Python handler runs here: it must not raise
+            tmp.write_bytes(b"whole")
+            finished.append(True)
+    assert finished and not out.exists() and parts(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_handler_that_returns_lets_the_write_complete(tmp_path):
+    """A stop-flag handler (as training installs) sees the signal after the write, which completes."""
+    seen = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with atomic_path(tmp_path / "a.bin") as tmp:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert seen == []
+            tmp.write_bytes(b"whole")
+        assert seen == [signal.SIGINT] and (tmp_path / "a.bin").read_bytes() == b"whole"
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+NETCDF_WRITER = """
+    import sys
+    import numpy as np
+    import xarray as xr
+    from seegaan._io import atomic_path
+    ds = xr.Dataset({{"a": (("x", "y"), np.random.default_rng(0).standard_normal((2000, 2500)))}})
+    with atomic_path({target!r}) as tmp:
+        print("ready", flush=True)
+        ds.to_netcdf(tmp, engine="netcdf4")
+"""
+
+
+@posix_only
+def test_ctrl_c_during_a_netcdf_write_exits_promptly_and_leaves_nothing(tmp_path):
+    """Ctrl-C in the middle of an HDF5 write used to hang on the netCDF4 file lock."""
+    out = tmp_path / "cohort.nc"
+    proc = spawn(NETCDF_WRITER.format(target=str(out)))
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert "KeyboardInterrupt" in proc.stderr.read()
+    assert not out.exists() and parts(tmp_path) == []
+
+
+@posix_only
+@pytest.mark.parametrize("sig", ["SIGKILL"])
 def test_uncaught_kill_leaves_a_part_that_the_next_write_removes(tmp_path, sig):
-    """SIGKILL (and SIGTERM without terminate_cleanly) cannot clean up; the next atomic_path does."""
+    """SIGKILL cannot clean up; the next atomic_path does."""
     out = tmp_path / "cohort.nc"
     other = tmp_path / "other.nc"
-    proc = spawn(WRITER.format(target=str(out), clean=False))
+    proc = spawn(WRITER.format(target=str(out), clean=False, sleep=60))
     os.kill(proc.pid, getattr(signal, sig))
     proc.wait(timeout=20)
     left = parts(tmp_path)
@@ -364,12 +446,14 @@ def test_uncaught_kill_leaves_a_part_that_the_next_write_removes(tmp_path, sig):
 @posix_only
 def test_live_writer_part_is_kept(tmp_path):
     out = tmp_path / "cohort.nc"
-    proc = spawn(WRITER.format(target=str(out), clean=True))
+    proc = spawn(WRITER.format(target=str(out), clean=True, sleep=60))
     try:
         assert clean_stale_parts(out) == 0
         assert clean_stale_parts(tmp_path, older_than_s=0) == 0  # alive on this host: never removed
         assert len(parts(tmp_path)) == 1
     finally:
+        proc.send_signal(signal.SIGTERM)  # held back during the write; the second one stops it at once
+        time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert parts(tmp_path) == []

@@ -20,7 +20,9 @@ def phantom_command(
     bit_depth: Annotated[int, typer.Option("--bit-depth", help="PNG bit depth, 8 or 16.")] = 16,
     marginal: Annotated[bool, typer.Option("--marginal/--no-marginal",
                                            help="Also write the marginal truth maps.")] = True,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing phantom folder (one this command wrote, or an empty one); "
+                            "any other folder is refused.")] = False,
 ):
     """Write a phantom cohort: chest radiographs driven by sex, age, AHF, BNPP and manufacturer, with
     the ground-truth effect map of every feature (see truth/README.md in the output)."""

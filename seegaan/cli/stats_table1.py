@@ -20,8 +20,11 @@ def table1_command(
 ):
     """Print Table 1: mean ± SD or n (%) per group and overall, t-test/ANOVA or chi-squared p-values."""
     with user_errors():
+        from seegaan._io import check_output_path
         from seegaan.data.table1 import table1
 
+        if csv is not None:  # before reading the cohort
+            check_output_path(csv, overwrite=overwrite, inputs=[source], suffixes=(".csv",))
         chosen = [f.strip() for f in features.split(",") if f.strip()] if features else None
         result = table1(str(source), by=by, features=chosen)
         if csv is not None:

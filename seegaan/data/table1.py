@@ -24,6 +24,8 @@ from seegaan._io import atomic_path
 #: categorical features with more levels than this are left out unless named in ``features``
 MAX_LEVELS = 20
 _ID_COLUMNS = ("image_id", "patient_id", "path", "file", "filename")
+#: the columns of Table 1 besides one per group; a group may not take one of these names
+_FIXED_COLUMNS = ("feature", "level", "kind", "overall", "missing", "test_name", "statistic", "p_value")
 
 
 def _as_frame(data) -> pd.DataFrame:
@@ -93,7 +95,8 @@ class Table1Result:
     notes: tuple[str, ...] = ()
 
     def as_text(self) -> str:
-        cols = ["feature", *self.groups, "overall", "p", "test", "missing"]
+        # the headers are the frame's column names, which never repeat (a group named "test" is a split)
+        cols = ["feature", *self.groups, "overall", "p_value", "test_name", "missing"]
         rows = [[f"n (images)", *[str(self.counts["images"][g]) for g in self.groups],
                  str(self.counts["images"]["overall"]), "", "", ""]]
         if "patients" in self.counts:
@@ -214,7 +217,7 @@ def table1(table_or_cohort, *, by: str = "split", features: Sequence[str] | None
     groups = [g for g in SPLITS if g in present] + [g for g in present if g not in SPLITS]
     if not groups:
         raise SeegaanError(f"the column '{by}' has no values to group by")
-    clash = set(groups) & {"feature", "level", "kind", "overall", "missing", "test_name", "statistic", "p_value"}
+    clash = set(groups) & set(_FIXED_COLUMNS)
     if clash:
         raise SeegaanError(f"the column '{by}' has the value(s) {sorted(clash)}, which Table 1 uses as column "
                            "names; rename them")

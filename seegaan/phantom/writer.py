@@ -19,6 +19,51 @@ from seegaan.phantom.anatomy import EFFECTS, FEATURES, MIN_SIZE, REFERENCE, mark
 from seegaan.phantom.clinical import sample_cohort
 from seegaan.phantom.truth import MASK_FRACTION, effect_map, effect_mask, marginal_effect_map, truth_contrasts
 
+#: Marker file that :func:`write_phantom` puts in every folder it writes (``--overwrite`` replaces only those).
+MARKER = ".seegaan-phantom"
+# what a phantom folder holds: top-level names, and the file endings allowed in its sub-folders
+_TOP = {MARKER, "images", "truth", "clinical.csv", "params.csv", "phantom.json"}
+_INSIDE = {"images": (".png",), "truth": (".npy", ".md")}
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a phantom does not write (relative names; at most a few)."""
+    foreign = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name not in _TOP:
+            foreign.append(entry.name)
+        elif entry.name in _INSIDE:
+            if not entry.is_dir(follow_symlinks=False):
+                foreign.append(entry.name)
+                continue
+            for sub in os.scandir(entry.path):
+                if not (sub.is_file(follow_symlinks=False) and sub.name.endswith(_INSIDE[entry.name])):
+                    foreign.append(f"{entry.name}/{sub.name}")
+                    break
+        elif entry.is_dir(follow_symlinks=False) or entry.is_symlink():
+            foreign.append(entry.name)
+        if len(foreign) >= 3:
+            break
+    return foreign
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace ``out`` unless it is empty or a phantom folder holding only what a phantom writes."""
+    try:
+        names = os.listdir(out)
+    except OSError as exc:
+        raise SeegaanError(f"cannot read the folder {out} ({exc.strerror}); choose another --out") from None
+    if not names:
+        return
+    if MARKER not in names:
+        raise SeegaanError(f"{out} is not a phantom folder written by seegaan (no {MARKER} file); --overwrite "
+                           "replaces only those: choose another --out or remove the folder yourself")
+    foreign = _foreign_entries(out)
+    if foreign:
+        raise SeegaanError(f"{out} holds files a phantom does not write ({', '.join(foreign)}); --overwrite "
+                           "would delete them: move them out or choose another --out")
+
+
 def _to_png(img: np.ndarray, path: Path, bit_depth: int) -> None:
     from PIL import Image
 
@@ -106,7 +151,9 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
     n, size, seed, bit_depth
         Number of images, side in pixels, randomness, PNG depth (8 or 16).
     overwrite : bool
-        Replace an existing folder.
+        Replace an existing folder, but only an empty one or one that this function wrote (it holds the
+        marker file ``.seegaan-phantom`` and nothing a phantom does not write); any other folder is
+        refused, so a mistyped ``--out`` never deletes a user's data.
     marginal : bool
         Also write the marginal truth maps (a few hundred renders in all).
     progress : callable, optional
@@ -124,6 +171,8 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
         raise SeegaanError(f"{out} already exists; pass --overwrite to replace it")
     if out.exists() and not out.is_dir():
         raise SeegaanError(f"{out} exists and is not a folder; choose another --out")
+    if out.is_dir():
+        _check_replaceable(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise SeegaanError(f"the folder {parent} does not exist; create it first")
@@ -160,6 +209,7 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
                 "contrasts": {f: list(v) for f, v in contrasts.items()}, "effects": EFFECTS,
                 "n_patients": int(table["patient_id"].nunique())}
         (tmp / "phantom.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        (tmp / MARKER).write_text(f"seegaan {__version__} phantom; --overwrite may replace this folder\n")
         _replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,8 +218,9 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` onto ``out``; an existing ``out`` is removed only after the new one is in place."""
+    """Move ``tmp`` onto ``out``; an existing ``out`` (checked again now) is removed only after the new one is in place."""
     if out.exists():
+        _check_replaceable(out)
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
         old.rmdir()
         os.replace(out, old)
