@@ -21,7 +21,10 @@ nonlinear) and ``linear16`` (16 latents -> 12x12, where the delta method is exac
 p = (b + 1) / (B + 1) with b the null maxima >= the observed statistic; a cohort is a family-wise error
 when any pixel has p <= alpha. Also: equal spread (exchangeable: all must be ~alpha), power on an
 equal-variance planted effect, and numeric features (linear / GAM trajectories with the latent SD
-growing twofold along the feature; plain vs an HC-studentised max-T).
+growing twofold along the feature; plain vs max-T studentised by the HC SE of
+every permutation's own fit: the slope's HC0/HC2/HC3 SE for ``linear`` (``_welch.slope_se``, optionally
+t_{n-2} -> z; cluster-robust CR3 over patients for several images per patient), the per-step sandwich of
+the refitted penalised fit for ``gam`` (``_welch.smoother_se``)).
 
 Run: ``OMP_NUM_THREADS=1 python analyses/unequal_spread.py [--cohorts 200] [--perm 300] [--only NAME]``;
 prints a table and writes ``--out`` (JSON) if given.
@@ -100,13 +103,28 @@ def class_cohort(rng, D, *, n_healthy=120, n_sick=30, sd_ratio=2.0, shift=None):
     return seegaan.create_cohort(w, table, model="analysis", image_size=0)
 
 
-def numeric_cohort(rng, D, *, n=150, sd_growth=2.0):
-    """Age uniform 20..90, latent SD from 1 (age 20) to ``sd_growth`` (age 90), mean 0 everywhere."""
-    age = rng.uniform(20, 90, n)
+def numeric_cohort(rng, D, *, n=150, sd_growth=2.0, effect=None, per_patient=1, spread="grow"):
+    """Age uniform 20..90, latent SD from 1 (age 20) to ``sd_growth`` (age 90), mean 0 everywhere.
+
+    ``effect`` (D,): the mean moves linearly along it, ``effect * (age - 55) / 35`` (equal spread with
+    ``sd_growth=1``). ``per_patient > 1``: n / per_patient patients of ``per_patient`` images each, age
+    per patient, every latent half patient effect and half image noise (variance shares), same SD.
+    """
+    P = n // per_patient
+    pid = np.repeat(np.arange(P), per_patient)
+    age = rng.uniform(20, 90, P)[pid]
     sd = 1.0 + (sd_growth - 1.0) * (age - 20) / 70
-    w = rng.standard_normal((n, D)) * sd[:, None]
+    if spread == "U":   # SD 0.5 in the middle, 2 at both ends: the slope's variance is 1.56x the permutation's
+        sd = 0.5 + 1.5 * np.abs(age - 55) / 35
+    if per_patient == 1:
+        z = rng.standard_normal((n, D))
+    else:
+        z = np.sqrt(0.5) * (rng.standard_normal((P, D))[pid] + rng.standard_normal((n, D)))
+    w = z * sd[:, None]
+    if effect is not None:
+        w += np.outer((age - 55) / 35, effect)
     table = pd.DataFrame({"image_id": [f"img{i:04d}" for i in range(n)],
-                          "patient_id": [f"p{i:04d}" for i in range(n)], "age": age})
+                          "patient_id": [f"p{i:04d}" for i in pid], "age": age})
     return seegaan.create_cohort(w, table, model="analysis", image_size=0)
 
 
@@ -140,6 +158,17 @@ def _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, fami
 
     z_obs = zmap(observed, se_obs, dof_obs)
     null_max = np.array([zmap(null[b], se_null[b], dof_null[b]).max() for b in range(len(null))])
+    return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (len(null) + 1), 1.0)
+
+
+def _studentised_maxt_np(observed, null, se_obs, se_null, family):
+    """:func:`_studentised_maxt` vectorised in NumPy (float64 |d| / se; -inf where se is 0)."""
+    def z(d, se):
+        scale = np.where(family, _welch.inverse_se(se), 0.0)
+        return np.where(scale > 0, np.abs(d.astype(np.float64)) * scale, -np.inf)
+
+    z_obs = z(observed, se_obs)
+    null_max = z(null, se_null).max(axis=1)
     return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (len(null) + 1), 1.0)
 
 
@@ -219,28 +248,86 @@ def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0,
     return hits, note
 
 
-def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, seed=0):
+NUMERIC_METHODS = {
+    # name: (kind, hc, df): df None = no t -> z; "n-2" = t_{n-2} (P-2 with clusters) -> z
+    "hc0-restricted": ("restricted", "HC0", None),
+    "HC0": ("fit", "HC0", None),
+    "HC2": ("fit", "HC2", None),
+    "HC3": ("fit", "HC3", None),
+    "HC3-z": ("fit", "HC3", "n-2"),
+    "CR3": ("cluster", "HC3", None),
+    "CR3-z": ("cluster", "HC3", "n-2"),
+}
+
+
+def _gam_design(interp):
+    """x_b -> (X, X_grid, S) of the interpolation's GAM (fixed λ, no covariates)."""
+    spec = interp._spec
+
+    def design(xb):
+        X, Xg = spec.design(xb, None)
+        return X, Xg, spec.penalty(spec.lam, 0)
+
+    return design
+
+
+def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_patient=1, spread="grow", seed=0,
+                methods=("plain", "hc0-restricted", "HC0", "HC2", "HC3", "HC3-z")):
+    """Numeric feature ``age``: plain max-T vs studentised by the SE of the permuted fit (linear / GAM)."""
     rng = np.random.default_rng(seed)
     D = dec.latent
-    hits = {"plain": 0, "hc-mean": 0}
+    hits = {m: 0 for m in methods}
+    direction = np.random.default_rng(7).standard_normal(D)
+    direction /= np.linalg.norm(direction)
+    note = ""
     for _ in range(n_cohorts):
-        ds = numeric_cohort(rng, D, sd_growth=sd_growth)
+        ds = numeric_cohort(rng, D, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
+                            spread=spread)
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=STEPS)
         pseed = int(rng.integers(2**31))
-        plan = draw_permutations(interp.patient_ids, B, seed=pseed)
+        plan = draw_permutations(interp.patient_ids, B, feature=interp.feature_codes, seed=pseed)
+        note = f"scheme {plan.scheme}"
         observed = _decode_maps(dec, interp.trajectory[None])[0]
         null = _decode_maps(dec, np.stack([interp.null_trajectory(r, plan.scheme) for r in plan.indices]))
         K, M = STEPS, observed.size // STEPS
         family = np.ones((K, M), bool)
         family[0] = False
         family = family.reshape(-1)
-        hits["plain"] += bool((_plain_maxt(observed, null, family) <= ALPHA).any())
+        n = interp.latents.shape[0]
+        ident = np.arange(n)[None]
+        x = interp.feature_codes
+        pid = interp.patient_ids
+        P = len(np.unique(pid))
         u = _welch.linearise(dec, interp.latents)
-        C = interp.L - interp.L[0]
-        se_obs = _welch.hc_se(u, C, np.arange(u.shape[0])[None], plan.scheme)[0].reshape(-1)
-        se_null = _welch.hc_se(u, C, plan.indices, plan.scheme).reshape(B, -1)
-        hits["hc-mean"] += bool((_studentised_maxt(observed, null, se_obs, se_null, family) <= ALPHA).any())
-    return hits, ""
+        grid = interp.L @ x if interp.L is not None else None     # the grid on the map's scale
+        for m in methods:
+            if m == "plain":
+                p = _plain_maxt(observed, null, family)
+            else:
+                kind, hc, df = NUMERIC_METHODS[m]
+                if kind == "restricted":
+                    C = interp.L - interp.L[0]
+                    se_obs = _welch.hc_se(u, C, ident, plan.scheme)[0].reshape(-1)
+                    se_null = _welch.hc_se(u, C, plan.indices, plan.scheme).reshape(B, -1)
+                elif method == "linear":
+                    cl = pid if kind == "cluster" else None
+                    se_obs = _welch.slope_se(u, x, ident, plan.scheme, hc=hc, clusters=cl, grid=grid)[0].reshape(-1)
+                    se_null = _welch.slope_se(u, x, plan.indices, plan.scheme, hc=hc, clusters=cl,
+                                              grid=grid).reshape(B, -1)
+                else:
+                    if kind == "cluster":
+                        raise ValueError("cluster-robust GAM SE not implemented")
+                    design = _gam_design(interp)
+                    se_obs = _welch.smoother_se(u, x, ident, plan.scheme, design, hc=hc)[0].reshape(-1)
+                    se_null = _welch.smoother_se(u, x, plan.indices, plan.scheme, design, hc=hc).reshape(B, -1)
+                if df is None:
+                    p = _studentised_maxt_np(observed, null, se_obs, se_null, family)
+                else:
+                    dof = float((P if kind == "cluster" else n) - 2)
+                    p = _studentised_maxt_z(observed, null, se_obs, np.full_like(se_obs, dof), se_null,
+                                            np.full_like(se_null, dof), family)
+            hits[m] += bool((p <= ALPHA).any())
+    return hits, note
 
 
 def interval(k, n):
@@ -262,6 +349,22 @@ SCENARIOS = {
     "lin16-sd1-null": ("class", "linear16", dict(sd_ratio=1.0)),
     "linear-sdx2-null": ("numeric", "mlp", dict(method="linear")),
     "gam-sdx2-null": ("numeric", "mlp", dict(method="gam")),
+    # issue #11 item 2: studentised by the SE of the permuted fit
+    "lin-sdx2-null": ("numeric", "mlp", dict(method="linear", methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
+    "lin-sdx1-null": ("numeric", "mlp", dict(method="linear", sd_growth=1.0,
+                                             methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
+    "lin-sdx1-power": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, effect=0.35,
+                                              methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
+    "lin-sdx2-patients": ("numeric", "mlp", dict(method="linear", per_patient=3,
+                                                 methods=("plain", "HC3", "CR3", "CR3-z"))),
+    "lin-sdU-null": ("numeric", "mlp", dict(method="linear", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "lin-sdU-power": ("numeric", "mlp", dict(method="linear", spread="U", effect=0.35,
+                                             methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "gam-sdU-null": ("numeric", "mlp", dict(method="gam", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "gam-sdx2-fit": ("numeric", "mlp", dict(method="gam", methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "gam-sdx1-fit": ("numeric", "mlp", dict(method="gam", sd_growth=1.0, methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "gam-sdx1-power": ("numeric", "mlp", dict(method="gam", sd_growth=1.0, effect=0.35,
+                                              methods=("plain", "HC0", "HC3", "HC3-z"))),
 }
 
 

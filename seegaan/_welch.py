@@ -26,8 +26,16 @@ iter_welch_se / welch_se
     Per-permutation Welch SE maps (and Welch–Satterthwaite df) from group sums, streamed in batches.
 t_to_z
     Welch t through its own df onto the normal scale (PALM's v -> z) before the max over pixels.
+iter_slope_se / slope_se
+    Numeric feature, ``linear`` trajectory: HC0/HC2/HC3 (or cluster-robust CR0/CR2/CR3) SE of the slope
+    of the *permuted* regression, from three matrix products per batch (DiCiccio & Romano 2017).
+iter_smoother_se / smoother_se
+    Numeric feature, any penalised fit (``gam``): the sandwich SE of every step's difference with the
+    residuals and leverages of the permuted fit (one small fit per permutation row, vectorised over pixels).
+feature_per_latent
+    The feature value every *latent* is paired with under each permutation row (scheme-aware).
 iter_hc_se / hc_se
-    Heteroscedasticity-consistent SE of ``L u`` for any linear trajectory (linear, GAM): numeric features.
+    Superseded (kept for comparison): HC0 with the null model's residuals; not calibrated (docs/welch.md).
 inverse_se
     ``1 / se`` with 0 where the SE is 0 (the pixel cannot be tested, as the engine does for SD 0).
 
@@ -46,6 +54,7 @@ Memory of the SE streaming: O(batch x M) (x K for per-step J) plus the linearise
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import numpy as np
@@ -379,7 +388,9 @@ def permuted_weights(C: np.ndarray, rows: np.ndarray, scheme: str) -> np.ndarray
 
 def iter_hc_se(u: np.ndarray, C: np.ndarray, plans: np.ndarray, scheme: str, *, batch_size: int = 64,
                weights: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """HC (sandwich) SE maps of the linearised null difference of any linear trajectory, per permutation.
+    """Superseded by :func:`iter_slope_se` / :func:`iter_smoother_se` (kept for comparison; not calibrated).
+
+    HC (sandwich) SE maps of the linearised null difference of any linear trajectory, per permutation.
 
     ``se²_{b,k} = n/(n-1) · sum_j c_{b,k,j}² r_j²`` with ``r = u`` (centred at the cohort mean: the
     residuals of the null model, so one matrix product ``(nb·K x n) @ (n x M)`` per batch; a "restricted"
@@ -405,6 +416,227 @@ def hc_se(u, C, plans, scheme, *, batch_size: int = 64, weights=None) -> np.ndar
     """All per-permutation HC SE maps at once (see :func:`iter_hc_se`)."""
     return np.concatenate([se for _, se in iter_hc_se(u, C, plans, scheme, batch_size=batch_size,
                                                       weights=weights)])
+
+
+
+# --------------------------------------------------------------------------------------------------
+# numeric features: HC-studentised slope of the permuted regression (issue #11 item 2)
+# --------------------------------------------------------------------------------------------------
+HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
+
+
+def feature_per_latent(x: np.ndarray, rows: np.ndarray, scheme: str) -> np.ndarray:
+    """(nb, n) float64: the feature value that *latent* j is regressed on under permutation row b.
+
+    ``patient-label``: image i (whose latent stays) receives the feature of image ``rows[b, i]``:
+    ``out[b, i] = x[rows[b, i]]`` (a gather; the multiset of values changes when patients have different
+    numbers of images). ``image``/``whole-block``: image i receives latent ``rows[b, i]`` and keeps its
+    feature, so latent ``j = rows[b, i]`` is paired with ``x[i]``: ``out[b, rows[b, i]] = x[i]`` (a
+    scatter) -- moving the latents by ``idx`` is the same regression as moving the feature by ``idx⁻¹``.
+    The identity row pairs every latent with its own value.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    rows = np.atleast_2d(np.asarray(rows, dtype=np.int64))
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+    if scheme == "patient-label":
+        return x[rows]
+    out = np.empty(rows.shape, dtype=np.float64)
+    np.put_along_axis(out, rows, np.broadcast_to(x, rows.shape), axis=1)
+    return out
+
+
+def _fsum_rows(a: np.ndarray) -> np.ndarray:
+    """Correctly rounded row sums (``math.fsum``): the same bits whatever the batch a row sits in."""
+    return np.array([math.fsum(r) for r in np.atleast_2d(a).tolist()], dtype=np.float64)
+
+
+def _round_to_grid(x: np.ndarray, bits: int, axis: int) -> np.ndarray:
+    """Round ``x`` to a power-of-two grid with ``bits`` significant bits per slice along ``axis``.
+
+    ``axis=0``: one quantum per column (data), ``axis=1``: one per row (a permutation row's weights).
+    With weights of ``bw`` and data of ``bd`` bits every product is an integer multiple of the product of
+    the two quanta below ``2**(bw + bd)``; with ``bw + bd + ceil(log2 n) <= 53`` every partial sum of a
+    matrix product is exact in float64, so the product is the same bits for any batch split, BLAS,
+    thread count or device.
+    """
+    peak = np.max(np.abs(x), axis=axis, keepdims=True)
+    e = np.ceil(np.log2(np.where(peak > 0, peak, 1.0)))
+    q = np.ldexp(1.0, (e - bits).astype(int))
+    return np.round(x / q) * q
+
+
+def _units(n: int, clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(codes (n,), sizes (P,), first image of each unit (P,), P); singletons without clusters."""
+    if clusters is None:
+        return np.arange(n), np.ones(n), np.arange(n), n
+    _, first, codes = np.unique(np.asarray(clusters).astype(str), return_index=True, return_inverse=True)
+    return codes.ravel(), np.bincount(codes.ravel()).astype(np.float64), first, first.size
+
+
+def _leverage_factor(H: np.ndarray, hc: str, n_obs: int, n_par: int) -> np.ndarray:
+    """Multiplier of a unit's squared residual: HC0 1, HC1 n/(n-p), HC2 1/(1-h), HC3 1/(1-h)²."""
+    if hc not in HC_TYPES:
+        raise ValueError(f"hc must be one of {', '.join(HC_TYPES)} (got {hc!r})")
+    if hc == "HC0":
+        return np.ones_like(H)
+    if hc == "HC1":
+        return np.full_like(H, n_obs / max(n_obs - n_par, 1))
+    one_minus = 1.0 - H
+    ok = one_minus > 1e-10              # leverage 1: the residual is 0 anyway; weight it 0
+    safe = np.where(ok, one_minus, 1.0)
+    return np.where(ok, 1.0 / safe if hc == "HC2" else 1.0 / (safe * safe), 0.0)
+
+
+def iter_slope_se(u: np.ndarray, x: np.ndarray, plans: np.ndarray, scheme: str, *, hc: str = "HC3",
+                  clusters=None, grid: np.ndarray | None = None, batch_size: int = 64,
+                  slope: bool = False) -> Iterator[tuple]:
+    """Yield ``(start, se)`` (and the slope with ``slope=True``): HC SE of the *permuted* regression's slope.
+
+    For the ``linear`` trajectory the linearised difference of step k is ``(g_k - g_0) b̂`` with ``b̂`` the
+    slope of every pixel of ``u`` on the feature. Studentising every map (observed and null) by the
+    heteroscedasticity-consistent SE of its *own* fit makes the permutation test exact under
+    exchangeability and asymptotically valid when the spread changes along the feature (DiCiccio &
+    Romano 2017); HC3 is the small-sample choice (MacKinnon & White 1985; Long & Ervin 2000).
+
+    With ``a = x_b - x̄_b`` (the feature each latent is paired with under row b, centred),
+    ``S = Σ a²``, ``c = a / S``, ``v = u - ū``, leverage ``h = 1/n + a²/S`` and ``ω = c² k(h)``
+    (:func:`_leverage_factor`), the residual ``e = v - b̂ a`` gives
+
+        b̂ = c @ v,   var = Σ ω e² = ω @ v² − 2 b̂ (ω a) @ v + b̂² Σ ω a²
+
+    -- three matrix products (nb x n)(n x M) per batch, no loop over pixels. Rounding weights and data
+    to exact fixed-point grids (:func:`_round_to_grid`, ~2**-22 relative) makes every product exact: the
+    SE maps are the same bits for any ``batch_size``.
+
+    Clusters (several images per patient): with ``clusters`` (patient id per image) the units are the
+    patients: ``V_p = Σ_{i∈p} v_i``, ``m_p`` images, one feature value ``a_p`` (it must be constant within
+    every patient under every row: patient-label plans, or whole-block plans of a patient-level feature),
+    leverage ``H_p = m_p (1/n + a_p²/S)``, and ``Σ ω_p (V_p − m_p a_p b̂)²``: the Liang–Zeger sandwich
+    (CR0; ``HC2``/``HC3`` give CR2/CR3, exact for this rank-one leverage block). Three products
+    (nb x P)(P x M).
+
+    Parameters
+    ----------
+    u : ndarray (n, M)
+        Linearised images (:func:`linearise`, J at the cohort mean).
+    x : ndarray (n,)
+        The feature as the map sees it (``InterpolationResult.feature_codes``).
+    plans : ndarray (B, n) of int
+        Permutation rows; ``arange(n)`` gives the observed fit.
+    scheme : {"image", "whole-block", "patient-label"}
+        See :func:`feature_per_latent`.
+    hc : {"HC0", "HC1", "HC2", "HC3"}
+    clusters : array (n,), optional
+        Patient of every image: cluster-robust SE over patients.
+    grid : array (K,), optional
+        Trajectory grid (``interp.grid`` on the map's scale, i.e. ``feature_codes`` units): se becomes
+        (nb, K, M) ``= |g_k − g_0| se``.
+    batch_size : int
+    slope : bool
+        Also yield ``b̂`` (nb, M) (the linearised numerator).
+
+    Yields
+    ------
+    ``(start, se)`` or ``(start, se, b̂)``; se 0 where the pixel has no spread (untestable).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    n, M = u.shape
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size != n:
+        raise ValueError(f"x has {x.size} values but u has {n} images")
+    plans = np.atleast_2d(np.asarray(plans, dtype=np.int64))
+    if plans.shape[1] != n:
+        raise ValueError(f"plans have {plans.shape[1]} columns but u has {n} images")
+    codes, m, first, P = _units(n, clusters)
+    v = u - u.mean(axis=0)
+    V = v if clusters is None else np.zeros((P, M))
+    if clusters is not None:
+        np.add.at(V, codes, v)
+    untestable = np.max(np.abs(V), axis=0) <= 1e-10 * np.max(np.abs(u), axis=0)
+    bits = (53 - int(np.ceil(np.log2(max(P, 2))))) // 2
+    Vq = _round_to_grid(V, bits, axis=0)
+    V2q = _round_to_grid(Vq * Vq, bits, axis=0)
+    scale_g = None
+    if grid is not None:
+        g = np.asarray(grid, dtype=np.float64).ravel()
+        scale_g = np.abs(g - g[0])
+    for start in range(0, plans.shape[0], int(batch_size)):
+        xe = feature_per_latent(x, plans[start:start + int(batch_size)], scheme)     # (nb, n)
+        xu = xe[:, first]                                                          # (nb, P)
+        if clusters is not None and not np.array_equal(xe, xu[:, codes]):
+            raise ValueError("the feature is not constant within every cluster under these rows; "
+                             "cluster-robust SEs need a patient-level feature (patient-label plans)")
+        xbar = _fsum_rows(xu * m) / n
+        a = xu - xbar[:, None]
+        Sxx = _fsum_rows(m * a * a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = np.where(Sxx[:, None] > 0, a / Sxx[:, None], 0.0)
+            H = m * (1.0 / n + np.where(Sxx[:, None] > 0, a * a / Sxx[:, None], 0.0))
+        omega = c * c * _leverage_factor(H, hc, n if clusters is None else P, 2)
+        s = _fsum_rows(omega * m * m * a * a)
+        W1 = _round_to_grid(c, bits, axis=1)
+        W2 = _round_to_grid(omega, bits, axis=1)
+        W3 = _round_to_grid(omega * m * a, bits, axis=1)
+        b = W1 @ Vq
+        var = W2 @ V2q - 2.0 * b * (W3 @ Vq) + b * b * s[:, None]
+        var = np.maximum(var, 0.0)
+        var[:, untestable] = 0.0
+        se = np.sqrt(var)
+        if scale_g is not None:
+            se = scale_g[None, :, None] * se[:, None, :]
+        yield (start, se, b) if slope else (start, se)
+
+
+def slope_se(u, x, plans, scheme, *, hc: str = "HC3", clusters=None, grid=None, batch_size: int = 64,
+             slope: bool = False):
+    """All per-permutation slope SE maps at once (see :func:`iter_slope_se`); ``(se, b̂)`` with slope."""
+    parts = list(iter_slope_se(u, x, plans, scheme, hc=hc, clusters=clusters, grid=grid,
+                               batch_size=batch_size, slope=slope))
+    se = np.concatenate([p[1] for p in parts])
+    return (se, np.concatenate([p[2] for p in parts])) if slope else se
+
+
+def iter_smoother_se(u: np.ndarray, x: np.ndarray, plans: np.ndarray, scheme: str,
+                     design: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]], *,
+                     hc: str = "HC3", batch_size: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+    """Sandwich SE of every step's linearised difference of a penalised fit, refitted per permutation.
+
+    ``design(x_b) -> (X (n, p), X_grid (K, p), S (p, p))`` builds the fit for the feature values the
+    latents are paired with under row b (:func:`feature_per_latent`); for ``gam`` that is
+    ``interp._spec.design(x_b, None)`` and ``interp._spec.penalty(lam, 0)``. Per row:
+    ``A = (X'X + S)^-1 X'``, ``ℓ_k = (X_grid A)[k] − (X_grid A)[0]``, residuals ``e = v − X A v``,
+    leverages ``h = diag(X A)``, and ``se²_k = Σ_i ℓ_ki² k(h_i) e_i²`` (HC0/HC2/HC3 as for the slope;
+    ``HC1`` uses n/(n − edof)). Loops over rows (each row's fit is p x n), vectorised over pixels: the
+    result of a row does not depend on the batch. Yields ``(start, se)`` with se (nb, K, M).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    n, M = u.shape
+    v = u - u.mean(axis=0)
+    untestable = np.max(np.abs(v), axis=0) <= 1e-10 * np.max(np.abs(u), axis=0)
+    plans = np.atleast_2d(np.asarray(plans, dtype=np.int64))
+    for start in range(0, plans.shape[0], int(batch_size)):
+        xe = feature_per_latent(x, plans[start:start + int(batch_size)], scheme)
+        out = []
+        for xb in xe:
+            X, Xg, S = design(xb)
+            A = np.linalg.solve(X.T @ X + S, X.T)                 # (p, n)
+            L = Xg @ A
+            C = L - L[0]
+            h = np.einsum("ip,pi->i", X, A)
+            e = v - X @ (A @ v)
+            k = _leverage_factor(h, hc, n, float(h.sum()))
+            var = (C * C * k) @ (e * e)
+            var = np.maximum(var, 0.0)
+            var[:, untestable] = 0.0
+            out.append(np.sqrt(var))
+        yield start, np.stack(out)
+
+
+def smoother_se(u, x, plans, scheme, design, *, hc: str = "HC3", batch_size: int = 64) -> np.ndarray:
+    """All per-permutation smoother SE maps at once (see :func:`iter_smoother_se`)."""
+    return np.concatenate([se for _, se in iter_smoother_se(u, x, plans, scheme, design, hc=hc,
+                                                            batch_size=batch_size)])
 
 
 def inverse_se(se: np.ndarray) -> np.ndarray:

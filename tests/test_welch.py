@@ -159,3 +159,139 @@ def test_welch_df_and_t_to_z():
     np.testing.assert_allclose(z, stats.norm.isf(stats.t.sf(t, [5, 12, 40, 8])), rtol=1e-6)
     assert (z < t).all()                                   # heavier tails: the same t is less extreme
     assert np.isneginf(_welch.t_to_z(np.array([np.nan, 1.0]), np.array([10.0, np.nan]))).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# numeric features: HC SE of the permuted fit (issue #11 item 2)
+# --------------------------------------------------------------------------------------------------
+def _numeric_case(scheme, seed=8):
+    """Latents and feature with the spread growing along x; patients of 1-3 images for patient-label."""
+    rng = np.random.default_rng(seed)
+    if scheme == "image":
+        pid = np.arange(36)
+    else:
+        pid = np.repeat(np.arange(15), np.tile([1, 2, 3], 5))
+    n = pid.size
+    x = rng.uniform(20, 90, pid.max() + 1)[pid]
+    u = (rng.standard_normal((n, 7)) + 0.7 * rng.standard_normal((pid.max() + 1, 7))[pid]) * (1 + x[:, None] / 40)
+    u[:, 5] = 0.25                                     # a constant pixel: untestable
+    plan = draw_permutations(pid.astype(str), 12, feature=x, seed=3)
+    assert plan.scheme == scheme
+    return u, x, pid, np.vstack([np.arange(n), plan.indices])
+
+
+def _permuted_pairs(u, x, idx, scheme):
+    """(response, regressor) of the permuted regression, built the way the engine builds its null."""
+    if scheme == "patient-label":
+        return u, x[idx]                  # latents stay, image i carries the feature of image idx[i]
+    return u[idx], x                      # image i receives latent idx[i], keeps its feature
+
+
+@pytest.mark.parametrize("scheme", ["image", "patient-label"])
+@pytest.mark.parametrize("hc", ["HC0", "HC1", "HC2", "HC3"])
+def test_slope_se_equals_statsmodels_per_permutation(scheme, hc):
+    sm = pytest.importorskip("statsmodels.api")
+    u, x, _, rows = _numeric_case(scheme)
+    se, b = _welch.slope_se(u, x, rows, scheme, hc=hc, slope=True, batch_size=5)
+    assert se.shape == b.shape == (rows.shape[0], u.shape[1])
+    for r, idx in enumerate(rows):
+        y, xx = _permuted_pairs(u, x, idx, scheme)
+        for m in (0, 3, 6):
+            fit = sm.OLS(y[:, m], sm.add_constant(xx)).fit(cov_type=hc)
+            np.testing.assert_allclose(se[r, m], fit.bse[1], rtol=2e-6)
+            np.testing.assert_allclose(b[r, m], fit.params[1], rtol=0, atol=1e-5 * fit.bse[1])  # fixed-point 2**-22
+    assert not se[:, 5].any()                          # zero-variance pixel: se 0 in every row
+    assert (se[:, [0, 1, 2, 3, 4, 6]] > 0).all()
+
+
+def test_cluster_robust_slope_se_patient_label():
+    sm = pytest.importorskip("statsmodels.api")
+    u, x, pid, rows = _numeric_case("patient-label")
+    se0 = _welch.slope_se(u, x, rows, "patient-label", hc="HC0", clusters=pid, batch_size=4)
+    se3 = _welch.slope_se(u, x, rows, "patient-label", hc="HC3", clusters=pid, batch_size=4)
+    for r, idx in enumerate(rows):
+        y, xx = _permuted_pairs(u, x, idx, "patient-label")
+        X = sm.add_constant(xx)
+        for m in (0, 4):
+            fit = sm.OLS(y[:, m], X).fit(cov_type="cluster", cov_kwds={"groups": pid, "use_correction": False})
+            np.testing.assert_allclose(se0[r, m], fit.bse[1], rtol=2e-6)
+            # CR3 by its definition: cluster residuals (I - H_pp)^-1 e_p in the sandwich
+            bread = np.linalg.inv(X.T @ X)
+            e = y[:, m] - X @ (bread @ X.T @ y[:, m])
+            meat = np.zeros((2, 2))
+            for p in np.unique(pid):
+                rows_p = pid == p
+                Hpp = X[rows_p] @ bread @ X[rows_p].T
+                s = X[rows_p].T @ np.linalg.solve(np.eye(rows_p.sum()) - Hpp, e[rows_p])
+                meat += np.outer(s, s)
+            np.testing.assert_allclose(se3[r, m], np.sqrt((bread @ meat @ bread)[1, 1]), rtol=2e-6)
+    with pytest.raises(ValueError, match="constant within every cluster"):   # image-level feature
+        _welch.slope_se(u, x + np.arange(x.size), rows, "patient-label", clusters=pid)
+
+
+def test_slope_se_image_and_whole_block_move_the_feature_inversely():
+    rng = np.random.default_rng(9)
+    n = 24
+    x = rng.uniform(0, 1, n)
+    u = rng.standard_normal((n, 5))
+    rows = np.vstack([np.arange(n), rng.permutation(n), rng.permutation(n)])
+    inv = np.argsort(rows, axis=1)
+    np.testing.assert_array_equal(_welch.feature_per_latent(x, rows, "image"), x[inv])
+    np.testing.assert_array_equal(_welch.feature_per_latent(x, rows, "whole-block"), x[inv])
+    # moving the latents by idx equals moving the feature by idx^-1 (same regression pairs)
+    a = _welch.slope_se(u, x, rows, "image")
+    b = _welch.slope_se(u, x, inv, "patient-label")
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_array_equal(a[0], _welch.slope_se(u, x, rows[:1], "patient-label")[0])
+
+
+@pytest.mark.parametrize("scheme", ["image", "patient-label"])
+def test_slope_and_smoother_se_batch_size_invariance_and_grid(scheme):
+    u, x, pid, rows = _numeric_case(scheme)
+    grid = np.linspace(25, 85, 5)
+    cl = pid if scheme == "patient-label" else None
+    ref = _welch.slope_se(u, x, rows, scheme, grid=grid, clusters=cl, batch_size=rows.shape[0])
+    assert ref.shape == (rows.shape[0], 5, u.shape[1])
+    for bs in (1, 4, 7):
+        np.testing.assert_array_equal(_welch.slope_se(u, x, rows, scheme, grid=grid, clusters=cl, batch_size=bs),
+                                      ref)
+    np.testing.assert_allclose(ref[:, 2], 0.5 * ref[:, 4])
+    assert not ref[:, 0].any()
+
+    def design(xb):   # a linear "smoother": the smoother SE must reproduce the slope SE times |g_k - g_0|
+        return (np.column_stack([np.ones_like(xb), xb]), np.column_stack([np.ones_like(grid), grid]),
+                np.zeros((2, 2)))
+
+    sm_ref = _welch.smoother_se(u, x, rows, scheme, design, batch_size=rows.shape[0])
+    for bs in (1, 5):
+        np.testing.assert_array_equal(_welch.smoother_se(u, x, rows, scheme, design, batch_size=bs), sm_ref)
+    if cl is None:
+        np.testing.assert_allclose(sm_ref, ref, rtol=1e-5, atol=1e-12)
+
+
+def test_smoother_se_of_a_gam_equals_a_direct_sandwich():
+    from seegaan import _gam
+
+    rng = np.random.default_rng(10)
+    n = 60
+    x = rng.uniform(20, 90, n)
+    u = rng.standard_normal((n, 4)) * (1 + x[:, None] / 30)
+    grid = np.linspace(25, 85, 4)
+    knots = np.array([x.min(), x.max()])
+
+    def design(xb):
+        kn = np.array([xb.min(), xb.max()])
+        return _gam.gam_design(xb, kn), _gam.gam_design(grid, kn), _gam.gam_penalty(0.6)
+
+    rows = np.vstack([np.arange(n), rng.permutation(n)])
+    se = _welch.smoother_se(u, x, rows, "image", design, hc="HC3", batch_size=1)
+    for r, idx in enumerate(rows):
+        X, Xg = _gam.gam_design(x, knots), _gam.gam_design(grid, knots)
+        L = _gam.penalised_map(X, Xg, _gam.gam_penalty(0.6))
+        y = u[idx] - u.mean(0)
+        H = X @ np.linalg.solve(X.T @ X + _gam.gam_penalty(0.6), X.T)
+        e = (y - H @ y) / (1 - np.diag(H))[:, None]
+        C = L - L[0]
+        for k in range(1, 4):
+            want = np.sqrt(np.einsum("i,ij,i,ij->j", C[k], e, C[k], e))
+            np.testing.assert_allclose(se[r, k], want, rtol=1e-6)
