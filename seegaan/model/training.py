@@ -15,19 +15,23 @@ passes per step), so all ranks hold identical weights; rank 0 validates and writ
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from seegaan._errors import SeegaanError
+from seegaan._io import Terminated, check_output_path, clean_stale_parts_note, folder_lock
 from seegaan._progress import Progress, no_progress
 from seegaan.model._runtime import TorchStream, cuda_settings, global_rng_kept, resolve_device
 from seegaan.model.augment import AdaptiveP, augment
@@ -61,7 +65,8 @@ class TrainConfig:
     ada_interval: int = 4
     ada_kimg: float = 500.0
     checkpoint_every: int = 10_000
-    val_every: int = 10_000
+    val_every: int | None = None
+    checkpoint_minutes: float | None = 5.0
     val_images: int = 256
     log_every: int = 100
     seed: int = 0
@@ -75,12 +80,31 @@ class TrainConfig:
             raise SeegaanError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
         for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval",
                      "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise SeegaanError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise SeegaanError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+            value = getattr(self, name)
+            if value is None and name == "val_every":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise SeegaanError(f"{name} must be a whole number >= 1, got {value!r}")
+        for name in ("max_minutes", "checkpoint_minutes"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SeegaanError(f"{name} must be > 0 (a finite number of minutes), got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SeegaanError(f"lr (the learning rate) must be a finite number > 0, got {self.lr!r}")
+        if not (math.isfinite(self.augment_p) and 0 <= self.augment_p <= 1):
+            raise SeegaanError(f"augment_p is a probability: give a number from 0 to 1, got {self.augment_p!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise SeegaanError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if self.batch_size < 2:
             raise SeegaanError("batch_size must be >= 2 (the discriminator's minibatch-stddev needs a batch)")
+
+    @property
+    def validation_interval(self) -> int:
+        """Steps between validations: ``val_every``, or when None ``min(10_000, max(steps // 10, 1))``, so
+        that even a short run validates about ten times and ``best.pt`` is a real choice."""
+        if self.val_every is not None:
+            return int(self.val_every)
+        return min(10_000, max(self.steps // 10, 1))
 
 
 @dataclass
@@ -187,9 +211,15 @@ def _mixed_latents(nets: Networks, z1: torch.Tensor, z2: torch.Tensor, prob: flo
     return torch.where(use2, w2[:, None], w1[:, None])
 
 
-def load_training_images(data, *, image_size: int, view=None, table=None, split_seed: int = 0,
-                         log: Callable[[str], None] = print):
-    """Train and validation images as float32 arrays, from an ImageSet or an images folder/table."""
+def ids_sha256(ids) -> str:
+    """SHA-256 (hex) of the sorted image ids, one per line: what a checkpoint records of its images."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode("utf-8")).hexdigest()
+
+
+def _training_sets(data, *, image_size: int, view=None, table=None, split_seed: int = 0):
+    """(train subset, val subset, provenance) of an ImageSet or an images folder/table."""
     from seegaan.data import ImageSet, load_dataset
 
     if not isinstance(data, ImageSet):
@@ -201,6 +231,18 @@ def load_training_images(data, *, image_size: int, view=None, table=None, split_
     if len(train_set) < 2:
         raise SeegaanError(f"only {len(train_set)} training images; give at least 2 (check the folder, "
                            "table and --view)")
+    provenance = {"image_ids_sha256": ids_sha256(data.image_ids),
+                  "train_ids_sha256": ids_sha256(train_set.image_ids),
+                  "split_seed": data.attrs.get("split_seed"), "split_source": data.attrs.get("split_source", ""),
+                  "n_images": len(data), "n_train": len(train_set), "n_val": len(val_set)}
+    return train_set, val_set, provenance
+
+
+def load_training_images(data, *, image_size: int, view=None, table=None, split_seed: int = 0,
+                         log: Callable[[str], None] = print):
+    """Train and validation images as float32 arrays, from an ImageSet or an images folder/table."""
+    train_set, val_set, _ = _training_sets(data, image_size=image_size, view=view, table=table,
+                                           split_seed=split_seed)
     log(f"loading {len(train_set)} training and {len(val_set)} validation images at {image_size}x{image_size}")
     return _stack(train_set), _stack(val_set)
 
@@ -507,16 +549,21 @@ def _saved_run(last_path: Path, model_config: ModelConfig | None, *, resume: boo
 
 
 def _training_arrays(data, model_config: ModelConfig, config: TrainConfig, *, table, view,
-                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(train, val) float32 arrays and what the checkpoints record of the images (their ids' hashes:
+    ``seegaan encode`` keeps the training split only for these very images)."""
     if isinstance(data, tuple):
         train_x, val_x = (np.asarray(a, dtype=np.float32) for a in data)
+        provenance = {}
     else:
-        train_x, val_x = load_training_images(data, image_size=model_config.image_size, view=view,
-                                              table=table, log=say)
+        side = model_config.image_size
+        train_set, val_set, provenance = _training_sets(data, image_size=side, view=view, table=table)
+        say(f"loading {len(train_set)} training and {len(val_set)} validation images at {side}x{side}")
+        train_x, val_x = _stack(train_set), _stack(val_set)
     expected = (model_config.channels, model_config.image_size, model_config.image_size)
     if train_x.ndim != 4 or tuple(train_x.shape[1:]) != expected:
         raise SeegaanError(f"training images have shape {train_x.shape[1:]}, the model expects {expected}")
-    return train_x, val_x[: config.val_images]
+    return train_x, val_x[: config.val_images], provenance
 
 
 def _resume(trainer: Trainer, payload: dict, path: Path, selection: str, say: Callable[[str], None]) -> None:
@@ -531,6 +578,82 @@ def _resume(trainer: Trainer, payload: dict, path: Path, selection: str, say: Ca
         trainer.best_metric = math.inf
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT) or SIGTERM between two steps, after writing ``last.pt``.
+
+    A KeyboardInterrupt, so code that stops on Ctrl-C still does; ``str(exc)`` says what was kept.
+
+    Attributes
+    ----------
+    signum : int
+        The signal that stopped the run.
+    step : int
+        The step the run had reached (and saved in ``last.pt``).
+    """
+
+    def __init__(self, message: str, *, signum: int, step: int):
+        super().__init__(message)
+        self.signum, self.step = signum, step
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def kept_checkpoint_note(out_dir: str | os.PathLike) -> str:
+    """What ``out_dir`` holds after an interrupted run: ``"last.pt (step M) kept in DIR; rerun the same
+    command to resume"``, or that no checkpoint was written yet."""
+    last = Path(out_dir) / "last.pt"
+    if not last.is_file():
+        return f"no checkpoint was written yet in {out_dir}"
+    try:
+        step = (read_checkpoint(last).get("train") or {}).get("step")
+    except SeegaanError:
+        return f"{last} cannot be read; delete it and start again"
+    return f"last.pt (step {step}) kept in {out_dir}; rerun the same command to resume"
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM while training: the first is remembered and acted on between two steps (after
+    ``last.pt`` is written); a second one stops at once. Handlers are installed only in the main thread
+    and the previous ones come back afterwards."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_StopRequest"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum, frame):
+            if self.signum is None:
+                self.signum = signum
+                return
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+            yield self
+        finally:
+            for sig, old in previous.items():
+                with contextlib.suppress(ValueError, OSError, TypeError):
+                    signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _schedule_line(config: TrainConfig, step: int, end_step: int) -> str:
+    """``checkpoint every N steps or M minutes; validation every K steps (next at step S)``."""
+    every = config.validation_interval
+    minutes = (f" or {config.checkpoint_minutes:g} minutes" if config.checkpoint_minutes is not None else "")
+    next_val = min((step // every + 1) * every, end_step)
+    return (f"checkpoint (last.pt) every {config.checkpoint_every} steps{minutes} and at every validation; "
+            f"validation every {every} steps (next at step {next_val}) and at the end")
+
+
 @dataclass
 class _Run:
     """One call of :func:`train`: where it writes, what it records, and its loop."""
@@ -541,6 +664,8 @@ class _Run:
     model_config: ModelConfig
     baseline: float | None
     say: Callable[[str], None]
+    provenance: dict = field(default_factory=dict)
+    stop: _StopRequest = field(default_factory=_StopRequest)
 
     @property
     def last(self) -> Path:
@@ -561,7 +686,7 @@ class _Run:
                 trainer.best_metric = metrics[judges.selection]
         extra = {"perceptual": judges.perceptual_name, "fid": judges.fid_name,
                  "selection_metric": judges.selection, "baseline_l2": self.baseline,
-                 "model_config": self.model_config.to_dict()}
+                 "model_config": self.model_config.to_dict(), "data": dict(self.provenance)}
         train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
         if is_main:
             state = networks_state(trainer.nets, trainer.ema)
@@ -570,13 +695,35 @@ class _Run:
                 save_checkpoint(self.best, self.model_config, state, train=train_state, overwrite=True)
         trainer.dist.barrier()
 
+    def _flags(self, step: int, deadline: float | None, next_save: float | None) -> tuple[bool, bool, bool]:
+        """(time limit reached, wall-time checkpoint due, stop asked), agreed by all ranks so that every
+        rank acts at the same step. The time limit is checked every 10 steps (so a run stops at the same
+        kind of step whatever the number of processes); under torchrun the other two are agreed every 10
+        steps as well, and checked after every step otherwise."""
+        dist, now = self.trainer.dist, time.monotonic()
+        every_tenth = step % 10 == 0
+        over_time = every_tenth and deadline is not None and now > deadline
+        save_due = next_save is not None and now > next_save
+        stop = self.stop.signum is not None
+        if not dist.enabled:
+            return over_time, save_due, stop
+        if not every_tenth:
+            return False, False, False
+        return tuple(dist.sum_scalar(float(f)) > 0 for f in (over_time, save_due, stop))  # type: ignore
+
     def loop(self, train_x: np.ndarray, val_x: np.ndarray, *, end_step: int, progress: Progress) -> dict:
-        """Train up to ``end_step`` (or the time limit), validating and checkpointing on schedule; returns
-        the last step's losses."""
+        """Train up to ``end_step`` (or the time limit), validating and checkpointing on schedule (steps
+        and wall time); returns the last step's losses. A stop request (SIGINT/SIGTERM) writes ``last.pt``
+        between two steps and raises :class:`TrainingInterrupted`."""
         trainer, config, dist = self.trainer, self.trainer.cfg, self.trainer.dist
         sample = _batch_sampler(train_x, trainer.device)
         deadline = None if config.max_minutes is None else time.monotonic() + 60.0 * config.max_minutes
+        save_every_s = None if config.checkpoint_minutes is None else 60.0 * config.checkpoint_minutes
+        next_save = None if save_every_s is None else time.monotonic() + save_every_s
         t0, images_seen, logs = time.perf_counter(), 0, {}
+        last_line = time.monotonic()
+        first = trainer.step + 1
+        self.say(_schedule_line(config, trainer.step, end_step))
         progress(0, total=end_step - trainer.step)
         while trainer.step < end_step:
             index = trainer.rng.integers(0, len(train_x), config.batch_size)
@@ -584,29 +731,56 @@ class _Run:
             images_seen += config.batch_size * dist.world
             progress(1)
             step = trainer.step
-            # every rank must stop at the same step: the time limit is agreed every 10 steps
-            if (deadline is not None and step % 10 == 0
-                    and dist.sum_scalar(float(time.monotonic() > deadline)) > 0):
+            over_time, save_due, stop = self._flags(step, deadline, next_save)
+            if over_time:
                 self.say(f"time limit of {config.max_minutes:g} minutes reached at step {step}")
                 end_step = step
-            metrics = self._checkpoint_on_schedule(val_x, end_step)
-            if metrics is not None or step % config.log_every == 0:
+            metrics, saved = self._checkpoint_on_schedule(val_x, end_step, force=save_due or stop)
+            if saved and save_every_s is not None:
+                next_save = time.monotonic() + save_every_s
+            now = time.monotonic()
+            if metrics is not None or step % config.log_every == 0 or step == first or now - last_line >= 30:
                 rate = images_seen / (time.perf_counter() - t0)
                 values = {**_floats(logs), **(metrics or {})}
-                self.say(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+                self.say(f"step {step}/{end_step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
                          + f", {rate:.1f} images/s")
+                last_line = now
+            if stop:
+                name = "Ctrl-C" if self.stop.signum == signal.SIGINT else signal.Signals(self.stop.signum).name
+                raise TrainingInterrupted(f"interrupted ({name}) at step {step}; last.pt (step {step}) kept in "
+                                          f"{self.out_dir}; rerun the same command to resume",
+                                          signum=self.stop.signum or signal.SIGINT, step=step)
         return logs
 
-    def _checkpoint_on_schedule(self, val_x: np.ndarray, end_step: int) -> dict | None:
-        """Validate (rank 0) and checkpoint when the schedule or the end says so; the metrics, if any."""
+    def _checkpoint_on_schedule(self, val_x: np.ndarray, end_step: int, *,
+                                force: bool = False) -> tuple[dict | None, bool]:
+        """Validate (rank 0) and checkpoint when the schedule, the end or ``force`` (wall time, a stop
+        request) says so; (the metrics if any, whether a checkpoint was written)."""
         trainer, config = self.trainer, self.trainer.cfg
         step = trainer.step
-        validate = step % config.val_every == 0 or step == end_step
-        if not (step % config.checkpoint_every == 0 or step == end_step or validate):
-            return None
+        validate = step % config.validation_interval == 0 or step == end_step
+        if not (step % config.checkpoint_every == 0 or validate or force):
+            return None, False
         metrics = trainer.validate(val_x) if (validate and trainer.dist.rank == 0 and len(val_x)) else None
         self.checkpoint(metrics)
-        return metrics
+        return metrics, True
+
+
+def _data_paths(data, table, *weights) -> list:
+    """The input files and folders named by paths (not an ImageSet or arrays): outputs may not be these."""
+    paths = [data] if isinstance(data, (str, os.PathLike)) else []
+    return paths + [p for p in (table, *weights) if isinstance(p, (str, os.PathLike))]
+
+
+def _check_outputs(out_dir: Path, inputs: list, *, resume: bool) -> None:
+    """``last.pt`` and ``best.pt`` may be written: not an input, and an earlier run's ``last.pt`` is only
+    replaced by resuming it."""
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    if not resume and last.exists():
+        raise SeegaanError(f"{last} exists and resume is off (--no-resume); use another --out-dir, or "
+                           "resume that run")
+    check_output_path(last, overwrite=True, inputs=inputs, suffixes=".pt")
+    check_output_path(best, overwrite=True, inputs=inputs, suffixes=".pt", others=[last], probe=False)
 
 
 def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None = None,
@@ -620,11 +794,17 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     ----------
     data : ImageSet, path, or (train, val) pair of float32 arrays (N, C, S, S) in [-1, 1]
         Images; a folder or table path is read with :func:`seegaan.data.load_dataset` (``table``,
-        ``view`` passed on) and its train/val splits are used.
+        ``view`` passed on) and its train/val splits are used. With an ImageSet or a path, the
+        checkpoints record SHA-256 hashes of the sorted image ids (all, and the training split) and the
+        split seed, so that ``seegaan encode`` keeps the split only for these very images.
     out_dir : path
-        Folder for ``last.pt`` (every ``checkpoint_every`` steps and at the end) and ``best.pt`` (lowest
-        validation FID with Inception weights, else lowest validation L2 of the EMA encoder+generator).
-        An existing ``last.pt`` is resumed when ``resume``.
+        Folder for ``last.pt`` and ``best.pt`` (lowest validation FID with Inception weights, else
+        lowest validation L2 of the EMA encoder+generator). ``last.pt`` is written every
+        ``config.checkpoint_every`` steps, every ``config.checkpoint_minutes`` of wall time, at every
+        validation (every ``config.validation_interval`` steps), at the end and on a stop request. An
+        existing ``last.pt`` is resumed when ``resume`` (and refused otherwise: choose another folder).
+        The folder is locked while the run writes (a second run on it is refused), and partial files
+        left by killed writers are removed at the start (a line says so).
     model_config : ModelConfig, optional
         Architecture (default: the paper's at 256x256). Ignored on resume (the checkpoint's is used);
         a different explicit config is refused.
@@ -644,9 +824,17 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     progress : callable ``progress(n=1, total=None)``, optional
         Told the number of steps of this call (``total=``), then each step done.
     log : callable
-        Receives each message line (rank 0 only).
+        Receives each message line (rank 0 only): the schedule at the start, the first step, then every
+        ``config.log_every`` steps, every validation and at least every 30 seconds.
     stop_after : int, optional
         Stop after this many steps of this call (for tests); checkpoints are written as usual.
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C (SIGINT) or SIGTERM in the main thread: the step under way finishes, ``last.pt`` is
+        written, and the exception says so. A second signal stops at once (``last.pt`` is then the one
+        written before; see :func:`kept_checkpoint_note`).
 
     ``config.max_minutes`` stops the run cleanly (validation, ``last.pt``, ``best.pt``) once that much
     wall time has passed; a later call with the same ``out_dir`` resumes there. Torch's global RNG is left
@@ -655,32 +843,45 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     dist = _Dist()
     device = _training_device(device, dist)
     dist.init(device)
-    with cuda_settings(device), global_rng_kept(device):  # (third-party weight init may draw numbers)
-        return _train(data, out_dir=Path(out_dir), model_config=model_config, config=config, table=table,
+    out_dir = Path(out_dir)
+    if dist.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    lock = folder_lock(out_dir) if dist.rank == 0 else contextlib.nullcontext()
+    say = log if dist.rank == 0 else (lambda _msg: None)
+    with lock, cuda_settings(device), global_rng_kept(device):  # (third-party weight init may draw numbers)
+        if dist.rank == 0:
+            note = clean_stale_parts_note(out_dir)
+            if note:
+                say(note)
+            _check_outputs(out_dir, _data_paths(data, table, vgg_weights, fid_weights), resume=resume)
+        return _train(data, out_dir=out_dir, model_config=model_config, config=config, table=table,
                       view=view, vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume,
-                      device=device, dist=dist, progress=progress or no_progress,
-                      say=log if dist.rank == 0 else (lambda _msg: None), stop_after=stop_after)
+                      device=device, dist=dist, progress=progress or no_progress, say=say,
+                      stop_after=stop_after)
 
 
 def _train(data, *, out_dir: Path, model_config, config: TrainConfig, table, view, vgg_weights, fid_weights,
            resume: bool, device: torch.device, dist: _Dist, progress: Progress, say, stop_after) -> TrainResult:
-    """:func:`train` on a resolved device, inside its settings scope."""
-    if dist.rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    """:func:`train` on a resolved device, inside its settings scope and folder lock."""
     payload, model_config = _saved_run(out_dir / "last.pt", model_config, resume=resume)
     judges = _load_judges(vgg_weights, fid_weights, device=device, say=say)
-    train_x, val_x = _training_arrays(data, model_config, config, table=table, view=view, say=say)
+    train_x, val_x, provenance = _training_arrays(data, model_config, config, table=table, view=view, say=say)
     trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=judges.perceptual,
                       fid_features=judges.fid_features)
     if payload is not None:
         _resume(trainer, payload, out_dir / "last.pt", judges.selection, say)
+        saved = (payload.get("train") or {}).get("data") or {}
+        if saved.get("image_ids_sha256") and provenance and saved != provenance:
+            say("the images differ from those of the resumed run (their ids' hashes differ); the "
+                "checkpoints now record these images")
     baseline = float(np.mean((val_x - train_x.mean(0, keepdims=True)) ** 2)) if len(val_x) else None
     if baseline is not None:
         say(f"validation L2 of predicting the mean training image: {baseline:.5f}")
-    run = _Run(trainer, judges, out_dir, model_config, baseline, say)
+    run = _Run(trainer, judges, out_dir, model_config, baseline, say, provenance)
     end_step = config.steps if stop_after is None else min(config.steps, trainer.step + stop_after)
     end_step = max(end_step, trainer.step)  # a run already past config.steps trains no further
-    logs = run.loop(train_x, val_x, end_step=end_step, progress=progress)
+    with run.stop.installed():
+        logs = run.loop(train_x, val_x, end_step=end_step, progress=progress)
     return TrainResult(out_dir=out_dir, last=run.last, best=run.best if run.best.exists() else None,
                        step=trainer.step, history=list(trainer.history), baseline_l2=baseline,
                        perceptual=judges.perceptual_name, augment_p=trainer.ada.p, last_logs=_floats(logs),
