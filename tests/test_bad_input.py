@@ -168,6 +168,25 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("pseudonymisation salt too short", lambda t: _load(t, pseudonymize="abc"), "at least 8 characters"),
     ("id map without pseudonyms", _id_map_without_pseudonyms, "the ids are not pseudonymised"),
     ("negative split seed", lambda t: _load(t, seed=-1), "the split seed must be a non-negative integer"),
+    # ---- interpolate: silent garbage refused (issue #12)
+    ("covariate collinear with the feature",
+     lambda t: (lambda s, ds: s.interpolate(ds.assign_coords(months=("image", ds["age"].values * 12)),
+                                            feature="age", method="linear", adjust="months"))(
+         __import__("seegaan"), __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path())),
+     "covariate(s) months are collinear with the feature 'age'"),
+    ("GAM grid far outside the data",
+     lambda t: __import__("seegaan").interpolate(
+         __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()), feature="age",
+         method="gam", grid="-1000,5000"), "leaves the observed range of 'age'"),
+    ("grid of equal values",
+     lambda t: __import__("seegaan").interpolate(
+         __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()), feature="age",
+         grid="5,5,5"), "the grid values are all equal"),
+    # ---- phantom --overwrite never deletes a user's folder (issue #12)
+    ("phantom --overwrite onto a user's folder",
+     lambda t: ((t / "mine").mkdir(), (t / "mine" / "notes.txt").write_text("keep"),
+                __import__("seegaan.phantom").phantom.write_phantom(t / "mine", n=2, size=32, overwrite=True)),
+     "is not a phantom folder written by seegaan"),
 ]
 
 

@@ -94,3 +94,33 @@ def test_cli(frame, tmp_path):
     assert res.exit_code == 2 and "no column 'nope'" in res.output
     res = runner.invoke(app, ["table1", str(tmp_path / "missing.csv")])
     assert res.exit_code == 2 and "no such table file" in res.output
+
+
+def test_headers_are_distinct_on_the_demo():
+    from seegaan import demo
+
+    for by in ("split", "sex"):
+        res = table1(str(demo.cohort_path()), by=by)
+        header = res.as_text().splitlines()[2].split()
+        assert len(header) == len(set(header)), header
+        assert res.frame.columns.is_unique
+    assert "test" in table1(str(demo.cohort_path()), by="split").groups
+
+
+def test_cli_checks_the_csv_before_reading(frame, tmp_path, monkeypatch):
+    from seegaan.cli.stats import app
+    import importlib
+
+    table1_module = importlib.import_module("seegaan.data.table1")  # the module, not the function
+
+    frame.to_csv(tmp_path / "clin.csv", index=False)
+    (tmp_path / "old.csv").write_text("keep")
+    calls = []
+    monkeypatch.setattr(table1_module, "table1", lambda *a, **k: calls.append(1))
+    runner = CliRunner()
+    for out, extra, text in ((tmp_path / "clin.csv", ["--overwrite"], "is the input"),
+                             (tmp_path / "o.txt", [], "give a .csv path"),
+                             (tmp_path / "old.csv", [], "already exists")):
+        res = runner.invoke(app, ["table1", str(tmp_path / "clin.csv"), "--csv", str(out), *extra])
+        assert res.exit_code == 2 and text in res.stderr, res.output
+    assert calls == [] and (tmp_path / "old.csv").read_text() == "keep"

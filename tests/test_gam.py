@@ -345,3 +345,26 @@ def test_fewer_observations_than_columns_is_exact_penalised_least_squares():
     solver = G.GamAutoSolver(design, design, [0.6], G.gam_penalty)
     hat = design @ np.linalg.solve(design.T @ design + penalty, design.T)
     np.testing.assert_allclose(solver.edof[0], np.trace(hat), rtol=1e-9)
+
+
+def test_interpolation_edf_is_the_hat_matrix_trace_and_pygams_edof():
+    """``InterpolationResult.edf`` = trace(X (X'X + S)^-1 X') = pyGAM's ``statistics_['edof']``."""
+    import pandas as pd
+
+    import seegaan
+
+    rng = np.random.default_rng(11)
+    n, lam, n_splines = 60, 2.0, 8
+    x = rng.uniform(0, 10, n)
+    y = np.sin(x) + rng.normal(0, 0.3, n)
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "x": x})
+    res = seegaan.interpolate(seegaan.create_cohort(np.column_stack([y, -y]).astype(np.float32), table),
+                              feature="x", method="gam", gam_lam=lam, gam_splines=n_splines)
+    X = G.gam_design(x, [x.min(), x.max()], n_splines=n_splines)
+    S = G.gam_penalty(lam, n_splines=n_splines)
+    hat = X @ np.linalg.solve(X.T @ X + S, X.T)
+    assert res.edf == pytest.approx(np.trace(hat), rel=1e-9)
+    ref = LinearGAM(s(0, n_splines=n_splines, lam=lam)).fit(x[:, None], y)
+    assert res.edf == pytest.approx(ref.statistics_["edof"], rel=1e-9)
+    assert 2 < res.edf < n_splines + 1

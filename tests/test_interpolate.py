@@ -170,3 +170,82 @@ def test_options_as_strings_are_parsed_and_checked():
                             (dict(steps=1), "at least 2"), (dict(steps="many"), "at least 2")]:
         with pytest.raises(SeegaanError, match=message):
             seegaan.interpolate(ds, feature="age", method="linear", **kwargs)
+
+
+# ---- issue #12: collinear covariates, exact numeric levels, grids outside the data; #13: GAM edf ----------
+@pytest.mark.parametrize("method", ["class-mean", "linear", "gam"])
+def test_covariate_collinear_with_the_feature_is_refused(method):
+    rng = np.random.default_rng(3)
+    n = 120
+    x = rng.uniform(20, 90, n)
+    group = (x > 55).astype(float)
+    feature, copy = ("g", group * 3.0 + 1.0) if method == "class-mean" else ("x", x / 12.0 + 7.0)
+    ds = _cohort_xy(x, rng.standard_normal((n, 4)).astype(np.float32), g=group == 1, copy=copy,
+                    other=rng.normal(size=n))
+    with pytest.raises(SeegaanError, match=r"covariate\(s\) copy are collinear with the feature"):
+        seegaan.interpolate(ds, feature=feature, method=method, adjust="other,copy")
+    ok = seegaan.interpolate(ds, feature=feature, method=method, adjust="other")
+    assert np.abs(ok.trajectory).max() < 10
+
+
+def test_covariates_collinear_with_each_other_are_named():
+    rng = np.random.default_rng(4)
+    n = 80
+    a = rng.normal(size=n)
+    ds = _cohort_xy(rng.uniform(0, 1, n), rng.standard_normal((n, 3)).astype(np.float32), a=a, b=2 * a - 1,
+                    c=rng.normal(size=n))
+    with pytest.raises(SeegaanError, match=r"covariate\(s\) a, b are collinear with each other"):
+        seegaan.interpolate(ds, feature="x", method="linear", adjust="c,a,b")
+    with pytest.raises(SeegaanError, match="constant among the images analysed"):
+        seegaan.interpolate(ds.assign_coords(c=("image", np.full(n, 2.5))), feature="x", method="linear",
+                            adjust="c")
+
+
+def test_numeric_levels_are_exact():
+    rng = np.random.default_rng(5)
+    n = 40
+    date = np.where(np.arange(n) < 20, 20190405.0, 20190406.0)
+    Y = rng.standard_normal((n, 3)).astype(np.float32)
+    Y[20:, 0] += 2.0
+    ds = _cohort_xy(rng.uniform(0, 1, n), Y, date=date, frac=np.where(np.arange(n) % 2, 0.1, 0.1000001))
+    res = seegaan.interpolate(ds, feature="date", method="class-mean")
+    assert res.levels == ("20190405", "20190406")
+    expected = Y[20:].astype(float).mean(0) - Y[:20].astype(float).mean(0)
+    np.testing.assert_allclose(res.trajectory[-1] - res.trajectory[0], expected, rtol=1e-6)
+    again = seegaan.interpolate(ds, feature="date", levels="20190406,20190405.0")
+    assert again.levels == ("20190406", "20190405")
+    np.testing.assert_allclose(again.trajectory, res.trajectory[::-1])
+    assert seegaan.interpolate(ds, feature="frac", method="class-mean").levels == ("0.1", "0.1000001")
+    with pytest.raises(SeegaanError, match="not a value of 'date'; levels: 20190405, 20190406"):
+        seegaan.interpolate(ds, feature="date", levels="20190405,20190407")
+
+
+def test_grids_outside_the_data_and_equal_grids():
+    ds = make_cohort(n=120)
+    age = ds["age"].values
+    with pytest.raises(SeegaanError, match="leaves the observed range of 'age'"):
+        seegaan.interpolate(ds, feature="age", method="gam", grid="-1000,5000")
+    inside = seegaan.interpolate(ds, feature="age", method="gam", grid=[age.min(), age.max()])
+    assert inside.notes == () or not any("range" in note for note in inside.notes)
+    far = seegaan.interpolate(ds, feature="age", method="linear", grid="-1000,5000")
+    assert any("extrapolates the linear fit" in note for note in far.notes)
+    span = age.max() - age.min()
+    near = seegaan.interpolate(ds, feature="age", method="linear", grid=[age.min() - 0.05 * span, age.max()])
+    assert not any("extrapolates" in note for note in near.notes)
+    for method in ("linear", "gam", "class-mean"):
+        feature = "sex" if method == "class-mean" else "age"
+        with pytest.raises(SeegaanError, match="grid values are all equal"):
+            seegaan.interpolate(ds, feature=feature, method=method, grid="0.5,0.5,0.5")
+
+
+def test_gam_edf_in_result_summary_and_small_cohort_note():
+    big = seegaan.interpolate(make_cohort(n=600), feature="age", method="gam")
+    assert 4 < big.edf < 20 and not any("effective degrees" in note for note in big.notes)
+    assert f"{big.edf:.3g}" in big.summary().as_text()
+    small = seegaan.interpolate(make_cohort(n=120), feature="age", method="gam")
+    note = [n for n in small.notes if "effective degrees of freedom" in n]
+    assert note and f"{small.edf:.1f} effective degrees of freedom for 120 images" in note[0]
+    assert "--method linear or fewer splines (--gam-splines 6)" in note[0]
+    auto = seegaan.interpolate(make_cohort(n=120), feature="age", method="gam", gam_lam="auto")
+    assert auto.edf.shape == (8,) and np.all(auto.edf > 1)
+    assert seegaan.interpolate(make_cohort(n=120), feature="age", method="linear").edf is None

@@ -245,3 +245,32 @@ def test_marker_free_mask_leaves_out_every_marker_and_little_else(size):
     # rendered images: the marker saturates at +1 only inside the left-out corners
     img = ph.render(params[0], size=size)
     assert not (img[mask] >= 0.999).any()
+
+
+def test_overwrite_replaces_only_a_phantom_folder(tmp_path):
+    out = tmp_path / "ph"
+    ph.write_phantom(out, n=3, size=32, marginal=False)
+    assert (out / writer.MARKER).is_file()
+    ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)  # its own folder: replaced
+    assert len(list((out / "images").glob("*.png"))) == 2
+
+    (out / "my_notes.txt").write_text("mine")  # a user's file inside a phantom folder
+    with pytest.raises(SeegaanError, match="holds files a phantom does not write \\(my_notes.txt\\)"):
+        ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)
+    assert (out / "my_notes.txt").read_text() == "mine"
+
+    data = tmp_path / "data"  # a user's folder, e.g. a mistyped --out
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "scan.png").write_bytes(b"precious")
+    from seegaan.cli.app import app
+
+    res = CliRunner().invoke(app, ["phantom", "--n", "2", "--size", "32", "--out", str(data), "--overwrite"])
+    assert res.exit_code == 2 and "is not a phantom folder written by seegaan" in res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1
+    assert (data / "sub" / "scan.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ph"]  # no temporary folder left
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ph.write_phantom(empty, n=2, size=32, marginal=False, overwrite=True)
+    assert (empty / "clinical.csv").exists()
