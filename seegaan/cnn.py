@@ -201,10 +201,14 @@ def _parse_size(input_size) -> tuple[int, int] | None:
 
 
 def _load_torchscript(path: Path, device: str):
+    import warnings
+
     import torch
 
     try:
-        return torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript in favour of torch.export
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=DeprecationWarning)
+            return torch.jit.load(str(path), map_location=device)
     except Exception as exc:
         raise SeegaanError(f"{path} is not a loadable TorchScript model ({_first_line(exc)}); save one with "
                            "torch.jit.save(torch.jit.script(net), path) or give module:attr") from None

@@ -1,0 +1,139 @@
+"""``seegaan-stats predict`` and ``seegaan-stats explain``: a CNN's predictions over a cohort, and a
+counterfactual (with attribution maps) for one image.
+
+Each command parses its options and calls :func:`seegaan.predict.predict` or
+:func:`seegaan.explain.explain`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seegaan._choices import cli_enum
+from seegaan.cli._common import fail, progress_bar, user_errors
+from seegaan.cnn import INPUT_SCALES
+
+InputScale = cli_enum("InputScale", INPUT_SCALES)
+On = cli_enum("On", ("reconstruction",))
+
+_MODEL_HELP = ("TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
+               "function; it maps float32 images (B, 1, H, W) to B numbers.")
+_SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
+_SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."
+
+
+def _inputs(cohort: Path | None, decoder: str | None, *, decoder_needed: bool = True):
+    """The bundled demo when neither --cohort nor --decoder is given."""
+    if cohort is not None and (decoder is not None or not decoder_needed):
+        return cohort, decoder
+    from seegaan import demo
+
+    if cohort is None and decoder is None:
+        return demo.cohort_path(), demo.decoder_path()
+    raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
+
+
+def _existing(*paths) -> list:
+    return [p for p in paths if p is not None and Path(str(p)).is_file()]
+
+
+def predict_command(
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)],
+    name: Annotated[str, typer.Option(help="Name of the new numeric feature holding the predictions.")],
+    out: Annotated[Path, typer.Option(help="Output cohort (.nc) with the new feature.")],
+    cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
+    decoder: Annotated[str | None, typer.Option(
+        help="Checkpoint or module:callable, for --on reconstruction; default: the demo model.")] = None,
+    images: Annotated[Path | None, typer.Option(
+        help="Folder of the cohort's radiographs, read by image_id (instead of reconstructions).")] = None,
+    on: Annotated[On | None, typer.Option(
+        help="Run the CNN on the reconstructions G(w) (the default without --images).")] = None,
+    input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
+    input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
+    batch_size: Annotated[int, typer.Option(help="Images per model call (memory only).")] = 32,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+):
+    """Add a CNN's predictions for every cohort image as a numeric feature (on images or reconstructions)."""
+    with user_errors():
+        import numpy as np
+
+        from seegaan._errors import SeegaanError
+        from seegaan._io import check_output_path
+        from seegaan.cnn import load_model
+        from seegaan.cohort import open_cohort, save_cohort
+        from seegaan.predict import check_feature_name, predict
+
+        if images is not None and on is not None:
+            raise SeegaanError("give either --images or --on reconstruction, not both")
+        cohort, decoder = _inputs(cohort, decoder, decoder_needed=images is None)
+        check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
+        ds = open_cohort(cohort)
+        check_feature_name(ds, name)
+        net = load_model(model, input_size=input_size, input_scale=input_scale.value)
+        with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
+            result = predict(ds, net, name=name, images=images, decoder=None if images is not None else decoder,
+                             batch_size=batch_size, progress=advance)
+        save_cohort(result, out, overwrite=overwrite)
+        values = result[name].values
+        typer.echo(f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
+                   f"over {values.size} images")
+        typer.echo(f"wrote {out}")
+
+
+def explain_command(
+    image: Annotated[str, typer.Option("--image", help="image_id of the image to explain.")],
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)],
+    target: Annotated[float, typer.Option(help="The prediction wanted (in the model's output units).")],
+    out: Annotated[Path, typer.Option(help="Output netCDF (.nc).")],
+    feature: Annotated[str | None, typer.Option(
+        help="Feature defining the direction (class: own level -> other; numeric: split at the target); "
+             "default: the model's predictions over the cohort.")] = None,
+    levels: Annotated[str | None, typer.Option(help="Class feature: CURRENT,DESIRED levels.")] = None,
+    tol: Annotated[float, typer.Option(help="Accept |prediction - target| <= tol.")] = 0.01,
+    lambda_range: Annotated[str, typer.Option(help="λ interval searched, A:B with A < B.")] = "0:3",
+    n_scan: Annotated[int, typer.Option(help="λ values scanned for a sign change.")] = 25,
+    attributions: Annotated[str | None, typer.Option(
+        help="Attribution maps of the reconstruction: any of vg,gradcam,ig (needs captum).")] = None,
+    layer: Annotated[str | None, typer.Option(help="Grad-CAM layer name (default: the last Conv2d).")] = None,
+    cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
+    decoder: Annotated[str | None, typer.Option(
+        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+    input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
+    input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
+    plot: Annotated[Path | None, typer.Option(help="Also write the panel figure (PNG).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+):
+    """Move one image along its local latent direction until the CNN predicts TARGET (counterfactual)."""
+    with user_errors():
+        from seegaan._io import check_output_path
+        from seegaan.cnn import load_model
+        from seegaan.cohort import open_cohort
+        from seegaan.explain import _check_methods, _check_tol, explain, parse_lambda_range
+
+        cohort, decoder = _inputs(cohort, decoder)
+        inputs = _existing(cohort, decoder, model)
+        check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[plot])
+        if plot is not None:
+            check_output_path(plot, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
+        _check_tol(tol)
+        span = parse_lambda_range(lambda_range)
+        methods = _check_methods(attributions or ())
+        net = load_model(model, input_size=input_size, input_scale=input_scale.value)
+        with progress_bar("explain", None) as advance:
+            result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target, feature=feature,
+                             levels=levels, tol=tol, lambda_range=span, n_scan=n_scan, attributions=methods,
+                             layer=layer, progress=advance,
+                             command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+        result.save(out, plot, overwrite=overwrite, inputs=inputs)
+        typer.echo(result.summary().as_text())
+        typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict`` and ``explain`` to the ``seegaan-stats`` app."""
+    app.command("predict")(predict_command)
+    app.command("explain")(explain_command)
