@@ -14,10 +14,26 @@ import typer
 
 from seegaan._choices import cli_enum
 from seegaan._progress import progress_bar
-from seegaan.cli._common import user_errors
+from seegaan.cli._common import fail, user_errors
 from seegaan.model.config import AUGMENT_MODES
 
 Augment = cli_enum("Augment", AUGMENT_MODES)
+SplitMode = cli_enum("SplitMode", ("auto", "table", "random", "none"))
+
+# Options shared by the commands that read radiographs or run the networks (help text written once).
+THREADS_HELP = ("CPU threads of torch, Numba and BLAS together (default: the libraries' own choice, all "
+                "cores: right on your own machine; on a machine shared with others pass a small number, "
+                "e.g. 1: spinning OpenMP threads on busy cores can be many times slower than one).")
+Threads = Annotated[int | None, typer.Option(help=THREADS_HELP)]
+TextColumns = Annotated[list[str] | None, typer.Option(
+    "--text-column", help="Keep this clinical column as text (categories) even if nearly all its cells are "
+                          "numbers; repeat for several.")]
+Pseudonymize = Annotated[bool, typer.Option(
+    "--pseudonymize", help="Replace image and patient ids by salted hashes (HMAC-SHA256; the salt from "
+                           "--salt or SEEGAAN_ID_SALT is never stored).")]
+Salt = Annotated[str | None, typer.Option(
+    "--salt", envvar="SEEGAAN_ID_SALT", show_envvar=True, show_default=False,
+    help="Secret salt of --pseudonymize (>= 8 characters; prefer the environment variable).")]
 
 
 def _views(view: str | None) -> list[str] | None:
@@ -26,6 +42,26 @@ def _views(view: str | None) -> list[str] | None:
 
 def _log(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _salt(pseudonymize: bool, salt: str | None) -> str | None:
+    """The salt to pass as ``load_dataset(pseudonymize=...)``, refusing --pseudonymize without one."""
+    from seegaan._errors import SeegaanError
+
+    if pseudonymize and not salt:
+        raise SeegaanError("--pseudonymize needs a salt: set SEEGAAN_ID_SALT (or pass --salt) to a long "
+                           "random secret")
+    return salt if pseudonymize else None
+
+
+def _dataset(images, table, *, size: int, view, text_columns, salt, seed: int = 0):
+    """Load the radiographs as ``check-data`` does and print its report on stderr (what was skipped)."""
+    from seegaan.data import load_dataset
+
+    data = load_dataset(images, table, size=size, view=_views(view), text_columns=text_columns or (),
+                        pseudonymize=salt, seed=seed)
+    _log(data.report())
+    return data
 
 
 def _decoding_on(device: str) -> None:
@@ -84,7 +120,8 @@ def info_cmd(
 
 def train_cmd(
     images: Annotated[Path, typer.Option(help="Folder of radiographs or a table listing them.")],
-    out_dir: Annotated[Path, typer.Option(help="Folder for last.pt and best.pt (resumed when present).")],
+    out_dir: Annotated[Path, typer.Option(help="Folder for last.pt and best.pt (resumed when present; "
+                                          "locked while the run writes).")],
     table: Annotated[Path | None, typer.Option(help="Clinical table (CSV/Parquet) joined on image_id.")] = None,
     view: Annotated[str | None, typer.Option(help="Keep these views, e.g. PA,AP.")] = None,
     image_size: Annotated[int, typer.Option(help="Image side (power of two, 32-1024).")] = 256,
@@ -96,11 +133,16 @@ def train_cmd(
     max_minutes: Annotated[float | None, typer.Option(help="Stop cleanly (validate, write last.pt) after this "
                                                       "many minutes; run again to resume.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per step and process.")] = 4,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of both optimisers.")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of both optimisers (> 0).")] = 1e-3,
     augment: Annotated[Augment, typer.Option(help="fixed: per-image p; ada: adaptive p; none.")] = Augment.fixed,
-    augment_p: Annotated[float, typer.Option(help="Per-image augmentation probability (fixed mode).")] = 0.2,
-    checkpoint_every: Annotated[int, typer.Option(help="Write last.pt every N steps.")] = 10_000,
-    val_every: Annotated[int, typer.Option(help="Validate (EMA L2/PSNR/SSIM) every N steps.")] = 10_000,
+    augment_p: Annotated[float, typer.Option(help="Per-image augmentation probability, 0-1 (fixed mode).")] = 0.2,
+    checkpoint_every: Annotated[int, typer.Option(help="Write last.pt every N steps (and at every "
+                                                  "validation, at the end and on Ctrl-C).")] = 10_000,
+    checkpoint_minutes: Annotated[float, typer.Option(help="Also write last.pt every M minutes of wall "
+                                                      "time, so a killed run loses at most that.")] = 5.0,
+    val_every: Annotated[int | None, typer.Option(help="Validate (EMA L2/PSNR/SSIM; best.pt) every N steps "
+                                                  "(default: min(10000, steps // 10), about ten "
+                                                  "validations per run).")] = None,
     val_images: Annotated[int, typer.Option(help="Validation images used (first N of the split).")] = 256,
     vgg_weights: Annotated[Path | None, typer.Option(help="torchvision VGG16 state dict for the "
                                                      "perceptual loss (else the torch hub cache).")] = None,
@@ -108,24 +150,31 @@ def train_cmd(
                                                      "pt_inception-*.pth or torchvision inception_v3_google-"
                                                      "*.pth): validation FID selects best.pt (else the "
                                                      "torch hub cache; without any, validation L2).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of weights, batches, noise and augmentation.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches, noise and augmentation (>= 0).")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
     channels_last: Annotated[bool, typer.Option(help="channels-last memory format (GPU).")] = False,
-    resume: Annotated[bool, typer.Option(help="Resume from OUT_DIR/last.pt when it exists.")] = True,
-    threads: Annotated[int | None, typer.Option(help="CPU threads of torch (default: torch's choice); on a "
-                                                "shared CPU, 1 can be much faster than several.")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from OUT_DIR/last.pt when it exists (--no-resume "
+                                         "refuses a folder that holds one).")] = True,
+    threads: Threads = None,
+    text_column: TextColumns = None,
+    pseudonymize: Pseudonymize = False,
+    salt: Salt = None,
+    log_every: Annotated[int, typer.Option(help="Print a line every N steps (and after the first step, "
+                                           "every validation and at least every 30 s).")] = 100,
 ):
-    """Train the style-based adversarial autoencoder (runs under torchrun for several processes)."""
-    with user_errors():
-        import torch
+    """Train the style-based adversarial autoencoder (runs under torchrun for several processes).
 
+    Ctrl-C or SIGTERM finishes the step under way, writes last.pt and says so; rerun the same command to
+    resume.
+    """
+    from seegaan._io import Terminated, check_output_path, terminate_cleanly
+
+    with user_errors(), terminate_cleanly():
+        from seegaan._runtime import limit_threads
         from seegaan.model.config import ModelConfig, small_config
-        from seegaan.model.training import TrainConfig, train
-
-        if threads is not None:
-            torch.set_num_threads(max(1, threads))
+        from seegaan.model.training import TrainConfig, TrainingInterrupted, kept_checkpoint_note, train
 
         if width is None:
             model_cfg = ModelConfig(image_size=image_size, latent_size=latent_size, mapping_layers=mapping_layers)
@@ -134,34 +183,69 @@ def train_cmd(
                                      mapping_layers=mapping_layers)
         cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, augment=augment.value,
                           augment_p=augment_p, checkpoint_every=checkpoint_every, val_every=val_every,
-                          val_images=val_images, seed=seed, bf16=bf16, compile=compile,
-                          channels_last=channels_last, max_minutes=max_minutes)
-        with progress_bar("training") as progress:
-            result = train(images, out_dir=out_dir, model_config=model_cfg, config=cfg, table=table,
-                           view=_views(view), vgg_weights=vgg_weights, fid_weights=fid_weights,
-                           resume=resume, device=device, progress=progress, log=_log)
+                          checkpoint_minutes=checkpoint_minutes, val_images=val_images, seed=seed, bf16=bf16,
+                          compile=compile, channels_last=channels_last, max_minutes=max_minutes,
+                          log_every=log_every)
+        key = _salt(pseudonymize, salt)
+        if out_dir.is_dir():
+            for name in ("last.pt", "best.pt"):
+                check_output_path(out_dir / name, overwrite=True, suffixes=".pt", probe=False,
+                                  inputs=[images, table, vgg_weights, fid_weights])
+        try:
+            with limit_threads(threads, torch=True):
+                data = _dataset(images, table, size=image_size, view=view, text_columns=text_column, salt=key)
+                with progress_bar("training") as progress:
+                    result = train(data, out_dir=out_dir, model_config=model_cfg, config=cfg,
+                                   vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume,
+                                   device=device, progress=progress, log=_log)
+        except TrainingInterrupted as exc:
+            raise fail(str(exc), code=128 + int(exc.signum)) from None
+        except (KeyboardInterrupt, Terminated) as exc:
+            code = 128 + exc.signum if isinstance(exc, Terminated) else 130
+            raise fail(f"interrupted; {kept_checkpoint_note(out_dir)}", code=code) from None
         _log(f"done at step {result.step}: last {result.last}, best {result.best}")
 
 
 def encode_cmd(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by `seegaan train`.")],
     images: Annotated[Path, typer.Option(help="Folder of radiographs or a table listing them.")],
-    out: Annotated[Path, typer.Option(help="Latent cohort to write (netCDF).")],
+    out: Annotated[Path, typer.Option(help="Latent cohort to write (netCDF, .nc).")],
     table: Annotated[Path | None, typer.Option(help="Clinical table joined on image_id.")] = None,
     view: Annotated[str | None, typer.Option(help="Keep these views, e.g. PA,AP.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
-    split_seed: Annotated[int, typer.Option(help="Seed of the patient-level split.")] = 0,
+    split: Annotated[SplitMode, typer.Option(help=(
+        "The cohort's split column. auto: the table's split column, else the checkpoint's training split "
+        "when these are its training images, else empty; table: the table's column (required); random: "
+        "a patient-level split drawn with --split-seed; none: empty."))] = SplitMode.auto,
+    split_seed: Annotated[int | None, typer.Option(help="Seed of --split random (default 0).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (never an input).")] = False,
+    threads: Threads = None,
+    text_column: TextColumns = None,
+    pseudonymize: Pseudonymize = False,
+    salt: Salt = None,
 ):
     """Encode radiographs into a latent cohort (one w per image plus the clinical table)."""
     with user_errors():
+        from seegaan._io import check_output_path
+        from seegaan._runtime import limit_threads
+        from seegaan.model.checkpoint import read_checkpoint
+        from seegaan.model.inference import check_seed
         from seegaan.model.tasks import encode_images
 
-        with progress_bar("encoding") as progress:
-            ds = encode_images(checkpoint, images, table=table, view=_views(view), out=out,
-                               overwrite=overwrite, batch_size=batch_size, device=device,
-                               split_seed=split_seed, progress=progress)
+        if split_seed is not None:
+            check_seed(split_seed, "--split-seed")
+        check_output_path(out, overwrite=overwrite, inputs=[checkpoint, images, table], suffixes=".nc")
+        key = _salt(pseudonymize, salt)
+        with limit_threads(threads, torch=True):
+            size = read_checkpoint(checkpoint)["config_obj"].image_size
+            data = _dataset(images, table, size=size, view=view, text_columns=text_column, salt=key,
+                            seed=split_seed or 0)
+            with progress_bar("encoding") as progress:
+                ds = encode_images(checkpoint, data, table=table, view=_views(view), out=out, overwrite=overwrite, batch_size=batch_size,
+                                   device=device, split=split.value, split_seed=split_seed,
+                                   text_columns=text_column or (), pseudonymize=key, progress=progress,
+                                   log=_log)
         _log(f"wrote {out}: {ds.sizes['image']} images x {ds.sizes['latent']} latents")
 
 
@@ -172,19 +256,23 @@ def reconstruct_cmd(
     table: Annotated[Path | None, typer.Option(help="Clinical table joined on image_id.")] = None,
     view: Annotated[str | None, typer.Option(help="Keep these views, e.g. PA,AP.")] = None,
     n: Annotated[int, typer.Option(help="Number of images.")] = 8,
-    split: Annotated[str, typer.Option(help="Split to draw from: train, val, test or all.")] = "val",
-    seed: Annotated[int, typer.Option(help="Seed of the image draw.")] = 0,
+    split: Annotated[str, typer.Option(help="Split to draw from: train, val, test, all, or auto (the "
+                                       "validation split when these are the checkpoint's training images, "
+                                       "else all; a line says which).")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the image draw (>= 0).")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (never an input).")] = False,
+    threads: Threads = None,
 ):
     """Write a PNG grid of radiographs and their reconstructions G(E(x))."""
     with user_errors():
+        from seegaan._runtime import limit_threads
         from seegaan.model.tasks import reconstruct_images
 
         _decoding_on(device)
-        path = reconstruct_images(checkpoint, images, out=out, table=table, view=_views(view), n=n,
-                                  seed=seed, split=None if split == "all" else split,
-                                  overwrite=overwrite, device=device)
+        with limit_threads(threads, torch=True):
+            path = reconstruct_images(checkpoint, images, out=out, table=table, view=_views(view), n=n,
+                                      seed=seed, split=split, overwrite=overwrite, device=device, log=_log)
         _log(f"wrote {path}")
 
 
@@ -192,20 +280,67 @@ def sample_cmd(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by `seegaan train`.")],
     out: Annotated[Path, typer.Option(help="PNG grid to write.")],
     n: Annotated[int, typer.Option(help="Number of images.")] = 16,
-    seed: Annotated[int, typer.Option(help="Seed of z.")] = 0,
-    truncation: Annotated[float, typer.Option(help="Truncation towards the mean w (1 = none).")] = 1.0,
-    columns: Annotated[int, typer.Option(help="Images per row.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of z (>= 0).")] = 0,
+    truncation: Annotated[float, typer.Option(help="Truncation towards the mean w (>= 0; 1 = none).")] = 1.0,
+    columns: Annotated[int, typer.Option(help="Images per row (>= 1).")] = 8,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file (never an input).")] = False,
+    threads: Threads = None,
 ):
     """Write a PNG grid of random images G(mapping(z)) (EMA networks, fixed noise)."""
     with user_errors():
+        from seegaan._runtime import limit_threads
         from seegaan.model.tasks import sample_images
 
         _decoding_on(device)
-        path = sample_images(checkpoint, out=out, n=n, seed=seed, truncation=truncation, columns=columns,
-                             overwrite=overwrite, device=device)
+        with limit_threads(threads, torch=True):
+            path = sample_images(checkpoint, out=out, n=n, seed=seed, truncation=truncation, columns=columns,
+                                 overwrite=overwrite, device=device)
         _log(f"wrote {path}")
+
+
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by `seegaan train`.")],
+    images: Annotated[Path, typer.Option(help="Folder of radiographs or a table listing them.")],
+    table: Annotated[Path | None, typer.Option(help="Clinical table joined on image_id.")] = None,
+    view: Annotated[str | None, typer.Option(help="Keep these views, e.g. PA,AP.")] = None,
+    ids: Annotated[str | None, typer.Option(help="Evaluate these image ids (comma-separated).")] = None,
+    n: Annotated[int | None, typer.Option(help="Evaluate N images drawn with --seed.")] = None,
+    worst: Annotated[int | None, typer.Option(help="Evaluate all images; show the K worst in the panel.")] = None,
+    split: Annotated[str, typer.Option(help="Images of one split only (train, val, test), auto (the "
+                                       "validation split when these are the checkpoint's training images), "
+                                       "or all (default: every image, whatever the table says).")] = "all",
+    seed: Annotated[int, typer.Option(help="Seed of --n (>= 0).")] = 0,
+    out_csv: Annotated[Path | None, typer.Option(help="Write the per-image L2/PSNR/SSIM here (CSV).")] = None,
+    panel: Annotated[Path | None, typer.Option(help="PNG: original, reconstruction and |difference| (colour "
+                                               "bar) of the selected or worst images.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never an input).")] = False,
+    threads: Threads = None,
+    text_column: TextColumns = None,
+    pseudonymize: Pseudonymize = False,
+    salt: Salt = None,
+):
+    """How well the checkpoint reconstructs these radiographs: per-image and overall L2, PSNR and SSIM,
+    optionally a CSV and a panel of originals, reconstructions and differences."""
+    with user_errors():
+        from seegaan._runtime import limit_threads
+        from seegaan.model.tasks import evaluate_images
+
+        _decoding_on(device)
+        key = _salt(pseudonymize, salt)
+        id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+        with limit_threads(threads, torch=True), progress_bar("evaluating") as progress:
+            result = evaluate_images(checkpoint, images, table=table, view=_views(view), split=split, ids=id_list,
+                                     n=n, worst=worst, seed=seed, out_csv=out_csv, panel=panel,
+                                     overwrite=overwrite, batch_size=batch_size, device=device,
+                                     text_columns=text_column or (), pseudonymize=key, progress=progress,
+                                     log=_log)
+        typer.echo(result.as_text())
+        for path in (out_csv, panel):
+            if path is not None:
+                _log(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
@@ -214,4 +349,5 @@ def register(app: typer.Typer) -> None:
     app.command("encode")(encode_cmd)
     app.command("reconstruct")(reconstruct_cmd)
     app.command("sample")(sample_cmd)
+    app.command("evaluate")(evaluate_cmd)
     app.add_typer(model_app, name="model")

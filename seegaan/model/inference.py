@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +16,20 @@ from seegaan.model.checkpoint import checkpoint_identity, load_state, read_check
 from seegaan.model.config import ModelConfig
 from seegaan.model.layers import NOISE_MODES
 from seegaan.model.networks import Encoder, Generator, MappingNetwork
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """An integer seed must be >= 0 (NumPy refuses negative ones with a traceback); Generators pass."""
+    if isinstance(seed, np.random.Generator) or seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SeegaanError(f"{name} must be a whole number >= 0, got {seed!r}")
+
+
+def check_columns(columns) -> None:
+    """Images per row of a grid: a whole number >= 1."""
+    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise SeegaanError(f"columns (images per row) must be a whole number >= 1, got {columns!r}")
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -122,25 +137,27 @@ def _ema_module(payload: dict, name: str, module: torch.nn.Module, path, device)
 
 
 def load_checkpoint_decoder(path: str | os.PathLike, *, device: str = "cpu", noise_mode: str = "const",
-                            autocast_bf16: bool = False) -> CheckpointDecoder:
+                            autocast_bf16: bool = False, payload: dict | None = None) -> CheckpointDecoder:
     """Decoder from a checkpoint's EMA generator (see :class:`CheckpointDecoder`).
 
     The torch-backed callable itself; :func:`seegaan.load_decoder` wraps it (or any other decoder spec)
     in a validated :class:`seegaan.decoder.Decoder`. On a CPU, :func:`seegaan.model.keep_freed_memory`
-    makes repeated decoding faster (process-wide, so it is left to the caller).
+    makes repeated decoding faster (process-wide, so it is left to the caller). ``payload``: the
+    checkpoint already read with :func:`read_checkpoint` (not read again).
     """
     device = resolve_device(device)
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     cfg = payload["config_obj"]
     generator = _ema_module(payload, "generator", Generator(cfg), path, device)
     return CheckpointDecoder(generator, cfg, identity=checkpoint_identity(path), device=device,
                              noise_mode=noise_mode, autocast_bf16=autocast_bf16)
 
 
-def load_encoder(path: str | os.PathLike, *, device: str = "cpu") -> CheckpointEncoder:
-    """Encoder from a checkpoint's EMA encoder (see :class:`CheckpointEncoder`)."""
+def load_encoder(path: str | os.PathLike, *, device: str = "cpu", payload: dict | None = None) -> CheckpointEncoder:
+    """Encoder from a checkpoint's EMA encoder (see :class:`CheckpointEncoder`); ``payload``: the
+    checkpoint already read with :func:`read_checkpoint` (not read again)."""
     device = resolve_device(device)
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     cfg = payload["config_obj"]
     encoder = _ema_module(payload, "encoder", Encoder(cfg), path, device)
     return CheckpointEncoder(encoder, cfg, identity=checkpoint_identity(path), device=device)
@@ -156,7 +173,11 @@ def load_mapping(path: str | os.PathLike, *, device: str = "cpu") -> MappingNetw
 
 def sample_latents(path: str | os.PathLike, n: int, *, seed: int = 0, truncation: float = 1.0,
                    device: str = "cpu") -> np.ndarray:
-    """``n`` latents w = mapping(z), z ~ N(0, I) from ``seed``; truncation towards the mean w."""
+    """``n`` latents w = mapping(z), z ~ N(0, I) from ``seed`` (an integer >= 0); truncation (a finite
+    number >= 0; 1 = none) towards the mean w."""
+    check_seed(seed)
+    if not (isinstance(truncation, (int, float, np.floating)) and math.isfinite(truncation) and truncation >= 0):
+        raise SeegaanError(f"truncation must be a finite number >= 0 (1 = none), got {truncation!r}")
     device = resolve_device(device)
     mapping = load_mapping(path, device=device)
     latent = mapping.layers[0].weight.shape[1]
@@ -172,7 +193,9 @@ def sample_latents(path: str | os.PathLike, n: int, *, seed: int = 0, truncation
 
 
 def image_grid(images: np.ndarray, *, columns: int = 8) -> np.ndarray:
-    """Tile (N, H, W) images in [-1, 1] into one uint8 (rows*H, columns*W) grid."""
+    """Tile (N, H, W) images in [-1, 1] into one uint8 (rows*H, columns*W) grid (``columns`` >= 1, at
+    most N used)."""
+    check_columns(columns)
     images = np.asarray(images, dtype=np.float32)
     n, height, width = images.shape[:3]
     columns = max(1, min(columns, n))
