@@ -293,9 +293,9 @@ def load_model(spec, *, input_size=None, input_scale: InputScale = "minus1-1", d
         else:
             raise SeegaanError(f"model {str(spec)!r} does not exist; give a TorchScript file or module:attr")
     elif callable(spec):
-        fn = spec
         sha = ""
         identity = f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', type(spec).__name__)}"
+        fn = _resolve_object(spec, identity)
     else:
         raise SeegaanError(f"a model must be a TorchScript path, 'module:attr' or a callable, not {type(spec).__name__}")
     if isinstance(fn, torch.nn.Module):
