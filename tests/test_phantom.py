@@ -270,6 +270,15 @@ def test_overwrite_replaces_only_a_phantom_folder(tmp_path):
     assert (data / "sub" / "scan.png").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ph"]  # no temporary folder left
 
+    (out / "my_notes.txt").unlink()
+    (out / writer.MARKER).unlink()  # written before the marker existed: recognised by its files
+    ph.write_phantom(out, n=3, size=32, marginal=False, overwrite=True)
+    assert (out / writer.MARKER).is_file() and len(list((out / "images").glob("*.png"))) == 3
+    (out / writer.MARKER).unlink()
+    (out / "phantom.json").write_text("{}")
+    with pytest.raises(SeegaanError, match="is not a phantom folder"):
+        ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)
+
     empty = tmp_path / "empty"
     empty.mkdir()
     ph.write_phantom(empty, n=2, size=32, marginal=False, overwrite=True)

@@ -47,6 +47,17 @@ def _foreign_entries(folder: Path) -> list[str]:
     return foreign
 
 
+def _legacy_phantom(folder: Path) -> bool:
+    """A phantom folder written before the marker file existed: its phantom.json and truth/README.md."""
+    try:
+        meta = json.loads((folder / "phantom.json").read_text())
+        readme = (folder / "truth" / "README.md").read_text()
+    except (OSError, ValueError):
+        return False
+    return (isinstance(meta, dict) and {"seegaan_version", "contrasts", "n_images"} <= meta.keys()
+            and readme.startswith("# Phantom ground truth") and (folder / "clinical.csv").is_file())
+
+
 def _check_replaceable(out: Path) -> None:
     """Refuse to replace ``out`` unless it is empty or a phantom folder holding only what a phantom writes."""
     try:
@@ -55,7 +66,7 @@ def _check_replaceable(out: Path) -> None:
         raise SeegaanError(f"cannot read the folder {out} ({exc.strerror}); choose another --out") from None
     if not names:
         return
-    if MARKER not in names:
+    if MARKER not in names and not _legacy_phantom(out):
         raise SeegaanError(f"{out} is not a phantom folder written by seegaan (no {MARKER} file); --overwrite "
                            "replaces only those: choose another --out or remove the folder yourself")
     foreign = _foreign_entries(out)
