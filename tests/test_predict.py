@@ -180,3 +180,16 @@ def test_cli_predict_writes_the_cohort_and_refuses_an_existing_output(tmp_path):
             "--out", tmp_path / "c3.nc")
     assert r.exit_code != 0 and "NaN" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c3.nc").exists()
+
+
+def test_cli_predict_input_choices_are_one_line_errors(tmp_path):
+    cohort = tmp_path / "c.nc"
+    seegaan.save_cohort(make_cohort(n=6), cohort)
+    for extra, match in ((("--images", tmp_path, "--on", "reconstruction"), "not both"),
+                         ((), "give both --cohort and --decoder"),
+                         (("--images", tmp_path / "none"), "does not exist or is not a folder")):
+        r = run("predict", "--model", "tests._cnns:region_mean", "--name", "p", "--cohort", cohort,
+                "--out", tmp_path / "o.nc", *extra)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.exit_code != 0 and len(lines) == 1 and match in lines[0], r.stderr
+    assert not (tmp_path / "o.nc").exists()

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from seegaan._choices import cli_enum
-from seegaan.cli._common import fail, progress_bar, user_errors
+from seegaan.cli._common import progress_bar, user_errors
 from seegaan.cnn import INPUT_SCALES
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
@@ -27,14 +27,16 @@ _SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1
 
 
 def _inputs(cohort: Path | None, decoder: str | None, *, decoder_needed: bool = True):
-    """The bundled demo when neither --cohort nor --decoder is given."""
-    if cohort is not None and (decoder is not None or not decoder_needed):
-        return cohort, decoder
-    from seegaan import demo
+    """The bundled demo when neither --cohort nor --decoder is given (as ``seegaan-stats interpolate``)."""
+    if not decoder_needed:
+        if cohort is not None:
+            return cohort, None
+        from seegaan import demo
 
-    if cohort is None and decoder is None:
-        return demo.cohort_path(), demo.decoder_path()
-    raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
+        return demo.cohort_path(), None
+    from seegaan.cli.stats import _default_inputs
+
+    return _default_inputs(cohort, decoder)
 
 
 def _existing(*paths) -> list:
@@ -75,7 +77,7 @@ def predict_command(
         check_feature_name(ds, name)
         net = load_model(model, input_size=input_size, input_scale=input_scale.value)
         with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
-            result = predict(ds, net, name=name, images=images, decoder=None if images is not None else decoder,
+            result = predict(ds, net, name=name, images=images, decoder=decoder,
                              batch_size=batch_size, progress=advance)
         save_cohort(result, out, overwrite=overwrite)
         values = result[name].values
