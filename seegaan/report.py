@@ -50,7 +50,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:8px 0}h3{font-size:14p
 .sub{color:#5b6472;margin:0 0 12px}
 .grid{display:grid;gap:18px;align-items:start}
 .sequence{min-width:0}
-img.plot{display:block;max-width:100%;height:auto;margin:6px 0}
+img.plot{display:block;max-width:100%;height:auto;margin:12px 0}
 table{border-collapse:collapse;background:#fff;margin:4px 0 8px;font-size:13px}
 th,td{border:1px solid #d5d9e0;padding:3px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#e8ebf0;font-weight:600}
@@ -192,7 +192,7 @@ def _sequence_section(ds: xr.Dataset, name: str, cohort_hash: str | None) -> str
         buf = io.BytesIO()
         Image.fromarray((rec * 255).round().astype(np.uint8), "L").save(buf, format="PNG")
         parts.append("<h3>Reconstruction</h3><img class=\"plot reconstruction\" alt=\"reconstruction\" "
-                     f"style=\"width:{3 * ds.sizes['x']}px;image-rendering:pixelated\" "
+                     f"style=\"width:{max(192, 3 * ds.sizes['x'])}px;image-rendering:pixelated\" "
                      f"src=\"{_data_uri('image/png', buf.getvalue())}\">")
     warns = _report_warnings(ds, cohort_hash)
     parts.append("<h3>Warnings</h3>" + ("<ul class=\"warnings\">" + "".join(f"<li>{_esc(w)}</li>" for w in warns)
