@@ -187,6 +187,38 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
      lambda t: ((t / "mine").mkdir(), (t / "mine" / "notes.txt").write_text("keep"),
                 __import__("seegaan.phantom").phantom.write_phantom(t / "mine", n=2, size=32, overwrite=True)),
      "is not a phantom folder written by seegaan"),
+    # ---- model side (issue #12): options and outputs checked before any work
+    ("train --augment-p 5", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
+        augment_p=5.0), "augment_p is a probability"),
+    ("train --lr nan", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
+        lr=float("nan")), "lr (the learning rate) must be a finite number > 0"),
+    ("train --seed -1", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
+        seed=-1), "seed must be a whole number >= 0"),
+    ("train --checkpoint-minutes 0", lambda t: __import__("seegaan.model.training", fromlist=["x"]).TrainConfig(
+        checkpoint_minutes=0.0), "checkpoint_minutes must be > 0"),
+    ("train on a folder another run holds",
+     lambda t: __import__("tests.test_model_train", fromlist=["x"])._train_on_locked_folder(t), "is writing to"),
+    ("train --no-resume onto an earlier run",
+     lambda t: __import__("tests.test_model_train", fromlist=["x"])._train_without_resume_onto_a_run(t),
+     "resume is off"),
+    ("image grid with 0 columns", lambda t: __import__("seegaan.model.inference", fromlist=["x"]).image_grid(
+        __import__("numpy").zeros((2, 4, 4)), columns=0), "columns (images per row) must be a whole number >= 1"),
+    ("sample --columns -3", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
+        t / "c.pt", out=t / "o.png", columns=-3), "columns (images per row) must be a whole number >= 1"),
+    ("sample --truncation nan", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
+        t / "c.pt", out=t / "o.png", truncation=float("nan")), "truncation must be a finite number >= 0"),
+    ("sample --seed -1", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
+        t / "c.pt", out=t / "o.png", seed=-1), "seed must be a whole number >= 0"),
+    ("reconstruct --seed -1", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
+        t / "c.pt", t, out=t / "o.png", seed=-1), "seed must be a whole number >= 0"),
+    ("encode --out onto the checkpoint", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
+        _file(t, "c.nc"), t, out=t / "c.nc", overwrite=True), "is the input"),
+    ("encode --out CHECKPOINT.pt --overwrite", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
+        _file(t, "c.pt"), t, out=t / "c.pt", overwrite=True), "give a .nc path"),
+    ("reconstruct --out onto an image", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
+        t / "c.pt", _png(t, "x.png"), out=t / "x.png", overwrite=True), "is the input"),
+    ("evaluate with --ids and --n", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).evaluate_images(
+        t / "c.pt", t, ids=["a"], n=2), "give at most one of --ids, --n and --worst"),
 ]
 
 

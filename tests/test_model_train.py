@@ -392,3 +392,116 @@ def test_cuda_settings_are_restored():
             raise RuntimeError("inside")
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert torch.cuda.current_device() == current
+
+
+# ---- issue #12: a run that can be killed ---------------------------------------------------------
+def _wait_for(path: Path, proc, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"training process ended early: {proc.communicate()[1][-2000:]}"
+        assert time.time() < deadline, f"no {path.name} within {seconds} s"
+        time.sleep(0.05)
+
+
+def test_sigkill_after_a_wall_time_checkpoint_leaves_a_resumable_last_pt(tmp_path):
+    """Step and validation intervals far away: only the wall-time checkpoint (every 0.1 s) writes."""
+    out = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from seegaan.model import small_config
+        from seegaan.model.training import TrainConfig, train
+        rng = np.random.default_rng(0)
+        data = (rng.uniform(-1, 1, (8, 1, 32, 32)).astype(np.float32),
+                rng.uniform(-1, 1, (2, 1, 32, 32)).astype(np.float32))
+        train(data, out_dir={str(out)!r}, model_config=small_config(32, **{TINY!r}), log=lambda m: None,
+              config=TrainConfig(steps=100_000, batch_size=2, checkpoint_every=100_000, val_every=100_000,
+                                 checkpoint_minutes=0.1 / 60))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    try:
+        _wait_for(out / "last.pt", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    step = read_checkpoint(out / "last.pt")["train"]["step"]
+    assert 1 <= step < 100_000
+    result = train(_random_data(8, 2), out_dir=out, model_config=small_config(32, **TINY), log=_quiet,
+                   config=TrainConfig(steps=100_000, batch_size=2, checkpoint_every=100_000,
+                                      val_every=100_000), stop_after=1)
+    assert result.step == step + 1
+
+
+def test_sigterm_saves_last_pt_between_steps_and_leaves_no_part_file(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(images / f"i{k}.png")
+    out = tmp_path / "run"
+    args = ["train", "--images", str(images), "--out-dir", str(out), "--image-size", "32", "--width", "8",
+            "--latent-size", "16", "--mapping-layers", "2", "--steps", "100000", "--batch-size", "2",
+            "--checkpoint-minutes", str(0.1 / 60), "--device", "cpu", "--threads", "1"]
+    code = "import sys; from seegaan.cli.app import main; sys.argv = ['seegaan'] + sys.argv[1:]; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    try:
+        _wait_for(out / "last.pt", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    assert "step 1/100000" in err  # a line after the first step, though stderr is not a terminal
+    assert "checkpoint (last.pt) every 10000 steps or 0.00166667 minutes" in err
+    line = [x for x in err.splitlines() if "interrupted (SIGTERM) at step" in x]
+    assert line and "rerun the same command to resume" in line[0], err[-2000:]
+    step = int(line[0].split("at step ")[1].split(";")[0])
+    assert read_checkpoint(out / "last.pt")["train"]["step"] == step
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    assert not (out / ".seegaan.lock").exists()
+
+
+def _train_on_locked_folder(folder: Path):
+    """For tests/test_bad_input.py: a second training on a folder another run holds."""
+    from seegaan._io import folder_lock
+
+    with folder_lock(folder):
+        train(_random_data(4, 1), out_dir=folder, model_config=small_config(32, **TINY), log=_quiet,
+              config=TrainConfig(steps=1, batch_size=2))
+
+
+def _train_without_resume_onto_a_run(folder: Path):
+    """For tests/test_bad_input.py: --no-resume would replace an earlier run's last.pt."""
+    (folder / "last.pt").write_bytes(b"an earlier run")
+    train(_random_data(4, 1), out_dir=folder, model_config=small_config(32, **TINY), log=_quiet,
+          config=TrainConfig(steps=1, batch_size=2), resume=False)
+
+
+def test_default_validation_interval_gives_about_ten_validations():
+    assert TrainConfig(steps=4000).validation_interval == 400
+    assert TrainConfig(steps=5).validation_interval == 1
+    assert TrainConfig().validation_interval == 10_000
+    assert TrainConfig(steps=4000, val_every=7).validation_interval == 7
+
+
+@needs_cxr
+def test_checkpoint_records_its_training_images(tmp_path):
+    from seegaan.data import load_dataset
+    from seegaan.model.training import ids_sha256
+
+    import pandas as pd
+
+    table = pd.read_csv(CXR / "metadata.csv").head(30)
+    data = load_dataset(CXR / "images", table, size=32)
+    train(data, out_dir=tmp_path, model_config=small_config(32, **TINY), log=_quiet,
+          config=TrainConfig(steps=1, batch_size=2, val_images=2))
+    record = read_checkpoint(tmp_path / "last.pt")["train"]["data"]
+    assert record["image_ids_sha256"] == ids_sha256(data.image_ids)
+    assert record["train_ids_sha256"] == ids_sha256(data.subset("train").image_ids)
+    assert record["split_seed"] == 0
