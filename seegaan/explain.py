@@ -87,12 +87,6 @@ class Direction:
         return np.asarray(w0, np.float64)[None] + lam[:, None] * self.delta[None]
 
 
-def _parse_levels(levels) -> tuple[str, str] | None:
-    from seegaan.interpolation import _parse_levels as parse
-
-    return parse(levels)
-
-
 def _image_index(cohort: xr.Dataset, image_id: str) -> int:
     ids = np.asarray(cohort["image_id"].values).astype(str)
     hit = np.flatnonzero(ids == str(image_id))
@@ -109,6 +103,8 @@ def _class_groups(cohort: xr.Dataset, feature: str, levels, index: int):
     missing = feature_missing(values)
     present = np.asarray(values).astype(str)
     found = sorted(set(present[~missing].tolist()))
+    from seegaan.interpolation import _parse_levels
+
     levels = _parse_levels(levels)
     if levels is None:
         if missing[index]:
