@@ -325,22 +325,18 @@ WRITER = """
 
 
 @posix_only
-def test_sigterm_with_terminate_cleanly_removes_the_temp(tmp_path):
+@pytest.mark.parametrize("clean, sig, code", [
+    (True, "SIGTERM", 128 + signal.SIGTERM),  # terminate_cleanly: Terminated once the write has ended
+    (False, "SIGINT", -signal.SIGINT),  # KeyboardInterrupt once the write has ended (uncaught: killed by SIGINT)
+    (False, "SIGTERM", -signal.SIGTERM),  # the default action, after the temporary file is removed
+])
+def test_a_signal_during_the_write_removes_the_temp(tmp_path, clean, sig, code):
     out = tmp_path / "model.pt"
-    proc = spawn(WRITER.format(target=str(out), clean=True, sleep=1.0))
+    proc = spawn(WRITER.format(target=str(out), clean=clean, sleep=1.0))
     assert len(parts(tmp_path)) == 1
-    proc.send_signal(signal.SIGTERM)  # held back until the write ends (1 s), then Terminated
-    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    assert not out.exists() and parts(tmp_path) == []
-
-
-@posix_only
-def test_sigint_removes_the_temp(tmp_path):
-    out = tmp_path / "model.pt"
-    proc = spawn(WRITER.format(target=str(out), clean=False, sleep=1.0))
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=20)
-    assert "KeyboardInterrupt" in proc.stderr.read()
+    proc.send_signal(getattr(signal, sig))  # held back until the write ends (1 s)
+    assert proc.wait(timeout=20) == code
+    assert ("KeyboardInterrupt" in proc.stderr.read()) == (sig == "SIGINT")
     assert not out.exists() and parts(tmp_path) == []
 
 
@@ -356,15 +352,6 @@ def test_a_second_sigint_or_sigterm_stops_at_once(tmp_path, clean):
     proc.send_signal(sig)
     code = proc.wait(timeout=20)
     assert time.monotonic() - t0 < 10 and code != 0
-    assert not out.exists() and parts(tmp_path) == []
-
-
-@posix_only
-def test_sigterm_without_terminate_cleanly_ends_the_process_after_removing_the_temp(tmp_path):
-    out = tmp_path / "model.pt"
-    proc = spawn(WRITER.format(target=str(out), clean=False, sleep=1.0))
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == -signal.SIGTERM  # the default action, once the write has ended
     assert not out.exists() and parts(tmp_path) == []
 
 
