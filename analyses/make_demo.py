@@ -69,7 +69,7 @@ def main():
                        val_images=128, seed=args.seed,
                        max_minutes=args.max_minutes)
     t0 = time.time()
-    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, progress=False, resume=True,
+    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, resume=True,
                    device=args.device)
     print(f"training: step {result.step} in {time.time() - t0:.0f} s this run; best {result.best}")
     if args.train_only:

@@ -62,7 +62,7 @@ def main():
                        val_images=256, seed=args.seed,
                        max_minutes=args.max_minutes)
     t0 = time.time()
-    result = train(data, out_dir=out / "train", model_config=cfg, config=tcfg, progress=False, resume=True,
+    result = train(data, out_dir=out / "train", model_config=cfg, config=tcfg, resume=True,
                    device=args.device)
     train_s = time.time() - t0
     print(f"training: step {result.step} in {train_s:.0f} s this run; best {result.best}")
