@@ -37,11 +37,11 @@ class Summary:
         esc = html.escape
         cell = "border:1px solid #ccd;padding:2px 8px;text-align:left;vertical-align:top"
         parts = [f"<div class='seegaan-summary'><h4 style='margin:4px 0'>{esc(self.title)}</h4>",
-                 "<table style='border-collapse:collapse'>"]
+                 "<table>"]
         parts += [f"<tr><th style='{cell}'>{esc(k)}</th><td style='{cell}'>{esc(v)}</td></tr>" for k, v in self.lines]
         parts.append("</table>")
         for title, header, rows in self.tables:
-            parts.append(f"<p><b>{esc(title)}</b></p><table style='border-collapse:collapse'><tr>")
+            parts.append(f"<p><b>{esc(title)}</b></p><table><tr>")
             parts += [f"<th style='{cell}'>{esc(h)}</th>" for h in header]
             parts.append("</tr>")
             for r in rows:
