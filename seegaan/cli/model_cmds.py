@@ -242,9 +242,10 @@ def encode_cmd(
             data = _dataset(images, table, size=size, view=view, text_columns=text_column, salt=key,
                             seed=split_seed or 0)
             with progress_bar("encoding") as progress:
-                ds = encode_images(checkpoint, data, table=table, view=_views(view), out=out, overwrite=overwrite, batch_size=batch_size,
-                                   device=device, split=split.value, split_seed=split_seed,
-                                   text_columns=text_column or (), pseudonymize=key, progress=progress,
+                ds = encode_images(checkpoint, data, table=table, view=_views(view), out=out,
+                                   overwrite=overwrite, batch_size=batch_size, device=device,
+                                   split=split.value, split_seed=split_seed, text_columns=text_column or (),
+                                   pseudonymize=key, progress=progress,
                                    log=_log)
         _log(f"wrote {out}: {ds.sizes['image']} images x {ds.sizes['latent']} latents")
 
