@@ -4,7 +4,8 @@ Schema
 ------
 - variable ``w`` (dims ``image``, ``latent``), float32, finite;
 - coordinates on ``image``: ``image_id`` (str, unique), ``patient_id`` (str), ``split``
-  (``train``/``val``/``test``) and one coordinate per clinical feature: numeric (float, missing = NaN),
+  (``train``/``val``/``test``, or ``""`` when no split was assigned: a cohort of images the model was not
+  trained on has none) and one coordinate per clinical feature: numeric (float, missing = NaN),
   boolean (bool; a boolean column with missing values is stored as the strings ``"True"``/``"False"``
   with ``""`` for missing) or string categories (missing = ``""``). A column whose name netCDF cannot
   keep (spaces, ``/``) is stored as a sanitised name ("heart rate" -> ``heart_rate``) with the table's
@@ -90,7 +91,7 @@ def create_cohort(w, table: pd.DataFrame, *, model: str = "", image_size: int | 
     if "split" in table.columns:
         split = np.array(["" if pd.isna(v) else str(v) for v in table["split"]], dtype=object)
     else:
-        split = np.full(len(table), "train", dtype=object)
+        split = np.full(len(table), "", dtype=object)  # not assigned: only a table or the caller says
     coords = {"image_id": ("image", image_id), "patient_id": ("image", patient_id),
               "split": ("image", split)}
     names = feature_names([c for c in table.columns if c not in RESERVED])
@@ -141,9 +142,10 @@ def validate_cohort(ds, *, source: str = "cohort") -> xr.Dataset:
     if not ids.is_unique:
         dup = ids[ids.duplicated()][0]
         raise SeegaanError(f"{source}: image_id values must be unique; {dup!r} appears more than once")
-    bad_split = sorted(set(map(str, np.unique(ds["split"].values))) - set(SPLITS))
+    bad_split = sorted(set(map(str, np.unique(ds["split"].values))) - set(SPLITS) - {""})
     if bad_split:
-        raise SeegaanError(f"{source}: split must be one of {'/'.join(SPLITS)}; found {bad_split[:3]}")
+        raise SeegaanError(f"{source}: split must be one of {'/'.join(SPLITS)} or empty (not assigned); "
+                           f"found {bad_split[:3]}")
     return ds
 
 
@@ -221,7 +223,8 @@ def cohort_summary(ds: xr.Dataset) -> Summary:
         ("images", str(ds.sizes["image"])),
         ("patients", str(len(np.unique(ds["patient_id"].values)))),
         ("latent size", str(ds.sizes["latent"])),
-        ("splits", ", ".join(f"{s} {int(splits.get(s, 0))}" for s in SPLITS)),
+        ("splits", ", ".join(f"{s} {int(splits.get(s, 0))}" for s in SPLITS)
+         + (f", not assigned {int(splits[''])}" if "" in splits.index else "")),
         ("model", str(ds.attrs.get("model", "")) or "unknown"),
         ("image size", str(ds.attrs.get("image_size", 0) or "unknown")),
         ("created", str(ds.attrs.get("created", ""))),

@@ -25,7 +25,7 @@ def test_round_trip_is_exact(tmp_path):
 def test_schema_and_types():
     ds = make_cohort(n=10)
     assert ds["w"].dims == ("image", "latent")
-    assert set(ds["split"].values) == {"train"}
+    assert set(ds["split"].values) == {""}  # no split column: not assigned (a foreign cohort is no training set)
     assert ds["ahf"].dtype == bool
     assert np.issubdtype(ds["age"].dtype, np.floating)
 

@@ -216,6 +216,9 @@ def table1(table_or_cohort, *, by: str = "split", features: Sequence[str] | None
     present = sorted(set(group[~group_miss]))
     groups = [g for g in SPLITS if g in present] + [g for g in present if g not in SPLITS]
     if not groups:
+        if by == "split":
+            raise SeegaanError("no split is assigned in this cohort (its images were not the model's training set); "
+                               "group by a clinical column with --by COLUMN")
         raise SeegaanError(f"the column '{by}' has no values to group by")
     clash = set(groups) & set(_FIXED_COLUMNS)
     if clash:
