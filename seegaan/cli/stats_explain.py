@@ -1,8 +1,8 @@
-"""``seegaan-stats predict`` and ``seegaan-stats explain``: a CNN's predictions over a cohort, and a
-counterfactual (with attribution maps) for one image.
+"""``seegaan-stats predict``, ``explain`` and ``local``: a CNN's predictions over a cohort, a
+counterfactual (with attribution maps) for one image, and one image's permutation-tested local sequence.
 
-Each command parses its options and calls :func:`seegaan.predict.predict` or
-:func:`seegaan.explain.explain`.
+Each command parses its options and calls :func:`seegaan.predict.predict`, :func:`seegaan.explain.explain`
+or :func:`seegaan.local.local_sequence`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from typing import Annotated
 
 import typer
 
-from seegaan._choices import cli_enum
+from seegaan._choices import ALTERNATIVES, CORRECTIONS, TRANSFORMS, cli_enum
 from seegaan.cli._common import progress_bar, user_errors
 from seegaan.cnn import INPUT_SCALES
+from seegaan.sequences import STATISTICS
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
 On = cli_enum("On", ("reconstruction",))
+LocalMethod = cli_enum("LocalMethod", ("auto", "linear", "gam"))
+Correction = cli_enum("Correction", CORRECTIONS)
+Alternative = cli_enum("Alternative", ALTERNATIVES)
+Statistic = cli_enum("Statistic", STATISTICS)
+Transform = cli_enum("Transform", TRANSFORMS)
 
 _MODEL_HELP = ("TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
                "function; it maps float32 images (B, 1, H, W) to B numbers.")
@@ -135,7 +141,77 @@ def explain_command(
         typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))
 
 
+def local_command(
+    image: Annotated[str, typer.Option("--image", help="image_id of the image to move.")],
+    feature: Annotated[str, typer.Option(help="Class feature (local direction) or numeric one (global trajectory).")],
+    out: Annotated[Path, typer.Option(help="Output netCDF (.nc).")],
+    levels: Annotated[str | None, typer.Option(
+        help="Class feature: CURRENT,DESIRED levels (default: the image's own level and the other one).")] = None,
+    lambdas: Annotated[str | None, typer.Option(
+        help="Class feature: λ values, A:B:N (N values from A to B, 0 <= A < B) or v1,v2,...; default 0:1:5.")] = None,
+    values: Annotated[str | None, typer.Option(
+        help="Numeric feature: target values v1,v2,... (default: 5 from the 5th to the 95th percentile).")] = None,
+    method: Annotated[LocalMethod, typer.Option(
+        help="Numeric feature: the global trajectory (auto = gam).")] = LocalMethod("auto"),
+    transform: Annotated[Transform, typer.Option(help="Numeric feature: fit on log(feature).")] = Transform("none"),
+    gam_lam: Annotated[str, typer.Option(help="GAM smoothing: a positive number or 'auto'.")] = "0.6",
+    perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only).")] = 1000,
+    correction: Annotated[Correction, typer.Option(
+        help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
+    statistic: Annotated[Statistic, typer.Option(
+        help="welch (class features: own Welch SE per permutation, J at the image), difference, or auto "
+             "(welch for a class feature unless --correction maxd).")] = Statistic("auto"),
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    alternative: Annotated[Alternative, typer.Option(
+        help="Direction of the difference tested.")] = Alternative("two-sided"),
+    images: Annotated[Path | None, typer.Option(
+        help="Folder of the cohort's radiographs: the original image is shown in the figure.")] = None,
+    cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
+    decoder: Annotated[str | None, typer.Option(
+        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
+    plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+):
+    """Move one image along FEATURE (local sequence) and permutation-test every pixel of its change."""
+    with user_errors():
+        import warnings
+
+        from seegaan._io import check_output_path
+        from seegaan.cohort import open_cohort
+        from seegaan.local import local_sequence, parse_lambdas
+        from seegaan.stats import SeegaanWarning
+
+        cohort, decoder = _inputs(cohort, decoder)
+        inputs = _existing(cohort, decoder)
+        png = None if no_plot else (plot or out.with_suffix(".png"))
+        check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[png])
+        if png is not None:
+            check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
+        if lambdas is not None:
+            parse_lambdas(lambdas)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SeegaanWarning)
+            with progress_bar(f"permutations ({feature}, {image})", None) as advance:
+                result = local_sequence(open_cohort(cohort), decoder, image_id=image, feature=feature, levels=levels,
+                                        lambdas=lambdas, values=values, method=method.value,
+                                        transform=transform.value, gam_lam=gam_lam, n_perm=perm,
+                                        correction=correction.value, statistic=statistic.value, alpha=alpha,
+                                        alternative=alternative.value, seed=seed, batch_size=batch_size,
+                                        images=images, progress=advance,
+                                        command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+        for w in caught:
+            if issubclass(w.category, SeegaanWarning):
+                typer.echo(f"warning: {w.message}", err=True)
+        result.save(out, png, overwrite=overwrite, inputs=inputs)
+        typer.echo(result.summary().as_text())
+        typer.echo(f"wrote {out}" + (f" and {png}" if png is not None else ""))
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``predict`` and ``explain`` to the ``seegaan-stats`` app."""
+    """Add ``predict``, ``explain`` and ``local`` to the ``seegaan-stats`` app."""
     app.command("predict")(predict_command)
     app.command("explain")(explain_command)
+    app.command("local")(local_command)
