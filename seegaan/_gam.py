@@ -54,6 +54,7 @@ __all__ = [
     "gam_design",
     "gam_penalty",
     "penalised_map",
+    "penalised_predictions",
     "GamAutoSolver",
     "GamResponses",
 ]
@@ -325,6 +326,53 @@ def penalised_map(X, X_grid, S) -> np.ndarray:
     q, r = _qr(X)
     factor = _Factor(r, S)
     return (X_grid @ factor.coef_map) @ q.T
+
+
+def penalised_predictions(designs, X_grid, S, Y) -> np.ndarray:
+    """Return ``X_grid (X_b'X_b + S)^-1 X_b' Y`` for a stack of designs ``X_b`` sharing ``Y``.
+
+    For refits under many designs (a permutation null that relabels the feature): per design one
+    p x p Gram matrix, one p x D right-hand side and one p x p solve, instead of the n x p QR of
+    :func:`penalised_map`. The only tiny eigenvalue of ``X'X + S`` for a spline design with an
+    intercept is the ridge, along (intercept - sum of the spline columns); every row of the design
+    and of ``X_grid`` sums to zero along it, so the solve's error there never reaches the
+    predictions. On the bundled demo (n = 1,600, p = 21) they agree with :func:`penalised_map` to
+    ~1e-14 relative; ``tests/test_gam_null.py`` checks both and pyGAM.
+
+    Every product and solve is done per design (stacked BLAS/LAPACK calls of one design each), so a
+    design's result has the same bits whatever else is in the stack.
+
+    Parameters
+    ----------
+    designs : ndarray, shape (nb, n, p)
+        One design at the observations per refit.
+    X_grid : ndarray, shape (K, p)
+        Design at the K prediction points (the same columns).
+    S : ndarray, shape (p, p)
+        Total penalty, ridge included; must make every ``X_b'X_b + S`` non-singular.
+    Y : ndarray, shape (n, D)
+        Responses, shared by every design.
+
+    Returns
+    -------
+    predictions : ndarray, shape (nb, K, D)
+    """
+    designs = np.asarray(designs, dtype=np.float64)
+    if designs.ndim != 3 or designs.shape[2] != X_grid.shape[1] or designs.shape[1] != Y.shape[0]:
+        raise SeegaanError(
+            f"designs of shape {designs.shape} do not fit X_grid {X_grid.shape} and Y {Y.shape};"
+            " give (nb, n, p) designs, a (K, p) grid design and (n, D) responses"
+        )
+    transposed = designs.transpose(0, 2, 1)
+    gram = transposed @ designs + S
+    try:
+        coef = np.linalg.solve(gram, transposed @ Y)
+    except np.linalg.LinAlgError:
+        raise SeegaanError(
+            "the penalised normal equations are singular; add a ridge to the penalty"
+            " (gam_penalty does) or drop collinear covariates"
+        ) from None
+    return X_grid @ coef
 
 
 # ----------------------------------------------------------------------------------------------
