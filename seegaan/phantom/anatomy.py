@@ -75,6 +75,8 @@ class PhantomParams:
     marker_side: int = 1
     marker_dx: float = 0.0
     marker_dy: float = 0.0
+    # nuisance an experiment may tie to a label: a burned-in square token (0 = absent, 1 = full white)
+    token: float = 0.0
 
     def replace(self, **changes) -> "PhantomParams":
         return dataclasses.replace(self, **changes)
@@ -99,6 +101,8 @@ def _as_params(params) -> PhantomParams:
         raise SeegaanError(f"bnpp must be a positive number (pg/mL); got {p.bnpp!r}")
     if not np.isfinite(p.age):
         raise SeegaanError(f"age must be a number; got {p.age!r}")
+    if not (np.isfinite(p.token) and 0.0 <= p.token <= 1.0):
+        raise SeegaanError(f"token must be a number in [0, 1] (0 = no token); got {p.token!r}")
     return p
 
 
@@ -193,6 +197,21 @@ def marker_free_mask(size: int, margin: int = 2) -> np.ndarray:
     return ~near
 
 
+#: the shortcut token's centre (u, v) in image coordinates (lower image-left corner, below the effusions and
+#: away from every clinical effect) and its half side; fixed, not moved by the anatomy or jittered
+TOKEN_CENTER = (-0.875, 0.875)
+TOKEN_HALF = 0.07
+
+
+def shortcut_mask(size: int) -> np.ndarray:
+    """bool (size, size): the pixels of the burned-in token (``PhantomParams.token``), the same on every
+    image. A token of level t > 0 sets these pixels to at least ``2 t - 1`` (t = 1: full white, like the
+    marker); with the default t = 0 no pixel changes, so images are bit-identical to token-free ones."""
+    _check_size(size)
+    u, v = _pixel_centres(int(size))
+    return (np.abs(u - TOKEN_CENTER[0]) < TOKEN_HALF) & (np.abs(v - TOKEN_CENTER[1]) < TOKEN_HALF)
+
+
 def density(params, *, size: int) -> np.ndarray:
     """The density (attenuation) map of one phantom, before display, noise and marker; float64."""
     p = _as_params(params)
@@ -247,7 +266,7 @@ def render(params, *, size: int = 256, noise: bool = True) -> np.ndarray:
 
 
 def _display(d: np.ndarray, p: PhantomParams, *, noise: bool) -> np.ndarray:
-    """Density -> displayed image: the manufacturer's curve, noise, clipping, the marker."""
+    """Density -> displayed image: the manufacturer's curve, noise, clipping, the marker, the token."""
     gamma, dyn = DISPLAY[p.manufacturer]
     v = np.clip(d / FULL_SCALE, 0.0, 1.0) ** gamma * dyn
     img = -1.0 + 2.0 * v
@@ -255,6 +274,9 @@ def _display(d: np.ndarray, p: PhantomParams, *, noise: bool) -> np.ndarray:
         img = img + np.random.default_rng(p.noise_seed).normal(0.0, p.noise, img.shape)
     img = np.clip(img, -1.0, 1.0)
     img = np.maximum(img, 2.0 * _marker(d.shape[0], p) - 1.0)  # the marker saturates at +1
+    if p.token > 0:
+        mask = shortcut_mask(d.shape[0])
+        img[mask] = np.maximum(img[mask], 2.0 * p.token - 1.0)
     return img.astype(np.float32)
 
 

@@ -100,6 +100,43 @@ def score_map(significant, mask) -> dict:
             "n_significant": n_sig, "n_true": n_true}
 
 
+def explanation_scores(attribution, region) -> dict:
+    """How much of an explanation map lies in a region (e.g. the part of the image a CNN relies on).
+
+    Parameters
+    ----------
+    attribution : array-like (H, W)
+        Any explanation map (attribution, difference image, statistic); its absolute value is scored.
+    region : array-like of bool (H, W)
+        The region (a truth mask, or :func:`~seegaan.phantom.shortcut_mask`).
+
+    Returns
+    -------
+    dict
+        ``mass`` (sum of |attribution| inside the region / sum over the image), ``dice_top`` (Dice of the
+        region with the k pixels of largest |attribution|, k = the region's pixel count, ties broken by
+        pixel order; as both sets have k pixels it is the share of the top k inside the region); both nan
+        when the map is all zero (it points nowhere), ``chance_mass`` (the region's share of the image: the mass of a
+        uniform map, and the expected Dice of k random pixels) and ``k``.
+    """
+    mag = np.abs(np.asarray(attribution, dtype=np.float64))
+    true = np.asarray(region, dtype=bool)
+    if mag.shape != true.shape or mag.ndim != 2:
+        raise SeegaanError(f"explanation map {mag.shape} and region {true.shape} must be images of the same shape")
+    if not np.isfinite(mag).all():
+        raise SeegaanError("the explanation map has NaN or inf values")
+    k = int(true.sum())
+    if k == 0:
+        raise SeegaanError("the region is empty")
+    total = mag.sum()
+    out = {"mass": float("nan"), "dice_top": float("nan"), "chance_mass": k / true.size, "k": k}
+    if total > 0:
+        top = np.zeros(mag.size, dtype=bool)
+        top[np.argsort(-mag.ravel(), kind="stable")[:k]] = True
+        out.update(mass=float(mag[true].sum() / total), dice_top=float((top & true.ravel()).sum() / k))
+    return out
+
+
 def read_truth(folder: str | os.PathLike, feature: str, *, marginal: bool = False
                ) -> tuple[np.ndarray, np.ndarray]:
     """The (effect, mask) written by :func:`write_phantom` for ``feature`` (direct or marginal)."""
