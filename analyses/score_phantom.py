@@ -13,6 +13,7 @@ adjusted for the other two (Freedman-Lane), against the *direct* truth (the feat
 
     python analyses/score_phantom.py                   # the bundled demo (seegaan/demo)
     python analyses/score_phantom.py --cohort C.nc --decoder M.pt --truth PHANTOM_DIR --perm 1000
+    python analyses/score_phantom.py --features ahf,sex --statistic difference --out OUT
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main():
                          "takes the phantom's own")
     ap.add_argument("--min-change", type=float, default=0.0,
                     help="significant only where |change| exceeds this (image units; default 0: any change)")
+    ap.add_argument("--statistic", default="auto", choices=["auto", "welch", "difference"],
+                    help="pixel statistic (auto: welch for class-mean without covariates, else the difference)")
+    ap.add_argument("--features", default=None,
+                    help="comma-separated runs to score, e.g. 'ahf,sex,bnpp' or 'ahf adj. bnpp+age'; default all")
     ap.add_argument("--out", type=Path, default=REPO / "analyses" / "output" / "phantom_scores")
     args = ap.parse_args()
     cohort = seegaan.open_cohort(args.cohort or demo.cohort_path())
@@ -70,11 +75,15 @@ def main():
     runs = [(feature, feature, opts, "marginal_") for feature, opts in FEATURES.items()]
     runs += [(feature, f"{feature} adj. {adjust.replace(',', '+')}", {**FEATURES[feature], "adjust": adjust}, "")
              for feature, adjust in ADJUSTED.items()]
+    if args.features:
+        wanted = [f.strip() for f in args.features.split(",")]
+        runs = [r for r in runs if r[1] in wanted]
     for feature, name, opts, truth_kind in runs:
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
         correction = as_correction(args.correction, sd_offset=args.sd_offset, min_change=args.min_change)
-        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi)
+        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi,
+                               statistic=args.statistic)
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
         mask = np.load(truth / "truth" / f"{truth_kind}{feature}_mask.npy")
@@ -87,7 +96,7 @@ def main():
         effect = np.load(truth / "truth" / (f"marginal_{feature}.npy" if truth_kind else f"effect_{feature}.npy"))
         both = res.significant[-1] & mask
         sign = float(np.mean(np.sign(res.difference[-1][both]) == np.sign(effect[both]))) if both.any() else float("nan")
-        rows.append({"feature": name, "method": interp.method, "truth": f"{truth_kind or 'direct_'}{feature}",
+        rows.append({"feature": name, "method": interp.method, "statistic": res.attrs["statistic"], "truth": f"{truth_kind or 'direct_'}{feature}",
                      **score, "sign_agreement": sign,
                      "dice_large": score_large["dice"], "sensitivity_large": score_large["sensitivity"],
                      "outside_large": score_large["outside"], "seconds": seconds})
@@ -96,7 +105,8 @@ def main():
               f"outside {score_large['outside']:.3f}  ({seconds:.1f} s)")
     (args.out / "scores.json").write_text(json.dumps({"perm": args.perm, "correction": args.correction,
                                                       "seed": args.seed, "sd_offset": args.sd_offset,
-                                                      "min_change": args.min_change, "mask": None if roi is None else str(roi),
+                                                      "min_change": args.min_change,
+                                                      "statistic": args.statistic, "mask": None if roi is None else str(roi),
                                                       "rows": rows}, indent=2))
     print("\n| feature | method | truth | Dice | sensitivity | outside | sign agreement | Dice, |Δ| > 10% max | outside, |Δ| > 10% max |"
           "\n|---|---|---|---|---|---|---|---|---|")

@@ -5,6 +5,13 @@ The observed sequence is ``G(L @ W)``; its differences from step 0 are compared 
 refitting; see :mod:`seegaan.stats.permutation`). The test itself is :func:`seegaan.stats.permutation_test`;
 this module decodes, hands it the observed maps and a producer of null maps, and wraps the result. The
 family of tests is every pixel of steps 1..K-1 (step 0 has no difference by definition) within the mask.
+
+The statistic (``statistic=``): ``difference`` tests the decoded difference itself (max-T divides it by
+its permutation SD); ``welch`` divides every map -- observed and null -- by its own Welch standard error
+from delta-method linearised images and maps the Welch t through its df onto z
+(:mod:`seegaan.stats.welch`, ``docs/welch.md``); ``auto`` takes ``welch`` for a class-mean trajectory
+without covariates (except with ``maxd``, the paper's raw difference) and ``difference`` otherwise.
+Decoding runs in strict fp32 (no TF32) unless the checkpoint decoder was loaded for bf16.
 """
 
 from __future__ import annotations
@@ -28,9 +35,12 @@ from seegaan.cohort import cohort_hash
 from seegaan.decoder import load_decoder
 from seegaan.interpolation import InterpolationResult
 from seegaan.stats.correction import CorrectionOptions, as_correction
-from seegaan.stats.engine import SeegaanWarning, check_run, permutation_test
+from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
 from seegaan.stats.mask import check_mask, load_mask, mask_attrs
 from seegaan.stats.permutation import draw_permutations
+
+Statistic = Literal["auto", "welch", "difference"]
+STATISTICS: tuple[str, ...] = ("auto", "welch", "difference")
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +96,9 @@ class SequenceResult:
         if self.p_value is not None:
             sig = self.significant[1:]
             lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
+            if "statistic" in a:
+                lines.append(("statistic", "Welch z (own SE per permutation, delta method at the cohort mean)"
+                              if a["statistic"] == "welch" else "difference"))
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
@@ -170,7 +183,7 @@ def _attrs_for(*, interp: InterpolationResult, decoder_id: str, n_perm: int, sch
 
 
 def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
-             correction: Correction | CorrectionOptions = "maxt", alpha: float = 0.05, alternative: Alternative = "two-sided",
+             correction: Correction | CorrectionOptions = "maxt", statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Backend = "numba", scheme: Scheme | None = None, mask=None, progress: Progress | None = None,
              command_line: str = "") -> SequenceResult:
@@ -194,6 +207,17 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         cluster mass; every pixel of a cluster gets the cluster's p. ``"none"``, ``"fdr_bh"``, ``"fdr_by"``,
         ``"bonferroni"``, ``"holm"`` / :class:`~seegaan.stats.PValues`: the paper's uncorrected pixel-wise
         test, or a correction of those p-values.
+    statistic : {"auto", "welch", "difference"}
+        What is tested at every pixel. ``"welch"``: every map (observed and null) over its own Welch
+        standard error, from delta-method linearised images ``u_i = J (w_i - w̄)`` (J the decoder Jacobian at
+        the cohort mean, by central differences: 2 min(n, D) extra decodes, once), the Welch t mapped
+        through its Welch–Satterthwaite df to z; the corrections act on z as it is. Null: equal group
+        means; valid when the groups differ in size and spread (asymptotically; exact under
+        exchangeability). Class-mean trajectories without covariates only. ``"difference"``: the decoded
+        difference (max-T, TFCE and cluster divide it by its permutation SD); exact under exchangeability,
+        too liberal when a small group is more variable. ``"auto"`` (default): ``welch`` for class-mean
+        without covariates unless ``correction`` is ``maxd``, else ``difference``. Recorded as
+        ``statistic`` (with ``welch_linearisation`` and ``welch_decodes``).
     alpha : float
     alternative : {"two-sided", "greater", "less"}
         Direction of the difference (image - image[step 0]) that counts as evidence.
@@ -230,38 +254,132 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
     check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size)
+    statistic = resolve_statistic(statistic, interp, correction)
+    n = int(interp.image_index.size)
+    if not isinstance(n_perm, str) and n_perm:
+        check_memory(int(n_perm), n, null_cache_mb=null_cache_mb)   # the plan alone, before any decoding
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding
     dec = load_decoder(decoder)
-    images = dec(interp.trajectory.astype(np.float32))
-    if images.shape[0] != interp.n_steps:
-        raise SeegaanError(f"decoder returned {images.shape[0]} images for {interp.n_steps} latents")
-    difference = images - images[0]
-    family = np.ones(difference.shape, bool)
-    family[0] = False
-    roi = None if mask is None else check_mask(mask, difference.shape[1:])
-    if roi is not None:
-        family &= roi[None]
-    attrs = dict(interp=interp, decoder_id=dec.identity, alpha=alpha, alternative=alternative, seed=seed,
-                 command_line=command_line)
-    if n_perm == 0:
-        return SequenceResult(interp, images, difference, None, None, None, None,
-                              _attrs_for(n_perm=0, scheme="none", correction=correction.name, **attrs), ())
+    with decoding_precision(dec) as precision:
+        images = dec(interp.trajectory.astype(np.float32))
+        if images.shape[0] != interp.n_steps:
+            raise SeegaanError(f"decoder returned {images.shape[0]} images for {interp.n_steps} latents")
+        difference = images - images[0]
+        family = np.ones(difference.shape, bool)
+        family[0] = False
+        roi = None if mask is None else check_mask(mask, difference.shape[1:])
+        if roi is not None:
+            family &= roi[None]
+        attrs = dict(interp=interp, decoder_id=dec.identity, alpha=alpha, alternative=alternative, seed=seed,
+                     command_line=command_line)
+        if n_perm == 0:
+            attrs = _attrs_for(n_perm=0, scheme="none", correction=correction.name, **attrs)
+            attrs.update(statistic=statistic, precision=precision)
+            return SequenceResult(interp, images, difference, None, None, None, None, attrs, ())
 
-    plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
-                             covariates=bool(interp.covariates), scheme=scheme, seed=seed)
-    if plan.n_perm == 0:
-        raise SeegaanError("exact enumeration found no permutation other than the identity; the cohort is too small")
-    test = permutation_test(difference, _null_differences(interp, dec, plan.scheme, difference.shape), plan,
-                            correction=correction, family=family, alpha=alpha, alternative=alternative,
-                            batch_size=batch_size, null_cache_mb=null_cache_mb, backend=backend, progress=progress)
+        welch = statistic == "welch"
+        if not isinstance(n_perm, str):
+            pixels = difference[0].size
+            check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
+                         extra_bytes=4 * n * pixels * 8 if welch else 0)
+        plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
+                                 covariates=bool(interp.covariates), scheme=scheme, seed=seed)
+        if plan.n_perm == 0:
+            raise SeegaanError("exact enumeration found no permutation other than the identity; "
+                               "the cohort is too small")
+        observed = difference
+        null_maps = _null_differences(interp, dec, plan.scheme, difference.shape)
+        stat_attrs = {"statistic": statistic}
+        if welch:
+            observed, null_maps, correction, stat_attrs = _welch_setup(interp, dec, plan.scheme, difference,
+                                                                       null_maps, correction)
+        test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
+                                alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
+                                backend=backend, progress=progress)
     for msg in test.messages:
         warnings.warn(msg, SeegaanWarning, stacklevel=2)
     attrs = _attrs_for(n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction.name, **attrs)
+    attrs.update(stat_attrs, precision=precision)
     attrs.update(test.attrs, **({} if roi is None else mask_attrs(roi)))
     return SequenceResult(interp, images, difference, test.p_value, test.p_adjusted, test.significant,
                           test.null_max, attrs, test.messages)
+
+
+def resolve_statistic(statistic: str, interp: InterpolationResult, correction) -> str:
+    """``"welch"`` or ``"difference"`` from ``statistic=`` (see :func:`sequence`); a bad combination is an error."""
+    from seegaan.stats.maxstat import MaxT, parse_sd_offset
+
+    if statistic not in STATISTICS:
+        raise SeegaanError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
+    two_groups = interp.method == "class-mean" and not interp.covariates
+    if statistic == "auto":
+        return "welch" if two_groups and correction.name != "maxd" else "difference"
+    if statistic == "welch":
+        if not two_groups:
+            why = "with covariates" if interp.method == "class-mean" else f"for a {interp.method} trajectory"
+            raise SeegaanError(f"--statistic welch needs a class-mean trajectory without covariates (got one "
+                               f"{why}); use --statistic difference")
+        if correction.name == "maxd":
+            raise SeegaanError("--correction maxd tests the raw difference (it assumes equal spread); use "
+                               "--statistic difference with maxd, or --correction maxt with welch")
+        if isinstance(correction, MaxT) and parse_sd_offset(correction.sd_offset)[0] != "0":
+            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); the welch "
+                               "statistic divides every map by its own SE: drop --sd-offset or give "
+                               "--statistic difference")
+    return statistic
+
+
+def _welch_setup(interp: InterpolationResult, dec, scheme: str, difference: np.ndarray, null_differences,
+                 correction):
+    """Observed z, the producer of null z maps, the correction with the Welch pixel statistic, and attrs.
+
+    ``u`` is computed once from the analysed latents (2 min(n, D) decodes); the observed map's SE is the
+    identity row through the same code as every null row.
+    """
+    import dataclasses
+
+    from seegaan._welch import finite_difference_step, linearise
+    from seegaan.stats.welch import WelchDesign, WelchZ, welch_z
+
+    W = interp.latents
+    n, D = W.shape
+    bf16 = bool(getattr(dec.fn, "autocast_bf16", False))
+    h = finite_difference_step(2.0**-8) if bf16 else finite_difference_step()  # docs/welch.md
+    along = "axes" if D <= n else "images"
+    u = linearise(dec, W, along=along, h=h)
+    design = WelchDesign(u, np.asarray(interp.feature_codes, np.float64), np.asarray(interp.grid, np.float64),
+                         scheme)
+    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
+    se_obs, dof_obs = design.se(np.arange(n)[None])
+    observed = welch_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
+    if correction.family_wise:
+        correction = dataclasses.replace(correction, pixel_statistic=WelchZ(d_obs[0], se_obs[0], dof_obs[0]))
+    how = ("along the latent axes (step h x the latent's SD)" if along == "axes"
+           else "along each w_i - w̄ (step h x |w_i - w̄|)")
+    attrs = {"statistic": "welch",
+             "welch_linearisation": f"J at cohort mean, central differences {how}, h={h:.3g}",
+             "welch_decodes": 2 * min(n, D)}
+    return observed, design.null_maps(null_differences), correction, attrs
+
+
+@contextlib.contextmanager
+def decoding_precision(dec):
+    """Decode in strict fp32 (TF32 off, restored after) unless a checkpoint decoder was loaded for bf16.
+
+    Yields the ``precision`` attr: :func:`seegaan._runtime.precision_record` of the checkpoint decoder's
+    device, or of ``cpu`` for a callable (its own code decides where it runs).
+    """
+    fn = getattr(dec, "fn", dec)
+    device = getattr(fn, "device", None)
+    if getattr(fn, "autocast_bf16", False):
+        yield f"bf16 autocast on {device} (decoder loaded for bf16)"
+        return
+    from seegaan._runtime import strict_fp32
+
+    with strict_fp32("cpu" if device is None else device) as record:
+        yield record if device is not None else f"{record} (callable decoder)"
 
 
 def _null_differences(interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int]):

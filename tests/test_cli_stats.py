@@ -29,7 +29,8 @@ def run(*args):
 
 def one_line_error(result):
     assert result.exit_code != 0, result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    # notes (e.g. the GAM's effective degrees of freedom) are information, not part of the error
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("note: ")]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
@@ -263,3 +264,91 @@ def test_min_change_option(cohort_file, tmp_path):
         assert not (tmp_path / "bad.nc").exists()
     r = run(*common, "--correction", "cluster", "--min-change", "0.1", "--out", tmp_path / "bad.nc")
     assert "maxt or maxd only" in one_line_error(r)
+
+
+def test_statistic_and_tfce_connectivity_options(cohort_file, tmp_path):
+    common = ["interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 30,
+              "--steps", 3, "--no-plot"]
+    recorded = {}
+    for value in ("auto", "welch", "difference"):
+        out = tmp_path / f"sex_{value}.nc"
+        r = run(*common, "--statistic", value, "--out", out)
+        assert r.exit_code == 0, r.output
+        with xr.open_dataset(out) as ds:
+            recorded[value] = (ds.attrs["statistic"], ds["p_adjusted"].values, ds.attrs["precision"])
+    assert recorded["auto"][0] == recorded["welch"][0] == "welch" and recorded["difference"][0] == "difference"
+    np.testing.assert_array_equal(recorded["auto"][1], recorded["welch"][1])
+    assert recorded["auto"][2].startswith("fp32 (TF32 off)")
+    out = tmp_path / "tfce8.nc"
+    r = run(*common, "--correction", "tfce", "--tfce-connectivity", 8, "--out", out)
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["connectivity"] == 8 and ds.attrs["statistic"] == "welch"
+    for args, message in ((["--tfce-connectivity", 6, "--correction", "tfce"], "4 or 8"),
+                          (["--tfce-connectivity", 8], "tfce only"),
+                          (["--statistic", "welch", "--correction", "maxd"], "raw difference"),
+                          (["--sd-offset", "median"], "--sd-offset applies to the difference statistic")):
+        assert message in one_line_error(run(*common, *args, "--out", tmp_path / "bad.nc"))
+        assert not (tmp_path / "bad.nc").exists()
+    r = run(*common, "--feature", "age", "--statistic", "welch", "--out", tmp_path / "bad.nc")
+    assert "class-mean trajectory without covariates" in one_line_error(r)
+    help_text = " ".join(run("interpolate", "--help").output.replace("│", " ").split())
+    assert "module:callable imports that module and runs its code" in help_text
+
+
+def test_outputs_checked_before_any_work(cohort_file, tmp_path, monkeypatch):
+    import seegaan.sequences
+
+    def no_work(*a, **k):
+        raise AssertionError("sequence() ran before the outputs were checked")
+
+    monkeypatch.setattr(seegaan.sequences, "sequence", no_work)
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"not really a model")
+    common = ["interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5]
+    before = cohort_file.read_bytes()
+    cases = [(["--out", cohort_file, "--overwrite"], "input"),
+             (["--out", tmp_path / "x.png"], ".nc"),
+             (["--out", tmp_path / "a.nc", "--plot", cohort_file, "--overwrite"], ".png"),
+             (["--out", tmp_path / "a.nc", "--plot", tmp_path / "a.nc"], ".png")]
+    for args, message in cases:
+        line = one_line_error(run(*common, *args))
+        assert message in line, line
+    r = run("interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", model, "--out", model,
+            "--overwrite")
+    assert one_line_error(r)
+    assert model.read_bytes() == b"not really a model"
+    assert cohort_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.nc", "model.pt"]
+
+
+def test_plot_may_not_be_the_netcdf_output(cohort_file, tmp_path):
+    out = tmp_path / "a.svg.nc"
+    r = run("interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5,
+            "--out", tmp_path / "b.nc", "--plot", tmp_path / "b.nc")
+    assert one_line_error(r)
+    assert not out.exists() and not (tmp_path / "b.nc").exists()
+
+
+def test_too_many_permutations_refused_before_drawing(cohort_file, tmp_path, monkeypatch):
+    import seegaan.sequences
+
+    def no_draw(*a, **k):
+        raise AssertionError("permutations drawn")
+
+    monkeypatch.setattr(seegaan.sequences, "draw_permutations", no_draw)
+    r = run("interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC,
+            "--perm", 1_000_000_000, "--out", tmp_path / "big.nc")
+    line = one_line_error(r)
+    assert "1000000000 permutations of 40 images need" in line and "GiB" in line and "fewer permutations" in line
+    assert not (tmp_path / "big.nc").exists()
+
+
+def test_nan_in_a_mask_is_refused(cohort_file, tmp_path):
+    mask = np.ones((8, 8))
+    mask[3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", mask)
+    r = run("interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 5,
+            "--mask", tmp_path / "nan.npy", "--out", tmp_path / "m.nc")
+    assert "1 NaN or infinite value(s)" in one_line_error(r)
+    assert not (tmp_path / "m.nc").exists()

@@ -286,13 +286,16 @@ def test_sd_offset_is_checked_and_only_for_maxt():
 
 def test_tfce_with_an_almost_constant_null_is_a_user_error():
     """B = 1 whose one permutation nearly reproduces the observed map: z ~ 1e6 needs more TFCE
-    thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis)."""
+    thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis).
+    The difference statistic only: Welch z is bounded (z <= 38.5), so the same cohort runs with welch."""
     ds = _small_cohort(7, [1, 3, 2], 8, 0)
     interp = seegaan.interpolate(ds, feature="g", method="class-mean", steps=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)
         with pytest.raises(seegaan.SeegaanError, match="use more permutations or --correction maxt"):
-            seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce")
+            seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce", statistic="difference")
+        res = seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce")
+    assert res.attrs["statistic"] == "welch"
 
 
 def test_options_objects_equal_their_names_and_record_their_parameters():
@@ -361,3 +364,123 @@ def test_save_writes_both_files_or_neither(tmp_path, monkeypatch):
     res.save(tmp_path / "a.nc", overwrite=True)
     seegaan.save_sequence(res.to_dataset(), tmp_path / "d.nc")
     assert (tmp_path / "d.nc").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the Welch statistic (issue #11) and strict fp32 decoding
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
+@pytest.mark.parametrize("per, scheme", [(1, None), (2, None), (2, "whole-block")])
+@pytest.mark.parametrize("correction", ["maxt", "tfce", "fdr_bh"])
+def test_welch_same_bits_across_batch_sizes_and_schemes(per, scheme, correction):
+    ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
+    interp = seegaan.interpolate(ds, feature="sex", steps=4)
+    runs = [seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache,
+                             scheme=scheme, correction=correction)
+            for bs, cache in [(1, 1024), (4, 0), (64, 1024)]]
+    assert runs[0].attrs["statistic"] == "welch" and runs[0].attrs["welch_decodes"] == 16
+    assert runs[0].attrs["permutation_scheme"] == (scheme or ("image" if per == 1 else "patient-label"))
+    for other in runs[1:]:
+        for name in ("p_value", "p_adjusted", "null_max"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
+
+
+def test_welch_observed_z_is_the_identity_row_and_null_is_studentised():
+    """The observed z is the identity permutation through the producer: with a plan that holds only the
+    identity, every null map ties with the observed one (p = 1 everywhere it can vary)."""
+    from seegaan._welch import linearise
+    from seegaan.sequences import _null_differences
+    from seegaan.stats.welch import WelchDesign, welch_z
+
+    ds = make_cohort(n=30, seed=8)
+    interp = seegaan.interpolate(ds, feature="ahf", steps=3)
+    dec = seegaan.load_decoder(planted)
+    images = dec(interp.trajectory.astype(np.float32))
+    diff = images - images[0]
+    design = WelchDesign(linearise(dec, interp.latents), interp.feature_codes, interp.grid, "image")
+    ident = np.arange(interp.image_index.size)[None]
+    z_null = design.null_maps(_null_differences(interp, dec, "image", diff.shape))(ident)
+    se, dof = design.se(ident)
+    np.testing.assert_array_equal(z_null, welch_z(diff.reshape(1, -1), se, dof))
+    assert np.all(z_null.reshape(diff.shape)[0] == 0)         # step 0: se 0, untestable
+
+
+@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
+def test_welch_choice_and_refusals():
+    ds = make_cohort(n=30, seed=2, effect=1.0)
+    cm = seegaan.interpolate(ds, feature="sex", steps=3)
+    assert seegaan.sequence(cm, linear8, n_perm=9).attrs["statistic"] == "welch"
+    assert seegaan.sequence(cm, linear8, n_perm=9, correction="maxd").attrs["statistic"] == "difference"
+    assert seegaan.sequence(cm, linear8, n_perm=9, statistic="difference").attrs["statistic"] == "difference"
+    age = seegaan.interpolate(ds, feature="age", method="linear", steps=3)
+    assert seegaan.sequence(age, linear8, n_perm=9).attrs["statistic"] == "difference"
+    adj = seegaan.interpolate(ds, feature="sex", steps=3, adjust="age")
+    assert seegaan.sequence(adj, linear8, n_perm=9).attrs["statistic"] == "difference"
+    res = seegaan.sequence(cm, linear8, n_perm=9)
+    assert res.attrs["welch_linearisation"].startswith("J at cohort mean, central differences")
+    assert "statistic" in res.summary().as_text()
+    for interp, kwargs, message in ((age, {}, "class-mean trajectory without covariates"),
+                                    (adj, {}, "with covariates"),
+                                    (cm, {"correction": "maxd"}, "raw difference"),
+                                    (cm, {"correction": MaxT(sd_offset="median")}, "--sd-offset applies"),
+                                    (cm, {"statistic": "studentised"}, "unknown statistic")):
+        with pytest.raises(SeegaanError, match=message):
+            seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "welch", **kwargs})
+    with pytest.raises(SeegaanError, match="--sd-offset applies"):       # auto resolves to welch here
+        seegaan.sequence(cm, linear8, n_perm=9, correction=MaxT(sd_offset="median"))
+
+
+def test_welch_min_change_shrinks_the_difference_not_z():
+    ds = make_cohort(n=60, seed=3)
+    ds["w"].values[ds["sex"].values == "M", 0] += 1.5
+    interp = seegaan.interpolate(ds, feature="sex", levels="F,M", steps=3)
+    plain = seegaan.sequence(interp, planted, n_perm=99, seed=1)
+    shrunk = seegaan.sequence(interp, planted, n_perm=99, seed=1, correction=MaxT(min_change=0.05))
+    assert plain.significant.any()
+    assert not (shrunk.significant & ~plain.significant).any()
+    assert not shrunk.significant[np.abs(shrunk.difference) <= 0.05].any()
+    np.testing.assert_array_equal(plain.null_max, shrunk.null_max)
+
+
+@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
+def test_cpu_sequence_records_fp32_and_restores_tf32_flags():
+    torch = pytest.importorskip("torch")
+    ds = make_cohort(n=20, seed=1)
+    interp = seegaan.interpolate(ds, feature="sex", steps=3)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.get_float32_matmul_precision())
+    seen = {}
+
+    def spy(w):
+        seen["flags"] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                         torch.get_float32_matmul_precision())
+        return linear8(w)
+
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        res = seegaan.sequence(interp, spy, n_perm=5)
+        assert seen["flags"] == (False, False, "highest")           # decoded in strict fp32
+        assert res.attrs["precision"].startswith("fp32 (TF32 off) on cpu")
+        assert torch.backends.cudnn.allow_tf32 is True              # restored after
+    finally:
+        torch.backends.cudnn.allow_tf32 = before[1]
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == (before[0], before[2])
+    assert seegaan.sequence(interp, linear8, n_perm=0).attrs["precision"].startswith("fp32")
+
+
+def test_memory_check_refuses_a_huge_plan_with_the_number():
+    from seegaan.stats.engine import check_memory
+
+    with pytest.raises(SeegaanError, match=r"1000000000 permutations of 100 images need 745 GiB"):
+        check_memory(10**9, 100, available=64 * 2**30)
+    check_memory(1000, 100, 64 * 64 * 8, available=64 * 2**30)   # fits
+    with pytest.raises(SeegaanError, match="null cache"):
+        check_memory(10**6, 10, 512 * 512 * 8, null_cache_mb=10**8, available=2**30)
+
+
+def test_nan_mask_is_refused():
+    interp = seegaan.interpolate(make_cohort(n=20, seed=1), feature="sex", steps=3)
+    mask = np.ones((8, 8))
+    mask[0, 0] = np.nan
+    with pytest.raises(SeegaanError, match="NaN or infinite"):
+        seegaan.sequence(interp, linear8, n_perm=5, mask=mask)

@@ -20,6 +20,7 @@ Method = cli_enum("Method", METHODS)
 Transform = cli_enum("Transform", TRANSFORMS)
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
+Statistic = cli_enum("Statistic", ("auto", "welch", "difference"))
 
 
 def inspect_command(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
@@ -45,7 +46,8 @@ def interpolate_command(
     feature: Annotated[str, typer.Option("--feature", help="Clinical feature to move along.")],
     cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
     decoder: Annotated[str | None, typer.Option(
-        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model. "
+             "module:callable imports that module and runs its code: give only code you trust.")] = None,
     method: Annotated[Method, typer.Option(help="Interpolator (auto: class-mean for categories, gam for numbers).")] = Method("auto"),
     levels: Annotated[str | None, typer.Option(help="Class-mean groups 'A,B' (from A to B).")] = None,
     steps: Annotated[int, typer.Option(help="Number of steps K (grid from the 5th to the 95th percentile).")] = 8,
@@ -56,9 +58,15 @@ def interpolate_command(
     adjust: Annotated[str | None, typer.Option(help="Covariates 'COL,COL' (Freedman-Lane under permutation).")] = None,
     perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
     correction: Annotated[Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
+    statistic: Annotated[Statistic, typer.Option(
+        help="Pixel statistic: welch (each map over its own Welch SE, delta method; valid when groups differ "
+             "in spread), difference, or auto (welch for class-mean without covariates unless --correction "
+             "maxd, else difference).")] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     tfce_e: Annotated[float | None, typer.Option(
         help="tfce: extent exponent (H = 2; E = 0.5 or 1 for 2-D maps); default 0.5.")] = None,
+    tfce_connectivity: Annotated[int | None, typer.Option(
+        help="tfce: pixel neighbourhood, 4 (edges) or 8 (edges and corners); default 4.")] = None,
     cluster_threshold: Annotated[float | None, typer.Option(
         help="cluster: cluster-forming threshold on the standardised difference; default 3.")] = None,
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative("two-sided"),
@@ -88,17 +96,22 @@ def interpolate_command(
         from seegaan.interpolation import interpolate
         from seegaan.sequences import sequence
         from seegaan.stats import SeegaanWarning, as_correction
+        from seegaan.stats.engine import check_run
 
         if threads < 0:
             raise SeegaanError(f"--threads must be 0 (torch's default) or more (got {threads})")
         out = out if out is not None else Path(f"seegaan-{feature}.nc")
         png = None if no_plot else (plot or out.with_suffix(".png"))
-        for path in (out, png):  # refuse existing outputs before any work
-            if path is not None:
-                check_output_path(path, overwrite=overwrite)
-        options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
-                                cluster_threshold=cluster_threshold)
         cohort, decoder = _default_inputs(cohort, decoder)
+        inputs = [cohort, mask, decoder if Path(str(decoder)).is_file() else None]
+        # every output is checked before any work: not an input, the right suffix, not each other
+        check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc")
+        if png is not None:
+            check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=(".png", ".pdf", ".svg"),
+                              others=[out])
+        check_run(n_perm=perm, alpha=alpha, batch_size=batch_size)   # before any work
+        options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
+                                tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
         interp = interpolate(open_cohort(cohort), feature=feature, method=method.value, levels=levels, steps=steps,
                              grid=grid, transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines,
                              adjust=adjust)
@@ -114,7 +127,8 @@ def interpolate_command(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature})", None) as advance:
-                result = sequence(interp, load_decoder(decoder), n_perm=perm, correction=options, alpha=alpha,
+                result = sequence(interp, load_decoder(decoder), n_perm=perm, correction=options,
+                                  statistic=statistic.value, alpha=alpha,
                                   alternative=alternative.value, seed=seed, batch_size=batch_size, mask=mask,
                                   progress=advance, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
         for w in caught:

@@ -10,6 +10,8 @@ maxstat
     :class:`MaxT` (standardised difference, s0) and :class:`MaxD` (raw difference); ``min_change``.
 spatial
     :class:`TFCE` and :class:`Cluster` over ``seegaan_kernels.spatial``.
+welch
+    :class:`WelchDesign` and :class:`WelchZ`: the Welch z statistic of class-mean sequences (issue #11).
 correction
     :class:`PValues` (none, Bonferroni, Holm, FDR), :func:`correct_pvalues` and :func:`as_correction`.
 mask
@@ -32,6 +34,10 @@ _LAZY = {
     "FamilyWise": "seegaan.stats.engine",
     "PixelStatistic": "seegaan.stats.engine",
     "SeegaanWarning": "seegaan.stats.engine",
+    "check_memory": "seegaan.stats.engine",
+    "WelchZ": "seegaan.stats.welch",
+    "WelchDesign": "seegaan.stats.welch",
+    "welch_z": "seegaan.stats.welch",
     "MaxT": "seegaan.stats.maxstat",
     "MaxD": "seegaan.stats.maxstat",
     "PermutationSD": "seegaan.stats.maxstat",

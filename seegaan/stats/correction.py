@@ -23,7 +23,7 @@ from seegaan.stats.spatial import TFCE, Cluster
 FAMILY_WISE = {cls.name: cls for cls in (MaxT, MaxD, TFCE, Cluster)}
 #: option name (as in the command line, ``--tfce-e`` -> ``tfce_e``) -> field of the options classes
 _OPTION_FIELDS = {"sd_offset": "sd_offset", "min_change": "min_change", "tfce_e": "E",
-                  "cluster_threshold": "threshold"}
+                  "tfce_connectivity": "connectivity", "cluster_threshold": "threshold"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def as_correction(correction="maxt", **options) -> CorrectionOptions:
         A name of :data:`seegaan._choices.CORRECTIONS` (its defaults) or a :class:`MaxT`, :class:`MaxD`,
         :class:`TFCE`, :class:`Cluster` or :class:`PValues` (returned as it is; no options then).
     **options
-        ``sd_offset``, ``min_change``, ``tfce_e``, ``cluster_threshold``: None (and ``min_change=0``,
+        ``sd_offset``, ``min_change``, ``tfce_e``, ``tfce_connectivity``, ``cluster_threshold``: None (and ``min_change=0``,
         which tests any change) means not given; a given option that the correction does not take is an
         error.
 
@@ -97,6 +97,9 @@ def as_correction(correction="maxt", **options) -> CorrectionOptions:
     cls = FAMILY_WISE.get(correction, PValues)
     fields = {f.name for f in dataclasses.fields(cls)}
     for key in given:
+        only = key.split("_")[0] if key.startswith(("tfce_", "cluster_")) else None
+        if only is not None and correction != only:
+            raise SeegaanError(f"--{key.replace('_', '-')} applies to --correction {only} only (got {correction})")
         if _OPTION_FIELDS[key] not in fields:
             takers = [name for name, c in FAMILY_WISE.items()
                       if _OPTION_FIELDS[key] in {f.name for f in dataclasses.fields(c)}]

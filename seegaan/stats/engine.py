@@ -18,7 +18,8 @@ difference over the permutation SD, from those sums) and needs the per-permutati
 enhanced statistic (pass 2: the null maps again, from memory when all of them fit in ``null_cache_mb``,
 else produced a second time; the same bits either way). A statistic that is already studentised per
 permutation (a Welch-type t) needs only a producer that returns the t maps and a statistic that leaves
-them as they are: the corrections act on whatever statistic map they are given.
+them as they are (:class:`seegaan.stats.welch.WelchZ`, handed to the correction as its
+``pixel_statistic``): the corrections act on whatever statistic map they are given.
 
 p-values are ``(b + 1) / (B + 1)`` where ``b`` counts null statistics >= the observed one (ties count
 against).
@@ -57,6 +58,14 @@ class PixelStatistic(ABC):
 
         Pixels outside ``tested`` (bool, (M,)) and pixels that cannot be tested get 0.
         """
+
+    def shrink(self, observed: np.ndarray, min_change: float) -> np.ndarray:
+        """The observed map (M,) with only the change beyond ``min_change`` image units left, before scaling.
+
+        Default: the map is the difference itself, shrunk towards 0 by ``min_change``. A statistic that is
+        not the difference (e.g. a Welch z) shrinks its difference and recomputes itself.
+        """
+        return (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
 
 
 class FamilyWise(ABC):
@@ -207,6 +216,48 @@ def permutation_sd(total: np.ndarray, total_sq: np.ndarray, observed: np.ndarray
     var = (s2 - s1 * s1 / (n_perm + 1)) / (n_perm + 1)
     var[var <= 1e-12 * (s2 / (n_perm + 1))] = 0.0
     return np.sqrt(np.maximum(var, 0.0))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else ``os.sysconf``); None if unknown."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_perm: int, n_images: int, n_pixels: int | None = None, *, null_cache_mb: float = 1024,
+                 extra_bytes: int = 0, available: int | None = None) -> None:
+    """Refuse, before drawing, a test whose plan and null cache cannot fit in half of the available memory.
+
+    The plan is ``B x n`` int64 (8 bytes each); the null cache ``B x M`` float32 when it fits in
+    ``null_cache_mb`` (else none); ``extra_bytes`` for what else the test keeps (e.g. the Welch
+    linearised images). ``n_pixels=None`` checks the plan alone (before the first decode).
+    """
+    B, n = int(n_perm), int(n_images)
+    need = {"the permutation plan (B x n x 8 bytes)": B * n * 8}
+    if n_pixels is not None:
+        cache = B * int(n_pixels) * 4
+        if cache <= null_cache_mb * 2**20:
+            need["the null cache (B x M x 4 bytes)"] = cache
+        need["the null maxima and p-value sums"] = B * 8 + int(n_pixels) * 24
+        if extra_bytes:
+            need["the Welch linearised images"] = int(extra_bytes)
+    available = available_memory() if available is None else available
+    total = sum(need.values())
+    if available is not None and total > available / 2:
+        parts = ", ".join(f"{what} {size / 2**30:.3g} GiB" for what, size in need.items() if size >= 2**20)
+        raise SeegaanError(f"{B} permutations of {n} images need {total / 2**30:.3g} GiB ({parts}), more than half "
+                           f"of the {available / 2**30:.3g} GiB of memory available; use fewer permutations")
 
 
 def check_run(*, n_perm, alpha: float, batch_size: int) -> None:

@@ -36,12 +36,22 @@ def load_mask(path) -> np.ndarray:
         raise SeegaanError(f"cannot read mask {path} ({type(exc).__name__}); give a .npy array or a PNG") from None
     if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise SeegaanError(f"mask {path} must be a 2-D array of 0/1 or bool, got shape {arr.shape} {arr.dtype}")
+    _check_finite(arr, f"mask {path}")
     return arr != 0
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    """NaN or inf in a mask is refused (``nan != 0`` would silently test that pixel)."""
+    if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise SeegaanError(f"{what} has {bad} NaN or infinite value(s); give 0/1 or bool for every pixel")
 
 
 def check_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     """``mask`` as a bool array of the image ``shape`` (H, W) that selects at least one pixel."""
     roi = np.asarray(mask)
+    if np.issubdtype(roi.dtype, np.number):
+        _check_finite(roi, "the mask")
     if roi.shape != shape:
         raise SeegaanError(f"the mask has shape {roi.shape} but the decoded images are {shape[0]}x{shape[1]}; "
                            "give a mask of the image size")

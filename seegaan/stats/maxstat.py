@@ -8,7 +8,7 @@ towards zero before it meets the null maxima, so only a change beyond it can be 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -109,7 +109,7 @@ class _MaxStatistic(FamilyWise):
         import seegaan_kernels as kern
 
         if self.min_change > 0:  # only a change beyond min_change can be significant
-            observed = (np.sign(observed) * np.maximum(np.abs(observed) - self.min_change, 0)).astype(observed.dtype)
+            observed = self.statistic.shrink(observed, self.min_change)
         z_obs = kern.standardized_statistic(observed, scale, code).reshape(shape)
         B = null_max.size
         return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (B + 1), 1.0)
@@ -137,20 +137,30 @@ class MaxT(_MaxStatistic):
         ``min_change`` (|d| - min_change, or 0) before it meets the null maxima. With no change anywhere
         the test stays exact (only more conservative); for "|change| <= min_change" it assumes that the
         permutation null describes the estimate's spread around a non-zero change too (a shift model).
-        Recorded as ``min_change``.
+        Recorded as ``min_change``. With a Welch ``pixel_statistic`` the *difference* is shrunk before it
+        is divided by its standard error.
+    pixel_statistic : PixelStatistic, optional
+        The statistic the maximum is taken of, when it is not ``d / (permutation SD + s0)``: e.g. the Welch
+        z maps that :func:`seegaan.sequence` builds (:class:`seegaan.stats.welch.WelchZ`), already
+        studentised per permutation and used as they are. Not with ``sd_offset``.
     """
 
     sd_offset: float | str = 0.0
     min_change: float = 0.0
+    pixel_statistic: PixelStatistic | None = field(default=None, compare=False, repr=False)
     name = "maxt"
 
     def __post_init__(self):
-        parse_sd_offset(self.sd_offset)
+        spec = parse_sd_offset(self.sd_offset)
         object.__setattr__(self, "min_change", _check_min_change(self.min_change))
+        if self.pixel_statistic is not None and spec[0] != "0":
+            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); the welch "
+                               "statistic divides every map by its own SE: drop --sd-offset or give "
+                               "--statistic difference")
 
     @property
     def statistic(self) -> PixelStatistic:
-        return PermutationSD(self.sd_offset)
+        return self.pixel_statistic if self.pixel_statistic is not None else PermutationSD(self.sd_offset)
 
 
 @dataclass(frozen=True)

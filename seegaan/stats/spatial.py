@@ -1,6 +1,7 @@
 """Spatial family-wise corrections: TFCE and cluster mass, over the kernels of ``seegaan_kernels.spatial``.
 
-Both act on the standardised difference ``z = d / permutation SD`` within each step (2-D maps) and take the
+Both act on the standardised difference ``z = d / permutation SD`` (or a ``pixel_statistic`` such as the
+Welch z maps) within each step (2-D maps) and take the
 maximum over steps as the null. Positive and negative effects are enhanced separately (FSL, MNE): a
 two-sided test uses the larger of the two.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,9 +41,12 @@ def _check_connectivity(connectivity) -> int:
 class _Spatial(FamilyWise):
     """Null: per permutation, the largest enhanced score over steps and signs."""
 
+    pixel_statistic: PixelStatistic | None
+
     @property
     def statistic(self) -> PixelStatistic:
-        return PermutationSD()
+        """z = d / permutation SD, or the ``pixel_statistic`` given (e.g. Welch z maps, used as they are)."""
+        return self.pixel_statistic if self.pixel_statistic is not None else PermutationSD()
 
     @abstractmethod
     def _null_score(self, z: np.ndarray, shape, backend) -> np.ndarray:
@@ -92,13 +96,16 @@ class TFCE(_Spatial):
         Threshold step in z units, fixed so the score is the same function for the observed and every null
         map.
     connectivity : {4, 8}
-        Pixel neighbourhood.
+        Pixel neighbourhood: 4 (edges) or 8 (edges and corners).
+    pixel_statistic : PixelStatistic, optional
+        The statistic to enhance instead of ``d / permutation SD`` (e.g. Welch z maps; see :class:`MaxT`).
     """
 
     H: float = 2.0
     E: float = 0.5
     dh: float = 0.1
     connectivity: Connectivity = 4
+    pixel_statistic: PixelStatistic | None = field(default=None, compare=False, repr=False)
     name = "tfce"
 
     def __post_init__(self):
@@ -145,11 +152,14 @@ class Cluster(_Spatial):
     threshold : float
         Cluster-forming threshold on z.
     connectivity : {4, 8}
-        Pixel neighbourhood.
+        Pixel neighbourhood: 4 (edges) or 8 (edges and corners).
+    pixel_statistic : PixelStatistic, optional
+        The statistic to threshold instead of ``d / permutation SD`` (e.g. Welch z maps; see :class:`MaxT`).
     """
 
     threshold: float = 3.0
     connectivity: Connectivity = 4
+    pixel_statistic: PixelStatistic | None = field(default=None, compare=False, repr=False)
     name = "cluster"
 
     def __post_init__(self):
