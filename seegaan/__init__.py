@@ -38,6 +38,19 @@ _LAZY = {
     "TFCE": "seegaan.stats.spatial",
     "Cluster": "seegaan.stats.spatial",
     "PValues": "seegaan.stats.correction",
+    # local sequences and CNN explanations (the functions named like their modules -- predict, explain,
+    # animate -- are imported from them: seegaan.predict.predict, so a module is never shadowed)
+    "local_sequence": "seegaan.local",
+    "LocalResult": "seegaan.local",
+    "plot_local": "seegaan.local",
+    "load_model": "seegaan.cnn",
+    "ExplainResult": "seegaan.explain",
+    "local_direction": "seegaan.explain",
+    "attributions": "seegaan.attribution",
+    "plot_explanation": "seegaan.attribution",
+    # results to look at and share
+    "open_sequence": "seegaan.accessor",
+    "make_report": "seegaan.report",
 }
 
 __all__ = ["SeegaanError", "__version__", *sorted(_LAZY)]

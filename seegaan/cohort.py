@@ -113,6 +113,9 @@ def create_cohort(w, table: pd.DataFrame, *, model: str = "", image_size: int | 
         ds.attrs["renamed_columns"] = "; ".join(f"{col!r} -> {name}" for col, name in renamed.items())
     for key, value in (attrs or {}).items():
         ds.attrs[str(key)] = value
+    from seegaan._cf import add_cf_attrs
+
+    ds = add_cf_attrs(ds, "cohort")
     validate_cohort(ds)
     return ds
 

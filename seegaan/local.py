@@ -171,7 +171,9 @@ class LocalResult:
         ds = xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
         ds[self.step_name].attrs["units"] = ("multiples of the mean difference desired - current"
                                              if self.kind == "class" else self.feature)
-        return ds
+        from seegaan._cf import add_cf_attrs
+
+        return add_cf_attrs(ds, "sequence")
 
     def summary(self) -> Summary:
         a = self.attrs

@@ -86,11 +86,14 @@ class SequenceResult:
         coords = {"step": np.arange(K), "feature_value": ("step", interp.grid.astype(np.float64))}
         ds = xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
         ds["feature_value"].attrs["units"] = "fraction from first to second level" if interp.levels else interp.feature
-        return ds
+        from seegaan._cf import add_cf_attrs
+
+        return add_cf_attrs(ds, "sequence")
 
     def summary(self) -> Summary:
         a = self.attrs
-        lines = [("feature", f"{a['feature']} ({a['method']})"), ("steps", str(self.images.shape[0])),
+        lines = [("feature", f"{a['feature']} ({a['method']})"), ("compared", _comparison(self.interpolation)),
+                 ("steps", str(self.images.shape[0])),
                  ("image size", f"{self.images.shape[1]}x{self.images.shape[2]}"),
                  ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})")]
         if self.p_value is not None:
@@ -145,6 +148,29 @@ class SequenceResult:
             if tmp_png is not None:
                 self.plot(tmp_png)
         return nc, png
+
+
+def _comparison(interp: InterpolationResult) -> str:
+    """What is compared, in the feature's own terms: ``"sex: F (128) -> M (119)"`` or the grid and n."""
+    if interp.levels:
+        codes = np.asarray(interp.feature_codes)
+        a, b = interp.levels
+        return f"{interp.feature}: {a} ({int((codes == 0).sum())}) -> {b} ({int((codes == 1).sum())})"
+    grid = interp.grid
+    unit = "" if interp.transform == "none" else f", fitted on {interp.transform}({interp.feature})"
+    return (f"{interp.feature} from {grid[0]:.4g} to {grid[-1]:.4g} in {grid.size} steps, "
+            f"{int(interp.image_index.size)} images{unit}")
+
+
+def model_mismatch(cohort_model: str, decoder_id: str) -> str | None:
+    """A warning when the cohort was encoded by a checkpoint other than the decoder (their sha256 differ)."""
+    import re
+
+    hashes = [re.findall(r"sha256:([0-9a-f]{64})", str(x)) for x in (cohort_model, decoder_id)]
+    if hashes[0] and hashes[1] and hashes[0][0] != hashes[1][0]:
+        return (f"the cohort was encoded by {cohort_model} but is decoded by {decoder_id}: different checkpoints "
+                "(sha256 differ), so the latents may not mean the same images; decode with the encoding checkpoint")
+    return None
 
 
 def _attrs_for(*, interp: InterpolationResult, decoder_id: str, n_perm: int, scheme: str, correction: str,
@@ -261,6 +287,10 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding
     dec = load_decoder(decoder)
+    mismatch = model_mismatch(interp.cohort.attrs.get("model", ""), dec.identity)
+    if mismatch:
+        warnings.warn(mismatch, SeegaanWarning, stacklevel=2)
+    pre = (mismatch,) if mismatch else ()
     with decoding_precision(dec) as precision:
         images = dec(interp.trajectory.astype(np.float32))
         if images.shape[0] != interp.n_steps:
@@ -275,8 +305,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                      command_line=command_line)
         if n_perm == 0:
             attrs = _attrs_for(n_perm=0, scheme="none", correction=correction.name, **attrs)
-            attrs.update(statistic=statistic, precision=precision)
-            return SequenceResult(interp, images, difference, None, None, None, None, attrs, ())
+            attrs.update(statistic=statistic, precision=precision, **({"warnings": pre[0]} if pre else {}))
+            return SequenceResult(interp, images, difference, None, None, None, None, attrs, pre)
 
         welch = statistic == "welch"
         if not isinstance(n_perm, str):
@@ -299,12 +329,15 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                                 backend=backend, progress=progress)
     for msg in test.messages:
         warnings.warn(msg, SeegaanWarning, stacklevel=2)
+    messages = (*pre, *test.messages)
     attrs = _attrs_for(n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction.name, **attrs)
     attrs.update(stat_attrs, precision=precision)
     attrs.update(test.attrs, **({} if roi is None else mask_attrs(roi)))
+    if messages:
+        attrs["warnings"] = "\n".join(messages)
     return SequenceResult(interp, images, difference, test.p_value, test.p_adjusted, test.significant,
-                          test.null_max, attrs, test.messages)
+                          test.null_max, attrs, messages)
 
 
 def resolve_statistic(statistic: str, interp: InterpolationResult, correction) -> str:
@@ -392,7 +425,7 @@ def _null_differences(interp: InterpolationResult, dec, scheme: str, shape: tupl
     together = bool(getattr(dec.fn, "batch_invariant", False))
 
     def null_maps(rows: np.ndarray) -> np.ndarray:
-        trajs = np.stack([interp.null_trajectory(idx, scheme) for idx in rows]).astype(np.float32)
+        trajs = interp.null_trajectories(rows, scheme).astype(np.float32)
         if together:
             frames = dec(trajs.reshape(-1, trajs.shape[-1])).reshape(len(rows), *shape)
         else:

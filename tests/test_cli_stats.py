@@ -172,7 +172,42 @@ def test_bundled_demo_runs_without_cohort_or_decoder(tmp_path, feature):
     assert ds["image"].shape == (4, 64, 64) and out.with_suffix(".png").exists()
     if feature == "manufacturer":  # three vendors: the two most frequent are compared, and the run says so
         assert ds.attrs["levels"] == "vendor_a,vendor_b" and "choose others with --levels" in r.stderr
+    assert "using the bundled demo" in r.stderr  # the run says what it analysed
     ds.close()
+
+
+def test_summary_names_the_direction_and_group_sizes(cohort_file, tmp_path):
+    import seegaan
+
+    codes = seegaan.open_cohort(cohort_file)["sex"].values
+    r = run("interpolate", "--feature", "sex", "--levels", "F,M", "--cohort", cohort_file, "--decoder", DEC,
+            "--perm", 20, "--out", tmp_path / "sex.nc", "--no-plot")
+    assert r.exit_code == 0, r.output
+    assert f"sex: F ({int((codes == 'F').sum())}) -> M ({int((codes == 'M').sum())})" in r.stdout
+    assert "using the bundled demo" not in r.stderr
+    r = run("interpolate", "--feature", "age", "--method", "linear", "--steps", 3, "--grid", "30,50,70",
+            "--cohort", cohort_file, "--decoder", DEC, "--perm", 20, "--out", tmp_path / "age.nc", "--no-plot")
+    assert r.exit_code == 0, r.output
+    assert "age from 30 to 70 in 3 steps, 40 images" in r.stdout
+
+
+def test_decoding_with_another_checkpoint_is_a_warning(tmp_path):
+    pytest.importorskip("torch")
+    import seegaan
+    from seegaan import demo
+
+    ds = seegaan.open_cohort(demo.cohort_path()).isel(image=slice(0, 300))
+    ds.attrs["model"] = "elsewhere/model.pt sha256:" + "0" * 64
+    path = tmp_path / "other.nc"
+    seegaan.save_cohort(ds, path)
+    r = run("interpolate", "--feature", "sex", "--cohort", path, "--decoder", demo.decoder_path(), "--perm", 20,
+            "--steps", 3, "--out", tmp_path / "sex.nc", "--no-plot")
+    assert r.exit_code == 0, r.output
+    warning = [ln for ln in r.stderr.splitlines() if "different checkpoints" in ln]
+    assert len(warning) == 1 and "elsewhere/model.pt" in warning[0] and "phantom_model.pt" in warning[0]
+    out = xr.open_dataset(tmp_path / "sex.nc")
+    assert "different checkpoints" in out.attrs["warnings"]
+    out.close()
 
 
 def test_bundled_demo_marker_free_mask(tmp_path):

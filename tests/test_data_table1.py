@@ -124,3 +124,12 @@ def test_cli_checks_the_csv_before_reading(frame, tmp_path, monkeypatch):
         res = runner.invoke(app, ["table1", str(tmp_path / "clin.csv"), "--csv", str(out), *extra])
         assert res.exit_code == 2 and text in res.stderr, res.output
     assert calls == [] and (tmp_path / "old.csv").read_text() == "keep"
+
+
+def test_cohort_without_a_split_is_one_group():
+    from seegaan.data.table1 import table1
+
+    from .conftest import make_cohort
+
+    res = table1(make_cohort(n=20))  # no split column: not assigned
+    assert res.groups == ("all",) and any("no split assigned" in n for n in res.notes)

@@ -38,6 +38,8 @@ def _default_inputs(cohort: Path | None, decoder: str | None):
     from seegaan import demo
 
     if cohort is None and decoder is None:
+        typer.echo("note: no --cohort or --decoder given: using the bundled demo (a phantom cohort and its "
+                   "small model)", err=True)
         return demo.cohort_path(), demo.decoder_path()
     raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
 
@@ -81,9 +83,13 @@ def interpolate_command(
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Annotated[int, typer.Option(
-        help="torch threads for decoding a checkpoint (0 = torch's default; 1 is fastest for small models).")] = 1,
+        help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
+             "default, is fastest for small models and on shared machines).")] = 1,
     out: Annotated[Path | None, typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
+    animate: Annotated[Path | None, typer.Option(
+        help="Also write an animation of the sequence and its significant differences (.gif, or .mp4 with "
+             "the [report] extra).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
@@ -91,15 +97,12 @@ def interpolate_command(
     with user_errors():
         from seegaan._errors import SeegaanError
         from seegaan._io import check_output_path
-        from seegaan.cohort import open_cohort
-        from seegaan.decoder import load_decoder
-        from seegaan.interpolation import interpolate
-        from seegaan.sequences import sequence
-        from seegaan.stats import SeegaanWarning, as_correction
+        from seegaan._runtime import limit_threads
+        from seegaan.stats import as_correction
         from seegaan.stats.engine import check_run
 
         if threads < 0:
-            raise SeegaanError(f"--threads must be 0 (torch's default) or more (got {threads})")
+            raise SeegaanError(f"--threads must be 0 (the libraries' defaults) or more (got {threads})")
         out = out if out is not None else Path(f"seegaan-{feature}.nc")
         png = None if no_plot else (plot or out.with_suffix(".png"))
         cohort, decoder = _default_inputs(cohort, decoder)
@@ -109,34 +112,63 @@ def interpolate_command(
         if png is not None:
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=(".png", ".pdf", ".svg"),
                               others=[out])
+        if animate is not None:
+            from seegaan.animate import check_animation_path
+
+            check_animation_path(animate, overwrite=overwrite, inputs=inputs)  # .gif/.mp4: never --out/--plot
         check_run(n_perm=perm, alpha=alpha, batch_size=batch_size)   # before any work
         options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
                                 tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
-        interp = interpolate(open_cohort(cohort), feature=feature, method=method.value, levels=levels, steps=steps,
-                             grid=grid, transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines,
-                             adjust=adjust)
-        for note in interp.notes:
-            typer.echo(f"note: {note}", err=True)
-        if interp.n_missing:
-            typer.echo(f"note: {interp.n_missing} image(s) without {feature}"
-                       f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
-        if threads and Path(str(decoder)).is_file():
-            import torch
+        checkpoint = Path(str(decoder)).is_file()
+        if checkpoint:
+            from seegaan.model.allocator import keep_freed_memory
 
-            torch.set_num_threads(threads)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SeegaanWarning)
-            with progress_bar(f"permutations ({feature})", None) as advance:
-                result = sequence(interp, load_decoder(decoder), n_perm=perm, correction=options,
-                                  statistic=statistic.value, alpha=alpha,
-                                  alternative=alternative.value, seed=seed, batch_size=batch_size, mask=mask,
-                                  progress=advance, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
-        for w in caught:
-            if issubclass(w.category, SeegaanWarning):
-                typer.echo(f"warning: {w.message}", err=True)
+            keep_freed_memory()  # decoding on the CPU: reuse freed blocks (a process-wide malloc setting)
+        with limit_threads(threads or None, torch=checkpoint):
+            result = _interpolate_and_test(
+                cohort, decoder, feature=feature, method=method.value, levels=levels, steps=steps, grid=grid,
+                transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
+                options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
+                seed=seed, batch_size=batch_size, mask=mask)
         result.save(out, png, overwrite=overwrite)
+        if animate is not None:
+            from seegaan.animate import animate_option_hook
+
+            animate_option_hook(result, animate, overwrite=overwrite)
         typer.echo(result.summary().as_text())
-        typer.echo(f"wrote {out}" + (f" and {png}" if png is not None else ""))
+        typer.echo(f"wrote {out}" + (f" and {png}" if png is not None else "")
+                   + (f" and {animate}" if animate is not None else ""))
+
+
+def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, grid, transform, gam_lam,
+                          gam_splines, adjust, perm, options, statistic, alpha, alternative, seed, batch_size,
+                          mask):
+    """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
+    from seegaan.cohort import open_cohort
+    from seegaan.decoder import load_decoder
+    from seegaan.interpolation import interpolate
+    from seegaan.sequences import sequence
+    from seegaan.stats import SeegaanWarning
+
+    interp = interpolate(open_cohort(cohort), feature=feature, method=method, levels=levels, steps=steps,
+                         grid=grid, transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
+    dec = load_decoder(decoder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SeegaanWarning)
+        with progress_bar(f"permutations ({feature})", None) as advance:
+            result = sequence(interp, dec, n_perm=perm, correction=options, statistic=statistic, alpha=alpha,
+                              alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
+                              progress=advance, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+    # notes after the test: an error in the test's own checks stays the only line on stderr
+    for note in interp.notes:
+        typer.echo(f"note: {note}", err=True)
+    if interp.n_missing:
+        typer.echo(f"note: {interp.n_missing} image(s) without {feature}"
+                   f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
+    for w in caught:
+        if issubclass(w.category, SeegaanWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    return result
 
 
 def register(app: typer.Typer) -> None:
@@ -154,10 +186,14 @@ def _root(version: bool = version_option("seegaan-stats")):
     """SEE-GAAN statistics side."""
 
 
+from seegaan.cli import stats_explain as _explain  # noqa: E402
+from seegaan.cli import stats_report as _report  # noqa: E402
 from seegaan.cli import stats_table1 as _table1  # noqa: E402
 
 register(app)
 _table1.register(app)
+_explain.register(app)
+_report.register(app)
 
 
 def main():  # console-script entry point

@@ -211,20 +211,21 @@ def table1(table_or_cohort, *, by: str = "split", features: Sequence[str] | None
     if by not in frame.columns:
         raise SeegaanError(f"no column '{by}' to group by (columns: {', '.join(map(str, frame.columns))}); "
                            "pass --by COLUMN")
+    notes = []
+    if by == "split" and _is_missing(frame[by]).all():  # a cohort of images the model was not trained on
+        frame = frame.assign(split="all")
+        notes.append("no split assigned (the images were not the model's training set): one group; "
+                     "group by a clinical column with --by COLUMN")
     group_miss = _is_missing(frame[by])
     group = frame[by].map(lambda v: "" if pd.isna(v) else str(v))
     present = sorted(set(group[~group_miss]))
     groups = [g for g in SPLITS if g in present] + [g for g in present if g not in SPLITS]
     if not groups:
-        if by == "split":
-            raise SeegaanError("no split is assigned in this cohort (its images were not the model's training set); "
-                               "group by a clinical column with --by COLUMN")
         raise SeegaanError(f"the column '{by}' has no values to group by")
     clash = set(groups) & set(_FIXED_COLUMNS)
     if clash:
         raise SeegaanError(f"the column '{by}' has the value(s) {sorted(clash)}, which Table 1 uses as column "
                            "names; rename them")
-    notes = []
     if group_miss.any():
         notes.append(f"{int(group_miss.sum())} rows without a value of '{by}' left out")
         frame, group = frame.loc[~group_miss].reset_index(drop=True), group[~group_miss].reset_index(drop=True)
