@@ -269,7 +269,7 @@ def _penalty_root(penalty: np.ndarray) -> np.ndarray:
 class _Factor:
     """SVD of ``[R; E]`` for one penalty: ``coef = V diag(1/d) U1' z`` with ``z = Q'y``."""
 
-    def __init__(self, r_factor: np.ndarray, penalty: np.ndarray):
+    def __init__(self, r_factor: np.ndarray, penalty: np.ndarray, n_rows: int | None = None):
         p = r_factor.shape[1]
         if penalty.shape != (p, p):
             raise SeegaanError(
@@ -278,7 +278,8 @@ class _Factor:
             )
         stacked = np.vstack([r_factor, _penalty_root(penalty)])
         u, d, vt = np.linalg.svd(stacked, full_matrices=False)
-        if d[-1] <= d[0] * p * EPS:
+        # numpy's matrix_rank rule: the tolerance grows with the larger side of the design (n rows), not p
+        if d[-1] <= d[0] * max(p, n_rows or 0) * EPS:
             raise SeegaanError(
                 "the penalised normal equations are singular; add a ridge to the penalty"
                 " (gam_penalty does) or drop collinear covariates"
@@ -324,7 +325,7 @@ def penalised_map(X, X_grid, S) -> np.ndarray:
             " edge knots and covariates"
         )
     q, r = _qr(X)
-    factor = _Factor(r, S)
+    factor = _Factor(r, S, n_rows=X.shape[0])
     return (X_grid @ factor.coef_map) @ q.T
 
 
@@ -459,7 +460,7 @@ class GamAutoSolver:
         self.n_obs = X.shape[0]
         q, r = _qr(X)
         self._qt = np.ascontiguousarray(q.T)  # (rank, n): Q' laid out for the Q'Y product
-        factors = [_Factor(r, _as_matrix(penalty_fn(lam), "penalty")) for lam in lams]
+        factors = [_Factor(r, _as_matrix(penalty_fn(lam), "penalty"), n_rows=self.n_obs) for lam in lams]
         self.edof = np.array([f.edof for f in factors])
         rank = r.shape[0]
         # (n_lam, rank, rank): I - U1 U1', the residual operator in Q coordinates

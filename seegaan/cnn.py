@@ -283,10 +283,7 @@ def load_model(spec, *, input_size=None, input_scale: InputScale = "minus1-1", d
         elif ":" in str(spec) and path.suffix.lower() not in (".pt", ".pth", ".ts", ".jit"):
             from seegaan.decoder import _import_callable
 
-            try:
-                obj, identity = _import_callable(str(spec))
-            except SeegaanError as exc:  # its messages name a decoder; this is a model
-                raise SeegaanError(str(exc).replace("decoder", "model")) from None
+            obj, identity = _import_callable(str(spec), what="model", alternative="a TorchScript file")
             fn = _resolve_object(obj, str(spec))
             m = _SHA_RE.search(identity)
             sha = m.group(1) if m else ""

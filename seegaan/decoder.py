@@ -65,15 +65,17 @@ class Decoder:
         return out
 
 
-def _import_callable(spec: str) -> tuple[Callable, str]:
+def _import_callable(spec: str, what: str = "decoder",
+                     alternative: str = "a checkpoint path") -> tuple[Callable, str]:
+    """Import ``module:attr`` (``attr`` may be dotted); ``what`` and ``alternative`` word the errors."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise SeegaanError(f"decoder {spec!r} is neither a checkpoint file nor 'module:callable'")
+        raise SeegaanError(f"{what} {spec!r} is neither {alternative} nor 'module:callable'")
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:
-        raise SeegaanError(f"cannot import decoder module {module_name!r} ({type(exc).__name__}: {exc}); "
-                           "give an importable module:callable or a checkpoint path") from None
+        raise SeegaanError(f"cannot import {what} module {module_name!r} ({type(exc).__name__}: {exc}); "
+                           f"give an importable module:callable or {alternative}") from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -81,7 +83,7 @@ def _import_callable(spec: str) -> tuple[Callable, str]:
             raise SeegaanError(f"module {module_name!r} has no attribute {attr!r}; "
                                "give an importable module:callable") from None
     if not callable(obj):
-        raise SeegaanError(f"decoder {spec!r} is not callable")
+        raise SeegaanError(f"{what} {spec!r} is not callable")
     try:
         src = inspect.getsourcefile(importlib.import_module(module_name))
         tag = f"sha256:{file_sha256(src)}" if src else "source unknown"

@@ -34,6 +34,18 @@ def make_cohort(n=60, D=8, *, seed=0, images_per_patient=1, effect=0.0, extra=No
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch intra-op thread: on a shared 2-core machine two spinning OpenMP threads can run many
+    times slower than one (the model tests use it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def cohort():
     return make_cohort()
 

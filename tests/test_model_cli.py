@@ -16,18 +16,10 @@ from seegaan.cli.app import app  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CXR = Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr"))
-pytestmark = pytest.mark.skipif(not (CXR / "images").is_dir(), reason=f"no radiographs at {CXR}")
+pytestmark = [pytest.mark.skipif(not (CXR / "images").is_dir(), reason=f"no radiographs at {CXR}"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core CPU two spinning OpenMP threads can be many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(args):

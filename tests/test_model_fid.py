@@ -16,12 +16,7 @@ from seegaan.model.fid import (InceptionV3, feature_statistics, fid, find_incept
 from seegaan.model.training import TrainConfig, train  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _weights_file(path, classes: int, *, aux: bool = False, seed: int = 0):

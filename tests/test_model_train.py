@@ -40,14 +40,7 @@ def _cxr(size: int, n_train: int, n_val: int):
 TINY = dict(width=8, latent_size=16, mapping_layers=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 spinning OpenMP threads can run many times
-    slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @needs_cxr
