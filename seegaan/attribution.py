@@ -202,11 +202,7 @@ def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
                  f"at λ* = {float(a['lambda_star']):.3g} ({a.get('direction_basis', '')}: "
                  f"{a.get('current', '')} → {a.get('desired', '')})", fontsize=9)
     if path is not None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from seegaan.plotting import save_figure
 
-        from seegaan._io import atomic_path
-
-        FigureCanvasAgg(fig)
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig

@@ -77,11 +77,19 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
         corr = "no permutation test"
     fig.suptitle(f"{a.get('feature', '')} ({a.get('method', '')}) — {corr}", fontsize=9)
     if path is not None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        from seegaan._io import atomic_path
-
-        FigureCanvasAgg(fig)
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig
+
+
+def save_figure(fig, path, *, dpi: int = 150, overwrite: bool = True, **check) -> None:
+    """Write a ``matplotlib.figure.Figure`` as PNG atomically, with no pyplot and no global state.
+
+    Extra keywords (``inputs=``, ``suffixes=``) go to :func:`seegaan._io.atomic_path`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from seegaan._io import atomic_path
+
+    FigureCanvasAgg(fig)
+    with atomic_path(path, overwrite=overwrite, **check) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")

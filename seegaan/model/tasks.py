@@ -395,10 +395,9 @@ def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: s
     ``originals`` and ``reconstructions`` are (N, C, S, S) in [-1, 1]; ``rows`` a DataFrame with
     ``image_id``, ``l2``, ``psnr``, ``ssim`` in the same order.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from seegaan._io import atomic_path
+    from seegaan.plotting import save_figure
 
     def gray(a):
         return a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
@@ -407,7 +406,6 @@ def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: s
     vmax = float(max(diff.max(), 1e-6))
     count = len(originals)
     fig = Figure(figsize=(3 * 3.4 + 0.8, count * 3.4 + 0.3), layout="constrained")
-    FigureCanvasAgg(fig)
     axes = np.atleast_2d(fig.subplots(count, 3))
     image = None
     for k in range(count):
@@ -425,6 +423,5 @@ def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: s
         axes[k, 0].set_ylabel(f"{row['image_id']}\nL2 {row['l2']:.4f}  PSNR {row['psnr']:.1f} dB\n"
                               f"SSIM {row['ssim']:.3f}", fontsize=9)
     fig.colorbar(image, ax=axes[:, 2].tolist(), shrink=0.8, label="|original - reconstruction| (range 2)")
-    with atomic_path(path, overwrite=overwrite, suffixes=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+    save_figure(fig, path, dpi=dpi, overwrite=overwrite, suffixes=".png")
     return Path(path)
