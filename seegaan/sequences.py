@@ -212,7 +212,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              correction: Correction | CorrectionOptions = "maxt", statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Backend = "numba", scheme: Scheme | None = None, mask=None, progress: Progress | None = None,
-             command_line: str = "") -> SequenceResult:
+             command_line: str = "", client=None) -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
     Parameters
@@ -269,6 +269,9 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         permutations just processed (each counts twice when a family-wise correction decodes them again).
     command_line : str
         Recorded in the output's attrs.
+    client : distributed.Client, optional
+        Decode and reduce the permutations on its Dask workers (:mod:`seegaan.stats.distributed`; the same
+        bits as without it); ``decoder`` must then be a checkpoint path or ``"module:callable"``.
 
     Returns
     -------
@@ -319,14 +322,15 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
             raise SeegaanError("exact enumeration found no permutation other than the identity; "
                                "the cohort is too small")
         observed = difference
-        null_maps = _null_differences(interp, dec, plan.scheme, difference.shape)
+        null_maps = _null_differences(interp, dec, plan.scheme, difference.shape,
+                                      spec=None if client is None else decoder)
         stat_attrs = {"statistic": statistic}
         if welch:
             observed, null_maps, correction, stat_attrs = _welch_setup(interp, dec, plan.scheme, difference,
                                                                        null_maps, correction)
         test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
                                 alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
-                                backend=backend, progress=progress)
+                                backend=backend, progress=progress, client=client)
     for msg in test.messages:
         warnings.warn(msg, SeegaanWarning, stacklevel=2)
     messages = (*pre, *test.messages)
@@ -415,18 +419,55 @@ def decoding_precision(dec):
         yield record if device is not None else f"{record} (callable decoder)"
 
 
-def _null_differences(interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int]):
+class NullDifferences:
     """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of permuted trajectories.
 
     A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as
     seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder gets
     one permutation's K frames per call, so the bits never depend on ``batch_size``.
-    """
-    together = bool(getattr(dec.fn, "batch_invariant", False))
 
-    def null_maps(rows: np.ndarray) -> np.ndarray:
-        trajs = interp.null_trajectories(rows, scheme).astype(np.float32)
-        if together:
+    Picklable when ``spec`` (a checkpoint path or ``"module:callable"``) is given: the loaded decoder stays
+    behind and each process that unpickles the producer (a Dask worker) loads the spec once
+    (:func:`seegaan.stats.distributed.worker_decoder`) and decodes in :func:`decoding_precision`.
+    """
+
+    def __init__(self, interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int], *,
+                 spec=None):
+        if spec is not None and not isinstance(spec, (str, os.PathLike)):
+            raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
+                               "checkpoint path or 'module:callable' as the decoder")
+        self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
+        self.spec = None if spec is None else os.fspath(spec)
+        self._dec, self._remote = dec, False
+
+    def __getstate__(self) -> dict:
+        if self.spec is None:
+            raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
+                               "checkpoint path or 'module:callable' as the decoder")
+        import copy
+
+        interp = copy.copy(self.interp)
+        vars(interp).pop("_blas_controller", None)  # a process-local BLAS controller: made again there
+        return {**self.__dict__, "interp": interp, "_dec": None, "_remote": True}
+
+    @property
+    def dec(self):
+        if self._dec is None:
+            from seegaan.stats.distributed import worker_decoder
+
+            self._dec = worker_decoder(self.spec)
+        return self._dec
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if not self._remote:
+            return self._differences(rows)
+        with decoding_precision(self.dec):
+            return self._differences(rows)
+
+    def _differences(self, rows: np.ndarray) -> np.ndarray:
+        dec, shape = self.dec, self.shape
+        trajs = self.interp.null_trajectories(rows, self.scheme).astype(np.float32)
+        if getattr(dec.fn, "batch_invariant", False):
             frames = dec(trajs.reshape(-1, trajs.shape[-1])).reshape(len(rows), *shape)
         else:
             frames = np.stack([dec(t) for t in trajs])
@@ -434,7 +475,8 @@ def _null_differences(interp: InterpolationResult, dec, scheme: str, shape: tupl
             raise SeegaanError(f"decoder returned frames of shape {frames.shape[1:]}, expected {shape}")
         return np.ascontiguousarray((frames - frames[:, :1]).reshape(len(rows), -1))
 
-    return null_maps
+
+_null_differences = NullDifferences
 
 def save_sequence(ds: xr.Dataset, path, *, overwrite: bool = False):
     """Write a sequence dataset to netCDF atomically."""

@@ -23,6 +23,11 @@ them as they are (:class:`seegaan.stats.welch.WelchZ`, handed to the correction 
 
 p-values are ``(b + 1) / (B + 1)`` where ``b`` counts null statistics >= the observed one (ties count
 against).
+
+The running sums are added row by row within fixed blocks of :data:`SUM_BLOCK` plan rows and the blocks'
+partial sums are then added in plan order, so the bits depend neither on ``batch_size`` nor on where the
+rows were produced: with ``client=`` (a ``distributed.Client``) the blocks are decoded and reduced on Dask
+workers (:mod:`seegaan.stats.distributed`) and the result is bit-identical to the single-process one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ if TYPE_CHECKING:
 
 #: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M)
 NullMaps = Callable[[np.ndarray], np.ndarray]
+
+#: plan rows whose per-pixel sums are added into one partial sum; the partials are then added in plan order
+SUM_BLOCK = 16
 
 
 class SeegaanWarning(UserWarning):
@@ -126,7 +134,7 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
                      correction: CorrectionOptions,
                      family: np.ndarray | None = None, alpha: float = 0.05, alternative: Alternative = "two-sided",
                      batch_size: int = 16, null_cache_mb: float = 1024, backend: Backend = "numba",
-                     progress: Progress | None = None) -> PermutationTest:
+                     progress: Progress | None = None, client=None) -> PermutationTest:
     """Test every pixel of ``observed`` against the null maps of ``plan``.
 
     Parameters
@@ -153,6 +161,9 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     progress : callable, optional
         ``progress(n, total=None)``: called once with ``total`` and then with the number of permutations
         just processed (each counts twice when pass 2 produces them again).
+    client : distributed.Client, optional
+        Decode and reduce the permutations on its workers (``null_maps`` must be picklable; nothing is
+        cached: pass 2 produces the maps again on the workers). The same bits as without it.
 
     Returns
     -------
@@ -168,17 +179,35 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     progress = progress or no_progress
     family_wise = correction.family_wise
 
-    counts = np.zeros(M, dtype=np.int64)
+    remote = None
+    if client is not None:
+        from seegaan.stats.distributed import RemoteTest
+
+        remote = RemoteTest(client, null_maps, flat, plan, code=code, batch_size=int(batch_size),
+                            backend=backend)
     total = np.zeros(M, dtype=np.float64)
     total_sq = np.zeros(M, dtype=np.float64)
-    cache = np.empty((B, M), dtype=np.float32) if family_wise and B * M * 4 <= null_cache_mb * 2**20 else None
+
+    def add_block(block_sum: np.ndarray, block_sq: np.ndarray) -> None:
+        total.__iadd__(block_sum)
+        total_sq.__iadd__(block_sq)
+
+    local = remote is None
+    cache = (np.empty((B, M), dtype=np.float32)
+             if local and family_wise and B * M * 4 <= null_cache_mb * 2**20 else None)
     progress(0, total=B * (2 if family_wise and cache is None else 1))
-    for start, rows in plan.batches(int(batch_size)):
-        batch = null_maps(rows)
-        kern.accumulate_exceedances(batch, flat, code, counts, total, total_sq, backend=backend)
-        if cache is not None:
-            cache[start:start + len(rows)] = batch
-        progress(len(rows))
+    if local:
+        sums = BlockSums(flat, code, backend, add_block)
+        for start, rows in plan.batches(int(batch_size)):
+            batch = null_maps(rows)
+            sums.add(batch, start)
+            if cache is not None:
+                cache[start:start + len(rows)] = batch
+            progress(len(rows))
+        sums.flush()
+        counts = sums.counts
+    else:
+        counts = remote.moments(add_block, progress)
     p_value = ((counts + 1) / (B + 1)).reshape(shape)
     attrs = {"correction": correction.name}
 
@@ -188,12 +217,15 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
 
     sd = permutation_sd(total, total_sq, flat, B)
     scale, stat_attrs = correction.statistic.scale(sd, family.reshape(-1))
-    null_max = np.empty(B, dtype=np.float64)
-    for start, rows in plan.batches(int(batch_size)):
-        batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
-        null_max[start:start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
-        if cache is None:
-            progress(len(rows))
+    if local:
+        null_max = np.empty(B, dtype=np.float64)
+        for start, rows in plan.batches(int(batch_size)):
+            batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
+            null_max[start:start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
+            if cache is None:
+                progress(len(rows))
+    else:
+        null_max = remote.maxima(correction, scale, shape, progress)
     p_adjusted = correction.adjusted_pvalues(flat, scale, code, shape, null_max, backend)
     significant = (p_adjusted <= alpha) & family
     messages = ()
@@ -202,6 +234,48 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
                     f"{alpha}; nothing can be significant; use more permutations",)
     attrs.update(stat_attrs, **correction.attrs())
     return PermutationTest(p_value, p_adjusted, significant, null_max, attrs, messages)
+
+
+class BlockSums:
+    """Exceedance counts and per-pixel sums of null maps streamed in plan order.
+
+    Rows are added one at a time into the partial sums of their block of :data:`SUM_BLOCK` plan rows;
+    ``on_block(sum, sum_sq)`` receives each block's partials (float64, (M,)) when its last row was added
+    (or at :meth:`flush`), so whoever adds the partials in plan order gets the same bits whatever the
+    batches or the processes that produced the rows.
+    """
+
+    def __init__(self, observed: np.ndarray, code: int, backend: Backend,
+                 on_block: Callable[[np.ndarray, np.ndarray], None]):
+        self.observed, self.code, self.backend, self.on_block = observed, code, backend, on_block
+        self.counts = np.zeros(observed.size, dtype=np.int64)
+        self._rows = 0
+        self._new_block()
+
+    def _new_block(self) -> None:
+        self._sum = np.zeros(self.observed.size, dtype=np.float64)
+        self._sq = np.zeros(self.observed.size, dtype=np.float64)
+        self._rows = 0
+
+    def add(self, batch: np.ndarray, start: int) -> None:
+        """Add the null maps ``batch`` (nb, M) of plan rows ``start .. start + nb - 1`` (rows in order)."""
+        import seegaan_kernels as kern
+
+        pos = 0
+        while pos < len(batch):
+            stop = min(len(batch), pos + SUM_BLOCK - (start + pos) % SUM_BLOCK)
+            kern.accumulate_exceedances(batch[pos:stop], self.observed, self.code, self.counts, self._sum,
+                                        self._sq, backend=self.backend)
+            self._rows += stop - pos
+            pos = stop
+            if (start + pos) % SUM_BLOCK == 0:
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand over the current block's partial sums (if it has rows) and start a new block."""
+        if self._rows:
+            self.on_block(self._sum, self._sq)
+            self._new_block()
 
 
 def permutation_sd(total: np.ndarray, total_sq: np.ndarray, observed: np.ndarray, n_perm: int) -> np.ndarray:

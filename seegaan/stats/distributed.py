@@ -1,0 +1,161 @@
+"""Permutations decoded and reduced on Dask workers (``pip install 'seegaan[distributed]'``).
+
+:func:`seegaan.stats.permutation_test` with ``client=`` hands the pre-drawn plan to the workers in tasks
+of whole blocks of :data:`~seegaan.stats.engine.SUM_BLOCK` rows. Pass 1: each task produces its null maps
+and returns only their exceedance counts and per-block partial sums (the maps never travel); the client
+adds the partials in plan order, exactly as the single-process loop does, so the bits are the same. Pass 2
+(family-wise corrections): each task produces its maps again and returns their per-permutation maxima.
+The observed map, the scale and the producer of null maps are broadcast to every worker once; a producer
+that holds a decoder *spec* loads it once per worker process (:func:`worker_decoder`). A task whose
+worker dies is run again elsewhere (the scheduler reschedules it; ``retries`` covers a failing task), and
+its result is the same bits.
+
+Nothing here is imported by ``import seegaan``; ``distributed`` is imported only when a client is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import numpy as np
+
+from seegaan._errors import SeegaanError
+
+#: seconds to wait for a scheduler given by address
+CONNECT_TIMEOUT = 5
+#: how often a task is run again after it raised (a worker lost mid-task is rescheduled by the scheduler)
+RETRIES = 2
+
+_DECODERS: dict[str, object] = {}
+
+
+def worker_decoder(spec):
+    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and cached."""
+    key = str(spec)
+    dec = _DECODERS.get(key)
+    if dec is None:
+        from seegaan.decoder import load_decoder
+
+        dec = _DECODERS[key] = load_decoder(key)
+    return dec
+
+
+@contextlib.contextmanager
+def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[object]:
+    """A Dask client from the CLI's ``--workers N`` / ``--scheduler ADDRESS``, or None when neither is given.
+
+    ``--workers N`` starts a local ``distributed.LocalCluster(n_workers=N, threads_per_worker=1,
+    processes=True)`` closed on exit; ``--scheduler`` connects to a running scheduler (within
+    :data:`CONNECT_TIMEOUT` seconds). Bad options are one-line :class:`SeegaanError` s.
+    """
+    if workers is not None and scheduler is not None:
+        raise SeegaanError("give either --workers (a local cluster) or --scheduler (a running one), not both")
+    if workers is not None and int(workers) < 1:
+        raise SeegaanError(f"--workers must be at least 1 (got {workers})")
+    if workers is None and scheduler is None:
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise SeegaanError("--workers/--scheduler need Dask: pip install 'seegaan[distributed]'") from None
+    if scheduler is not None:
+        try:
+            client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except Exception as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SeegaanError(f"cannot connect to the Dask scheduler {scheduler!r} within {CONNECT_TIMEOUT} s "
+                               f"({why}); give a running scheduler's address, e.g. tcp://host:8786") from None
+        with client:
+            yield client
+        return
+    with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def _moments_task(null_maps, observed, rows, start, batch_size, code, backend):
+    """Counts (M,) and the per-block partial sums [(sum, sum_sq), ...] of plan rows ``start ..`` on a worker."""
+    from seegaan.stats.engine import BlockSums
+
+    blocks = []
+    sums = BlockSums(observed, code, backend, lambda s, q: blocks.append((s, q)))
+    for pos in range(0, len(rows), batch_size):
+        sums.add(null_maps(rows[pos:pos + batch_size]), start + pos)
+    sums.flush()
+    return sums.counts, blocks
+
+
+def _maxima_task(null_maps, correction, scale, rows, batch_size, code, shape, backend):
+    """Per-permutation maxima of the corrected statistic of plan rows ``rows`` on a worker."""
+    return np.concatenate([correction.null_maxima(null_maps(rows[pos:pos + batch_size]), scale, code, shape, backend)
+                           for pos in range(0, len(rows), batch_size)])
+
+
+class RemoteTest:
+    """The two passes of a permutation test on a Dask client's workers (see the module docstring).
+
+    Tasks hold whole blocks of ``SUM_BLOCK`` plan rows, at least ``batch_size`` rows; each task decodes
+    ``batch_size`` rows at a time.
+    """
+
+    def __init__(self, client, null_maps, observed: np.ndarray, plan, *, code: int, batch_size: int, backend):
+        from seegaan.stats.engine import SUM_BLOCK
+
+        self.client, self.plan, self.code, self.backend = client, plan, code, backend
+        self.batch_size = int(batch_size)
+        step = SUM_BLOCK * max(1, math.ceil(self.batch_size / SUM_BLOCK))
+        self.spans = [(lo, min(lo + step, plan.n_perm)) for lo in range(0, plan.n_perm, step)]
+        try:
+            self._null_maps = client.scatter(null_maps, broadcast=True, hash=False)
+        except SeegaanError:
+            raise
+        except Exception as exc:
+            raise SeegaanError(f"cannot send the producer of null maps to the Dask workers ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        self._observed = client.scatter(observed, broadcast=True, hash=False)
+        self._size = int(observed.size)
+
+    def _submit(self, fn, args):
+        return [self.client.submit(fn, self._null_maps, *args(lo, hi), retries=RETRIES, pure=False)
+                for lo, hi in self.spans]
+
+    def moments(self, add_block, progress) -> np.ndarray:
+        """Pass 1: the exceedance counts; ``add_block(sum, sum_sq)`` gets every block's partials in plan order."""
+        idx = self.plan.indices
+        futures = self._submit(_moments_task, lambda lo, hi: (self._observed, idx[lo:hi], lo, self.batch_size,
+                                                              self.code, self.backend))
+        counts = np.zeros(self._size, dtype=np.int64)
+        for (lo, hi), fut in zip(self.spans, futures):
+            part, blocks = _result(fut)
+            counts += part
+            for block_sum, block_sq in blocks:
+                add_block(block_sum, block_sq)
+            progress(hi - lo)
+        return counts
+
+    def maxima(self, correction, scale: np.ndarray, shape, progress) -> np.ndarray:
+        """Pass 2: the per-permutation maxima (B,), each row's from its own null map."""
+        idx = self.plan.indices
+        scale_f = self.client.scatter(scale, broadcast=True, hash=False)
+        futures = self._submit(_maxima_task, lambda lo, hi: (correction, scale_f, idx[lo:hi], self.batch_size,
+                                                             self.code, tuple(shape), self.backend))
+        null_max = np.empty(self.plan.n_perm, dtype=np.float64)
+        for (lo, hi), fut in zip(self.spans, futures):
+            null_max[lo:hi] = _result(fut)
+            progress(hi - lo)
+        return null_max
+
+
+def _result(future):
+    """A task's result; a SeegaanError raised on a worker comes back as itself, one line."""
+    try:
+        return future.result()
+    except SeegaanError:
+        raise
+    except Exception as exc:
+        raise SeegaanError(f"a permutation task failed on a Dask worker ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None

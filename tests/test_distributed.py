@@ -1,0 +1,112 @@
+"""Permutations on Dask workers: the same bits as one process, a lost worker survived, option errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import seegaan
+from seegaan._errors import SeegaanError
+from seegaan.stats import SeegaanWarning
+
+from ._decoders import linear8
+from .conftest import make_cohort
+
+distributed = pytest.importorskip("distributed")
+FIELDS = ("p_value", "p_adjusted", "significant", "null_max")
+SPEC = "tests._decoders:linear8"
+
+
+def slow_linear8(w):
+    """``linear8`` that takes a while, so a worker can be killed while it still has work."""
+    time.sleep(0.03)
+    return linear8(w)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  worker_class=distributed.Nanny) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def _run(interp, decoder, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SeegaanWarning)
+        return seegaan.sequence(interp, decoder, seed=3, **kw)
+
+
+def _same(a, b):
+    for name in FIELDS:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+@pytest.mark.parametrize("feature,method,correction,statistic", [
+    ("sex", "class-mean", "maxt", "auto"),          # the Welch z producer
+    ("age", "linear", "tfce", "difference"),
+])
+def test_dask_is_bit_identical_to_one_process(client, feature, method, correction, statistic):
+    interp = seegaan.interpolate(make_cohort(n=40, seed=5, effect=0.5), feature=feature, method=method, steps=3)
+    one = _run(interp, linear8, n_perm=60, correction=correction, statistic=statistic, batch_size=16)
+    # a different batch size on the workers: tasks of 2 blocks, decoded 20 rows at a time
+    dask = _run(interp, SPEC, n_perm=60, correction=correction, statistic=statistic, batch_size=20, client=client)
+    _same(one, dask)
+    assert one.null_max.size == 60 and np.unique(one.null_max).size > 10
+
+
+def test_a_killed_worker_is_replaced_and_the_result_is_the_same(client):
+    interp = seegaan.interpolate(make_cohort(n=40, seed=6), feature="age", method="linear", steps=3)
+    one = _run(interp, linear8, n_perm=60, correction="maxt", batch_size=8)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def progress(n=1, total=None):
+        if total is None and not killed:    # the first task is done, the others are still decoding
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    dask = _run(interp, "tests.test_distributed:slow_linear8", n_perm=60, correction="maxt", batch_size=8,
+                client=client, progress=progress)
+    assert killed
+    _same(one, dask)
+    client.wait_for_workers(2, timeout=60)
+    assert pids[0] not in client.run(os.getpid).values()
+
+
+def test_a_python_decoder_object_cannot_be_shipped(client):
+    interp = seegaan.interpolate(make_cohort(n=20, seed=1), feature="age", method="linear", steps=3)
+    with pytest.raises(SeegaanError, match="checkpoint path or 'module:callable'") as err:
+        _run(interp, linear8, n_perm=20, client=client)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("workers,scheduler,message", [
+    (0, None, "--workers must be at least 1"),
+    (-2, None, "--workers must be at least 1"),
+    (2, "tcp://127.0.0.1:8786", "not both"),
+    (None, "tcp://127.0.0.1:9", "cannot connect to the Dask scheduler"),
+])
+def test_client_options_errors_are_one_line(workers, scheduler, message):
+    from seegaan.stats.distributed import client_from_options
+
+    start = time.perf_counter()
+    with pytest.raises(SeegaanError, match=message) as err:
+        with client_from_options(workers, scheduler):
+            pass
+    assert "\n" not in str(err.value)
+    assert time.perf_counter() - start < 30
+
+
+def test_no_options_no_client_and_a_running_scheduler_connects(client):
+    from seegaan.stats.distributed import client_from_options
+
+    with client_from_options(None, None) as none:
+        assert none is None
+    with client_from_options(None, client.cluster.scheduler_address) as remote:
+        assert remote.submit(sum, [1, 2]).result() == 3
