@@ -591,3 +591,23 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_netcdf(path: str | os.PathLike, *, what: str):
+    """Read a netCDF file fully into memory (the file is closed again); ``what`` names it in errors.
+
+    A missing file, a folder or an unreadable file is a one-line :class:`SeegaanError`.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise SeegaanError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise SeegaanError(f"{path} is a folder, not a {what} file (.nc)")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as handle:
+            return handle.load()
+    except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError on bad files
+        first = str(exc).splitlines()[0] if str(exc) else "corrupt file"
+        raise SeegaanError(f"{path} is not a readable netCDF {what} ({type(exc).__name__}: {first})") from None

@@ -16,7 +16,6 @@ A *sequence dataset* has dims ``step``, ``y`` and ``x``, the variables ``image``
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -75,17 +74,9 @@ def open_sequence(path: str | os.PathLike) -> xr.Dataset:
     SeegaanError
         When the file is missing, unreadable or not a sequence dataset.
     """
-    path = Path(path)
-    if not path.exists():
-        raise SeegaanError(f"sequence file {path} does not exist")
-    if path.is_dir():
-        raise SeegaanError(f"{path} is a folder, not a sequence file (.nc)")
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as handle:
-            ds = handle.load()
-    except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError on bad files
-        first = str(exc).splitlines()[0] if str(exc) else "corrupt file"
-        raise SeegaanError(f"{path} is not a readable netCDF sequence ({type(exc).__name__}: {first})") from None
+    from seegaan._io import read_netcdf
+
+    ds = read_netcdf(path, what="sequence")
     return validate_sequence(ds, source=str(path))
 
 

@@ -163,17 +163,9 @@ def save_cohort(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fa
 
 def open_cohort(path: str | os.PathLike) -> xr.Dataset:
     """Read a latent cohort written by :func:`save_cohort` fully into memory and validate it."""
-    path = Path(path)
-    if not path.exists():
-        raise SeegaanError(f"cohort file {path} does not exist")
-    if path.is_dir():
-        raise SeegaanError(f"{path} is a folder, not a cohort file (.nc)")
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as handle:
-            ds = handle.load()
-    except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError on bad files
-        raise SeegaanError(f"{path} is not a readable netCDF cohort ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'})") from None
+    from seegaan._io import read_netcdf
+
+    ds = read_netcdf(path, what="cohort")
     return validate_cohort(ds, source=str(path))
 
 
