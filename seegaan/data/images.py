@@ -136,8 +136,6 @@ def detect_format(path: str | os.PathLike) -> str | None:
 
 # --------------------------------------------------------------------------------------------- decode
 def _decode_pil(path: Path) -> np.ndarray:
-    from PIL import Image
-
     try:
         with open_pil(path) as img:
             img.load()

@@ -97,7 +97,7 @@ class Table1Result:
     def as_text(self) -> str:
         # the headers are the frame's column names, which never repeat (a group named "test" is a split)
         cols = ["feature", *self.groups, "overall", "p_value", "test_name", "missing"]
-        rows = [[f"n (images)", *[str(self.counts["images"][g]) for g in self.groups],
+        rows = [["n (images)", *[str(self.counts["images"][g]) for g in self.groups],
                  str(self.counts["images"]["overall"]), "", "", ""]]
         if "patients" in self.counts:
             rows.append(["n (patients)", *[str(self.counts["patients"][g]) for g in self.groups],

@@ -356,7 +356,7 @@ def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=N
     (log or _quiet)(line)
     progress = progress or no_progress
     progress(0, total=len(data))
-    rows, kept = [], {}
+    rows = []
     for batch_ids, x in data.batches(batch_size or decoder.batch_size):
         y = _reconstruct_batch(encoder, decoder, x)
         values = _metrics(x, y)
