@@ -153,6 +153,8 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few tiny points (for the tests)")
+    ap.add_argument("--only", nargs="+", metavar="FACTOR",
+                    help="measure only these factors (n D K B size base dask) and update results/scaling.json")
     ap.add_argument("--point", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.point:
@@ -162,7 +164,12 @@ def main(argv=None) -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     print(f"{'factor':>6} {'n':>7} {'D':>4} {'K':>3} {'B':>4} {'size':>4} {'workers':>7} {'wall s':>8} "
           f"{'us/perm/px':>10} {'start MiB':>9} {'peak MiB':>9}")
+    kept = []
+    if args.only and (RESULTS / "scaling.json").exists():
+        kept = [r for r in json.loads((RESULTS / "scaling.json").read_text()) if r["factor"] not in args.only]
     for factor, point in points(args.quick):
+        if args.only and factor not in args.only:
+            continue
         r = {"factor": factor, **measure(point)}
         rows.append(r)
         per = 1e6 * r["wall_s"] / (r["B"] * r["K"] * r["size"] ** 2)
@@ -171,6 +178,7 @@ def main(argv=None) -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
+        rows = kept + rows
         (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=1))
         plot(rows, RESULTS / "scaling.png")
         print(f"wrote {RESULTS / 'scaling.json'} and {RESULTS / 'scaling.png'}")

@@ -62,7 +62,10 @@ def _groups(patient_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Patients in order of first appearance and the image indices of each (ascending)."""
     patients, first, inverse = np.unique(patient_ids, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
-    members = [np.flatnonzero(inverse == k) for k in order]
+    inverse = inverse.reshape(-1)
+    # one stable sort, not a scan of every image per patient (that was O(n x patients): 20 s at n = 100k)
+    grouped = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    members = [grouped[k] for k in order]
     return patients[order], members
 
 
