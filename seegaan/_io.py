@@ -419,31 +419,66 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: Ite
     """
     path = check_output_path(path, overwrite=overwrite, inputs=inputs, suffixes=suffixes, others=others,
                              probe=False)
-    folder = path.parent if str(path.parent) else Path(".")
-    clean_stale_parts(path)
-    tmp_path: Path | None = None
+    with _atomic([path]) as (tmp_path,):
+        yield tmp_path
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Iterable, *, overwrite: bool = False, inputs: Iterable = (),
+                 suffixes: Iterable | None = None) -> Iterator[list[Path | None]]:
+    """Several outputs of one command written together: every file or none.
+
+    Yields one temporary path per entry of ``paths`` (``None`` stays ``None``). Each target is checked as
+    :func:`atomic_path` checks it (``suffixes``: one entry per path; the outputs may not be each other).
+    The temporary files are renamed onto their targets only after the body has returned and held-back
+    signals have acted, all under one deferral of SIGINT/SIGTERM/SIGHUP, so a Ctrl-C during the write of
+    the second file also drops the first. (Nested :func:`atomic_path` blocks cannot do this: the inner one
+    would rename its file before the outer one hands the signal on.)
+    """
+    paths = list(paths)
+    suffixes = list(suffixes) if suffixes is not None else [None] * len(paths)
+    given = [p for p in paths if p is not None]
+    targets = [None if p is None else
+               check_output_path(p, overwrite=overwrite, inputs=inputs, suffixes=suffix,
+                                 others=[q for q in given if q is not p], probe=False)
+               for p, suffix in zip(paths, suffixes)]
+    with _atomic([t for t in targets if t is not None]) as temps:
+        it = iter(temps)
+        yield [None if t is None else next(it) for t in targets]
+
+
+@contextlib.contextmanager
+def _atomic(targets: list[Path]) -> Iterator[list[Path]]:
+    """Temporary files beside checked ``targets``; renamed together on success, removed otherwise."""
+    temps: list[Path] = []
     defer = _DeferSignals()
     try:
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{_part_stem(path.name)}.{_writer_token()}.pid{os.getpid()}.",
-                                       suffix=".part", dir=folder)
-        except OSError as exc:
-            if exc.errno not in _NO_WRITE_ERRNOS:
-                raise
-            raise SeegaanError(f"cannot write in the folder {folder} ({exc.strerror}); "
-                               "choose another folder") from None
-        tmp_path = Path(tmp)
-        os.close(fd)
+        for path in targets:
+            clean_stale_parts(path)
+            folder = path.parent if str(path.parent) else Path(".")
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{_part_stem(path.name)}.{_writer_token()}.pid{os.getpid()}.",
+                                           suffix=".part", dir=folder)
+            except OSError as exc:
+                if exc.errno not in _NO_WRITE_ERRNOS:
+                    raise
+                raise SeegaanError(f"cannot write in the folder {folder} ({exc.strerror}); "
+                                   "choose another folder") from None
+            temps.append(Path(tmp))
+            os.close(fd)
         defer.install()
-        yield tmp_path
-        # held-back signals act now, before the rename: an exception they raise drops the output below
-        defer.deliver(cleanup=lambda: _unlink(tmp_path))
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp_path, 0o666 & ~current_umask())
-        os.replace(tmp_path, path)
+        yield list(temps)
+        # held-back signals act now, before any rename: an exception they raise drops every output below
+        defer.deliver(cleanup=lambda: [_unlink(t) for t in temps])
+        mode = 0o666 & ~current_umask()
+        for tmp_path in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(tmp_path, mode)
+        for tmp_path, path in zip(temps, targets):
+            os.replace(tmp_path, path)
     except BaseException:
         defer.restore()
-        if tmp_path is not None:
+        for tmp_path in temps:
             _unlink(tmp_path)
         if defer.pending:  # a signal held back while the body failed: it acts after the clean-up
             defer.deliver(cleanup=None)

@@ -25,7 +25,6 @@ f(λ) = CNN(G(w(λ))) − target, choosing the bracket nearest λ = 0, and solvi
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -374,19 +373,17 @@ class ExplainResult:
 
         ``inputs`` (cohort, decoder, model files) may not be overwritten.
         """
-        from seegaan._io import atomic_path, check_output_path
+        from seegaan._io import atomic_paths, check_output_path
 
         check_output_path(nc, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[png])
         if png is not None:
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[nc])
         ds = self.to_dataset()
-        with contextlib.ExitStack() as stack:
-            tmp_nc = stack.enter_context(atomic_path(nc, overwrite=overwrite, inputs=inputs, suffixes=".nc"))
-            tmp_png = None if png is None else stack.enter_context(
-                atomic_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png"))
-            ds.to_netcdf(tmp_nc, engine="netcdf4")
-            if tmp_png is not None:
-                self.plot(tmp_png)
+        # one block for both files: a Ctrl-C while the figure is written drops the netCDF file too
+        with atomic_paths([nc, png], overwrite=overwrite, inputs=inputs, suffixes=[".nc", ".png"]) as temps:
+            ds.to_netcdf(temps[0], engine="netcdf4")
+            if temps[1] is not None:
+                self.plot(temps[1])
         return nc, png
 
 

@@ -599,3 +599,33 @@ def test_folder_lock_taken_by_the_next_process_after_a_normal_exit(tmp_path):
     assert proc.wait(timeout=20) == 0
     with folder_lock(tmp_path):
         pass
+
+
+def test_atomic_paths_a_signal_while_the_second_file_is_written_drops_both(tmp_path):
+    """Two outputs of one command (netCDF + figure): Ctrl-C during the second write leaves neither."""
+    from seegaan._io import atomic_paths
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_paths([tmp_path / "a.nc", tmp_path / "a.png"]) as (first, second):
+            first.write_bytes(b"netcdf")
+            os.kill(os.getpid(), signal.SIGINT)  # held back until both are written
+            second.write_bytes(b"png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_atomic_paths_writes_all_or_refuses_up_front(tmp_path):
+    from seegaan._io import atomic_paths
+
+    with atomic_paths([tmp_path / "a.nc", None, tmp_path / "a.png"], suffixes=[".nc", None, ".png"]) as temps:
+        assert temps[1] is None
+        temps[0].write_bytes(b"1")
+        temps[2].write_bytes(b"2")
+    assert (tmp_path / "a.nc").read_bytes() == b"1" and (tmp_path / "a.png").read_bytes() == b"2"
+    with pytest.raises(SeegaanError, match="already exists"):
+        with atomic_paths([tmp_path / "b.nc", tmp_path / "a.png"]):
+            pass
+    assert not (tmp_path / "b.nc").exists()
+    with pytest.raises(SeegaanError):
+        with atomic_paths([tmp_path / "c.nc", tmp_path / "c.nc"]):  # two outputs, one file
+            pass
