@@ -254,6 +254,12 @@ def test_overwrite_replaces_only_a_phantom_folder(tmp_path):
     ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)  # its own folder: replaced
     assert len(list((out / "images").glob("*.png"))) == 2
 
+    (out / "images" / "my_patient.png").write_bytes(b"a scan")  # a user's image among the phantom's
+    with pytest.raises(SeegaanError, match="images/my_patient.png"):
+        ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)
+    assert (out / "images" / "my_patient.png").read_bytes() == b"a scan"
+    (out / "images" / "my_patient.png").unlink()
+
     (out / "my_notes.txt").write_text("mine")  # a user's file inside a phantom folder
     with pytest.raises(SeegaanError, match="holds files a phantom does not write \\(my_notes.txt\\)"):
         ph.write_phantom(out, n=2, size=32, marginal=False, overwrite=True)

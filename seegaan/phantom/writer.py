@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +24,10 @@ from seegaan.phantom.truth import MASK_FRACTION, effect_map, effect_mask, margin
 MARKER = ".seegaan-phantom"
 # what a phantom folder holds: top-level names, and the file endings allowed in its sub-folders
 _TOP = {MARKER, "images", "truth", "clinical.csv", "params.csv", "phantom.json"}
-_INSIDE = {"images": (".png",), "truth": (".npy", ".md")}
+# (the names it writes, not just their endings: a user's scan.png dropped into images/ is not the phantom's)
+_INSIDE = {"images": re.compile(r"ph\d{5}_\d+\.png"),
+           "truth": re.compile(r"(?:(?:effect|marginal)_(?:{f})\.npy|(?:marginal_)?(?:{f})_mask\.npy"
+                               r"|marker_free_mask\.npy|README\.md)".replace("{f}", "|".join(FEATURES)))}
 
 
 def _foreign_entries(folder: Path) -> list[str]:
@@ -37,7 +41,7 @@ def _foreign_entries(folder: Path) -> list[str]:
                 foreign.append(entry.name)
                 continue
             for sub in os.scandir(entry.path):
-                if not (sub.is_file(follow_symlinks=False) and sub.name.endswith(_INSIDE[entry.name])):
+                if not (sub.is_file(follow_symlinks=False) and _INSIDE[entry.name].fullmatch(sub.name)):
                     foreign.append(f"{entry.name}/{sub.name}")
                     break
         elif entry.is_dir(follow_symlinks=False) or entry.is_symlink():

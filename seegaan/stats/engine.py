@@ -334,8 +334,10 @@ def check_memory(n_perm: int, n_images: int, n_pixels: int | None = None, *, nul
                            f"of the {available / 2**30:.3g} GiB of memory available; use fewer permutations")
 
 
-def check_run(*, n_perm, alpha: float, batch_size: int) -> None:
-    """Refuse a number of permutations, level or batch size that cannot work (before any decoding)."""
+def check_run(*, n_perm, alpha: float, batch_size: int, seed=None) -> None:
+    """Refuse a number of permutations, level, batch size or seed that cannot work (before any decoding)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+        raise SeegaanError(f"--seed must be 0 or more (got {seed})")
     if isinstance(n_perm, str):
         if n_perm != "exact":
             raise SeegaanError(f"--perm must be a number of permutations >= 0 or 'exact' (got {n_perm!r})")

@@ -169,6 +169,8 @@ def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=No
         return PermutationPlan(_exact_draws(scheme, members, n, size_groups), scheme, True)
     if int(n_perm) < 0:
         raise SeegaanError(f"the number of permutations must be >= 0 (got {n_perm})")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+        raise SeegaanError(f"--seed must be 0 or more (got {seed})")
     rng = np.random.default_rng(seed)
     rows = [_one_draw(rng, scheme, members, n, size_groups) for _ in range(int(n_perm))]
     indices = np.array(rows, dtype=np.int64).reshape(int(n_perm), n)

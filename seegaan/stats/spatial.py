@@ -32,6 +32,16 @@ def _standardise(batch: np.ndarray, scale: np.ndarray, code: int) -> np.ndarray:
     return np.stack([kern.standardized_statistic(row, scale, code) for row in batch])
 
 
+def _finite(value, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise SeegaanError(f"{what} must be a number (got {value!r})") from None
+    if not np.isfinite(value):
+        raise SeegaanError(f"{what} must be a finite number (got {value})")
+    return value
+
+
 def _check_connectivity(connectivity) -> int:
     if connectivity not in CONNECTIVITIES:
         raise SeegaanError(f"connectivity must be 4 or 8 (got {connectivity!r})")
@@ -110,7 +120,11 @@ class TFCE(_Spatial):
 
     def __post_init__(self):
         for key in ("H", "E", "dh"):
-            object.__setattr__(self, key, float(getattr(self, key)))
+            value = _finite(getattr(self, key), f"TFCE {key}")
+            if value <= 0:
+                raise SeegaanError(f"TFCE {key} must be > 0 (got {value:g}); the usual 2-D values are H = 2, "
+                                   "E = 0.5 or 1, dh = 0.1 (--tfce-e)")
+            object.__setattr__(self, key, value)
         object.__setattr__(self, "connectivity", _check_connectivity(self.connectivity))
 
     def _null_score(self, z, shape, backend):
@@ -163,7 +177,7 @@ class Cluster(_Spatial):
     name = "cluster"
 
     def __post_init__(self):
-        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "threshold", _finite(self.threshold, "--cluster-threshold"))
         object.__setattr__(self, "connectivity", _check_connectivity(self.connectivity))
 
     def _null_score(self, z, shape, backend):
