@@ -646,3 +646,15 @@ def read_netcdf(path: str | os.PathLike, *, what: str):
     except Exception as exc:  # netCDF4 raises OSError/RuntimeError/ValueError on bad files
         first = str(exc).splitlines()[0] if str(exc) else "corrupt file"
         raise SeegaanError(f"{path} is not a readable netCDF {what} ({type(exc).__name__}: {first})") from None
+
+
+def make_output_folder(path: str | os.PathLike, *, option: str = "the output folder") -> Path:
+    """Create an output folder (and its parents) or say in one line why it cannot be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SeegaanError(f"{option} {path} is a file, not a folder; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeegaanError(f"cannot create {option} {path} ({exc.strerror}); choose a folder you can write to") from None
+    return path

@@ -219,6 +219,14 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         t / "c.pt", _png(t, "x.png"), out=t / "x.png", overwrite=True), "is the input"),
     ("evaluate with --ids and --n", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).evaluate_images(
         t / "c.pt", t, ids=["a"], n=2), "give at most one of --ids, --n and --worst"),
+    ("train --out-dir under a file", lambda t: __import__("seegaan._io", fromlist=["x"]).make_output_folder(
+        _file(t, "f") / "run", option="--out-dir"), "cannot create --out-dir"),
+    ("train --out-dir is a file", lambda t: __import__("seegaan._io", fromlist=["x"]).make_output_folder(
+        _file(t, "f"), option="--out-dir"), "is a file, not a folder"),
+    ("interpolate --tfce-e nan", lambda t: __import__("seegaan.stats", fromlist=["x"]).TFCE(E=float("nan")),
+     "must be a finite number"),
+    ("interpolate --seed -1", lambda t: __import__("seegaan.stats", fromlist=["x"]).draw_permutations(
+        ["a", "b", "c"], 5, seed=-1), "--seed must be 0 or more"),
 ]
 
 

@@ -169,7 +169,7 @@ def train_cmd(
     Ctrl-C or SIGTERM finishes the step under way, writes last.pt and says so; rerun the same command to
     resume.
     """
-    from seegaan._io import Terminated, check_output_path, terminate_cleanly
+    from seegaan._io import Terminated, check_output_path, make_output_folder, terminate_cleanly
 
     with user_errors(), terminate_cleanly():
         from seegaan._runtime import limit_threads
@@ -187,10 +187,10 @@ def train_cmd(
                           compile=compile, channels_last=channels_last, max_minutes=max_minutes,
                           log_every=log_every)
         key = _salt(pseudonymize, salt)
-        if out_dir.is_dir():
-            for name in ("last.pt", "best.pt"):
-                check_output_path(out_dir / name, overwrite=True, suffixes=".pt", probe=False,
-                                  inputs=[images, table, vgg_weights, fid_weights])
+        make_output_folder(out_dir, option="--out-dir")  # before the data scan: an unwritable place fails first
+        for name in ("last.pt", "best.pt"):
+            check_output_path(out_dir / name, overwrite=True, suffixes=".pt",
+                              inputs=[images, table, vgg_weights, fid_weights])
         try:
             with limit_threads(threads, torch=True):
                 data = _dataset(images, table, size=image_size, view=view, text_columns=text_column, salt=key)

@@ -28,7 +28,8 @@ from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions,
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 #: how error messages name the join options (``seegaan check-data`` has them; ``train``/``encode`` join
 #: on ``image_id`` or a listing's ``path``/``file`` column)
-_ID_OPTION = "id_column=... (seegaan check-data --id-column)"
+_ID_OPTION = ("id_column=... (seegaan check-data --id-column; for train/encode name the column image_id "
+              "in the table)")
 _PATH_OPTION = "path_column=... (seegaan check-data --path-column)"
 #: skipped files named in :meth:`ImageSet.report` (all of them go to :meth:`ImageSet.write_skipped`)
 REPORT_SKIPPED = 5
@@ -379,7 +380,7 @@ class ImageSet:
         lines.append(f"skipped while reading pixels: {c.get('read_failures', 0)}")
         if self.skipped:
             lines.append(f"skipped files: {len(self.skipped)} (first {min(REPORT_SKIPPED, len(self.skipped))}; "
-                         "write them all with --skipped / write_skipped):")
+                         "all of them: seegaan check-data --skipped FILE, or ImageSet.write_skipped):")
             lines.extend(f"  {p}: {reason.removeprefix(f'{p}: ')}" for p, reason in self.skipped[:REPORT_SKIPPED])
         lines.extend(self._column_lines())
         if self.id_map is not None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from seegaan._errors import SeegaanError
-from seegaan._io import Terminated, check_output_path, clean_stale_parts_note, folder_lock
+from seegaan._io import Terminated, check_output_path, clean_stale_parts_note, folder_lock, make_output_folder
 from seegaan._progress import Progress, no_progress
 from seegaan.model._runtime import TorchStream, cuda_settings, global_rng_kept, resolve_device
 from seegaan.model.augment import AdaptiveP, augment
@@ -845,7 +845,7 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
     dist.init(device)
     out_dir = Path(out_dir)
     if dist.rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out_dir)
     lock = folder_lock(out_dir) if dist.rank == 0 else contextlib.nullcontext()
     say = log if dist.rank == 0 else (lambda _msg: None)
     with lock, cuda_settings(device), global_rng_kept(device):  # (third-party weight init may draw numbers)
