@@ -123,6 +123,25 @@ def limit_threads(n: int | None, *, torch: bool | None = None) -> Iterator[dict]
         yield thread_settings()
 
 
+def command_threads(n: int | None, *, torch: bool = True):
+    """``--threads N`` of a command: :func:`limit_threads` with every library the work uses loaded first.
+
+    :func:`limit_threads` limits what is loaded when it starts; a library first imported inside the block
+    (or Numba's threading layer first started there, which may reset the OpenMP pool) would keep or reset
+    its defaults. So Numba (with its threading layer started), SciPy's BLAS and, with ``torch=True``,
+    torch are imported before limiting. ``n`` 0 or None leaves the libraries' defaults (and imports
+    nothing).
+    """
+    if _check_threads(n):
+        import numba
+        import scipy.linalg  # noqa: F401  (loads the BLAS the statistics use)
+
+        numba.get_num_threads()  # starts Numba's threading layer before the limit
+        if torch:
+            import torch as _torch  # noqa: F401
+    return limit_threads(n or None, torch=torch)
+
+
 def thread_settings() -> dict:
     """The current thread counts: ``{"torch": int | None, "numba": int | None, "numba_max": int | None,
     "blas": [{"user_api", "internal_api", "prefix", "num_threads"}, ...]}``.
