@@ -18,6 +18,8 @@ Backend = Literal["numba", "numpy"]
 Split = Literal["train", "val", "test"]
 Scheme = Literal["image", "patient-label", "whole-block"]
 Connectivity = Literal[4, 8]
+#: the pixel statistic of a sequence (see :func:`seegaan.sequence`)
+Statistic = Literal["auto", "welch", "hc3", "difference"]
 
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 P_METHODS: tuple[str, ...] = get_args(PValueMethod)
@@ -32,6 +34,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 SPLITS: tuple[str, ...] = get_args(Split)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 CONNECTIVITIES: tuple[int, ...] = get_args(Connectivity)
+STATISTICS: tuple[str, ...] = get_args(Statistic)
 
 assert set(P_METHODS) | set(FWER_CORRECTIONS) == set(CORRECTIONS)
 

@@ -368,7 +368,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
         if interp.method == "class-mean":
             raise SeegaanError(f"{feature!r} has two values: treat it as a class (levels) or give --method linear")
         moving = steps != own
-    statistic = resolve_statistic(statistic, interp, correction)
+    statistic = resolve_statistic(statistic, interp, correction, hc3=False)
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)
     n = int(interp.image_index.size)
@@ -452,42 +452,13 @@ def _welch(interp, dec, scheme: str, w_image: np.ndarray, lambdas: np.ndarray, d
            null_differences, correction):
     """Observed Welch z, the producer of null z maps, the correction with the Welch pixel statistic, attrs.
 
-    ``u_i = J (w_i − w̄)`` with J at w_E (2 min(n, D) decodes, once); the SE of step k is |λ_k| times the
-    Welch SE of the (permuted) group-mean difference of u (:class:`seegaan.stats.welch.WelchDesign` on the
-    grid ``[0, *λ]``, whose first step is dropped).
+    :func:`seegaan.sequences.studentise` with J at w_E (2 min(n, D) decodes, once); the SE of step k is
+    |λ_k| times the Welch SE of the (permuted) group-mean difference of u.
     """
-    import dataclasses
+    from seegaan.sequences import studentise
 
-    from seegaan._welch import finite_difference_step, linearise
-    from seegaan.stats.welch import WelchDesign, WelchZ, welch_z
-
-    W = interp.latents
-    n, D = W.shape
-    bf16 = bool(getattr(dec.fn, "autocast_bf16", False))
-    h = finite_difference_step(2.0**-8) if bf16 else finite_difference_step()
-    along = "axes" if D <= n else "images"
-    u = linearise(dec, W, at=w_image, along=along, h=h)
-    M = u.shape[1]
-    design = WelchDesign(u, np.asarray(interp.feature_codes, np.float64), np.concatenate([[0.0], lambdas]), scheme)
-
-    def se(rows):
-        s, dof = design.se(rows)
-        return s[:, M:], dof[:, M:]
-
-    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
-    se_obs, dof_obs = se(np.arange(n)[None])
-    observed = welch_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
-    if correction.family_wise:
-        correction = dataclasses.replace(correction, pixel_statistic=WelchZ(d_obs[0], se_obs[0], dof_obs[0]))
-
-    def null_maps(rows):
-        return welch_z(null_differences(rows), *se(rows))
-
-    attrs = {"statistic": "welch",
-             "welch_linearisation": f"J at the image's latent w_E, central differences along the "
-                                    f"{'latent axes' if along == 'axes' else 'deviations w_i - w̄'}, h={h:.3g}",
-             "welch_decodes": 2 * min(n, D)}
-    return observed, null_maps, correction, attrs
+    return studentise(interp, dec, scheme, difference, null_differences, correction, "welch", at=w_image,
+                      step_scale=np.abs(np.asarray(lambdas, np.float64)), where="the image's latent w_E")
 
 
 # --------------------------------------------------------------------------------------------------

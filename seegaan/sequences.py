@@ -8,9 +8,11 @@ family of tests is every pixel of steps 1..K-1 (step 0 has no difference by defi
 
 The statistic (``statistic=``): ``difference`` tests the decoded difference itself (max-T divides it by
 its permutation SD); ``welch`` divides every map -- observed and null -- by its own Welch standard error
-from delta-method linearised images and maps the Welch t through its df onto z
-(:mod:`seegaan.stats.welch`, ``docs/welch.md``); ``auto`` takes ``welch`` for a class-mean trajectory
-without covariates (except with ``maxd``, the paper's raw difference) and ``difference`` otherwise.
+from delta-method linearised images and maps the Welch t through its df onto z; ``hc3`` divides every map
+of a ``linear`` trajectory by the HC3 standard error of the slope of its own (permuted) regression
+(:mod:`seegaan.stats.welch`, ``docs/welch.md``); ``auto`` takes ``welch`` for a class-mean trajectory and
+``hc3`` for a linear one, both without covariates (except with ``maxd``, the paper's raw difference), and
+``difference`` otherwise (GAM).
 Decoding runs in strict fp32 (no TF32) unless the checkpoint decoder was loaded for bf16.
 """
 
@@ -26,7 +28,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from seegaan._choices import ALTERNATIVES, Alternative, Backend, Correction, Scheme
+from seegaan._choices import ALTERNATIVES, STATISTICS, Alternative, Backend, Correction, Scheme, Statistic
 from seegaan._errors import SeegaanError
 from seegaan._progress import Progress
 from seegaan._summary import Summary
@@ -38,10 +40,6 @@ from seegaan.stats.correction import CorrectionOptions, as_correction
 from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
 from seegaan.stats.mask import check_mask, load_mask, mask_attrs
 from seegaan.stats.permutation import draw_permutations
-
-Statistic = Literal["auto", "welch", "difference"]
-STATISTICS: tuple[str, ...] = ("auto", "welch", "difference")
-
 
 @dataclass(frozen=True, eq=False)
 class SequenceResult:
@@ -100,8 +98,7 @@ class SequenceResult:
             sig = self.significant[1:]
             lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
             if "statistic" in a:
-                lines.append(("statistic", "Welch z (own SE per permutation, delta method at the cohort mean)"
-                              if a["statistic"] == "welch" else "difference"))
+                lines.append(("statistic", STATISTIC_LABELS.get(a["statistic"], a["statistic"])))
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
@@ -135,15 +132,11 @@ class SequenceResult:
         -------
         nc, png
         """
-        from seegaan._io import atomic_path, check_output_path
+        from seegaan._io import atomic_paths
 
-        for path in (nc, png):
-            if path is not None:
-                check_output_path(path, overwrite=overwrite)
         dataset = self.to_dataset()
-        with contextlib.ExitStack() as stack:  # renames happen on exit, after both files are written
-            tmp_nc = stack.enter_context(atomic_path(nc, overwrite=overwrite))
-            tmp_png = None if png is None else stack.enter_context(atomic_path(png, overwrite=overwrite))
+        # one block for both files: a Ctrl-C while the figure is written drops the netCDF file too
+        with atomic_paths([nc, png], overwrite=overwrite) as (tmp_nc, tmp_png):
             _write_netcdf(dataset, tmp_nc)
             if tmp_png is not None:
                 self.plot(tmp_png)
@@ -233,7 +226,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         cluster mass; every pixel of a cluster gets the cluster's p. ``"none"``, ``"fdr_bh"``, ``"fdr_by"``,
         ``"bonferroni"``, ``"holm"`` / :class:`~seegaan.stats.PValues`: the paper's uncorrected pixel-wise
         test, or a correction of those p-values.
-    statistic : {"auto", "welch", "difference"}
+    statistic : {"auto", "welch", "hc3", "difference"}
         What is tested at every pixel. ``"welch"``: every map (observed and null) over its own Welch
         standard error, from delta-method linearised images ``u_i = J (w_i - w̄)`` (J the decoder Jacobian at
         the cohort mean, by central differences: 2 min(n, D) extra decodes, once), the Welch t mapped
@@ -241,9 +234,16 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         means; valid when the groups differ in size and spread (asymptotically; exact under
         exchangeability). Class-mean trajectories without covariates only. ``"difference"``: the decoded
         difference (max-T, TFCE and cluster divide it by its permutation SD); exact under exchangeability,
-        too liberal when a small group is more variable. ``"auto"`` (default): ``welch`` for class-mean
-        without covariates unless ``correction`` is ``maxd``, else ``difference``. Recorded as
-        ``statistic`` (with ``welch_linearisation`` and ``welch_decodes``).
+        too liberal when a small group is more variable (class-mean) or when the spread is largest at
+        both ends of the feature (linear). ``"hc3"``: every map of a ``linear`` trajectory over the HC3
+        SE of the slope of its own permuted regression (residuals and leverages of the permuted fit,
+        the same linearised images; cluster-robust CR3 over patients when patients have several images
+        and the feature is constant within each), times ``|g_k - g_0|``; z = t (no df). Null: no
+        linear association; valid when the spread changes along the feature (asymptotically; exact
+        under exchangeability). ``"auto"`` (default): ``welch`` for class-mean and ``hc3`` for linear,
+        both without covariates and unless ``correction`` is ``maxd``; else ``difference`` (GAM).
+        Recorded as ``statistic`` (with ``<statistic>_linearisation``, ``<statistic>_decodes`` and,
+        for hc3, ``hc3_se``).
     alpha : float
     alternative : {"two-sided", "greater", "less"}
         Direction of the difference (image - image[step 0]) that counts as evidence.
@@ -311,11 +311,11 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
             attrs.update(statistic=statistic, precision=precision, **({"warnings": pre[0]} if pre else {}))
             return SequenceResult(interp, images, difference, None, None, None, None, attrs, pre)
 
-        welch = statistic == "welch"
+        studentised = statistic in ("welch", "hc3")
         if not isinstance(n_perm, str):
             pixels = difference[0].size
             check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
-                         extra_bytes=4 * n * pixels * 8 if welch else 0)
+                         extra_bytes=4 * n * pixels * 8 if studentised else 0)
         plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
                                  covariates=bool(interp.covariates), scheme=scheme, seed=seed)
         if plan.n_perm == 0:
@@ -325,9 +325,9 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         null_maps = _null_differences(interp, dec, plan.scheme, difference.shape,
                                       spec=None if client is None else decoder)
         stat_attrs = {"statistic": statistic}
-        if welch:
-            observed, null_maps, correction, stat_attrs = _welch_setup(interp, dec, plan.scheme, difference,
-                                                                       null_maps, correction)
+        if studentised:
+            observed, null_maps, correction, stat_attrs = studentise(interp, dec, plan.scheme, difference,
+                                                                     null_maps, correction, statistic)
         test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
                                 alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
                                 backend=backend, progress=progress, client=client)
@@ -344,61 +344,107 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                           test.null_max, attrs, messages)
 
 
-def resolve_statistic(statistic: str, interp: InterpolationResult, correction) -> str:
-    """``"welch"`` or ``"difference"`` from ``statistic=`` (see :func:`sequence`); a bad combination is an error."""
+#: how the summary names each statistic
+STATISTIC_LABELS = {"welch": "Welch z (own SE per permutation, delta method at the cohort mean)",
+                    "hc3": "HC3 z (slope over its HC3 SE of the permuted fit, delta method at the cohort mean)",
+                    "difference": "difference"}
+
+
+def resolve_statistic(statistic: str, interp: InterpolationResult, correction, *, hc3: bool = True) -> str:
+    """``"welch"``, ``"hc3"`` or ``"difference"`` from ``statistic=`` (see :func:`sequence`).
+
+    A bad combination is an error. ``hc3=False``: the caller has no HC3 statistic (``auto`` gives
+    ``difference`` for a linear trajectory, ``hc3`` is refused).
+    """
     from seegaan.stats.maxstat import MaxT, parse_sd_offset
 
     if statistic not in STATISTICS:
         raise SeegaanError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
-    two_groups = interp.method == "class-mean" and not interp.covariates
+    fits = {"welch": interp.method == "class-mean" and not interp.covariates,
+            "hc3": hc3 and interp.method == "linear" and not interp.covariates}
     if statistic == "auto":
-        return "welch" if two_groups and correction.name != "maxd" else "difference"
-    if statistic == "welch":
-        if not two_groups:
-            why = "with covariates" if interp.method == "class-mean" else f"for a {interp.method} trajectory"
-            raise SeegaanError(f"--statistic welch needs a class-mean trajectory without covariates (got one "
+        statistic = next((k for k, ok in fits.items() if ok and correction.name != "maxd"), "difference")
+    if statistic in fits:
+        if not fits[statistic]:
+            need = "a class-mean" if statistic == "welch" else "a linear"
+            why = "with covariates" if interp.covariates else f"for a {interp.method} trajectory"
+            if statistic == "hc3" and not hc3:
+                why = "in a local sequence"
+            raise SeegaanError(f"--statistic {statistic} needs {need} trajectory without covariates (got one "
                                f"{why}); use --statistic difference")
         if correction.name == "maxd":
             raise SeegaanError("--correction maxd tests the raw difference (it assumes equal spread); use "
-                               "--statistic difference with maxd, or --correction maxt with welch")
+                               f"--statistic difference with maxd, or --correction maxt with {statistic}")
         if isinstance(correction, MaxT) and parse_sd_offset(correction.sd_offset)[0] != "0":
-            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); the welch "
+            raise SeegaanError(f"--sd-offset applies to the difference statistic z = d / (SD + s0); the {statistic} "
                                "statistic divides every map by its own SE: drop --sd-offset or give "
                                "--statistic difference")
     return statistic
 
 
-def _welch_setup(interp: InterpolationResult, dec, scheme: str, difference: np.ndarray, null_differences,
-                 correction):
-    """Observed z, the producer of null z maps, the correction with the Welch pixel statistic, and attrs.
+def studentise(interp: InterpolationResult, dec, scheme: str, difference: np.ndarray, null_differences,
+               correction, statistic: str, *, at: np.ndarray | None = None, step_scale: np.ndarray | None = None,
+               where: str = "cohort mean"):
+    """Observed z, the producer of null z maps, the correction with the studentised pixel statistic, attrs.
 
-    ``u`` is computed once from the analysed latents (2 min(n, D) decodes); the observed map's SE is the
+    ``u = J (w_i − w̄)`` is computed once from the analysed latents (2 min(n, D) decodes; J at ``at``,
+    default the cohort mean, described as ``where``). ``statistic="welch"``: the Welch SE of the
+    (permuted) group-mean difference of u, t through its df to z; ``"hc3"``: the HC3 SE of the slope of
+    the permuted regression of u on the feature (CR3 over patients when patients have several images, the
+    feature is constant within each and the plan moves whole patients), z = t. Step k's SE is ``step_scale[k]`` times that (default
+    ``|g_k − g_0|``: the grid, on the feature's transformed scale for hc3). The observed map's SE is the
     identity row through the same code as every null row.
     """
     import dataclasses
 
     from seegaan._welch import finite_difference_step, linearise
-    from seegaan.stats.welch import WelchDesign, WelchZ, welch_z
+    from seegaan.stats.welch import SlopeDesign, StudentisedZ, WelchDesign, studentised_z
 
     W = interp.latents
     n, D = W.shape
     bf16 = bool(getattr(dec.fn, "autocast_bf16", False))
     h = finite_difference_step(2.0**-8) if bf16 else finite_difference_step()  # docs/welch.md
     along = "axes" if D <= n else "images"
-    u = linearise(dec, W, along=along, h=h)
-    design = WelchDesign(u, np.asarray(interp.feature_codes, np.float64), np.asarray(interp.grid, np.float64),
-                         scheme)
-    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
-    se_obs, dof_obs = design.se(np.arange(n)[None])
-    observed = welch_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
-    if correction.family_wise:
-        correction = dataclasses.replace(correction, pixel_statistic=WelchZ(d_obs[0], se_obs[0], dof_obs[0]))
+    u = linearise(dec, W, at=at, along=along, h=h)
+    x = np.asarray(interp.feature_codes, np.float64)
     how = ("along the latent axes (step h x the latent's SD)" if along == "axes"
            else "along each w_i - w̄ (step h x |w_i - w̄|)")
-    attrs = {"statistic": "welch",
-             "welch_linearisation": f"J at cohort mean, central differences {how}, h={h:.3g}",
-             "welch_decodes": 2 * min(n, D)}
+    attrs = {"statistic": statistic,
+             f"{statistic}_linearisation": f"J at {where}, central differences {how}, h={h:.3g}",
+             f"{statistic}_decodes": 2 * min(n, D)}
+    if statistic == "welch":
+        grid = np.asarray(interp.grid, np.float64)
+        design = WelchDesign(u, x, grid, scheme, step_scale=step_scale)
+        description = "welch z (own SE per permutation, Welch-Satterthwaite df -> z)"
+    else:
+        g = np.asarray(interp._spec.grid_t, np.float64)
+        scale = np.abs(g - g[0]) if step_scale is None else np.asarray(step_scale, np.float64)
+        clusters = None if scheme == "image" else _patient_clusters(interp.patient_ids, x)
+        design = SlopeDesign(u, x, scale, scheme, clusters)
+        description = f"hc3 z (slope over its HC3 SE of the permuted fit, delta method at {where}; z = t, no df)"
+        attrs["hc3_se"] = ("CR3 over patients (several images per patient, feature constant within each)"
+                           if clusters is not None else "HC3 over images")
+    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
+    se_obs, dof_obs = design.se(np.arange(n)[None])
+    observed = studentised_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
+    if correction.family_wise:
+        stat = StudentisedZ(d_obs[0], se_obs[0], None if dof_obs is None else dof_obs[0], description)
+        correction = dataclasses.replace(correction, pixel_statistic=stat)
     return observed, design.null_maps(null_differences), correction, attrs
+
+
+def _patient_clusters(patient_ids: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """``patient_ids`` when some patient has several images and ``x`` is constant within every patient."""
+    ids = np.asarray(patient_ids).astype(str)
+    _, codes = np.unique(ids, return_inverse=True)
+    codes = codes.ravel()
+    if codes.max(initial=-1) + 1 == ids.size:
+        return None
+    lo = np.full(codes.max() + 1, np.inf)
+    hi = np.full(codes.max() + 1, -np.inf)
+    np.minimum.at(lo, codes, x)
+    np.maximum.at(hi, codes, x)
+    return ids if np.array_equal(lo, hi) else None
 
 
 @contextlib.contextmanager

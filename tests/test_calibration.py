@@ -87,7 +87,8 @@ def test_null_calibration_balanced_groups_welch_default():
 @pytest.mark.parametrize("correction,options", [("maxd", {}), ("tfce", {}), ("cluster", {}),
                                                 ("maxt", {"sd_offset": "median"}), ("maxt", {"sd_offset": "p90"})])
 def test_null_calibration_other_fwer_corrections(correction, options):
-    fwe, _ = _error_rates(1, seed=4, correction=correction, **options)
+    statistic = "difference" if "sd_offset" in options else "auto"    # s0 belongs to the difference statistic
+    fwe, _ = _error_rates(1, seed=4, correction=correction, statistic=statistic, **options)
     lo, hi = _binomial_interval()
     assert lo <= fwe <= hi, f"{correction} family-wise errors {fwe}/{N_COHORTS} outside [{lo}, {hi}]"
 
@@ -263,3 +264,42 @@ def test_min_change_controls_the_error_of_claiming_changes_above_it():
     lo, hi = _binomial_interval()
     assert found > 0.9 * N_COHORTS, f"plain max-T found the real change in only {found}/{N_COHORTS} cohorts"
     assert claims <= hi, f"--min-change claimed a change above DELTA in {claims}/{N_COHORTS} cohorts (> {hi})"
+
+
+# ---------------------------------------------------------------------------------------------
+# linear trajectory, spread largest at both ends of the feature (issue #11 item 2): HC3 by default
+# ---------------------------------------------------------------------------------------------
+def _u_shaped_cohort(rng, n=150):
+    """No association; latent SD 0.5 in the middle of age 20-90, 2 at both ends (where the leverage is)."""
+    age = rng.uniform(20, 90, n)
+    w = (0.5 + 1.5 * np.abs(age - 55) / 35)[:, None] * rng.standard_normal((n, 8))
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "age": age})
+    return seegaan.create_cohort(w, table)
+
+
+def _u_shaped_fwer(n_cohorts, seed, statistic="auto"):
+    rng = np.random.default_rng(seed)
+    errors = 0
+    for _ in range(n_cohorts):
+        interp = seegaan.interpolate(_u_shaped_cohort(rng), feature="age", method="linear", steps=3)
+        res = seegaan.sequence(interp, SOFTPLUS_TANH, n_perm=B, seed=int(rng.integers(2**31)),
+                               statistic=statistic, **FAST)
+        assert res.attrs["statistic"] == ("hc3" if statistic == "auto" else statistic)
+        errors += bool(res.significant.any())
+    return errors
+
+
+def test_u_shaped_spread_hc3_default_is_calibrated():
+    """Measured: 12/200 = 0.060 (docs/welch.md: 0.070 with the mlp decoder); plain max-T 0.22-0.24."""
+    fwe = _u_shaped_fwer(N_COHORTS, seed=51)
+    lo, hi = _binomial_interval()
+    assert lo <= fwe <= hi, f"hc3 max-T FWER {fwe}/{N_COHORTS} outside [{lo}, {hi}]"
+
+
+def test_u_shaped_spread_difference_statistic_fails():
+    """The check above can fail: plain max-T of the difference is far too liberal in this design."""
+    n = 100
+    fwe = _u_shaped_fwer(n, seed=52, statistic="difference")
+    hi = _binomial_interval(n)[1]
+    assert fwe > hi, f"plain max-T FWER {fwe}/{n}: expected above the binomial bound {hi} (measured 0.22-0.24)"

@@ -94,7 +94,8 @@ def test_exact_enumeration_equals_brute_force(alternative):
                           "x": rng.normal(size=n)})
     ds = seegaan.create_cohort(rng.normal(size=(n, 8)), table)
     interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
-    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative)
+    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative,
+                           statistic="difference")
     assert res.attrs["n_perm"] == 719
     brute = _brute_force_p(ds, "x", linear8, 3, alternative)
     np.testing.assert_allclose(res.p_value, brute, atol=1e-12)
@@ -137,7 +138,8 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     default, or a percentile of those SDs, or a number)."""
     ds = make_cohort(n=24, seed=4, effect=0.8)
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
-    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=as_correction(correction, sd_offset=sd_offset))
+    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=as_correction(correction, sd_offset=sd_offset),
+                           statistic="difference")
     maps = _all_maps(interp, res.difference, 60, seed=9)
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
     s0 = 0.0
@@ -159,7 +161,7 @@ def test_min_change_equals_brute_force_and_only_removes(correction, alternative)
     same null maxima; what is significant is then a subset of the plain test's, and nothing whose |d| <= m."""
     ds = make_cohort(n=24, seed=4, effect=0.8)
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
-    kw = dict(n_perm=60, seed=9, alternative=alternative)
+    kw = dict(n_perm=60, seed=9, alternative=alternative, statistic="difference")
     plain = seegaan.sequence(interp, linear8, correction=correction, **kw)
     m = 0.1 * float(np.abs(plain.difference).max())
     res = seegaan.sequence(interp, linear8, correction={"maxt": MaxT, "maxd": MaxD}[correction](min_change=m), **kw)
@@ -413,7 +415,10 @@ def test_welch_choice_and_refusals():
     assert seegaan.sequence(cm, linear8, n_perm=9, correction="maxd").attrs["statistic"] == "difference"
     assert seegaan.sequence(cm, linear8, n_perm=9, statistic="difference").attrs["statistic"] == "difference"
     age = seegaan.interpolate(ds, feature="age", method="linear", steps=3)
-    assert seegaan.sequence(age, linear8, n_perm=9).attrs["statistic"] == "difference"
+    assert seegaan.sequence(age, linear8, n_perm=9).attrs["statistic"] == "hc3"
+    assert seegaan.sequence(age, linear8, n_perm=9, correction="maxd").attrs["statistic"] == "difference"
+    gam = seegaan.interpolate(ds, feature="age", method="gam", steps=3)
+    assert seegaan.sequence(gam, linear8, n_perm=9).attrs["statistic"] == "difference"
     adj = seegaan.interpolate(ds, feature="sex", steps=3, adjust="age")
     assert seegaan.sequence(adj, linear8, n_perm=9).attrs["statistic"] == "difference"
     res = seegaan.sequence(cm, linear8, n_perm=9)
@@ -426,6 +431,14 @@ def test_welch_choice_and_refusals():
                                     (cm, {"statistic": "studentised"}, "unknown statistic")):
         with pytest.raises(SeegaanError, match=message):
             seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "welch", **kwargs})
+    adj_age = seegaan.interpolate(ds, feature="age", method="linear", steps=3, adjust="sex")
+    for interp, kwargs, message in ((gam, {}, "needs a linear trajectory without covariates .* gam trajectory"),
+                                    (cm, {}, "class-mean trajectory"),
+                                    (adj_age, {}, "with covariates"),
+                                    (age, {"correction": "maxd"}, "raw difference"),
+                                    (age, {"correction": MaxT(sd_offset="median")}, "the hc3 statistic")):
+        with pytest.raises(SeegaanError, match=message):
+            seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "hc3", **kwargs})
     with pytest.raises(SeegaanError, match="--sd-offset applies"):       # auto resolves to welch here
         seegaan.sequence(cm, linear8, n_perm=9, correction=MaxT(sd_offset="median"))
 
@@ -484,3 +497,65 @@ def test_nan_mask_is_refused():
     mask[0, 0] = np.nan
     with pytest.raises(SeegaanError, match="NaN or infinite"):
         seegaan.sequence(interp, linear8, n_perm=5, mask=mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# the HC3 statistic of linear trajectories (issue #11 item 2)
+# ---------------------------------------------------------------------------------------------
+def _hc3_slope_se(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OLS slope of every column of y on x and its HC3 SE, written out directly (no shortcuts)."""
+    X = np.column_stack([np.ones_like(x), x])
+    XtX_inv = np.linalg.inv(X.T @ X)
+    beta = XtX_inv @ X.T @ y
+    e = y - X @ beta
+    h = np.einsum("ij,jk,ik->i", X, XtX_inv, X)
+    meat = np.einsum("ij,ik,im->jkm", X, X, (e / (1 - h)[:, None]) ** 2)
+    var = np.einsum("j,jkm,k->m", XtX_inv[1], meat, XtX_inv[1])
+    return beta[1], np.sqrt(var)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less"])
+def test_hc3_exact_enumeration_equals_brute_force(alternative):
+    """Linear decoder: every map of every relabelling is the slope of the images on x times |g_k - g_0|,
+    over its own HC3 SE; the exact p-value is the share of the 720 relabellings whose t reaches it."""
+    rng = np.random.default_rng(3)
+    n = 6
+    x = rng.normal(size=n)
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
+                          "x": x})
+    W = rng.normal(size=(n, 8)) * (1 + np.abs(x - x.mean()))[:, None]      # spread largest at both ends
+    ds = seegaan.create_cohort(W, table)
+    interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
+    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative)
+    assert res.attrs["statistic"] == "hc3" and res.attrs["hc3_se"] == "HC3 over images"
+    Y = linear8(W.astype(np.float32)).reshape(n, -1).astype(np.float64)
+    stat = {"two-sided": np.abs, "less": lambda v: -v}[alternative]
+    t_obs = stat(np.divide(*_hc3_slope_se(x, Y)))
+    t_all = np.array([stat(np.divide(*_hc3_slope_se(x[list(p)], Y))) for p in itertools.permutations(range(n))])
+    tol = 1e-4 * np.abs(t_obs) + 1e-6     # u is a float32 central difference: near-ties may go either way
+    at_least = (((t_all >= t_obs + tol).sum(0) + 1) / 720).reshape(8, 8)      # + the identity itself
+    at_most = ((t_all >= t_obs - tol).sum(0) / 720).reshape(8, 8)
+    assert np.all((at_least - 1e-12 <= res.p_value[1]) & (res.p_value[1] <= at_most + 1e-12))
+    assert np.mean(at_least == at_most) > 0.5 and len(np.unique(res.p_value[1])) > 20
+    np.testing.assert_allclose(res.p_value[2], res.p_value[1])      # the same t at every step
+    assert np.all(res.p_value[0] == 1)
+
+
+@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
+@pytest.mark.parametrize("per, feature, scheme, units", [(1, "age", "image", "HC3 over images"),
+                                                        (2, "age", "patient-label", "CR3 over patients"),
+                                                        (2, "bnpp", "whole-block", "HC3 over images")])
+@pytest.mark.parametrize("correction", ["maxt", "tfce"])
+def test_hc3_same_bits_across_batch_sizes_and_schemes(per, feature, scheme, units, correction):
+    ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
+    interp = seegaan.interpolate(ds, feature=feature, method="linear", transform="none", steps=4)
+    runs = [seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache,
+                             correction=correction)
+            for bs, cache in [(1, 1024), (4, 0), (64, 1024)]]
+    a = runs[0].attrs
+    assert a["statistic"] == "hc3" and a["hc3_decodes"] == 16 and a["hc3_se"].startswith(units)
+    assert a["permutation_scheme"] == scheme and "HC3 SE of the permuted fit" in runs[0].summary().as_text()
+    assert "hc3 z" in a["pixel_statistic"]
+    for other in runs[1:]:
+        for name in ("p_value", "p_adjusted", "null_max"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))

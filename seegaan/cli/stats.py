@@ -13,14 +13,14 @@ from typing import Annotated
 
 import typer
 
-from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, TRANSFORMS, cli_enum
+from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors, version_option
 
 Method = cli_enum("Method", METHODS)
 Transform = cli_enum("Transform", TRANSFORMS)
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
-Statistic = cli_enum("Statistic", ("auto", "welch", "difference"))
+Statistic = cli_enum("Statistic", STATISTICS)
 
 
 def inspect_command(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
@@ -61,9 +61,10 @@ def interpolate_command(
     perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
     correction: Annotated[Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
     statistic: Annotated[Statistic, typer.Option(
-        help="Pixel statistic: welch (each map over its own Welch SE, delta method; valid when groups differ "
-             "in spread), difference, or auto (welch for class-mean without covariates unless --correction "
-             "maxd, else difference).")] = Statistic("auto"),
+        help="Pixel statistic: welch (class-mean: each map over its own Welch SE, delta method; valid when "
+             "groups differ in spread), hc3 (linear: slope over its HC3 SE of the permuted fit; valid when the "
+             "spread changes along the feature), difference, or auto (welch for class-mean, hc3 for linear, "
+             "both without covariates and unless --correction maxd; else difference, e.g. gam).")] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     tfce_e: Annotated[float | None, typer.Option(
         help="tfce: extent exponent (H = 2; E = 0.5 or 1 for 2-D maps); default 0.5.")] = None,

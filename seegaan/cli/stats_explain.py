@@ -13,23 +13,25 @@ from typing import Annotated
 
 import typer
 
-from seegaan._choices import ALTERNATIVES, CORRECTIONS, TRANSFORMS, cli_enum
+from seegaan._choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan.cli._common import progress_bar, user_errors
 from seegaan.cnn import INPUT_SCALES
-from seegaan.sequences import STATISTICS
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
 On = cli_enum("On", ("reconstruction",))
 LocalMethod = cli_enum("LocalMethod", ("auto", "linear", "gam"))
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
-Statistic = cli_enum("Statistic", STATISTICS)
+Statistic = cli_enum("Statistic", tuple(s for s in STATISTICS if s != "hc3"))  # no hc3 for local
 Transform = cli_enum("Transform", TRANSFORMS)
 
 _MODEL_HELP = ("TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
                "function; it maps float32 images (B, 1, H, W) to B numbers.")
 _SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
 _SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."
+Threads = Annotated[int, typer.Option(
+    help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
+         "default, is fastest for small models and on shared machines).")]
 
 
 def _inputs(cohort: Path | None, decoder: str | None, *, decoder_needed: bool = True):
@@ -49,6 +51,13 @@ def _existing(*paths) -> list:
     return [p for p in paths if p is not None and Path(str(p)).is_file()]
 
 
+def _limited(threads: int):
+    """``--threads``: :func:`seegaan.cli.stats_pixel.limited_threads` (the libraries imported first)."""
+    from seegaan.cli.stats_pixel import limited_threads
+
+    return limited_threads(threads)
+
+
 def predict_command(
     model: Annotated[str, typer.Option(help=_MODEL_HELP)],
     name: Annotated[str, typer.Option(help="Name of the new numeric feature holding the predictions.")],
@@ -63,6 +72,7 @@ def predict_command(
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     batch_size: Annotated[int, typer.Option(help="Images per model call (memory only).")] = 32,
+    threads: Threads = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ):
     """Add a CNN's predictions for every cohort image as a numeric feature (on images or reconstructions)."""
@@ -81,10 +91,11 @@ def predict_command(
         check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
         ds = open_cohort(cohort)
         check_feature_name(ds, name)
-        net = load_model(model, input_size=input_size, input_scale=input_scale.value)
-        with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
-            result = predict(ds, net, name=name, images=images, decoder=decoder,
-                             batch_size=batch_size, progress=advance)
+        with _limited(threads):
+            net = load_model(model, input_size=input_size, input_scale=input_scale.value)
+            with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
+                result = predict(ds, net, name=name, images=images, decoder=decoder,
+                                 batch_size=batch_size, progress=advance)
         save_cohort(result, out, overwrite=overwrite)
         values = result[name].values
         typer.echo(f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
@@ -113,6 +124,7 @@ def explain_command(
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     plot: Annotated[Path | None, typer.Option(help="Also write the panel figure (PNG).")] = None,
+    threads: Threads = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
     """Move one image along its local latent direction until the CNN predicts TARGET (counterfactual)."""
@@ -130,12 +142,13 @@ def explain_command(
         _check_tol(tol)
         span = parse_lambda_range(lambda_range)
         methods = _check_methods(attributions or ())
-        net = load_model(model, input_size=input_size, input_scale=input_scale.value)
-        with progress_bar("explain", None) as advance:
-            result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target, feature=feature,
-                             levels=levels, tol=tol, lambda_range=span, n_scan=n_scan, attributions=methods,
-                             layer=layer, progress=advance,
-                             command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+        with _limited(threads):
+            net = load_model(model, input_size=input_size, input_scale=input_scale.value)
+            with progress_bar("explain", None) as advance:
+                result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target,
+                                 feature=feature, levels=levels, tol=tol, lambda_range=span, n_scan=n_scan,
+                                 attributions=methods, layer=layer, progress=advance,
+                                 command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
         typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))
@@ -160,7 +173,7 @@ def local_command(
         help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
     statistic: Annotated[Statistic, typer.Option(
         help="welch (class features: own Welch SE per permutation, J at the image), difference, or auto "
-             "(welch for a class feature unless --correction maxd).")] = Statistic("auto"),
+             "(welch for a class feature unless --correction maxd; difference for numeric features).")] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     alternative: Annotated[Alternative, typer.Option(
         help="Direction of the difference tested.")] = Alternative("two-sided"),
@@ -171,6 +184,7 @@ def local_command(
         help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
+    threads: Threads = 1,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
@@ -192,7 +206,7 @@ def local_command(
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         if lambdas is not None:
             parse_lambdas(lambdas)
-        with warnings.catch_warnings(record=True) as caught:
+        with _limited(threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature}, {image})", None) as advance:
                 result = local_sequence(open_cohort(cohort), decoder, image_id=image, feature=feature, levels=levels,

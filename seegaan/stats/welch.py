@@ -1,17 +1,23 @@
-"""The Welch statistic of a class-mean trajectory: every map over its own standard error (issue #11).
+"""Studentised pixel statistics: every map -- observed and null -- over its own standard error (issue #11).
 
 With two groups of different size *and* spread the permutation null of the raw (or permutation-SD
-standardised) difference is too narrow (Behrens–Fisher; Janssen 1997; Chung & Romano 2013). Here every
-map -- the observed one and each null one -- is divided by the Welch standard error of *its own* group
-assignment, and the Welch t is carried through its Welch–Satterthwaite df onto the normal scale (PALM's
-v -> z, Winkler et al. 2014). The standard error comes from the delta-method linearised images
-``u_i = J (w_i - w̄)``, J the decoder Jacobian at the cohort mean (:func:`seegaan._welch.linearise`); a
-permutation only changes which images are summed in which group (:func:`seegaan._welch.iter_welch_se`).
-Details and calibration: ``docs/welch.md``.
+standardised) difference is too narrow (Behrens–Fisher; Janssen 1997; Chung & Romano 2013); for a
+``linear`` trajectory the same happens when the latent spread is largest where the leverage is (at both
+ends of the feature; DiCiccio & Romano 2017). Here every map is divided by the standard error of *its
+own* fit -- the Welch SE of its group assignment (class-mean), or the HC3 SE of the slope of its permuted
+regression (linear) -- which keeps the test exact under exchangeability and makes it asymptotically valid
+under unequal spread. The Welch t is carried through its Welch–Satterthwaite df onto the normal scale
+(PALM's v -> z, Winkler et al. 2014); the HC3 t is used as z (n - 2 df changed nothing at n = 150,
+``docs/welch.md``). The standard errors come from the delta-method linearised images ``u_i = J (w_i - w̄)``
+(:func:`seegaan._welch.linearise`); a permutation only changes which images are summed in which group
+(:func:`seegaan._welch.iter_welch_se`) or which feature value a latent is paired with
+(:func:`seegaan._welch.iter_slope_se`). Details and calibration: ``docs/welch.md``.
 
-Arrays in, arrays out: :class:`WelchDesign` holds ``u``, the groups and the grid; :meth:`WelchDesign.z`
-turns difference maps and their permutation rows into z maps; :class:`WelchZ` is the pixel statistic the
-family-wise corrections act on (z as it is: no further standardising by the permutation SD).
+Arrays in, arrays out: :class:`WelchDesign` / :class:`SlopeDesign` hold ``u`` and the design; their
+``z`` turns difference maps and their permutation rows into z maps and ``null_maps`` wraps a producer of
+null differences (:class:`StudentisedNull`, picklable when that producer is); :class:`StudentisedZ`
+(alias :class:`WelchZ`) is the pixel statistic the family-wise corrections act on (z as it is: no further
+standardising by the permutation SD).
 """
 
 from __future__ import annotations
@@ -26,8 +32,44 @@ from seegaan.stats.engine import NullMaps, PixelStatistic
 Z_CAP = 38.5
 
 
+def _per_step(step_scale: np.ndarray, se: np.ndarray, dof: np.ndarray | None):
+    """(nb, M) SE (and df) of the unit difference -> (nb, K * M): step k's SE is ``step_scale[k]`` times it."""
+    nb, M = se.shape
+    full = (step_scale[None, :, None] * se[:, None, :]).reshape(nb, -1)
+    if dof is None:
+        return full, None
+    return full, np.broadcast_to(dof[:, None, :], (nb, step_scale.size, M)).reshape(nb, -1)
+
+
+class _Design:
+    """Shared by the designs: ``se(rows) -> (se, dof or None)``, each (nb, K * M)."""
+
+    def se(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:   # pragma: no cover
+        raise NotImplementedError
+
+    def z(self, difference: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """float32 signed z maps (nb, K * M) of the difference maps (nb, K * M) of ``rows``."""
+        se, dof = self.se(rows)
+        return studentised_z(difference, se, dof)
+
+    def null_maps(self, differences: NullMaps) -> NullMaps:
+        """A producer of z maps from a producer of null difference maps (same rows, same order)."""
+        return StudentisedNull(self, differences)
+
+
 @dataclass(frozen=True, eq=False)
-class WelchDesign:
+class StudentisedNull:
+    """``rows -> z maps``: the null differences of ``rows`` over their own SE (picklable)."""
+
+    design: _Design
+    differences: NullMaps
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return self.design.z(self.differences(rows), rows)
+
+
+@dataclass(frozen=True, eq=False)
+class WelchDesign(_Design):
     """What the Welch SE of any permutation row needs.
 
     Attributes
@@ -41,42 +83,68 @@ class WelchDesign:
         ``|t_k - t_0|`` times that of the group-mean difference.
     scheme : {"image", "whole-block", "patient-label"}
         The plan's scheme (:func:`seegaan._welch.group_indicator` conventions).
+    step_scale : ndarray (K,), optional
+        Replaces ``|t_k - t_0|`` (e.g. ``|λ_k|`` of a local sequence).
     """
 
     u: np.ndarray = field(repr=False)
     groups: np.ndarray = field(repr=False)
     grid: np.ndarray
     scheme: str
+    step_scale: np.ndarray | None = None
 
     def se(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Welch SE and Welch–Satterthwaite df, each (nb, K * M), of the permutation ``rows`` (nb, n)."""
         from seegaan._welch import iter_welch_se
 
         rows = np.atleast_2d(rows)
-        _, se, dof = next(iter_welch_se(self.u, self.groups, rows, self.scheme, t=self.grid,
-                                        batch_size=max(len(rows), 1), df=True))
-        return se.reshape(len(rows), -1), dof.reshape(len(rows), -1)
-
-    def z(self, difference: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """float32 signed z maps (nb, K * M) of the difference maps (nb, K * M) of ``rows``."""
-        se, dof = self.se(rows)
-        return welch_z(difference, se, dof)
-
-    def null_maps(self, differences: NullMaps) -> NullMaps:
-        """A producer of z maps from a producer of null difference maps (same rows, same order)."""
-
-        def null_maps(rows: np.ndarray) -> np.ndarray:
-            return self.z(differences(rows), rows)
-
-        return null_maps
+        _, se, dof = next(iter_welch_se(self.u, self.groups, rows, self.scheme, batch_size=max(len(rows), 1),
+                                        df=True))
+        g = np.asarray(self.grid, np.float64)
+        scale = np.abs(g - g[0]) if self.step_scale is None else np.asarray(self.step_scale, np.float64)
+        return _per_step(scale, se, dof)
 
 
-def welch_z(difference: np.ndarray, se: np.ndarray, dof: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class SlopeDesign(_Design):
+    """What the HC3 SE of the permuted regression's slope (``linear`` trajectory) needs.
+
+    Attributes
+    ----------
+    u : ndarray (n, M), float64
+        Linearised images of the analysed latents.
+    x : ndarray (n,)
+        The feature as the map sees it (``InterpolationResult.feature_codes``).
+    step_scale : ndarray (K,)
+        ``|g_k - g_0|`` (grid on the feature's transformed scale): step k's SE is that times the slope's.
+    scheme : {"image", "whole-block", "patient-label"}
+        See :func:`seegaan._welch.feature_per_latent`.
+    clusters : ndarray (n,), optional
+        Patient of every image when the units are patients (cluster-robust CR3).
+    """
+
+    u: np.ndarray = field(repr=False)
+    x: np.ndarray = field(repr=False)
+    step_scale: np.ndarray
+    scheme: str
+    clusters: np.ndarray | None = field(default=None, repr=False)
+
+    def se(self, rows: np.ndarray) -> tuple[np.ndarray, None]:
+        """HC3 (or CR3) SE (nb, K * M) of the permutation ``rows`` (nb, n); no df (z = t)."""
+        from seegaan._welch import slope_se
+
+        rows = np.atleast_2d(rows)
+        se = slope_se(self.u, self.x, rows, self.scheme, hc="HC3", clusters=self.clusters,
+                      batch_size=max(len(rows), 1))
+        return _per_step(np.asarray(self.step_scale, np.float64), se, None)
+
+
+def studentised_z(difference: np.ndarray, se: np.ndarray, dof: np.ndarray | None = None) -> np.ndarray:
     """``sign(d) * z(|d| / se, dof)`` as float32; 0 where se is 0 (the pixel cannot be tested).
 
-    A monotone, odd, per-pixel function of (d, se, dof): exactness under exchangeability is kept and the
-    identity row reproduces the observed map bit for bit. z is capped at :data:`Z_CAP` where the t tail
-    underflows.
+    ``dof`` None: z = t (no df). A monotone, odd, per-pixel function of (d, se, dof): exactness under
+    exchangeability is kept and the identity row reproduces the observed map bit for bit. z is capped at
+    :data:`Z_CAP` where the t tail underflows.
     """
     from seegaan._welch import t_to_z
 
@@ -85,28 +153,38 @@ def welch_z(difference: np.ndarray, se: np.ndarray, dof: np.ndarray) -> np.ndarr
     ok = se > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(ok, d / np.where(ok, se, 1.0), 0.0)
-    z = t_to_z(t, np.where(ok, dof, np.nan))
+    z = np.abs(t) if dof is None else t_to_z(t, np.where(ok, dof, np.nan))
     z = np.where(ok, np.minimum(np.where(np.isfinite(z), z, Z_CAP), Z_CAP), 0.0)
     return np.ascontiguousarray(np.sign(d) * z, dtype=np.float32)
 
 
-@dataclass(frozen=True, eq=False)
-class WelchZ(PixelStatistic):
-    """The Welch z maps as they are (scale 1 on testable pixels): no permutation-SD standardising.
+#: the Welch z of :class:`WelchDesign` (the name the class-mean code was written with)
+welch_z = studentised_z
 
-    ``difference``, ``se`` and ``dof`` are the observed map's (flattened, identity row), so that
-    ``min_change`` shrinks the *difference* before it is divided by its SE (:meth:`shrink`).
+
+@dataclass(frozen=True, eq=False)
+class StudentisedZ(PixelStatistic):
+    """Studentised z maps as they are (scale 1 on testable pixels): no permutation-SD standardising.
+
+    ``difference``, ``se`` and ``dof`` (None: z = t) are the observed map's (flattened, identity row), so
+    that ``min_change`` shrinks the *difference* before it is divided by its SE (:meth:`shrink`);
+    ``description`` is recorded as ``pixel_statistic``.
     """
 
     difference: np.ndarray = field(repr=False)
     se: np.ndarray = field(repr=False)
-    dof: np.ndarray = field(repr=False)
+    dof: np.ndarray | None = field(repr=False)
+    description: str = "welch z (own SE per permutation, Welch-Satterthwaite df -> z)"
 
     def scale(self, sd, tested):
         scale = np.zeros(sd.size, dtype=np.float64)
         scale[(sd > 0) & tested] = 1.0   # a pixel whose z never varies (se 0 everywhere) is not tested
-        return scale, {"pixel_statistic": "welch z (own SE per permutation, Welch-Satterthwaite df -> z)"}
+        return scale, {"pixel_statistic": self.description}
 
     def shrink(self, observed, min_change):
         d = self.difference.astype(np.float64)
-        return welch_z(np.sign(d) * np.maximum(np.abs(d) - min_change, 0.0), self.se, self.dof)
+        return studentised_z(np.sign(d) * np.maximum(np.abs(d) - min_change, 0.0), self.se, self.dof)
+
+
+#: the class-mean name of :class:`StudentisedZ`
+WelchZ = StudentisedZ
