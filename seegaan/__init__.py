@@ -43,6 +43,7 @@ _LAZY = {
     "local_sequence": "seegaan.local",
     "LocalResult": "seegaan.local",
     "plot_local": "seegaan.local",
+    "pixel_test": "seegaan.pixeltest",
     "load_model": "seegaan.cnn",
     "ExplainResult": "seegaan.explain",
     "local_direction": "seegaan.explain",

@@ -387,3 +387,21 @@ def test_nan_in_a_mask_is_refused(cohort_file, tmp_path):
             "--mask", tmp_path / "nan.npy", "--out", tmp_path / "m.nc")
     assert "1 NaN or infinite value(s)" in one_line_error(r)
     assert not (tmp_path / "m.nc").exists()
+
+
+def test_workers_option_gives_the_single_process_result(cohort_file, tmp_path):
+    pytest.importorskip("distributed")
+    assert "--workers must be" in one_line_error(run(
+        "interpolate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC, "--perm", 20,
+        "--workers", 0, "--out", tmp_path / "w0.nc", "--no-plot"))
+    assert not (tmp_path / "w0.nc").exists()
+    common = ["interpolate", "--feature", "age", "--method", "linear", "--cohort", cohort_file, "--decoder", DEC,
+              "--perm", 40, "--steps", 3, "--no-plot"]
+    r1 = run(*common, "--out", tmp_path / "one.nc")
+    r2 = run(*common, "--workers", 1, "--out", tmp_path / "dask.nc")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
+    a, b = xr.open_dataset(tmp_path / "one.nc"), xr.open_dataset(tmp_path / "dask.nc")
+    for name in ("p_value", "p_adjusted", "significant"):
+        assert np.array_equal(a[name].values, b[name].values)
+    a.close()
+    b.close()

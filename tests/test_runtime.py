@@ -229,3 +229,93 @@ def test_strict_fp32_decodes_like_plain_fp32_on_cpu():
     with strict_fp32():
         out = lin(x)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ --threads of the commands
+
+def _recording(monkeypatch):
+    """Wrap the permutation engine (as bound in seegaan.sequences and in seegaan.stats.engine) so that it
+    records :func:`thread_settings` while the statistics run."""
+    import seegaan.sequences
+    import seegaan.stats.engine
+    from seegaan._runtime import thread_settings
+
+    seen = []
+    real = seegaan.stats.engine.permutation_test
+
+    def wrapper(*args, **kwargs):
+        seen.append(thread_settings())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seegaan.sequences, "permutation_test", wrapper)
+    monkeypatch.setattr(seegaan.stats.engine, "permutation_test", wrapper)
+    return seen
+
+
+def _all_one(settings):
+    return settings["numba"] == 1 and settings["blas"] and {p["num_threads"] for p in settings["blas"]} == {1}
+
+
+@pytest.mark.parametrize("command", ["interpolate", "local"])
+def test_threads_one_limits_numba_and_blas_during_the_statistics(command, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from seegaan.cli.stats import app
+    from seegaan.cli.stats_explain import register as register_explain
+    from seegaan.cohort import save_cohort
+
+    from .conftest import make_cohort
+
+    if command not in {c.name for c in app.registered_commands}:
+        register_explain(app)
+    cohort = tmp_path / "c.nc"
+    save_cohort(make_cohort(n=30), cohort)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)     # more than one where the machine has cores
+    threadpoolctl.threadpool_limits(limits=2)
+    seen = _recording(monkeypatch)
+    extra = ["--image", "img0003", "--lambdas", "0:1:3"] if command == "local" else ["--steps", "3"]
+    r = CliRunner().invoke(app, [command, "--feature", "sex", "--cohort", str(cohort), "--decoder",
+                                 "tests._decoders:linear8", "--perm", "20", "--threads", "1", "--no-plot",
+                                 "--out", str(tmp_path / "s.nc"), *extra])
+    assert r.exit_code == 0, r.output
+    assert len(seen) == 1 and _all_one(seen[0]), seen
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS   # restored after the command
+
+
+_FRESH = """
+import sys
+import seegaan.sequences, seegaan.stats.engine
+from seegaan._runtime import thread_settings
+seen, real = [], seegaan.stats.engine.permutation_test
+def wrapper(*a, **k):
+    import numba  # what the kernels will run with, once imported
+    seen.append((thread_settings(), numba.get_num_threads()))
+    return real(*a, **k)
+seegaan.sequences.permutation_test = seegaan.stats.engine.permutation_test = wrapper
+assert "numba" not in sys.modules
+from seegaan.cli.stats import app
+rc = app(sys.argv[1:], standalone_mode=False)
+s, nb = seen[0]
+assert rc in (0, None) and nb == 1 and {p["num_threads"] for p in s["blas"]} == {1}, (rc, nb, s)
+"""
+
+
+@pytest.mark.parametrize("command", ["interpolate", "local"])
+def test_threads_one_in_a_fresh_process(command, tmp_path):
+    """As above in a new process where Numba is not imported yet and the defaults are 2 threads."""
+    import os
+
+    from seegaan.cohort import save_cohort
+
+    from .conftest import REPO, make_cohort
+
+    cohort = tmp_path / "c.nc"
+    save_cohort(make_cohort(n=30), cohort)
+    extra = ["--image", "img0003", "--lambdas", "0:1:3"] if command == "local" else ["--steps", "3"]
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2",
+           "MPLBACKEND": "Agg", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", _FRESH, command, "--feature", "sex", "--cohort", str(cohort),
+                        "--decoder", "tests._decoders:linear8", "--perm", "20", "--threads", "1", "--no-plot",
+                        "--out", str(tmp_path / "s.nc"), *extra], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

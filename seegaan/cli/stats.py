@@ -88,6 +88,12 @@ def interpolate_command(
              "default, is fastest for small models and on shared machines).")] = 1,
     out: Annotated[Path | None, typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Decode the permutations on a local Dask cluster of N single-threaded worker processes (pip "
+             "install 'seegaan[distributed]'); the same result as one process.")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Decode the permutations on the workers of a running Dask scheduler, e.g. tcp://host:8786 "
+             "(reached within 5 s); the same result as one process.")] = None,
     animate: Annotated[Path | None, typer.Option(
         help="Also write an animation of the sequence and its significant differences (.gif, or .mp4 with "
              "the [report] extra).")] = None,
@@ -98,8 +104,9 @@ def interpolate_command(
     with user_errors():
         from seegaan._errors import SeegaanError
         from seegaan._io import check_output_path
-        from seegaan._runtime import limit_threads
+        from seegaan._runtime import command_threads
         from seegaan.stats import as_correction
+        from seegaan.stats.distributed import client_from_options
         from seegaan.stats.engine import check_run
 
         if threads < 0:
@@ -117,7 +124,7 @@ def interpolate_command(
             from seegaan.animate import check_animation_path
 
             check_animation_path(animate, overwrite=overwrite, inputs=inputs)  # .gif/.mp4: never --out/--plot
-        check_run(n_perm=perm, alpha=alpha, batch_size=batch_size)   # before any work
+        check_run(n_perm=perm, alpha=alpha, batch_size=batch_size, seed=seed)   # before any work
         options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
                                 tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
         checkpoint = Path(str(decoder)).is_file()
@@ -125,12 +132,13 @@ def interpolate_command(
             from seegaan.model.allocator import keep_freed_memory
 
             keep_freed_memory()  # decoding on the CPU: reuse freed blocks (a process-wide malloc setting)
-        with limit_threads(threads or None, torch=checkpoint):
+        # a cluster is reached (or refused) before any work; its workers load the decoder themselves
+        with client_from_options(workers, scheduler) as client, command_threads(threads, torch=checkpoint):
             result = _interpolate_and_test(
                 cohort, decoder, feature=feature, method=method.value, levels=levels, steps=steps, grid=grid,
                 transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
                 options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
-                seed=seed, batch_size=batch_size, mask=mask)
+                seed=seed, batch_size=batch_size, mask=mask, client=client)
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             from seegaan.animate import animate_option_hook
@@ -143,7 +151,7 @@ def interpolate_command(
 
 def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, grid, transform, gam_lam,
                           gam_splines, adjust, perm, options, statistic, alpha, alternative, seed, batch_size,
-                          mask):
+                          mask, client=None):
     """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
     from seegaan.cohort import open_cohort
     from seegaan.decoder import load_decoder
@@ -153,13 +161,13 @@ def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, gr
 
     interp = interpolate(open_cohort(cohort), feature=feature, method=method, levels=levels, steps=steps,
                          grid=grid, transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
-    dec = load_decoder(decoder)
+    dec = load_decoder(decoder) if client is None else str(decoder)  # workers load a spec, not an object
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SeegaanWarning)
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=options, statistic=statistic, alpha=alpha,
                               alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
-                              progress=advance, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+                              progress=advance, client=client, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     # notes after the test: an error in the test's own checks stays the only line on stderr
     for note in interp.notes:
         typer.echo(f"note: {note}", err=True)
@@ -188,12 +196,14 @@ def _root(version: bool = version_option("seegaan-stats")):
 
 
 from seegaan.cli import stats_explain as _explain  # noqa: E402
+from seegaan.cli import stats_pixel as _pixel  # noqa: E402
 from seegaan.cli import stats_report as _report  # noqa: E402
 from seegaan.cli import stats_table1 as _table1  # noqa: E402
 
 register(app)
 _table1.register(app)
 _explain.register(app)
+_pixel.register(app)
 _report.register(app)
 
 

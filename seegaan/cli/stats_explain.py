@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from seegaan._choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
+from seegaan._runtime import command_threads
 from seegaan.cli._common import progress_bar, user_errors
 from seegaan.cnn import INPUT_SCALES
 
@@ -51,13 +52,6 @@ def _existing(*paths) -> list:
     return [p for p in paths if p is not None and Path(str(p)).is_file()]
 
 
-def _limited(threads: int):
-    """``--threads``: :func:`seegaan.cli.stats_pixel.limited_threads` (the libraries imported first)."""
-    from seegaan.cli.stats_pixel import limited_threads
-
-    return limited_threads(threads)
-
-
 def predict_command(
     model: Annotated[str, typer.Option(help=_MODEL_HELP)],
     name: Annotated[str, typer.Option(help="Name of the new numeric feature holding the predictions.")],
@@ -91,7 +85,7 @@ def predict_command(
         check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
         ds = open_cohort(cohort)
         check_feature_name(ds, name)
-        with _limited(threads):
+        with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
                 result = predict(ds, net, name=name, images=images, decoder=decoder,
@@ -142,7 +136,7 @@ def explain_command(
         _check_tol(tol)
         span = parse_lambda_range(lambda_range)
         methods = _check_methods(attributions or ())
-        with _limited(threads):
+        with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar("explain", None) as advance:
                 result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target,
@@ -206,7 +200,7 @@ def local_command(
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         if lambdas is not None:
             parse_lambdas(lambdas)
-        with _limited(threads), warnings.catch_warnings(record=True) as caught:
+        with command_threads(threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature}, {image})", None) as advance:
                 result = local_sequence(open_cohort(cohort), decoder, image_id=image, feature=feature, levels=levels,

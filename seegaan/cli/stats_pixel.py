@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from seegaan._runtime import command_threads
 from seegaan.cli._common import progress_bar, user_errors
 from seegaan.cli.model_cmds import Pseudonymize, Salt, TextColumns
 
@@ -46,21 +47,6 @@ def with_options(func, extra: list[inspect.Parameter]):
     func.__signature__ = inspect.Signature(params)
     func.__annotations__ = {p.name: p.annotation for p in params}
     return func
-
-
-def limited_threads(threads: int):
-    """``--threads``: torch, Numba and BLAS limited together. The libraries the work uses are imported
-    first: :func:`~seegaan._runtime.limit_threads` limits what is loaded when it starts, and a library
-    first imported (or a Numba threading layer first started) inside would keep or reset the defaults."""
-    from seegaan._runtime import _check_threads, limit_threads
-
-    if _check_threads(threads):
-        import numba
-        import scipy.linalg  # noqa: F401
-        import torch  # noqa: F401
-
-        numba.get_num_threads()  # starts Numba's threading layer, which may reset the OpenMP threads
-    return limit_threads(threads or None, torch=True)
 
 
 def pixel_test_command(
@@ -141,7 +127,7 @@ def _pixel_test(images, table, *, size, view, text_columns, pseudonymize, option
     correction = as_correction(o["correction"].value, sd_offset=o["sd_offset"], min_change=o["min_change"],
                                tfce_e=o["tfce_e"], tfce_connectivity=o["tfce_connectivity"],
                                cluster_threshold=o["cluster_threshold"])
-    with limited_threads(o["threads"]), warnings.catch_warnings(record=True) as caught:
+    with command_threads(o["threads"]), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SeegaanWarning)
         with progress_bar(f"permutations (pixels, {o['feature']})", None) as advance:
             result = pixel_test(
