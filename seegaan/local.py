@@ -334,7 +334,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     correction = as_correction(correction)
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
-    check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size)
+    check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
     direction = None
     if is_class:
         if values is not None:

@@ -165,7 +165,7 @@ def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequen
     if "decoder" in sequence_options:
         raise SeegaanError("pixel_test() decodes with the identity; it takes no decoder")
     check_run(n_perm=sequence_options.get("n_perm", 1000), alpha=sequence_options.get("alpha", 0.05),
-              batch_size=sequence_options.get("batch_size", 16))
+              batch_size=sequence_options.get("batch_size", 16), seed=sequence_options.get("seed", 0))
     if isinstance(images, ImageSet):
         data = images
     else:

@@ -282,7 +282,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     correction = as_correction(correction)
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
-    check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size)
+    check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
     statistic = resolve_statistic(statistic, interp, correction)
     n = int(interp.image_index.size)
     if not isinstance(n_perm, str) and n_perm:

@@ -1,5 +1,6 @@
 """sequence() and the streaming permutation engine: p-value properties, brute force, same bits, masks."""
 
+from pathlib import Path
 import itertools
 import warnings
 
@@ -559,3 +560,23 @@ def test_hc3_same_bits_across_batch_sizes_and_schemes(per, feature, scheme, unit
     for other in runs[1:]:
         for name in ("p_value", "p_adjusted", "null_max"):
             np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
+
+
+def test_save_on_ctrl_c_while_the_figure_is_written_leaves_neither_file(tmp_path, monkeypatch):
+    """A Ctrl-C during the figure (the second file) must also drop the netCDF file (one deferral)."""
+    import os
+    import signal
+
+    import seegaan
+
+    interp = seegaan.interpolate(make_cohort(n=30), feature="sex", method="class-mean", steps=3)
+    result = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=0)
+
+    def plot_interrupted(self, path=None, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # held back until both files are written, then raised
+        Path(path).write_bytes(b"png")
+
+    monkeypatch.setattr(seegaan.SequenceResult, "plot", plot_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        result.save(tmp_path / "s.nc", tmp_path / "s.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
