@@ -35,6 +35,7 @@ _LAZY = {
     "encode_images": "seegaan.model.tasks",
     "reconstruct_images": "seegaan.model.tasks",
     "sample_images": "seegaan.model.tasks",
+    "evaluate_images": "seegaan.model.tasks",
 }
 
 __all__ = sorted(_LAZY)
