@@ -1,19 +1,27 @@
 """The default main job on the bundled demo: how much of its wall time is decoding?
 
 Runs what ``seegaan-stats interpolate --feature bnpp --no-plot`` runs (GAM λ = 0.6, patient-label
-permutations, B = 1,000, max-T, batch 16, torch on one thread, the netCDF written) through the API, with
-the decoder wrapped so that every call to it is timed, and the null trajectories timed the same way.
+permutations, B = 1,000, max-T, batch 16, the netCDF written) through the API, with the CLI's settings:
+``keep_freed_memory()`` (glibc keeps freed large blocks; the CLI calls it before decoding a checkpoint)
+and ``command_threads(1)`` (torch, Numba and BLAS on one thread, the ``--threads 1`` default). The
+decoder is wrapped so that every call to it is timed, and the null trajectories are timed the same way.
 Prints the wall time split: decoding, null trajectories, the rest (interpolation, permutation plan,
 kernels, writing) and the share of decoding.
 
+``--no-keep-freed`` leaves glibc's malloc at its defaults (freed large blocks go back to the OS, so every
+convolution output is fresh, zero-filled pages); ``--runs N`` runs the job N times in the one process
+(the first run is what the CLI sees; the later ones show the cost of a cold process).
+
 ``--old-null`` computes the patient-label null trajectories the way they were computed before the
-normal-equation path: one n x p QR refit per permutation (``penalised_map``), BLAS threads as the
-environment leaves them. ``--compare`` runs both, alternating (new, old, new, old, ...), for ``--repeat``
+normal-equation path: one n x p QR refit per permutation (``penalised_map``); BLAS is now on one thread
+for it too (``command_threads(1)``; the numbers in README.md for it were taken with BLAS threads as the
+environment left them). ``--compare`` runs both, alternating (new, old, new, old, ...), for ``--repeat``
 rounds, so that both see the same machine load.
 
     python benchmarks/bench_main_job.py                # B = 1,000
     python benchmarks/bench_main_job.py --compare      # new and old null side by side
     python benchmarks/bench_main_job.py --quick        # B = 20, a few seconds
+    python benchmarks/bench_main_job.py --perm 200 --runs 3 [--no-keep-freed]   # 1st run vs repeats
 """
 
 from __future__ import annotations
@@ -79,7 +87,6 @@ def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
     from seegaan.interpolation import interpolate
     from seegaan.sequences import sequence
 
-    torch.set_num_threads(1)  # the CLI's --threads 1 default
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         interp = interpolate(open_cohort(demo.cohort_path()), feature=feature)
@@ -114,12 +121,22 @@ def main() -> None:
     parser.add_argument("--old-null", action="store_true", help="the patient-label null as before (QR per permutation)")
     parser.add_argument("--compare", action="store_true", help="new and old null, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of --compare")
+    parser.add_argument("--runs", type=int, default=1, help="jobs in one process (without --compare)")
+    parser.add_argument("--no-keep-freed", action="store_true",
+                        help="leave glibc malloc at its defaults (the CLI calls keep_freed_memory())")
     args = parser.parse_args()
     n_perm = args.perm if args.perm is not None else (20 if args.quick else 1000)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"demo main job (bnpp, gam, patient-label, maxt), {os.cpu_count()} CPUs, load {load:.2f}", flush=True)
-    modes = [False, True] * args.repeat if args.compare else [args.old_null]
-    results = [run(n_perm, old_null=old) for old in modes]
+    from seegaan._runtime import command_threads
+    from seegaan.model.allocator import keep_freed_memory
+
+    # the CLI's settings: keep_freed_memory() before decoding a checkpoint, then --threads 1 for all libraries
+    kept = False if args.no_keep_freed else keep_freed_memory()
+    print(f"keep_freed_memory: {'on' if kept else 'off'}", flush=True)
+    modes = [False, True] * args.repeat if args.compare else [args.old_null] * args.runs
+    with command_threads(1):
+        results = [run(n_perm, old_null=old) for old in modes]
     for r in results:
         _print(r)
     if args.compare:
