@@ -79,7 +79,6 @@ def _old_null_trajectory(interp):
 
 def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
     """One main job; returns seconds (total, decoding, null trajectories) and the decoding share."""
-    import torch
 
     from seegaan import demo
     from seegaan.cohort import open_cohort
