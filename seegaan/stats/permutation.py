@@ -82,20 +82,29 @@ def choose_scheme(patient_ids, feature=None, *, covariates: bool = False) -> Sch
     return "whole-block"
 
 
-def _one_draw(rng: np.random.Generator, scheme: Scheme, members: list[np.ndarray], n: int,
-              size_groups: list[np.ndarray]) -> np.ndarray:
-    idx = np.empty(n, dtype=np.int64)
-    if scheme == "image":
-        return rng.permutation(n).astype(np.int64)
-    if scheme == "patient-label":
-        donors = rng.permutation(len(members))
+class _Layout:
+    """Where each patient's images are, as arrays, so one draw is a few vectorised gathers."""
+
+    def __init__(self, members: list[np.ndarray], n: int, size_groups: list[np.ndarray]):
+        self.n = n
+        self.first = np.array([m[0] for m in members], dtype=np.int64)  # each patient's first image
+        self.patient_of = np.empty(n, dtype=np.int64)
         for k, imgs in enumerate(members):
-            idx[imgs] = members[donors[k]][0]
-        return idx
-    for group in size_groups:  # whole-block: permute patients within each block-size group
-        donors = group[rng.permutation(len(group))]
-        for k, d in zip(group, donors):
-            idx[members[k]] = members[d]
+            self.patient_of[imgs] = k
+        # whole-block: per block size, the (patients, size) table of image indices, in group order
+        self.blocks = [(len(g), np.stack([members[k] for k in g])) for g in size_groups]
+
+
+def _one_draw(rng: np.random.Generator, scheme: Scheme, layout: _Layout) -> np.ndarray:
+    """One permutation; the random calls are those of the original per-patient loops (same bits)."""
+    if scheme == "image":
+        return rng.permutation(layout.n).astype(np.int64)
+    if scheme == "patient-label":  # every image takes the label of its patient's donor (its first image)
+        donors = rng.permutation(layout.first.size)
+        return layout.first[donors][layout.patient_of]
+    idx = np.empty(layout.n, dtype=np.int64)
+    for size, table in layout.blocks:  # whole-block: patients of one block size exchange whole blocks
+        idx[table] = table[rng.permutation(size)]
     return idx
 
 
@@ -172,6 +181,7 @@ def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=No
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
         raise SeegaanError(f"--seed must be 0 or more (got {seed})")
     rng = np.random.default_rng(seed)
-    rows = [_one_draw(rng, scheme, members, n, size_groups) for _ in range(int(n_perm))]
+    layout = _Layout(members, n, size_groups)
+    rows = [_one_draw(rng, scheme, layout) for _ in range(int(n_perm))]
     indices = np.array(rows, dtype=np.int64).reshape(int(n_perm), n)
     return PermutationPlan(indices, scheme, False)
