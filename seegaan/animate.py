@@ -1,7 +1,7 @@
 """Animations of sequences: each step's decoded frame beside its significant differences, as GIF or MP4.
 
 A GIF is written with Pillow; an MP4 through ``imageio-ffmpeg`` (which ships its own ffmpeg binary; the
-``report`` extra: ``pip install seegaan[report]``). The colours are the figures' (gray frames in [-1, 1],
+``report`` extra: ``pip install 'seegaan[report]'``). The colours are the figures' (gray frames in [-1, 1],
 differences in ``Spectral_r`` with symmetric limits over a faded frame).
 """
 
@@ -105,7 +105,7 @@ def _ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise SeegaanError("writing MP4 needs imageio-ffmpeg: pip install seegaan[report] "
+        raise SeegaanError("writing MP4 needs imageio-ffmpeg: pip install 'seegaan[report]' "
                            "(or write a .gif)") from None
     try:
         return imageio_ffmpeg.get_ffmpeg_exe()

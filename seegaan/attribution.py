@@ -15,7 +15,7 @@ Methods (keys of :func:`attributions`; each map has the image's shape (H, W)):
 
 The gradients run through the model's input resize and rescale (:meth:`seegaan.cnn.Model.prepare`), so
 the maps are in the pixels of the decoder's images. captum is the ``explain`` extra
-(``pip install seegaan[explain]``).
+(``pip install 'seegaan[explain]'``).
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class MaxT(_MaxStatistic):
         spec = parse_sd_offset(self.sd_offset)
         object.__setattr__(self, "min_change", _check_min_change(self.min_change))
         if self.pixel_statistic is not None and spec[0] != "0":
-            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); the welch "
+            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); a studentised "
                                "statistic divides every map by its own SE: drop --sd-offset or give "
                                "--statistic difference")
 
