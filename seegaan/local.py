@@ -478,14 +478,10 @@ def plot_local(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: 
     """
     from matplotlib.figure import Figure
 
+    from seegaan.plotting import panel_steps
+
     step_name = "lambda" if "lambda" in ds.coords else "feature_value"
-    K = ds.sizes["step"]
-    steps = np.arange(K)
-    if max_steps and K > max_steps:
-        steps = np.unique(np.linspace(0, K - 1, max_steps).round().astype(int))
-    tested = "significant_difference" in ds
-    diff = ds["significant_difference" if tested else "difference"].values
-    lim = float(np.abs(ds["difference"].values[steps]).max()) or 1.0
+    steps, tested, diff, lim = panel_steps(ds, max_steps)
     lead = ["source_image"] if "source_image" in ds else []
     lead.append("reconstruction")
     ncol = len(lead) + len(steps)

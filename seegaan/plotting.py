@@ -40,13 +40,7 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     """
     from matplotlib.figure import Figure
 
-    K = ds.sizes["step"]
-    steps = np.arange(K)
-    if max_steps and K > max_steps:
-        steps = np.unique(np.linspace(0, K - 1, max_steps).round().astype(int))
-    tested = "significant_difference" in ds
-    diff = ds["significant_difference" if tested else "difference"].values
-    lim = float(np.abs(ds["difference"].values[steps]).max()) or 1.0
+    steps, tested, diff, lim = panel_steps(ds, max_steps)
     fig = Figure(figsize=(1.9 * len(steps) + 0.8, 4.3), layout="constrained")
     axes = fig.subplots(2, len(steps), squeeze=False)
     im = None
@@ -79,6 +73,19 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     if path is not None:
         save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig
+
+
+def panel_steps(ds: xr.Dataset, max_steps: int | None):
+    """The steps a figure shows (at most ``max_steps``, evenly spread), whether the sequence was tested, the
+    maps drawn (significant differences if tested, else differences) and their colour limit."""
+    K = ds.sizes["step"]
+    steps = np.arange(K)
+    if max_steps and K > max_steps:
+        steps = np.unique(np.linspace(0, K - 1, max_steps).round().astype(int))
+    tested = "significant_difference" in ds
+    diff = ds["significant_difference" if tested else "difference"].values
+    lim = float(np.abs(ds["difference"].values[steps]).max()) or 1.0
+    return steps, tested, diff, lim
 
 
 def save_figure(fig, path, *, dpi: int = 150, overwrite: bool = True, **check) -> None:
