@@ -26,6 +26,10 @@ every permutation's own fit: the slope's HC0/HC2/HC3 SE for ``linear`` (``_welch
 t_{n-2} -> z; cluster-robust CR3 over patients for several images per patient), the per-step sandwich of
 the refitted penalised fit for ``gam`` (``_welch.smoother_se``)).
 
+Follow-up of the 50 x 3 patient-label scenario (docs/welch.md): ``lin-sdx1-patients`` (equal spread),
+``lin16-*-patients`` (linear decoder), ``lin-sdx2-n50`` (50 single images), ``lin-*-patients-flip`` with the
+methods ``signflip`` (wild cluster null; not a fix) and ``anchor0`` (diagnostic: decoded around 0, not w̄).
+
 Run: ``OMP_NUM_THREADS=1 python analyses/unequal_spread.py [--cohorts 200] [--perm 300] [--only NAME]``;
 prints a table and writes ``--out`` (JSON) if given.
 """
@@ -271,7 +275,7 @@ def _gam_design(interp):
     return design
 
 
-def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_patient=1, spread="grow", seed=0,
+def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_patient=1, spread="grow", seed=0, n=150,
                 methods=("plain", "hc0-restricted", "HC0", "HC2", "HC3", "HC3-z")):
     """Numeric feature ``age``: plain max-T vs studentised by the SE of the permuted fit (linear / GAM)."""
     rng = np.random.default_rng(seed)
@@ -281,7 +285,7 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
     direction /= np.linalg.norm(direction)
     note = ""
     for _ in range(n_cohorts):
-        ds = numeric_cohort(rng, D, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
+        ds = numeric_cohort(rng, D, n=n, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
                             spread=spread)
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=STEPS)
         pseed = int(rng.integers(2**31))
@@ -303,6 +307,26 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
         for m in methods:
             if m == "plain":
                 p = _plain_maxt(observed, null, family)
+            elif m == "anchor0":
+                # diagnostic (not a method): every trajectory moved by -w̄, i.e. decoded around the
+                # population mean 0 instead of the sample mean latent (which the patient-label null keeps)
+                wbar = interp.latents.mean(axis=0)
+                obs0 = _decode_maps(dec, (interp.trajectory - wbar)[None])[0]
+                null0 = _decode_maps(dec, np.stack([interp.null_trajectory(r, plan.scheme) - wbar
+                                                    for r in plan.indices]))
+                p = _plain_maxt(obs0, null0, family)
+            elif m == "signflip":
+                # candidate fix (docs/welch.md, "The 50 x 3 patient-label scenario"): a sign-flip / wild
+                # cluster null of the restricted model -- every patient's centred latents keep their
+                # feature value and are multiplied by one random sign, so the mean latent moves with the
+                # slope as under sampling (W* = w̄ + ε_p (W_i − w̄)); plain max-T of those maps.
+                W = interp.latents
+                wbar = W.mean(axis=0)
+                _, codes = np.unique(pid, return_inverse=True)
+                frng = np.random.default_rng(pseed)
+                eps = frng.choice([-1.0, 1.0], size=(B, P))[:, codes.ravel()]
+                trajs = np.stack([interp.L @ (wbar + e[:, None] * (W - wbar)) for e in eps])
+                p = _plain_maxt(observed, _decode_maps(dec, trajs), family)
             else:
                 kind, hc, df = NUMERIC_METHODS[m]
                 if kind == "restricted":
@@ -357,6 +381,18 @@ SCENARIOS = {
                                               methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
     "lin-sdx2-patients": ("numeric", "mlp", dict(method="linear", per_patient=3,
                                                  methods=("plain", "HC3", "CR3", "CR3-z"))),
+    "lin-sdx1-patients": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                 methods=("plain", "HC3", "CR3", "CR3-z"))),
+    # the patient scenario's follow-up (docs/welch.md, "The 50 x 3 patient-label scenario")
+    "lin16-sdx2-patients": ("numeric", "linear16", dict(method="linear", per_patient=3,
+                                                        methods=("plain", "HC3", "CR3"))),
+    "lin16-sdx1-patients": ("numeric", "linear16", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                        methods=("plain", "HC3", "CR3"))),
+    "lin-sdx2-n50": ("numeric", "mlp", dict(method="linear", n=50, methods=("plain", "HC3"))),
+    "lin-sdx2-patients-flip": ("numeric", "mlp", dict(method="linear", per_patient=3,
+                                                      methods=("plain", "CR3", "signflip", "anchor0"))),
+    "lin-sdx1-patients-flip": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                      methods=("plain", "CR3", "signflip", "anchor0"))),
     "lin-sdU-null": ("numeric", "mlp", dict(method="linear", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
     "lin-sdU-power": ("numeric", "mlp", dict(method="linear", spread="U", effect=0.35,
                                              methods=("plain", "HC0", "HC3", "HC3-z"))),
