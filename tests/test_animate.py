@@ -115,7 +115,7 @@ def test_mp4_without_imageio_ffmpeg_is_one_line(tmp_path, monkeypatch):
     from seegaan.animate import animate
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
-    with pytest.raises(SeegaanError, match=r"pip install seegaan\[report\]"):
+    with pytest.raises(SeegaanError, match=r"pip install 'seegaan\[report\]'"):
         animate(tiny_sequence(), tmp_path / "a.mp4")
     assert not (tmp_path / "a.mp4").exists()
 
