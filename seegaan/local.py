@@ -320,7 +320,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     """
     from seegaan.decoder import load_decoder
     from seegaan.interpolation import interpolate
-    from seegaan.sequences import _attrs_for, decoding_precision, resolve_statistic
+    from seegaan.sequences import _attrs_for, decoding_precision, recordable_seed, resolve_statistic
     from seegaan.stats.correction import as_correction
     from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
     from seegaan.stats.mask import check_mask, load_mask, mask_attrs
@@ -335,6 +335,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
     check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
+    seed = recordable_seed(seed)
     direction = None
     if is_class:
         if values is not None:
@@ -381,11 +382,9 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     dec = load_decoder(decoder)
     together = bool(getattr(dec.fn, "batch_invariant", False))
     w_image = cohort["w"].values[index].astype(np.float64)
-    if is_class:
-        observed_offsets = path.steps[None, :, None] * direction.delta[None, None, :]
-        observed_offsets[:, ~moving] = 0.0
-    else:
-        observed_offsets = path.offsets(interp.trajectory[None])
+    # the observed offsets through the same code as every null row (the identity row reproduces them bit for
+    # bit, as an exact permutation test needs); for a class this is lambda (mean_desired - mean_current)
+    observed_offsets = path.offsets(interp.trajectory[None])
     with decoding_precision(dec) as precision:
         reconstruction = dec(w_image[None].astype(np.float32))[0]   # G(w_E) as it is defined
         frames = _frames(dec, w_image, observed_offsets, moving, reconstruction, together)[0]

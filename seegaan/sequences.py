@@ -143,6 +143,14 @@ class SequenceResult:
         return nc, png
 
 
+def recordable_seed(seed):
+    """``seed=None`` asks for fresh randomness: draw it here, so the output records the seed it used and the
+    test can be repeated; an int stays; a Generator is used as given (recorded as "generator")."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy)
+    return seed
+
+
 def _comparison(interp: InterpolationResult) -> str:
     """What is compared, in the feature's own terms: ``"sex: F (128) -> M (119)"`` or the grid and n."""
     if interp.levels:
@@ -283,6 +291,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
     check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
+    seed = recordable_seed(seed)
     statistic = resolve_statistic(statistic, interp, correction)
     n = int(interp.image_index.size)
     if not isinstance(n_perm, str) and n_perm:

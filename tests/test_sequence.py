@@ -580,3 +580,14 @@ def test_save_on_ctrl_c_while_the_figure_is_written_leaves_neither_file(tmp_path
     with pytest.raises(KeyboardInterrupt):
         result.save(tmp_path / "s.nc", tmp_path / "s.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_seed_none_draws_a_seed_and_records_it():
+    import seegaan
+
+    interp = seegaan.interpolate(make_cohort(n=30), feature="sex", method="class-mean", steps=3)
+    first = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=30, seed=None, statistic="difference")
+    seed = first.attrs["seed"]
+    assert seed.isdigit()  # fresh randomness, but the output says which
+    again = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=30, seed=int(seed), statistic="difference")
+    assert np.array_equal(first.p_value, again.p_value) and np.array_equal(first.null_max, again.null_max)
