@@ -451,6 +451,7 @@ def atomic_paths(paths: Iterable, *, overwrite: bool = False, inputs: Iterable =
 def _atomic(targets: list[Path]) -> Iterator[list[Path]]:
     """Temporary files beside checked ``targets``; renamed together on success, removed otherwise."""
     temps: list[Path] = []
+    created: list[Path] = []  # targets that did not exist before this block renamed onto them
     defer = _DeferSignals()
     try:
         for path in targets:
@@ -475,11 +476,16 @@ def _atomic(targets: list[Path]) -> Iterator[list[Path]]:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(tmp_path, mode)
         for tmp_path, path in zip(temps, targets):
+            existed = os.path.lexists(path)
             os.replace(tmp_path, path)
+            if not existed:
+                created.append(path)
     except BaseException:
         defer.restore()
         for tmp_path in temps:
             _unlink(tmp_path)
+        for path in created:  # all or none: a failed later rename takes back the files this block created
+            _unlink(path)
         if defer.pending:  # a signal held back while the body failed: it acts after the clean-up
             defer.deliver(cleanup=None)
         raise

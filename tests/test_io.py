@@ -629,3 +629,21 @@ def test_atomic_paths_writes_all_or_refuses_up_front(tmp_path):
     with pytest.raises(SeegaanError):
         with atomic_paths([tmp_path / "c.nc", tmp_path / "c.nc"]):  # two outputs, one file
             pass
+
+
+def test_atomic_paths_a_failed_second_rename_takes_back_the_first_file(tmp_path, monkeypatch):
+    from seegaan._io import atomic_paths
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".png"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        with atomic_paths([tmp_path / "a.nc", tmp_path / "a.png"]) as (first, second):
+            first.write_bytes(b"1")
+            second.write_bytes(b"2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

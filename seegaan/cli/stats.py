@@ -102,15 +102,13 @@ def interpolate_command(
 ):
     """Trajectory along FEATURE, decoded, with permutation-tested pixel differences (netCDF + figure)."""
     with user_errors():
-        from seegaan._errors import SeegaanError
         from seegaan._io import check_output_path
-        from seegaan._runtime import command_threads
-        from seegaan.stats import as_correction
+        from seegaan._runtime import _check_threads, command_threads
+        from seegaan.stats import as_correction, load_mask
         from seegaan.stats.distributed import client_from_options
         from seegaan.stats.engine import check_run
 
-        if threads < 0:
-            raise SeegaanError(f"--threads must be 0 (the libraries' defaults) or more (got {threads})")
+        _check_threads(threads)
         out = out if out is not None else Path(f"seegaan-{feature}.nc")
         png = None if no_plot else (plot or out.with_suffix(".png"))
         cohort, decoder = _default_inputs(cohort, decoder)
@@ -125,6 +123,7 @@ def interpolate_command(
 
             check_animation_path(animate, overwrite=overwrite, inputs=inputs)  # .gif/.mp4: never --out/--plot
         check_run(n_perm=perm, alpha=alpha, batch_size=batch_size, seed=seed)   # before any work
+        roi = load_mask(mask) if mask is not None else None  # a bad mask fails before the fit
         options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
                                 tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
         checkpoint = Path(str(decoder)).is_file()
@@ -138,7 +137,7 @@ def interpolate_command(
                 cohort, decoder, feature=feature, method=method.value, levels=levels, steps=steps, grid=grid,
                 transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
                 options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
-                seed=seed, batch_size=batch_size, mask=mask, client=client)
+                seed=seed, batch_size=batch_size, mask=roi, client=client)
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             from seegaan.animate import animate_option_hook
