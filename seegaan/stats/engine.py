@@ -46,7 +46,8 @@ from seegaan.stats.permutation import PermutationPlan
 if TYPE_CHECKING:
     from seegaan.stats.correction import CorrectionOptions
 
-#: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M)
+#: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M), a new
+#: array on every call (the engine may keep it for its second pass)
 NullMaps = Callable[[np.ndarray], np.ndarray]
 
 #: plan rows whose per-pixel sums are added into one partial sum; the partials are then added in plan order
@@ -143,7 +144,8 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
         The observed maps.
     null_maps : callable
         ``null_maps(rows)`` returns the float32 null maps (nb, K * H * W) of ``rows``, a (nb, n) slice of
-        ``plan.indices``.
+        ``plan.indices``, as a new array on every call (not a buffer it reuses: the engine keeps the
+        batches for its second pass when they fit in ``null_cache_mb``).
     plan : PermutationPlan
         The B permutations, drawn before any work.
     correction : MaxT, MaxD, TFCE, Cluster or PValues
@@ -193,8 +195,9 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
         total_sq.__iadd__(block_sq)
 
     local = remote is None
-    cache = (np.empty((B, M), dtype=np.float32)
-             if local and family_wise and B * M * 4 <= null_cache_mb * 2**20 else None)
+    # pass 2 reads the batches kept as they were produced (no copy into one big array: the same bits, no
+    # first-touch cost of a (B, M) buffer)
+    cache = {} if local and family_wise and B * M * 4 <= null_cache_mb * 2**20 else None
     progress(0, total=B * (2 if family_wise and cache is None else 1))
     if local:
         sums = BlockSums(flat, code, backend, add_block)
@@ -202,7 +205,7 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
             batch = null_maps(rows)
             sums.add(batch, start)
             if cache is not None:
-                cache[start:start + len(rows)] = batch
+                cache[start] = batch
             progress(len(rows))
         sums.flush()
         counts = sums.counts
@@ -220,7 +223,7 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     if local:
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):
-            batch = cache[start:start + len(rows)] if cache is not None else null_maps(rows)
+            batch = cache.pop(start) if cache is not None else null_maps(rows)
             null_max[start:start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
             if cache is None:
                 progress(len(rows))
