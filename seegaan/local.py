@@ -275,7 +275,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
                    statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
                    seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
                    backend: Backend = "numba", mask=None, images: str | os.PathLike | None = None,
-                   progress: Progress | None = None, command_line: str = "") -> LocalResult:
+                   progress: Progress | None = None, command_line: str = "", client=None) -> LocalResult:
     """Move one image along a feature and test every pixel of its change by permutation.
 
     Parameters
@@ -313,6 +313,8 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
         ``progress(n=1, total=None)`` over the permutations.
     command_line : str
         Recorded in the attrs.
+    client : distributed.Client, optional
+        Refused: the null producer decodes around w_E in this process (local sequences run in one process).
 
     Returns
     -------
@@ -320,13 +322,14 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     """
     from seegaan.decoder import load_decoder
     from seegaan.interpolation import interpolate
-    from seegaan.sequences import _attrs_for, decoding_precision, recordable_seed, resolve_statistic
+    from seegaan.sequences import _attrs_for, _run_test, decoding_precision, recordable_seed, resolve_statistic
     from seegaan.stats.correction import as_correction
-    from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
+    from seegaan.stats.engine import check_memory, check_run
     from seegaan.stats.mask import check_mask, load_mask, mask_attrs
-    from seegaan.stats.permutation import draw_permutations
 
     # cheap checks first, in the order a user fixes them
+    if client is not None:
+        raise SeegaanError("local sequences run in one process; drop client= (Dask is for seegaan.sequence)")
     validate_cohort(cohort)
     index = _image_index(cohort, image_id)
     values_all = get_feature(cohort, feature)
@@ -396,30 +399,24 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
         base = dict(interp=interp, decoder_id=dec.identity, alpha=alpha, alternative=alternative, seed=seed,
                     command_line=command_line)
 
-        def null_maps(rows: np.ndarray) -> np.ndarray:
-            offsets = path.offsets(interp.null_trajectories(rows, plan.scheme))
-            null = _frames(dec, w_image, offsets, moving, reconstruction, together) - reconstruction
-            return np.ascontiguousarray(null.reshape(len(rows), -1), dtype=np.float32)
+        def make_null(scheme: str):
+            def null_maps(rows: np.ndarray) -> np.ndarray:
+                offsets = path.offsets(interp.null_trajectories(rows, scheme))
+                null = _frames(dec, w_image, offsets, moving, reconstruction, together) - reconstruction
+                return np.ascontiguousarray(null.reshape(len(rows), -1), dtype=np.float32)
+            return null_maps
 
         test, messages, stat_attrs = None, (), {"statistic": statistic}
         if n_perm != 0:
-            if not isinstance(n_perm, str):
-                check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
-                             extra_bytes=4 * n * difference[0].size * 8 if statistic == "welch" else 0)
-            plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes, seed=seed)
-            if plan.n_perm == 0:
-                raise SeegaanError("exact enumeration found no permutation other than the identity; "
-                                   "the cohort is too small")
-            observed, producer = difference, null_maps
-            if statistic == "welch":
-                observed, producer, correction, stat_attrs = _welch(interp, dec, plan.scheme, w_image, steps,
-                                                                    difference, null_maps, correction)
-            test = permutation_test(observed, producer, plan, correction=correction, family=family, alpha=alpha,
-                                    alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
-                                    backend=backend, progress=progress)
+            # the SE of step k is |lambda_k| times the Welch SE of the (permuted) group-mean difference of u,
+            # J at w_E (2 min(n, D) decodes, once)
+            test, plan, correction, stat_attrs = _run_test(
+                interp, dec, difference, make_null, family, n_perm=n_perm, scheme=None, seed=seed,
+                correction=correction, statistic=statistic, alpha=alpha, alternative=alternative,
+                batch_size=batch_size, null_cache_mb=null_cache_mb, backend=backend, progress=progress,
+                studentise_kwargs=dict(at=w_image, step_scale=np.abs(np.asarray(steps, np.float64)),
+                                       where="the image's latent w_E"))
             messages = test.messages
-            for msg in messages:
-                warnings.warn(msg, SeegaanWarning, stacklevel=2)
     if test is None:
         attrs = _attrs_for(n_perm=0, scheme="none", correction=correction.name, **base)
     else:
@@ -445,19 +442,6 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
                        significant=None if test is None else test.significant,
                        null_max=None if test is None else test.null_max, source_image=source,
                        direction=direction, attrs=attrs, warnings=tuple(messages))
-
-
-def _welch(interp, dec, scheme: str, w_image: np.ndarray, lambdas: np.ndarray, difference: np.ndarray,
-           null_differences, correction):
-    """Observed Welch z, the producer of null z maps, the correction with the Welch pixel statistic, attrs.
-
-    :func:`seegaan.sequences.studentise` with J at w_E (2 min(n, D) decodes, once); the SE of step k is
-    |λ_k| times the Welch SE of the (permuted) group-mean difference of u.
-    """
-    from seegaan.sequences import studentise
-
-    return studentise(interp, dec, scheme, difference, null_differences, correction, "welch", at=w_image,
-                      step_scale=np.abs(np.asarray(lambdas, np.float64)), where="the image's latent w_E")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -320,28 +320,12 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
             attrs.update(statistic=statistic, precision=precision, **({"warnings": pre[0]} if pre else {}))
             return SequenceResult(interp, images, difference, None, None, None, None, attrs, pre)
 
-        studentised = statistic in ("welch", "hc3")
-        if not isinstance(n_perm, str):
-            pixels = difference[0].size
-            check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
-                         extra_bytes=4 * n * pixels * 8 if studentised else 0)
-        plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
-                                 covariates=bool(interp.covariates), scheme=scheme, seed=seed)
-        if plan.n_perm == 0:
-            raise SeegaanError("exact enumeration found no permutation other than the identity; "
-                               "the cohort is too small")
-        observed = difference
-        null_maps = _null_differences(interp, dec, plan.scheme, difference.shape,
-                                      spec=None if client is None else decoder)
-        stat_attrs = {"statistic": statistic}
-        if studentised:
-            observed, null_maps, correction, stat_attrs = studentise(interp, dec, plan.scheme, difference,
-                                                                     null_maps, correction, statistic)
-        test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
-                                alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
-                                backend=backend, progress=progress, client=client)
-    for msg in test.messages:
-        warnings.warn(msg, SeegaanWarning, stacklevel=2)
+        test, plan, correction, stat_attrs = _run_test(
+            interp, dec, difference, lambda s: _null_differences(interp, dec, s, difference.shape,
+                                                                 spec=None if client is None else decoder),
+            family, n_perm=n_perm, scheme=scheme, seed=seed, correction=correction, statistic=statistic,
+            alpha=alpha, alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
+            backend=backend, progress=progress, client=client)
     messages = (*pre, *test.messages)
     attrs = _attrs_for(n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
                        correction=correction.name, **attrs)
@@ -351,6 +335,39 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         attrs["warnings"] = "\n".join(messages)
     return SequenceResult(interp, images, difference, test.p_value, test.p_adjusted, test.significant,
                           test.null_max, attrs, messages)
+
+
+def _run_test(interp: InterpolationResult, dec, difference: np.ndarray, make_null, family: np.ndarray, *,
+              n_perm, scheme, seed, correction, statistic: str, alpha: float, alternative: str, batch_size: int,
+              null_cache_mb: float, backend, progress, client=None, studentise_kwargs: dict | None = None):
+    """The plan and the test of a sequence whose observed difference maps are decoded (n_perm != 0).
+
+    Checks the memory of the null maps, draws the plan (an error when it holds only the identity), makes
+    the null producer with ``make_null(plan.scheme)``, studentises when ``statistic`` is welch or hc3
+    (:func:`studentise` with ``studentise_kwargs``), runs :func:`seegaan.stats.permutation_test` and warns
+    its messages. Returns ``(test, plan, correction, stat_attrs)``.
+    """
+    n = int(interp.image_index.size)
+    studentised = statistic in ("welch", "hc3")
+    if not isinstance(n_perm, str):
+        check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
+                     extra_bytes=4 * n * difference[0].size * 8 if studentised else 0)
+    plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
+                             covariates=bool(interp.covariates), scheme=scheme, seed=seed)
+    if plan.n_perm == 0:
+        raise SeegaanError("exact enumeration found no permutation other than the identity; "
+                           "the cohort is too small")
+    observed, null_maps = difference, make_null(plan.scheme)
+    stat_attrs = {"statistic": statistic}
+    if studentised:
+        observed, null_maps, correction, stat_attrs = studentise(interp, dec, plan.scheme, difference, null_maps,
+                                                                 correction, statistic, **(studentise_kwargs or {}))
+    test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
+                            alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
+                            backend=backend, progress=progress, client=client)
+    for msg in test.messages:
+        warnings.warn(msg, SeegaanWarning, stacklevel=3)
+    return test, plan, correction, stat_attrs
 
 
 #: how the summary names each statistic

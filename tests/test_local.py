@@ -180,6 +180,7 @@ def test_numeric_null_refits_the_trajectory_on_permuted_data(cohort):
     (dict(image_id="img0001", feature="sex", values="40,50"), "--lambdas"),
     (dict(image_id="img0001", feature="age", lambdas="0:1:3"), "--values"),
     (dict(image_id="img0001", feature="age", levels="a,b"), "class features"),
+    (dict(image_id="img0001", feature="sex", client=object()), "run in one process"),
 ])
 def test_bad_inputs_are_one_line_errors(cohort, kwargs, match):
     with pytest.raises(SeegaanError, match=match) as exc:
