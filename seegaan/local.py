@@ -27,7 +27,6 @@ Welch t through its df to z (``docs/welch.md``); ``"auto"`` picks it as :func:`s
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
