@@ -217,15 +217,7 @@ def group_indicator(groups: np.ndarray, rows: np.ndarray, scheme: str) -> np.nda
     ``out[b, rows[b, i]] = groups[i]``. ``patient-label``: image i receives the label of image
     ``rows[b, i]``, so ``out[b, i] = groups[rows[b, i]]``.
     """
-    g = np.asarray(groups).astype(np.float64).ravel()
-    rows = np.atleast_2d(np.asarray(rows, dtype=np.int64))
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
-    if scheme == "patient-label":
-        return g[rows]
-    out = np.empty(rows.shape, dtype=np.float64)
-    np.put_along_axis(out, rows, np.broadcast_to(g, rows.shape), axis=1)
-    return out
+    return feature_per_latent(np.asarray(groups).astype(np.float64), rows, scheme)  # the 0/1 codes per latent
 
 
 # --------------------------------------------------------------------------------------------------

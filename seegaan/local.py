@@ -143,9 +143,9 @@ class LocalResult:
 
     @property
     def significant_difference(self) -> np.ndarray | None:
-        if self.significant is None:
-            return None
-        return np.where(self.significant, self.difference, 0.0).astype(np.float32)
+        from seegaan.sequences import significant_difference
+
+        return significant_difference(self.significant, self.difference)
 
     def to_dataset(self) -> xr.Dataset:
         """``image``, ``difference`` and the test (step, y, x) with the step coordinate ``lambda`` or

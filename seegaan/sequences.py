@@ -60,9 +60,7 @@ class SequenceResult:
 
     @property
     def significant_difference(self) -> np.ndarray | None:
-        if self.significant is None:
-            return None
-        return np.where(self.significant, self.difference, 0.0).astype(np.float32)
+        return significant_difference(self.significant, self.difference)
 
     def to_dataset(self) -> xr.Dataset:
         """The sequence as a Dataset: ``w`` (step, latent), ``image``, ``difference`` and the test (step, y, x)."""
@@ -141,6 +139,13 @@ class SequenceResult:
             if tmp_png is not None:
                 self.plot(tmp_png)
         return nc, png
+
+
+def significant_difference(significant: np.ndarray | None, difference: np.ndarray) -> np.ndarray | None:
+    """The difference where significant, 0 elsewhere (float32); None for an untested sequence."""
+    if significant is None:
+        return None
+    return np.where(significant, difference, 0.0).astype(np.float32)
 
 
 def recordable_seed(seed):
