@@ -15,6 +15,8 @@ standardized_statistic
     The observed counterpart of ``accumulate_maxima``.
 maxt_counts
     Number of null maxima at or above each observed value.
+preload
+    Load the Numba kernels in a background thread (overlapping Numba's one-time start-up with other work).
 
 Streaming use (draw all permutations first, then split them into batches of any size; the results do
 not depend on the split)::
@@ -37,6 +39,7 @@ from ._api import (
     alternative_code,
     has_numba,
     maxt_counts,
+    preload,
     standardized_statistic,
 )
 
@@ -47,5 +50,6 @@ __all__ = [
     "alternative_code",
     "has_numba",
     "maxt_counts",
+    "preload",
     "standardized_statistic",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from functools import lru_cache
 from typing import Literal
 
@@ -32,6 +33,46 @@ def has_numba() -> bool:
     NumPy twins.
     """
     return _jit_module() is not None
+
+
+_preload_lock = threading.Lock()
+_preload_started = False
+
+
+def preload(backend: Backend = "numba") -> threading.Thread | None:
+    """Start loading the streaming kernels in a background thread; return the thread to ``join``.
+
+    Numba loads a compiled kernel from its on-disk cache (or compiles it, the first time after an install)
+    at its first call: about 0.3-0.5 s per process, mostly Numba's own one-time set-up (its type
+    registries and threading layer), which would otherwise stall the first batch of a permutation test.
+    Started before the first null maps are produced, the load overlaps that work (decoding releases the
+    GIL); the caller joins the thread before its first kernel call. The thread only calls
+    :func:`accumulate_exceedances` and :func:`accumulate_maxima` on one-pixel arrays, so it changes no
+    result.
+
+    Returns None for the NumPy backend and when a load was already started in this process (without
+    Numba the thread only runs the NumPy twins on one pixel).
+    """
+    global _preload_started
+    if backend != "numba":
+        return None
+    with _preload_lock:
+        if _preload_started:
+            return None
+        _preload_started = True
+
+    def load() -> None:
+        try:
+            null = np.zeros((1, 1), np.float32)
+            observed = np.zeros(1, np.float32)
+            accumulate_exceedances(null, observed, 0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
+            accumulate_maxima(null, np.ones(1), 0)
+        except Exception:  # noqa: BLE001 - the caller's own first call raises the same error where it belongs
+            pass
+
+    thread = threading.Thread(target=load, name="seegaan-kernels-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _resolve_backend(backend: str, module: str = "_jit"):

@@ -462,3 +462,23 @@ def test_numpy_twin_statistic():
     assert _numpy.statistic(x, 1).tolist() == [-2.0, 0.0, 3.0]
     assert _numpy.statistic(x, 2).tolist() == [2.0, -0.0, -3.0]
     assert sk.alternative_code("greater") == 1 and sk.ALTERNATIVE_CODES["less"] == 2
+
+
+def test_preload_loads_the_kernels_once_in_a_background_thread():
+    """In a fresh process preload() returns a running thread that leaves the pass-1 and max-T kernels
+    compiled; a second call (or the NumPy backend) has nothing to load."""
+    code = (
+        "import threading, seegaan_kernels as sk\n"
+        "assert sk.preload('numpy') is None\n"
+        "t = sk.preload()\n"
+        "assert isinstance(t, threading.Thread) and t.daemon\n"
+        "assert sk.preload() is None\n"
+        "t.join()\n"
+        "if sk.has_numba():\n"
+        "    from seegaan_kernels import _jit\n"
+        "    assert _jit.exceedances_numba.signatures and _jit.maxima_numba.signatures\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -591,3 +591,44 @@ def test_seed_none_draws_a_seed_and_records_it():
     assert seed.isdigit()  # fresh randomness, but the output says which
     again = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=30, seed=int(seed), statistic="difference")
     assert np.array_equal(first.p_value, again.p_value) and np.array_equal(first.null_max, again.null_max)
+
+
+@pytest.mark.parametrize("null_cache_mb", [1024, 0])
+def test_batches_waiting_for_the_kernels_give_the_same_bits(monkeypatch, null_cache_mb):
+    """Null maps produced while the kernels load in the background are added later, in plan order: the
+    same p-values and maxima as when the kernels were loaded before (also when the wait is cut short)."""
+    import threading
+    import time
+
+    import seegaan_kernels
+    from seegaan.stats import draw_permutations, engine, permutation_test
+
+    rng = np.random.default_rng(1)
+    n, shape = 14, (2, 5, 6)
+    data = rng.standard_normal((n, *shape)).astype(np.float32)
+    x = rng.standard_normal(n)
+
+    def producer(rows):
+        return np.stack([np.tensordot(x[r], data, axes=1).astype(np.float32).reshape(-1) for r in rows])
+
+    observed = producer(np.arange(n)[None])[0].reshape(shape)
+    plan = draw_permutations([f"p{i}" for i in range(n)], 60, seed=2)
+
+    def run(loading_seconds):
+        def slow_preload(backend):
+            thread = threading.Thread(target=time.sleep, args=(loading_seconds,), daemon=True)
+            thread.start()
+            return thread
+
+        monkeypatch.setattr(seegaan_kernels, "preload", slow_preload)
+        return permutation_test(observed, producer, plan, correction=MaxT(), batch_size=4,
+                                null_cache_mb=null_cache_mb)
+
+    loaded = run(0.0)
+    waited = run(0.5)
+    monkeypatch.setattr(engine, "PRELOAD_WAIT_BYTES", 3 * 4 * observed.size * 4)  # cut short after 3 batches
+    cut = run(0.5)
+    for other in (waited, cut):
+        np.testing.assert_array_equal(other.p_value, loaded.p_value)
+        np.testing.assert_array_equal(other.null_max, loaded.null_max)
+        np.testing.assert_array_equal(other.p_adjusted, loaded.p_adjusted)

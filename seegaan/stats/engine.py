@@ -53,6 +53,9 @@ NullMaps = Callable[[np.ndarray], np.ndarray]
 #: plan rows whose per-pixel sums are added into one partial sum; the partials are then added in plan order
 SUM_BLOCK = 16
 
+#: null maps (bytes) that may wait for the kernels to load when they are not kept for pass 2 anyway
+PRELOAD_WAIT_BYTES = 256 * 2**20
+
 
 class SeegaanWarning(UserWarning):
     """A result is valid but probably not what the user wants (e.g. B too small to reject)."""
@@ -201,12 +204,29 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     progress(0, total=B * (2 if family_wise and cache is None else 1))
     if local:
         sums = BlockSums(flat, code, backend, add_block)
+        # Numba's one-time start-up (0.3-0.5 s per process) runs in the background while the first batches
+        # are produced; they wait, in plan order, until the kernels are loaded (the same bits)
+        loading = kern.preload(backend)
+        waiting: list[tuple[int, np.ndarray]] = []
+        waiting_bytes = 0
         for start, rows in plan.batches(int(batch_size)):
             batch = null_maps(rows)
-            sums.add(batch, start)
             if cache is not None:
                 cache[start] = batch
+            waiting.append((start, batch))
+            waiting_bytes += batch.nbytes if cache is None else 0
+            if loading is None or not loading.is_alive() or waiting_bytes > PRELOAD_WAIT_BYTES:
+                if loading is not None:
+                    loading.join()
+                    loading = None
+                for first, maps in waiting:
+                    sums.add(maps, first)
+                waiting.clear()
             progress(len(rows))
+        if loading is not None:
+            loading.join()
+        for first, maps in waiting:
+            sums.add(maps, first)
         sums.flush()
         counts = sums.counts
     else:
