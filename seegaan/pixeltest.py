@@ -20,11 +20,13 @@ sign agreement among pixels significant in both (see ``docs/concepts.md``, "Mode
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from seegaan._errors import SeegaanError
+from seegaan.decoder import Decoder
 
 __all__ = ["pixel_test", "compare_maps", "identity_decoder", "load_flat_images", "IDENTITY", "COMPARE_KEYS"]
 
@@ -57,9 +59,58 @@ class _Reshape:
 
 def identity_decoder(height: int, width: int | None = None):
     """The identity as a :class:`seegaan.decoder.Decoder`: rows of H·W pixel values -> images (B, H, W)."""
-    from seegaan.decoder import Decoder
-
     return Decoder(_Reshape(height, height if width is None else width), IDENTITY)
+
+
+class _ChecksPassed(Exception):
+    """A dry run of :func:`seegaan.sequence` reached its second decode: every check before it passed."""
+
+
+@dataclass(frozen=True)
+class _CheckingDecoder(Decoder):
+    """Stands in for the identity decoder in a dry run of :func:`seegaan.sequence` (see :func:`_check_run_options`).
+
+    Its first call (the observed trajectory) returns blank frames of ``shape``; its second -- the first
+    decode of the permutation test, or of the Welch/HC3 linearisation -- raises :class:`_ChecksPassed`.
+    """
+
+    shape: tuple[int, int] = (1, 1)
+    calls: list = field(default_factory=list, compare=False, repr=False)
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        if self.calls:
+            raise _ChecksPassed
+        self.calls.append(len(w))
+        return np.zeros((len(w), *self.shape), np.float32)
+
+
+def _check_run_options(interp, shape: tuple[int, int], sequence_options: dict) -> None:
+    """Every check :func:`seegaan.sequence` makes before it decodes a permutation, made without any pixel.
+
+    ``interp`` is the trajectory of one-value placeholder latents of the same table (same method, levels,
+    covariates, images and patients). :func:`seegaan.sequence` runs on it with a stand-in decoder that
+    returns blank frames of the test's ``shape`` for the observed trajectory and stops the run at its next
+    decode (:class:`_CheckingDecoder`): the correction, the alternative, the statistic against the method
+    and covariates, the mask against the image size, the permutation plan (scheme, exact enumeration) and
+    the memory of the plan, the null cache and the Welch/HC3 linearised images are refused there with
+    sequence's own one-line messages. With ``n_perm=0`` the dry run simply finishes. A seed given as a
+    Generator is copied (the dry run must not advance it); warnings of the dry run are dropped (the real
+    run gives them).
+    """
+    import copy
+    import warnings
+
+    from seegaan.sequences import sequence
+
+    options = {**sequence_options, "progress": None}
+    if isinstance(options.get("seed"), np.random.Generator):
+        options["seed"] = copy.deepcopy(options["seed"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sequence(interp, _CheckingDecoder(_Reshape(*shape), IDENTITY, shape=tuple(shape)), **options)
+        except _ChecksPassed:
+            pass
 
 
 def _ram_bytes() -> int | None:
@@ -92,9 +143,7 @@ def load_flat_images(data, *, batch_size: int = 64):
         The rows of ``data.table`` for the images read, in order.
     shape : (H, W)
     """
-    if not data.size:
-        raise SeegaanError("the pixel test needs the images resized to one size; give size=... (--size)")
-    side = int(data.size)
+    side = _image_side(data)
     check_pixel_memory(len(data), side, side)
     flat = np.empty((len(data), side * side), np.float32)
     ids: list[str] = []
@@ -105,6 +154,13 @@ def load_flat_images(data, *, batch_size: int = 64):
         raise SeegaanError("none of the images could be read; see the skipped list")
     table = data.table.set_index("image_id", drop=False).loc[ids].reset_index(drop=True)
     return flat[:len(ids)], table, (side, side)
+
+
+def _image_side(data) -> int:
+    """The side the ImageSet ``data`` resizes its images to (an error when it keeps their own sizes)."""
+    if not data.size:
+        raise SeegaanError("the pixel test needs the images resized to one size; give size=... (--size)")
+    return int(data.size)
 
 
 def _check_size(size) -> int:
@@ -152,7 +208,12 @@ def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequen
     ------
     SeegaanError
         A bad option, feature or size, no usable images, or a pixel array larger than half the RAM --
-        all before any pixel is read.
+        all before any pixel is read. Every check of :func:`seegaan.interpolate` and of
+        :func:`seegaan.sequence` up to its first permutation (statistic against method and covariates,
+        mask against ``size``, correction, alternative, permutation scheme and plan, memory of the test)
+        is made on the clinical table alone, with their own messages (:func:`_check_run_options`).
+    TypeError
+        An option :func:`seegaan.sequence` does not take (also before any pixel is read).
     """
     import dataclasses
 
@@ -160,23 +221,37 @@ def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequen
     from seegaan.data import ImageSet, load_dataset
     from seegaan.interpolation import interpolate
     from seegaan.sequences import sequence
+    from seegaan.stats.correction import as_correction
     from seegaan.stats.engine import check_run
+    from seegaan.stats.mask import check_mask, load_mask
 
     if "decoder" in sequence_options:
         raise SeegaanError("pixel_test() decodes with the identity; it takes no decoder")
+    if sequence_options.get("client") is not None:
+        raise SeegaanError("pixel_test() runs in one process (its identity decoder cannot be sent to Dask "
+                           "workers); drop client=")
+    # the options alone: before the images are even listed
     check_run(n_perm=sequence_options.get("n_perm", 1000), alpha=sequence_options.get("alpha", 0.05),
               batch_size=sequence_options.get("batch_size", 16), seed=sequence_options.get("seed", 0))
-    if isinstance(images, ImageSet):
-        data = images
-    else:
-        data = load_dataset(images, table, size=_check_size(size), view=view, text_columns=text_columns,
+    if "correction" in sequence_options:
+        sequence_options["correction"] = as_correction(sequence_options["correction"])
+    data = images if isinstance(images, ImageSet) else None
+    side = _image_side(data) if data is not None else _check_size(size)
+    mask = sequence_options.get("mask")
+    if mask is not None:   # read once; its size is the test's, known before any image
+        mask = load_mask(mask) if isinstance(mask, (str, os.PathLike)) else mask
+        sequence_options["mask"] = check_mask(mask, (side, side))
+    if data is None:
+        data = load_dataset(images, table, size=side, view=view, text_columns=text_columns,
                             pseudonymize=pseudonymize)
     if len(data) == 0:
         raise SeegaanError("no usable images for the pixel test; check the images folder, table and --view")
     trajectory = dict(feature=feature, method=method, levels=levels, steps=steps, grid=grid,
                       transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
-    # every trajectory option is checked on a one-value placeholder before any pixel is read
-    interpolate(create_cohort(np.zeros((len(data), 1), np.float32), data.table), **trajectory)
+    # every trajectory and test option is checked on one-value placeholder latents of the same table
+    # before any pixel is read: interpolate's checks, then sequence's (a dry run, see _check_run_options)
+    placeholder = interpolate(create_cohort(np.zeros((len(data), 1), np.float32), data.table), **trajectory)
+    _check_run_options(placeholder, (side, side), sequence_options)
     if log is not None:
         log(data.report())
     flat, rows, (height, width) = load_flat_images(data)

@@ -126,6 +126,29 @@ def _id_map_without_pseudonyms(folder: Path):
     return _load(folder).write_id_map(folder / "map.csv")
 
 
+def _pixel_test_unread(folder: Path, **options):
+    """seegaan.pixel_test on a small phantom (16x16) whose pixels must not be read: the options are refused first."""
+    from unittest import mock
+
+    from seegaan.phantom import write_phantom
+    from seegaan.pixeltest import pixel_test
+
+    root = write_phantom(folder / "phantom", n=24, size=32, seed=1)
+
+    def refuse(self, i):
+        raise AssertionError(f"the pixels of image {i} were read before the options were refused")
+
+    with mock.patch("seegaan.data.dataset.ImageSet._read", refuse):
+        return pixel_test(root / "images", root / "clinical.csv", **{"size": 16, "n_perm": 99, **options})
+
+
+def _npy(folder: Path, name: str, shape: tuple[int, int]) -> Path:
+    import numpy as np
+
+    np.save(folder / name, np.ones(shape, bool))
+    return folder / name
+
+
 CASES: list[tuple[str, Callable[[Path], object], str]] = [
     # ---- seegaan._io: output paths
     ("output exists without --overwrite",
@@ -227,6 +250,22 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
      "must be a finite number"),
     ("interpolate --seed -1", lambda t: __import__("seegaan.stats", fromlist=["x"]).draw_permutations(
         ["a", "b", "c"], 5, seed=-1), "--seed must be 0 or more"),
+    # ---- pixel test: every option interpolate or sequence would refuse, refused before any pixel is read
+    ("pixel-test --statistic welch --method gam",
+     lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, statistic="welch"),
+     "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)"),
+    ("pixel-test --statistic hc3 --adjust",
+     lambda t: _pixel_test_unread(t, feature="age", method="linear", statistic="hc3", adjust="sex"),
+     "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)"),
+    ("pixel-test --mask of another size than --size",
+     lambda t: _pixel_test_unread(t, feature="ahf", mask=_npy(t, "m.npy", (8, 8))),
+     "the mask has shape (8, 8) but the decoded images are 16x16"),
+    ("pixel-test alternative='up'", lambda t: _pixel_test_unread(t, feature="ahf", alternative="up"),
+     "unknown alternative 'up'"),
+    ("pixel-test n_perm='exact' on 24 images", lambda t: _pixel_test_unread(t, feature="ahf", n_perm="exact"),
+     "permutations (more than 200000)"),
+    ("pixel-test --grid of one value", lambda t: _pixel_test_unread(t, feature="age", grid="50"),
+     "an explicit grid needs at least two values"),
 ]
 
 

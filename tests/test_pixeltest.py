@@ -13,6 +13,7 @@ from seegaan.cli.stats_pixel import register
 from seegaan.data import load_dataset
 from seegaan.phantom import write_phantom
 from seegaan.pixeltest import IDENTITY, compare_maps, identity_decoder, load_flat_images, pixel_test
+from seegaan.stats import MaxT
 
 app = typer.Typer(cls=OneLineErrors)
 register(app)
@@ -95,6 +96,158 @@ def test_bad_options_fail_before_reading_pixels(phantom, monkeypatch):
         pixel_test(phantom / "images", phantom / "clinical.csv", feature="sex", size=2)
     with pytest.raises(SeegaanError, match="alpha"):
         pixel_test(phantom / "images", phantom / "clinical.csv", feature="sex", size=16, alpha=2.0)
+
+
+# Every option combination that interpolate or sequence refuses is refused before any pixel is read:
+# (id, API keywords, CLI options, message fragment); None where that side cannot express it (a CLI choice
+# list, an API-only option). Features of the phantom: ahf (bool: class-mean), age (numeric), sex.
+REFUSED = [
+    ("welch with a gam trajectory", dict(feature="age", method="gam", statistic="welch"),
+     ("--feature", "age", "--method", "gam", "--statistic", "welch"),
+     "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)"),
+    ("welch with a linear trajectory", dict(feature="age", method="linear", statistic="welch"),
+     ("--feature", "age", "--method", "linear", "--statistic", "welch"),
+     "--statistic welch needs a class-mean trajectory without covariates (got one for a linear trajectory)"),
+    ("welch with covariates", dict(feature="ahf", statistic="welch", adjust="sex"),
+     ("--feature", "ahf", "--statistic", "welch", "--adjust", "sex"),
+     "--statistic welch needs a class-mean trajectory without covariates (got one with covariates)"),
+    ("hc3 with a gam trajectory", dict(feature="age", method="gam", statistic="hc3"),
+     ("--feature", "age", "--method", "gam", "--statistic", "hc3"),
+     "--statistic hc3 needs a linear trajectory without covariates (got one for a gam trajectory)"),
+    ("hc3 with covariates", dict(feature="age", method="linear", statistic="hc3", adjust="sex"),
+     ("--feature", "age", "--method", "linear", "--statistic", "hc3", "--adjust", "sex"),
+     "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)"),
+    ("hc3 with class means", dict(feature="ahf", statistic="hc3"), ("--feature", "ahf", "--statistic", "hc3"),
+     "--statistic hc3 needs a linear trajectory"),
+    ("welch with maxd", dict(feature="ahf", statistic="welch", correction="maxd"),
+     ("--feature", "ahf", "--statistic", "welch", "--correction", "maxd"),
+     "--correction maxd tests the raw difference"),
+    ("auto (welch) with an sd offset", dict(feature="ahf", correction=MaxT(sd_offset=0.1)),
+     ("--feature", "ahf", "--sd-offset", "0.1"), "--sd-offset applies to the difference statistic"),
+    ("mask of another size", dict(feature="ahf", mask="MASK8"), ("--feature", "ahf", "--mask", "MASK8"),
+     "the mask has shape (8, 8) but the decoded images are 16x16"),
+    ("mask that selects nothing", dict(feature="ahf", mask="MASK0"), ("--feature", "ahf", "--mask", "MASK0"),
+     "the mask selects no pixel"),
+    ("mask file missing", dict(feature="ahf", mask="MISSING"), ("--feature", "ahf", "--mask", "MISSING"),
+     "does not exist; give a .npy or PNG mask"),
+    ("unknown correction", dict(feature="ahf", correction="nope"), None, "unknown correction 'nope'"),
+    ("unknown alternative", dict(feature="ahf", alternative="up"), None, "unknown alternative 'up'"),
+    ("unknown statistic", dict(feature="ahf", statistic="nope"), None, "unknown statistic 'nope'"),
+    ("min-change with tfce", None, ("--feature", "ahf", "--correction", "tfce", "--min-change", "0.1"),
+     "--min-change applies to --correction maxt or maxd only (got tfce)"),
+    ("sd-offset with maxd", None, ("--feature", "ahf", "--correction", "maxd", "--sd-offset", "0.1"),
+     "--sd-offset applies to --correction maxt only (got maxd)"),
+    ("tfce-e with maxt", None, ("--feature", "ahf", "--tfce-e", "1"), "--tfce-e applies to --correction tfce only"),
+    ("alpha 2", dict(feature="ahf", alpha=2.0), ("--feature", "ahf", "--alpha", "2"),
+     "--alpha must be between 0 and 1"),
+    ("negative permutations", dict(feature="ahf", n_perm=-1), ("--feature", "ahf", "--perm", "-1"),
+     "--perm must be 0 or more"),
+    ("negative seed", dict(feature="ahf", seed=-1), ("--feature", "ahf", "--seed", "-1"), "--seed must be 0 or more"),
+    ("batch size 0", dict(feature="ahf", batch_size=0), ("--feature", "ahf", "--batch-size", "0"),
+     "batch size must be at least 1"),
+    ("unknown permutation scheme", dict(feature="ahf", scheme="nope"), None, "unknown permutation scheme 'nope'"),
+    ("exact enumeration too large", dict(feature="ahf", n_perm="exact"), None,
+     "permutations (more than 200000); give a number of permutations instead"),
+    ("client (Dask)", dict(feature="ahf", client=object()), None, "pixel_test() runs in one process"),
+    ("a decoder", dict(feature="ahf", decoder="x.pt"), None, "it takes no decoder"),
+    ("grid outside the gam range", dict(feature="age", method="gam", grid="-1000,5000"),
+     ("--feature", "age", "--method", "gam", "--grid", "-1000,5000"), "leaves the observed range of 'age'"),
+    ("grid of one value", dict(feature="age", grid="50"), ("--feature", "age", "--grid", "50"),
+     "an explicit grid needs at least two values"),
+    ("grid of equal values", dict(feature="age", grid="50,50"), ("--feature", "age", "--grid", "50,50"),
+     "the grid values are all equal"),
+    ("class-mean grid beyond 1", dict(feature="ahf", grid="0,2"), ("--feature", "ahf", "--grid", "0,2"),
+     "class-mean grid values are fractions"),
+    ("unknown transform", dict(feature="age", transform="sqrt"), None, "unknown transform 'sqrt'"),
+    ("transform with class means", dict(feature="ahf", transform="log"), ("--feature", "ahf", "--transform", "log"),
+     "--transform applies to numeric features"),
+    ("levels that do not exist", dict(feature="sex", levels="F,X"), ("--feature", "sex", "--levels", "F,X"),
+     "level 'X' is not a value of 'sex'"),
+    ("unknown method", dict(feature="ahf", method="spline"), None, "unknown method 'spline'"),
+    ("gam lam 0", dict(feature="age", method="gam", gam_lam=0),
+     ("--feature", "age", "--method", "gam", "--gam-lam", "0"), "--gam-lam must be a positive number"),
+    ("feature as covariate", dict(feature="age", adjust="age"), ("--feature", "age", "--adjust", "age"),
+     "cannot be both the feature and a covariate"),
+    ("size 2", dict(feature="ahf", size=2), ("--feature", "ahf", "--size", "2"), "--size must be a whole number"),
+]
+MASKS = {"MASK8": np.ones((8, 8), bool), "MASK0": np.zeros((16, 16), bool)}
+
+
+@pytest.fixture
+def pixels_read(monkeypatch):
+    """The rows whose pixels were decoded; every read fails (an option refused after reading shows up)."""
+    rows = []
+
+    def refuse(self, i):
+        rows.append(i)
+        raise AssertionError("a pixel was read")
+
+    monkeypatch.setattr("seegaan.data.dataset.ImageSet._read", refuse)
+    return rows
+
+
+def _with_paths(values, tmp_path):
+    masks = {}
+    for name, arr in MASKS.items():
+        masks[name] = tmp_path / f"{name}.npy"
+        np.save(masks[name], arr)
+    masks["MISSING"] = tmp_path / "missing.npy"
+    return [masks.get(v, v) if isinstance(v, str) else v for v in values]
+
+
+@pytest.mark.parametrize("api, cli, fragment", [r[1:] for r in REFUSED if r[1] is not None],
+                         ids=[r[0] for r in REFUSED if r[1] is not None])
+def test_api_refuses_before_reading_pixels(phantom, tmp_path, pixels_read, api, cli, fragment):
+    keys, values = list(api), _with_paths(list(api.values()), tmp_path)
+    options = {"size": 16, "n_perm": 99, **dict(zip(keys, values))}
+    with pytest.raises(SeegaanError) as err:
+        pixel_test(phantom / "images", phantom / "clinical.csv", **options)
+    msg = str(err.value)
+    assert fragment in msg and "\n" not in msg, msg
+    assert pixels_read == []
+
+
+@pytest.mark.parametrize("api, cli, fragment", [r[1:] for r in REFUSED if r[2] is not None],
+                         ids=[r[0] for r in REFUSED if r[2] is not None])
+def test_cli_refuses_before_reading_pixels(phantom, tmp_path, pixels_read, api, cli, fragment):
+    out = tmp_path / "x.nc"
+    args = ["--size", 16, "--perm", 99, *_with_paths(list(cli), tmp_path)]
+    line = one_line_error(run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
+                              "--out", out, *args))
+    assert fragment in line, line
+    assert pixels_read == [] and not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_the_memory_of_the_whole_test_is_checked_before_reading(phantom, tmp_path, monkeypatch, pixels_read):
+    # the plan alone (1000 x 160 x 8 bytes = 1.3 MB) fits; with the null cache (1000 x 8 steps x 256 pixels x
+    # 4 bytes = 8.2 MB) and the Welch linearised images it does not: sequence checks that only once it has
+    # decoded the observed frames (their size), which the pixel test knows from --size
+    monkeypatch.setattr("seegaan.stats.engine.available_memory", lambda: 16 * 2**20)
+    with pytest.raises(SeegaanError, match=r"1000 permutations of 160 images need .*null cache"):
+        pixel_test(phantom / "images", phantom / "clinical.csv", feature="ahf", size=16, n_perm=1000)
+    line = one_line_error(run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
+                              "--feature", "ahf", "--size", 16, "--perm", 1000, "--out", tmp_path / "x.nc"))
+    assert "1000 permutations of 160 images need" in line
+    assert pixels_read == []
+
+
+def test_unknown_options_and_an_image_set_without_a_size_before_reading(phantom, pixels_read):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+        pixel_test(phantom / "images", phantom / "clinical.csv", feature="ahf", size=16, nope=1)
+    data = load_dataset(phantom / "images", phantom / "clinical.csv", size=None)
+    with pytest.raises(SeegaanError, match="needs the images resized to one size"):
+        pixel_test(data, feature="ahf")
+    assert pixels_read == []
+
+
+def test_the_checks_leave_a_seed_generator_alone(phantom):
+    # the dry run of sequence's checks draws its plan from a copy: the same bits as sequence() by hand
+    data = load_dataset(phantom / "images", phantom / "clinical.csv", size=16)
+    a = pixel_test(data, feature="ahf", steps=3, n_perm=20, seed=np.random.default_rng(7))
+    flat = np.stack([data[i].ravel() for i in range(len(data))])
+    by_hand = seegaan.sequence(seegaan.interpolate(seegaan.create_cohort(flat, data.table), feature="ahf", steps=3),
+                               identity_decoder(16), n_perm=20, seed=np.random.default_rng(7))
+    assert np.array_equal(a.p_value, by_hand.p_value) and np.array_equal(a.p_adjusted, by_hand.p_adjusted)
 
 
 def test_memory_is_checked_with_the_number(monkeypatch, phantom):
