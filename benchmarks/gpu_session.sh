@@ -4,14 +4,23 @@
 #   bash benchmarks/gpu_session.sh            # on the GPU machine; results under $OUT (default ./gpu_out)
 #   DRY=1 bash benchmarks/gpu_session.sh      # rehearsal on this CPU: same steps, seconds-long runs
 #
-# It needs, beside the repository (name them in the device tool's `carry`):
+# Issue #16 item 4 (decoding vs the card's conv rate, strict fp32 and TF32, and a 1,000-permutation 256x256
+# sequence from a paper-size checkpoint; benchmarks/bench_gpu.py) is its own call of about 7 minutes, with
+# no trainings and nothing to carry:
+#   RUNS=none BENCH=gpu bash benchmarks/gpu_session.sh          # -> $OUT/bench_gpu.json, $OUT/bench_gpu.log
+#   RUNS=none BENCH=gpu DRY=1 bash benchmarks/gpu_session.sh    # its rehearsal on this CPU (under a minute)
+# device tool: run(command="RUNS=none BENCH=gpu bash benchmarks/gpu_session.sh", timeout_s=540) ($OUT is set there)
+# (BENCH_SECONDS, default 440 for BENCH=gpu, bounds it: the script plans for 400 s and writes its JSON as it
+# goes; copy the JSON to benchmarks/results/ afterwards).
+#
+# The trainings need, beside the repository (name them in the device tool's `carry`):
 #   analyses/output/demo   the demo's phantom and its CPU-trained checkpoints (analyses/make_demo.py)
 #   .cxr128                the frontal radiographs of ../shared/data/cxr at 128x128 as 8-bit PNG +
 #                          metadata.csv, written by `python benchmarks/prepare_gpu_data.py` (the data do not travel)
 #
 # The trainings named in RUNS (default "A B C") run side by side on the one GPU (small models leave it
-# mostly idle), each stopped cleanly by its --max-minutes (MINUTES, default 6), then the paper-config
-# benchmark runs alone for BENCH_SECONDS (default 80; 0 skips it):
+# mostly idle), each stopped cleanly by its --max-minutes (MINUTES, default 6; RUNS=none: no training), then
+# the paper-config benchmark runs alone for BENCH_SECONDS (default 80; 0 skips it; BENCH=gpu: bench_gpu.py):
 #   A  the bundled demo model (width 32) resumed from its checkpoint, batch 16   -> A_best.pt, A_last.pt
 #   B  a wider demo model (width 64, batch 32) from scratch on the same phantom -> B_best.pt, B_last.pt
 #   C  real radiographs at 128x128 (width 64, latent 128, batch 32)           -> C_best.pt
@@ -34,6 +43,7 @@ export PYTHONPATH="$WORK/site:$REPO" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=$THREADS
   $PY -c "import torch, numpy, xarray, numba; print('torch', torch.__version__, 'numpy', numpy.__version__)"; } \
   > "$OUT/env.txt" 2>&1
 RUNS=${RUNS:-A B C}
+[ "$RUNS" = none ] && RUNS=
 TRAIN="--device $DEV --threads $THREADS --max-minutes $MIN --train-only --steps 1000000"
 demo() {  # demo() RUN OPTIONS...: the demo model resumed in $WORK/RUN (phantom shared, checkpoints copied)
   local run=$1; shift
@@ -62,13 +72,17 @@ for r in $RUNS; do
   [ "$r" = C ] || cp "$WORK/$r/train/last.pt" "$WORK/pack/${r}_last.pt"
   cp "$WORK/$r.log" "$WORK/pack/"
 done
-tar cf - -C "$WORK/pack" . | split -b 15M - "$OUT/results.tar.part-"
-if [ "${DRY:-0}" = 1 ]; then
-  BENCH="--device cpu:0 --image-size 32"
-else
-  BENCH="--device cuda"
-fi
-if [ "${BENCH_SECONDS:-80}" != 0 ]; then
+[ -n "$RUNS" ] && tar cf - -C "$WORK/pack" . | split -b 15M - "$OUT/results.tar.part-"
+if [ "${BENCH:-model}" = gpu ]; then
+  # bench_gpu.py plans for BENCH_SECONDS - 40 s and writes $OUT/bench_gpu.json after every part
+  SECONDS_GPU=${BENCH_SECONDS:-440}
+  if [ "$SECONDS_GPU" != 0 ]; then
+    if [ "${DRY:-0}" = 1 ]; then ARGS="--dry"; else ARGS="--device cuda --budget $((SECONDS_GPU - 40))"; fi
+    timeout -k 10 "$SECONDS_GPU" $PY benchmarks/bench_gpu.py $ARGS --json "$OUT/bench_gpu.json" 2>&1 \
+      | tee "$OUT/bench_gpu.log"
+  fi
+elif [ "${BENCH_SECONDS:-80}" != 0 ]; then
+  if [ "${DRY:-0}" = 1 ]; then BENCH="--device cpu:0 --image-size 32"; else BENCH="--device cuda"; fi
   timeout "${BENCH_SECONDS:-80}" $PY benchmarks/bench_model.py $BENCH --json "$OUT/bench.json" > "$WORK/bench.log" 2>&1
 fi
 (cd "$WORK" && tail -n 25 ./*.log) > "$OUT/logs.txt" 2>&1

@@ -37,3 +37,31 @@ def test_bench_scaling_quick_prints_a_row_per_point():
     rows = re.findall(r"^\s+(n|B)\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s+\d+\s+0\s+([\d.]+)\s", done.stdout, re.M)
     assert [(f, int(n), int(b)) for f, n, b, _ in rows] == [("n", 200, 20), ("n", 400, 20), ("B", 200, 40)], done.stdout
     assert all(float(t) > 0 for *_, t in rows)
+
+
+def test_bench_gpu_dry_rehearses_every_part(tmp_path):
+    """``bench_gpu.py --dry`` (the GPU call's CPU rehearsal): decode rows against the reference conv in both
+    precisions, a timed sequence from a written paper-config checkpoint, the compile subprocess killed at its
+    short limit, one JSON."""
+    pytest.importorskip("torch")
+    out = tmp_path / "bench_gpu.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--dry", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    import json
+
+    res = json.loads(out.read_text())
+    assert res["dry"] and res["env"]["device"] == "cpu"
+    decoded = {(r["precision"], r["variant"]) for r in res["decode"]}
+    assert {("strict_fp32", "base"), ("tf32", "base"), ("strict_fp32", "checkpoint_decoder")} <= decoded, decoded
+    assert all(r["images_per_s"] > 0 and 0 < r["pct_of_conv"] < 1000 for r in res["decode"])
+    assert "fp32 (TF32 off)" in res["conv_reference"]["strict_fp32_precision"]
+    seq = res["sequence"]
+    assert seq["status"] == "finished", done.stdout[-3000:]
+    first = seq["runs"][0]
+    assert first["frames_decoded"] == seq["steps"] * (1 + seq["n_perm"])  # observed + one pass (null maps kept)
+    assert 0 < first["decoding_share"] <= 1 and first["precision"].startswith("fp32 (TF32 off)")
+    assert res["compile"]["status"].startswith(("killed", "finished"))
+    assert "strict_fp32_batch4" in res["summary"] and "sequence" in res["summary"]
+    assert "of a 55 s budget" in done.stdout
