@@ -29,6 +29,11 @@ the refitted penalised fit for ``gam`` (``_welch.smoother_se``)).
 Follow-up of the 50 x 3 patient-label scenario (docs/welch.md): ``lin-sdx1-patients`` (equal spread),
 ``lin16-*-patients`` (linear decoder), ``lin-sdx2-n50`` (50 single images), ``lin-*-patients-flip`` with the
 methods ``signflip`` (wild cluster null; not a fix) and ``anchor0`` (diagnostic: decoded around 0, not w̄).
+Its fix, ``*-pivot`` scenarios (and ``*-oracle``): the null lines pivot at x0, where level and slope are
+uncorrelated (:func:`pivot_x0`, :func:`pivoted_null`), methods ``pivot`` (x0 from the patients' residual
+variances), ``pivot-smooth`` / ``pivot-lat`` / ``pivot-oracle`` (variants, diagnostic), ``pivot+HC3`` /
+``pivot+CR3`` (studentised, J at w̄) and ``pivot+HC3@x0`` / ``pivot+CR3@x0`` (J at ŵ(x0)). ``--out`` also
+holds every cohort's smallest family-wise p per method (``min_p``) for rates at other α.
 
 Run: ``OMP_NUM_THREADS=1 python analyses/unequal_spread.py [--cohorts 200] [--perm 300] [--only NAME]``;
 prints a table and writes ``--out`` (JSON) if given.
@@ -120,11 +125,13 @@ def numeric_cohort(rng, D, *, n=150, sd_growth=2.0, effect=None, per_patient=1, 
     sd = 1.0 + (sd_growth - 1.0) * (age - 20) / 70
     if spread == "U":   # SD 0.5 in the middle, 2 at both ends: the slope's variance is 1.56x the permutation's
         sd = 0.5 + 1.5 * np.abs(age - 55) / 35
+    if spread == "mixed":   # even latents: SD 1 -> sd_growth along age; odd latents: sd_growth -> 1
+        sd = np.where(np.arange(D) % 2 == 0, sd[:, None], (1.0 + sd_growth - sd)[:, None])
     if per_patient == 1:
         z = rng.standard_normal((n, D))
     else:
         z = np.sqrt(0.5) * (rng.standard_normal((P, D))[pid] + rng.standard_normal((n, D)))
-    w = z * sd[:, None]
+    w = z * (sd if sd.ndim == 2 else sd[:, None])
     if effect is not None:
         w += np.outer((age - 55) / 35, effect)
     table = pd.DataFrame({"image_id": [f"img{i:04d}" for i in range(n)],
@@ -252,6 +259,68 @@ def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0,
     return hits, note
 
 
+def pivot_x0(W, x, pid, *, how="raw", var=None):
+    """Where the fitted line's level and slope are uncorrelated under sampling (linear trajectory).
+
+    OLS of the latents ``W`` (n x D) on the feature ``x``: ``a = x - x̄``, ``S = Σ a²``, ``w̄``, ``b̂ = a W / S``.
+    With independent units p (patients; images of one patient share x) whose summed errors
+    ``E_p = Σ_{i∈p} ε_i`` have variance ``V_p``, ``Cov(w̄, b̂) = Σ_p a_p V_p / (n S)`` and
+    ``Var(b̂) = Σ_p a_p² V_p / S²``, so ``ŵ(x0) = w̄ + b̂ (x0 - x̄)`` is uncorrelated with ``b̂`` at
+
+        x0 = x̄ - S Σ_p a_p V_p / (n Σ_p a_p² V_p).
+
+    ``V_p`` from the residuals of the full fit ``e = W - w̄ - a b̂`` summed per patient:
+    ``raw``     ``V_p = ||E_p||²`` pooled over the latents (one x0);
+    ``smooth``  ``V_p`` replaced by its OLS line in ``a_p`` (clipped at 1% of the mean; one x0);
+    ``lat``     per latent, ``V_pj = E_pj²`` (x0 of shape (D,));
+    ``oracle``  ``V_p`` ∝ the true per-image variance ``var`` (n,) of the generator (diagnostic only; equal
+                patient sizes and within-patient correlation make the patient-sum variance proportional).
+    """
+    W = np.asarray(W, np.float64)
+    n = len(x)
+    a = x - x.mean()
+    S = a @ a
+    b = a @ W / S
+    e = W - W.mean(axis=0) - np.outer(a, b)
+    _, codes = np.unique(pid, return_inverse=True)
+    codes = codes.ravel()
+    P = codes.max() + 1
+    E = np.zeros((P, W.shape[1]))
+    np.add.at(E, codes, e)
+    ap = np.zeros(P)
+    ap[codes] = a                                   # the patient's (shared) centred feature
+    if how == "oracle":
+        V = np.zeros(P)
+        V[codes] = var
+        return float(x.mean() - S * (ap @ V) / (n * ((ap * ap) @ V)))
+    if how == "lat":
+        V = E * E                                   # (P, D)
+        return x.mean() - S * (ap @ V) / (n * ((ap * ap) @ V))
+    V = (E * E).sum(axis=1)
+    if how == "smooth":
+        A = np.column_stack([np.ones(P), ap])
+        coef = np.linalg.lstsq(A, V, rcond=None)[0]
+        V = np.maximum(A @ coef, 0.01 * V.mean())
+    elif how != "raw":
+        raise ValueError(f"unknown pivot {how!r}")
+    return float(x.mean() - S * (ap @ V) / (n * ((ap * ap) @ V)))
+
+
+def pivoted_null(interp, null_trajs, x0, grid):
+    """The null lines ``ŵ(x0) + b*(g_k - x0)``: the observed line's value at ``x0``, each row's own slope.
+
+    ``null_trajs`` (nb, K, D) are the harness's usual null lines (through ``w̄`` at ``x̄``); their slopes ``b*``
+    are read off the first and last step; ``grid`` (K,) the steps on the feature-code scale; ``x0`` a scalar
+    or (D,). The observed line is unchanged (``ŵ(x0) + b̂ (g_k - x0)``); the identity row reproduces it.
+    """
+    T = interp.trajectory
+    span = grid[-1] - grid[0]
+    b_obs = (T[-1] - T[0]) / span
+    level = T[0] + b_obs * (x0 - grid[0])                       # ŵ(x0) (D,)
+    b_null = (null_trajs[:, -1] - null_trajs[:, 0]) / span      # (nb, D)
+    return level + b_null[:, None, :] * (grid[None, :, None] - x0)
+
+
 NUMERIC_METHODS = {
     # name: (kind, hc, df): df None = no t -> z; "n-2" = t_{n-2} (P-2 with clusters) -> z
     "hc0-restricted": ("restricted", "HC0", None),
@@ -284,6 +353,8 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
     direction = np.random.default_rng(7).standard_normal(D)
     direction /= np.linalg.norm(direction)
     note = ""
+    x0_log = {}     # pivot methods: x0 - x̄ per cohort (feature units), for the note
+    MIN_P.clear()
     for _ in range(n_cohorts):
         ds = numeric_cohort(rng, D, n=n, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
                             spread=spread)
@@ -292,7 +363,8 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
         plan = draw_permutations(interp.patient_ids, B, feature=interp.feature_codes, seed=pseed)
         note = f"scheme {plan.scheme}"
         observed = _decode_maps(dec, interp.trajectory[None])[0]
-        null = _decode_maps(dec, np.stack([interp.null_trajectory(r, plan.scheme) for r in plan.indices]))
+        null_trajs = np.stack([interp.null_trajectory(r, plan.scheme) for r in plan.indices])
+        null = _decode_maps(dec, null_trajs)
         K, M = STEPS, observed.size // STEPS
         family = np.ones((K, M), bool)
         family[0] = False
@@ -304,9 +376,50 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
         P = len(np.unique(pid))
         u = _welch.linearise(dec, interp.latents)
         grid = interp.L @ x if interp.L is not None else None     # the grid on the map's scale
+        pivot_null = {}      # x0 kind -> decoded pivoted null maps (shared by plain and studentised)
+        se_cache = {}        # (kind, x0 kind or None) -> (se_obs, se_null); the SE does not depend on the lines
         for m in methods:
             if m == "plain":
                 p = _plain_maxt(observed, null, family)
+            elif m.startswith("pivot"):
+                # candidate fix (docs/welch.md, "Pivoting the null lines at x0"): every null line turns
+                # about x0, where the fitted level and slope are uncorrelated under sampling, instead of x̄
+                # names: pivot[-smooth|-lat|-oracle][+HC3|+CR3][@x0] (x0 from raw / smoothed / per-latent /
+                # true variances; plain max-T, or studentised by the HC3 / CR3 slope SE with J at w̄ or at ŵ(x0))
+                base, _, stud = m.partition("+")
+                how = base.partition("-")[2] or "raw"
+                if how not in pivot_null:
+                    if how == "oracle":   # diagnostic: the generator's true SD (not available on real data)
+                        age = np.asarray(ds["age"].values)[interp.image_index]
+                        sd_true = (0.5 + 1.5 * np.abs(age - 55) / 35 if spread == "U"
+                                   else 1.0 + (sd_growth - 1.0) * (age - 20) / 70)
+                        x0 = pivot_x0(interp.latents, x, pid, how="oracle", var=sd_true ** 2)
+                    else:
+                        x0 = pivot_x0(interp.latents, x, pid, how=how)
+                    pivot_null[how] = (_decode_maps(dec, pivoted_null(interp, null_trajs, x0, grid)), x0)
+                    x0_log.setdefault(how, []).append(np.mean(x0) - x.mean())
+                maps, x0 = pivot_null[how]
+                if not stud:
+                    p = _plain_maxt(observed, maps, family)
+                else:
+                    # +HC3 / +CR3: the SE of the unpivoted statistic (u linearised at w̄);
+                    # +HC3@x0 / +CR3@x0: u = J (w - w̄) with J at the pivot ŵ(x0), the point every null
+                    # line passes through (w̄ lies on the observed line only, and moves with b̂)
+                    hc_name, _, at = stud.partition("@")
+                    kind = "cluster" if hc_name == "CR3" else "fit"
+                    key = (kind, how if at else None)
+                    if key not in se_cache:
+                        cl = pid if kind == "cluster" else None
+                        uu = u
+                        if at:
+                            T = interp.trajectory
+                            w0 = T[0] + (T[-1] - T[0]) / (grid[-1] - grid[0]) * (x0 - grid[0])
+                            uu = _welch.linearise(dec, interp.latents, at=w0)
+                        se_cache[key] = (
+                            _welch.slope_se(uu, x, ident, plan.scheme, hc="HC3", clusters=cl, grid=grid)[0].reshape(-1),
+                            _welch.slope_se(uu, x, plan.indices, plan.scheme, hc="HC3", clusters=cl,
+                                            grid=grid).reshape(B, -1))
+                    p = _studentised_maxt_np(observed, maps, *se_cache[key], family)
             elif m == "anchor0":
                 # diagnostic (not a method): every trajectory moved by -w̄, i.e. decoded around the
                 # population mean 0 instead of the sample mean latent (which the patient-label null keeps)
@@ -351,6 +464,9 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                     p = _studentised_maxt_z(observed, null, se_obs, np.full_like(se_obs, dof), se_null,
                                             np.full_like(se_null, dof), family)
             hits[m] += bool((p <= ALPHA).any())
+            MIN_P.setdefault(m, []).append(float(p.min()))
+    for how, d in x0_log.items():
+        note += f"; x0 - x̄ ({how}) mean {np.mean(d):+.2f} SD {np.std(d):.2f}"
     return hits, note
 
 
@@ -360,6 +476,11 @@ def interval(k, n):
     hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
     return float(lo), float(hi)
 
+
+MIN_P = {}   # numeric scenarios: method -> each cohort's smallest family-wise p (written to --out)
+
+PIVOT_P = ("plain", "CR3", "pivot", "pivot-smooth", "pivot-lat", "pivot+CR3", "pivot+CR3@x0")
+PIVOT_I = ("plain", "HC3", "pivot", "pivot-smooth", "pivot-lat", "pivot+HC3", "pivot+HC3@x0")
 
 SCENARIOS = {
     # name: (kind, decoder, kwargs)
@@ -393,6 +514,31 @@ SCENARIOS = {
                                                       methods=("plain", "CR3", "signflip", "anchor0"))),
     "lin-sdx1-patients-flip": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
                                                       methods=("plain", "CR3", "signflip", "anchor0"))),
+    # pivoting the null lines at x0 (docs/welch.md, "Pivoting the null lines at x0")
+    "lin-sdx2-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, methods=PIVOT_P)),
+    "lin-sdx1-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                       methods=PIVOT_P)),
+    "lin16-sdx2-patients-pivot": ("numeric", "linear16", dict(method="linear", per_patient=3, methods=PIVOT_P)),
+    "lin16-sdx1-patients-pivot": ("numeric", "linear16", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                              methods=PIVOT_P)),
+    "lin-sdx2-n50-pivot": ("numeric", "mlp", dict(method="linear", n=50, methods=PIVOT_I)),
+    "lin-sdx1-n50-pivot": ("numeric", "mlp", dict(method="linear", n=50, sd_growth=1.0, methods=PIVOT_I)),
+    "lin-sdx3-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=3.0,
+                                                       methods=PIVOT_P)),
+    "lin-sdx2-patients-power-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, effect=0.35,
+                                                             methods=PIVOT_P)),
+    "lin-sdx3-patients-oracle": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=3.0,
+                                                        methods=("plain", "pivot", "pivot-oracle", "anchor0"))),
+    "lin-sdx2-patients-oracle": ("numeric", "mlp", dict(method="linear", per_patient=3,
+                                                        methods=("plain", "pivot", "pivot-oracle", "anchor0"))),
+    "lin-sdmix-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, spread="mixed",
+                                                        methods=PIVOT_P)),
+    "lin-sdx2-pivot": ("numeric", "mlp", dict(method="linear", methods=PIVOT_I)),
+    "lin-sdx1-pivot": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, methods=PIVOT_I)),
+    "lin-sdU-pivot": ("numeric", "mlp", dict(method="linear", spread="U", methods=PIVOT_I)),
+    "lin-sdx1-power-pivot": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, effect=0.35, methods=PIVOT_I)),
+    "lin-sdx1-patients-power-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                             effect=0.35, methods=PIVOT_P)),
     "lin-sdU-null": ("numeric", "mlp", dict(method="linear", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
     "lin-sdU-power": ("numeric", "mlp", dict(method="linear", spread="U", effect=0.35,
                                              methods=("plain", "HC0", "HC3", "HC3-z"))),
@@ -424,6 +570,8 @@ def main(argv=None):
         results[name] = {"cohorts": args.cohorts, "n_perm": args.perm, "seconds": round(secs, 1), "note": note,
                          "rates": {m: {"hits": k, "rate": k / args.cohorts, "ci95": interval(k, args.cohorts)}
                                    for m, k in hits.items()}}
+        if kind == "numeric":
+            results[name]["min_p"] = {m: list(v) for m, v in MIN_P.items()}
         for m, k in hits.items():
             lo, hi = interval(k, args.cohorts)
             print(f"{name:18s} {m:11s} {k / args.cohorts:6.3f}  [{lo:.3f}, {hi:.3f}]")
