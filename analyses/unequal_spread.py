@@ -33,7 +33,10 @@ Its fix, ``*-pivot`` scenarios (and ``*-oracle``): the null lines pivot at x0, w
 uncorrelated (:func:`pivot_x0`, :func:`pivoted_null`), methods ``pivot`` (x0 from the patients' residual
 variances), ``pivot-smooth`` / ``pivot-lat`` / ``pivot-oracle`` (variants, diagnostic), ``pivot+HC3`` /
 ``pivot+CR3`` (studentised, J at w̄) and ``pivot+HC3@x0`` / ``pivot+CR3@x0`` (J at ŵ(x0)). ``--out`` also
-holds every cohort's smallest family-wise p per method (``min_p``) for rates at other α.
+holds every cohort's smallest family-wise p per method (``min_p``) for rates at other α. ``*-library``
+scenarios: methods ``library`` (``seegaan.sequence`` with its defaults, i.e. ``null_pivot="x0"``) and
+``library-mean`` (``null_pivot="mean"``) on the same cohorts and plans, compared with the harness's own
+``pivot+CR3@x0`` / ``CR3`` (decisions and p maps, in the note).
 
 Run: ``OMP_NUM_THREADS=1 python analyses/unequal_spread.py [--cohorts 200] [--perm 300] [--only NAME]``;
 prints a table and writes ``--out`` (JSON) if given.
@@ -354,6 +357,7 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
     direction /= np.linalg.norm(direction)
     note = ""
     x0_log = {}     # pivot methods: x0 - x̄ per cohort (feature units), for the note
+    same_p = {}     # "library vs harness method" -> [cohorts whose decisions differ, cohorts, max |Δp|]
     MIN_P.clear()
     for _ in range(n_cohorts):
         ds = numeric_cohort(rng, D, n=n, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
@@ -376,6 +380,7 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
         P = len(np.unique(pid))
         u = _welch.linearise(dec, interp.latents)
         grid = interp.L @ x if interp.L is not None else None     # the grid on the map's scale
+        pmaps = {}           # method -> this cohort's family-wise p map (the library checks)
         pivot_null = {}      # x0 kind -> decoded pivoted null maps (shared by plain and studentised)
         se_cache = {}        # (kind, x0 kind or None) -> (se_obs, se_null); the SE does not depend on the lines
         for m in methods:
@@ -420,6 +425,15 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                             _welch.slope_se(uu, x, plan.indices, plan.scheme, hc="HC3", clusters=cl,
                                             grid=grid).reshape(B, -1))
                     p = _studentised_maxt_np(observed, maps, *se_cache[key], family)
+            elif m.startswith("library"):
+                # the library path: seegaan.sequence with its defaults (for a linear trajectory: null_pivot
+                # "x0" and hc3 -- CR3 over patients when whole patients move -- with J at ŵ(x0)), or
+                # null_pivot="mean" (the usual null); the same plan (seed pseed) as every method here
+                res = seegaan.sequence(interp, dec, n_perm=B, seed=pseed,
+                                       null_pivot="mean" if m == "library-mean" else None)
+                p = res.p_adjusted.reshape(-1)
+                if m == "library":
+                    x0_log.setdefault("library", []).append(res.attrs["x0_shift"])
             elif m == "anchor0":
                 # diagnostic (not a method): every trajectory moved by -w̄, i.e. decoded around the
                 # population mean 0 instead of the sample mean latent (which the patient-label null keeps)
@@ -465,8 +479,18 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                                             np.full_like(se_null, dof), family)
             hits[m] += bool((p <= ALPHA).any())
             MIN_P.setdefault(m, []).append(float(p.min()))
+            pmaps[m] = p
+        for lib, twin in (("library", "pivot+CR3@x0"), ("library", "pivot+HC3@x0"), ("library-mean", "CR3"),
+                          ("library-mean", "HC3")):
+            if lib in pmaps and twin in pmaps:   # the library against the harness's own computation
+                agree = same_p.setdefault(f"{lib} vs {twin}", [0, 0, 0.0])
+                agree[0] += bool((pmaps[lib] <= ALPHA).any()) != bool((pmaps[twin] <= ALPHA).any())
+                agree[1] += 1
+                agree[2] = max(agree[2], float(np.abs(pmaps[lib] - pmaps[twin]).max()))
     for how, d in x0_log.items():
         note += f"; x0 - x̄ ({how}) mean {np.mean(d):+.2f} SD {np.std(d):.2f}"
+    for pair, (differ, total, dp) in same_p.items():
+        note += f"; {pair}: decisions differ in {differ}/{total} cohorts, max |Δp| {dp:.3g}"
     return hits, note
 
 
@@ -539,6 +563,15 @@ SCENARIOS = {
     "lin-sdx1-power-pivot": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, effect=0.35, methods=PIVOT_I)),
     "lin-sdx1-patients-power-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
                                                              effect=0.35, methods=PIVOT_P)),
+    # the library's default (seegaan.sequence: null_pivot "x0", hc3/CR3 with J at ŵ(x0)) against the harness's
+    # own pivot+CR3@x0 / pivot+HC3@x0, and null_pivot="mean" against CR3 / HC3, on the same cohorts and plans
+    # (the same cohorts as the scenarios without "-library", seed by seed)
+    "lin-sdx2-patients-library": ("numeric", "mlp", dict(method="linear", per_patient=3,
+                                                         methods=("CR3", "pivot+CR3@x0", "library", "library-mean"))),
+    "lin-sdx1-patients-library": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
+                                                         methods=("CR3", "pivot+CR3@x0", "library", "library-mean"))),
+    "lin-sdx2-library": ("numeric", "mlp", dict(method="linear",
+                                                methods=("HC3", "pivot+HC3@x0", "library", "library-mean"))),
     "lin-sdU-null": ("numeric", "mlp", dict(method="linear", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
     "lin-sdU-power": ("numeric", "mlp", dict(method="linear", spread="U", effect=0.35,
                                              methods=("plain", "HC0", "HC3", "HC3-z"))),

@@ -20,6 +20,8 @@ Scheme = Literal["image", "patient-label", "whole-block"]
 Connectivity = Literal[4, 8]
 #: the pixel statistic of a sequence (see :func:`seegaan.sequence`)
 Statistic = Literal["auto", "welch", "hc3", "difference"]
+#: where the null lines of a linear trajectory pivot (see :func:`seegaan.sequence`); None = by trajectory
+NullPivot = Literal["x0", "mean"]
 
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 P_METHODS: tuple[str, ...] = get_args(PValueMethod)
@@ -35,6 +37,7 @@ SPLITS: tuple[str, ...] = get_args(Split)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 CONNECTIVITIES: tuple[int, ...] = get_args(Connectivity)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
+NULL_PIVOTS: tuple[str, ...] = get_args(NullPivot)
 
 assert set(P_METHODS) | set(FWER_CORRECTIONS) == set(CORRECTIONS)
 

@@ -169,6 +169,8 @@ def sequence_summary(ds: xr.Dataset) -> Summary:
             lines.append(("correction", f"{a['correction']} at alpha {_fmt(a.get('alpha', ''))}"))
         if "statistic" in a:
             lines.append(("statistic", str(a["statistic"])))
+        if a.get("null_pivot") == "x0" and "x0" in a:
+            lines.append(("null lines", f"pivot at x0 = {_fmt(a['x0'])}"))
         if "sd_offset" in a:
             how = "plain studentised max-T" if str(a["sd_offset"]) == "0" else str(a["sd_offset"])
             lines.append(("SD offset s0", f"{_fmt(a.get('sd_offset_value', a['sd_offset']))} ({how})"))

@@ -209,16 +209,17 @@ class InterpolationResult:
         return Summary(title="SEE-GAAN interpolation", lines=tuple(lines))
 
     # ---- permutation null -------------------------------------------------------------------
-    def null_trajectory(self, idx: np.ndarray, scheme: str) -> np.ndarray:
+    def null_trajectory(self, idx: np.ndarray, scheme: str, *, x0: float | None = None) -> np.ndarray:
         """The trajectory (K x D) under one permutation ``idx`` of a :class:`PermutationPlan`.
 
         ``image``/``whole-block``: latents (or Freedman–Lane residuals) shuffled, ``W[idx]``, through the
         same linear map; ``patient-label``: the map rebuilt from the permuted feature values ``x[idx]``.
+        ``x0``: the line pivoted at x0 (see :meth:`null_trajectories`).
         The same bits as row ``b`` of :meth:`null_trajectories` for any batch holding ``idx``.
         """
-        return self.null_trajectories(np.asarray(idx)[None], scheme)[0]
+        return self.null_trajectories(np.asarray(idx)[None], scheme, x0=x0)[0]
 
-    def null_trajectories(self, rows: np.ndarray, scheme: str) -> np.ndarray:
+    def null_trajectories(self, rows: np.ndarray, scheme: str, *, x0: float | None = None) -> np.ndarray:
         """The trajectories (nb x K x D) under the permutations ``rows`` (nb x n) of a :class:`PermutationPlan`.
 
         Every row is computed on its own (stacked BLAS/LAPACK calls of one permutation each), so its bits do
@@ -226,10 +227,22 @@ class InterpolationResult:
         (K x n, p x n), and a second BLAS thread on a shared machine made them 5-25x slower.
         ``patient-label`` with a fixed λ (and linear, class-mean) refits through p x p normal equations of
         the relabelled design ``X[idx]`` (:func:`seegaan._gam.penalised_predictions`), not an n x p QR.
+
+        ``x0`` (linear trajectories without covariates; on the feature's fitted scale, see
+        :meth:`null_pivot_x0`): every null line pivots at x0 instead of at the row's own feature mean,
+        ``ŵ(x0) + b*_b (g_k − x0)`` with ``ŵ(x0)`` the observed line's value at x0 and ``b*_b`` the row's
+        own slope (:meth:`slopes`). It is computed as ``T + (b*_b − b̂)(g_k − x0)`` from the observed
+        trajectory ``T`` (the same line, since T passes through ŵ(x0) with slope b̂): a row whose slope
+        is b̂ -- the identity, under every scheme -- gives ``T`` bit for bit.
         """
         rows = np.asarray(rows)
         if rows.ndim != 2 or rows.shape[1] != self._x.size:
             raise SeegaanError(f"permutations must have shape (nb, {self._x.size}), got {rows.shape}")
+        if x0 is not None:
+            self._check_pivot()
+            slopes = self.slopes(rows, scheme)
+            offset = self._spec.grid_t - float(x0)
+            return self.trajectory[None] + (slopes - self.observed_slope)[:, None, :] * offset[None, :, None]
         with self._one_blas_thread():
             if scheme == "patient-label":
                 return self._relabelled(rows)
@@ -244,6 +257,71 @@ class InterpolationResult:
                 return np.stack([self._op.trajectory(self._prepared, perm=idx)[0] for idx in rows])
             fitted, resid = self._reduced  # Freedman–Lane: fitted covariate-only model + permuted residuals
             return np.stack([_apply(self._op, fitted + resid[idx])[0] for idx in rows])
+
+    # ---- the pivot of the null lines (linear trajectories without covariates) ---------------------
+    def _check_pivot(self) -> None:
+        if self.method != "linear" or self._Z is not None:
+            why = "with covariates" if self._Z is not None else f"for a {self.method} trajectory"
+            raise SeegaanError(f"--null-pivot x0 needs a linear trajectory without covariates (got one {why}); "
+                               "use --null-pivot mean")
+
+    def slopes(self, rows: np.ndarray, scheme: str) -> np.ndarray:
+        """(nb, D) float64: the OLS slope of the latents on the feature under every permutation row.
+
+        Which feature value each latent is paired with follows the scheme
+        (:func:`seegaan._welch.feature_per_latent`: patient-label gathers ``x[idx]`` -- its mean changes
+        when patients have different numbers of images --, image/whole-block scatter); per row
+        ``a = x_b − x̄_b``, ``b* = (a @ W) / Σ a²`` with the scalar sums ``math.fsum`` and one product per row
+        on one BLAS thread, so a row's bits never depend on the batch it sits in, and the identity gives
+        the observed slope under every scheme.
+        """
+        import math
+
+        from seegaan._welch import feature_per_latent
+
+        rows = np.atleast_2d(np.asarray(rows))
+        xe = feature_per_latent(self._x, rows, scheme)
+        n = xe.shape[1]
+        a = xe - np.array([math.fsum(r) / n for r in xe.tolist()])[:, None]
+        S = np.array([math.fsum(r) for r in (a * a).tolist()])
+        W = self._latents
+        out = np.empty((rows.shape[0], W.shape[1]))
+        with self._one_blas_thread():
+            for b in range(rows.shape[0]):
+                out[b] = np.dot(a[b], W)
+        return out / S[:, None]
+
+    @property
+    def observed_slope(self) -> np.ndarray:
+        """(D,) the observed slope, :meth:`slopes` of the identity (cached)."""
+        cache = self.__dict__.get("_observed_slope_cache")
+        if cache is None:
+            self._check_pivot()
+            cache = self.slopes(np.arange(self._x.size)[None], "image")[0]
+            object.__setattr__(self, "_observed_slope_cache", cache)
+        return cache
+
+    def null_pivot_x0(self) -> float:
+        """Where the fitted line's level and slope are uncorrelated under sampling (on the fitted scale).
+
+        :func:`pivot_x0` of the analysed latents, the feature codes and the patients (cached). Linear
+        trajectories without covariates only.
+        """
+        cache = self.__dict__.get("_pivot_x0_cache")
+        if cache is None:
+            self._check_pivot()
+            cache = pivot_x0(self._latents, self._x, self.patient_ids)
+            object.__setattr__(self, "_pivot_x0_cache", cache)
+        return cache
+
+    def pivot_point(self, x0: float) -> np.ndarray:
+        """(D,) ``ŵ(x0) = w̄ + b̂ (x0 − x̄)``: the observed line's latent at ``x0`` (where every pivoted null
+        line passes, and where the hc3 linearisation takes its Jacobian)."""
+        import math
+
+        n = self._x.size
+        xbar = math.fsum(self._x.tolist()) / n
+        return self._latents.mean(axis=0) + self.observed_slope * (float(x0) - xbar)
 
     def _relabelled(self, rows: np.ndarray) -> np.ndarray:
         """Patient-label null: the trajectories refitted with the feature values ``x[idx]``.
@@ -320,6 +398,47 @@ class InterpolationResult:
             cache = (fitted, W - fitted)
             object.__setattr__(self, "_reduced_cache", cache)
         return cache
+
+
+def pivot_x0(W: np.ndarray, x: np.ndarray, units) -> float:
+    """Where the level and slope of the OLS line of ``W`` (n x D) on ``x`` (n,) are uncorrelated.
+
+    With ``a = x − x̄``, ``S = Σ a²``, the full-fit residuals ``e_i = W_i − w̄ − a_i b̂`` and, per
+    independent unit p (a patient; ``units`` names each image's), ``E_p = Σ_{i∈p} e_i`` and
+    ``F_p = Σ_{i∈p} a_i e_i``: ``Cov(w̄, b̂) = Σ_p E_p·F_p / (n S)`` and ``Var(b̂) = Σ_p |F_p|² / S²``
+    (pooled over the latents), so ``ŵ(x0) = w̄ + b̂ (x0 − x̄)`` is uncorrelated with ``b̂`` at
+
+        x0 = x̄ − S Σ_p E_p·F_p / (n Σ_p |F_p|²).
+
+    When every patient's images share x (``a_p``) this is ``x̄ − S Σ_p a_p V_p / (n Σ_p a_p² V_p)`` with
+    ``V_p = |E_p|²`` the squared *summed* residual of the patient (``docs/welch.md``), for any patient
+    sizes. The scalar sums are ``math.fsum``. Kept within the observed range of x (a clamp that no
+    calibrated scenario reached); ``x̄`` when the residuals vanish.
+    """
+    import math
+
+    W = np.asarray(W, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64).ravel()
+    n = x.size
+    xbar = math.fsum(x.tolist()) / n
+    a = x - xbar
+    S = math.fsum((a * a).tolist())
+    if not S > 0:
+        return float(xbar)
+    b = np.array([math.fsum(c) for c in (a[:, None] * W).T.tolist()]) / S
+    wbar = np.array([math.fsum(c) for c in W.T.tolist()]) / n
+    e = W - wbar - a[:, None] * b
+    _, codes = np.unique(np.asarray(units).astype(str), return_inverse=True)
+    codes = codes.ravel()
+    E = np.zeros((codes.max() + 1, W.shape[1]))
+    F = np.zeros_like(E)
+    np.add.at(E, codes, e)
+    np.add.at(F, codes, a[:, None] * e)
+    num = math.fsum((E * F).ravel().tolist())
+    den = math.fsum((F * F).ravel().tolist())
+    if not den > 0:
+        return float(xbar)
+    return float(min(max(xbar - S * num / (n * den), x.min()), x.max()))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ of global sequences (:func:`seegaan.stats.permutation_test`). A step where the l
 ``statistic="welch"`` (class features) divides every map by its own Welch standard error of the
 linearised images ``u_i = J (w_i − w̄)``, J the decoder Jacobian *at w_E*, scaled by |λ|, and maps the
 Welch t through its df to z (``docs/welch.md``); ``"auto"`` picks it as :func:`seegaan.sequence` does.
+
+There is no ``null_pivot`` here: for a linear trajectory the offsets ``T_b(v) − T_b(v_E) = b* (v − v_E)`` do not
+depend on where the null lines pivot, and every map is decoded around w_E, not around the mean latent whose
+correlation with the slope the pivot of :func:`seegaan.sequence` corrects.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ statistic -- and the result is an ordinary sequence (same netCDF layout) whose a
 With the identity decoder the class-mean trajectory's last frame is the mean image of group B, its first
 the mean of group A, so the tested difference is the plain difference of mean images; the Welch
 statistic's delta-method linearisation is the identity too (its central differences of the identity are
-exact up to float32 rounding).
+exact up to float32 rounding). A linear trajectory's null lines pivot at x0 by default (``null_pivot``, as in
+:func:`seegaan.sequence`), which the identity cannot see: only the slopes reach its differences.
 
 :func:`compare_maps` compares such a baseline with a decoded sequence of the same feature: the Pearson
 correlation of the last step's difference maps, the Dice coefficient of their significant pixels and the

@@ -33,6 +33,7 @@ _PARAMETERS = (
     ("gam_splines", "GAM splines"), ("n_images", "images"), ("n_missing", "images left out"),
     ("n_perm", "permutations"), ("permutation_scheme", "permutation scheme"), ("correction", "correction"),
     ("alpha", "α"), ("alternative", "alternative"), ("statistic", "statistic"),
+    ("null_pivot", "null lines pivot at"), ("x0", "x₀"), ("x0_shift", "x₀ − mean"),
     ("sd_offset", "s0 (SD offset)"), ("sd_offset_value", "s0 value"), ("min_change", "minimum change"),
     ("mask_pixels", "mask: pixels tested"), ("mask_sha256", "mask sha256"), ("tfce_H", "TFCE H"),
     ("tfce_E", "TFCE E"), ("tfce_dh", "TFCE dh"), ("cluster_threshold", "cluster threshold"),

@@ -126,6 +126,16 @@ def _id_map_without_pseudonyms(folder: Path):
     return _load(folder).write_id_map(folder / "map.csv")
 
 
+def _sequence_of(trajectory: dict, **options):
+    """seegaan.sequence of a small test cohort's trajectory with ``options``."""
+    import seegaan
+    from tests._decoders import linear8
+    from tests.conftest import make_cohort
+
+    interp = seegaan.interpolate(make_cohort(n=30, seed=1), steps=3, **trajectory)
+    return seegaan.sequence(interp, linear8, n_perm=9, **options)
+
+
 def _pixel_test_unread(folder: Path, **options):
     """seegaan.pixel_test on a small phantom (16x16) whose pixels must not be read: the options are refused first."""
     from unittest import mock
@@ -257,6 +267,16 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("pixel-test --statistic hc3 --adjust",
      lambda t: _pixel_test_unread(t, feature="age", method="linear", statistic="hc3", adjust="sex"),
      "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)"),
+    ("pixel-test --null-pivot x0 --method gam",
+     lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, null_pivot="x0"),
+     "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)"),
+    ("sequence null_pivot='x0' with covariates", lambda t: _sequence_of(
+        dict(feature="age", method="linear", adjust="sex"), null_pivot="x0"),
+     "--null-pivot x0 needs a linear trajectory without covariates (got one with covariates)"),
+    ("sequence null_pivot='x0' of a class-mean trajectory", lambda t: _sequence_of(
+        dict(feature="sex"), null_pivot="x0"), "(got one for a class-mean trajectory); use --null-pivot mean"),
+    ("sequence null_pivot='none'", lambda t: _sequence_of(dict(feature="age", method="linear"), null_pivot="none"),
+     "unknown null pivot 'none'; use one of x0, mean"),
     ("pixel-test --mask of another size than --size",
      lambda t: _pixel_test_unread(t, feature="ahf", mask=_npy(t, "m.npy", (8, 8))),
      "the mask has shape (8, 8) but the decoded images are 16x16"),

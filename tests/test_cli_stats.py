@@ -331,6 +331,34 @@ def test_statistic_and_tfce_connectivity_options(cohort_file, tmp_path):
     assert "module:callable imports that module and runs its code" in help_text
 
 
+def test_null_pivot_option(cohort_file, tmp_path):
+    common = ["interpolate", "--feature", "age", "--method", "linear", "--cohort", cohort_file, "--decoder",
+              "tests._decoders:planted", "--perm", 30, "--steps", 3, "--no-plot"]
+    recorded = {}
+    for args in ([], ["--null-pivot", "x0"], ["--null-pivot", "mean"]):
+        out = tmp_path / f"age{len(args)}{args[-1] if args else ''}.nc"
+        r = run(*common, *args, "--out", out)
+        assert r.exit_code == 0, r.output
+        with xr.open_dataset(out) as ds:
+            recorded[args[-1] if args else "default"] = (dict(ds.attrs), ds["p_adjusted"].values)
+        if args:
+            assert ("pivot at x0 = " in r.output) == (args[-1] == "x0")
+    default, x0, mean = recorded["default"], recorded["x0"], recorded["mean"]
+    assert default[0]["null_pivot"] == "x0" and default[0]["x0"] == x0[0]["x0"]
+    assert default[0]["hc3_linearisation"].startswith("J at ŵ(x0)")
+    np.testing.assert_array_equal(default[1], x0[1])
+    assert mean[0]["null_pivot"] == "mean" and "x0" not in mean[0]
+    for args, message in ((["--method", "gam", "--gam-splines", "6", "--null-pivot", "x0"], "gam trajectory"),
+                          (["--adjust", "sex", "--null-pivot", "x0"], "with covariates"),
+                          (["--feature", "sex", "--method", "auto", "--null-pivot", "x0"], "class-mean trajectory")):
+        line = one_line_error(run(*common, *args, "--out", tmp_path / "bad.nc"))
+        assert "--null-pivot x0 needs a linear trajectory without covariates" in line and message in line, line
+        assert not (tmp_path / "bad.nc").exists()
+    assert "invalid value" in run(*common, "--null-pivot", "median", "--out", tmp_path / "bad.nc").output.lower()
+    help_text = " ".join(run("interpolate", "--help").output.replace("│", " ").split())
+    assert "--null-pivot" in help_text and "x0 for linear without covariates, else mean" in help_text
+
+
 def test_outputs_checked_before_any_work(cohort_file, tmp_path, monkeypatch):
     import seegaan.sequences
 

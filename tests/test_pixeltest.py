@@ -83,6 +83,18 @@ def test_same_seed_same_bits_and_the_identity_decoder(phantom):
         identity_decoder(16)(w[:, :10])
 
 
+def test_linear_pixel_test_pivots_at_x0_which_the_identity_does_not_see(phantom):
+    """The default null of a linear pixel test pivots at x0 (its J is the identity's); with the identity as
+    the decoder only the slopes reach the differences, so the pivot changes nothing measurable."""
+    options = dict(feature="age", method="linear", size=16, steps=3, n_perm=40, seed=2)
+    x0 = pixel_test(phantom / "images", phantom / "clinical.csv", **options)
+    mean = pixel_test(phantom / "images", phantom / "clinical.csv", null_pivot="mean", **options)
+    assert x0.attrs["statistic"] == "hc3" and x0.attrs["null_pivot"] == "x0" and mean.attrs["null_pivot"] == "mean"
+    assert np.isfinite(x0.attrs["x0"]) and x0.attrs["hc3_linearisation"].startswith("J at ŵ(x0)")
+    np.testing.assert_allclose(x0.null_max, mean.null_max, rtol=1e-4)
+    assert np.mean(x0.p_value == mean.p_value) > 0.99
+
+
 def test_bad_options_fail_before_reading_pixels(phantom, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("pixels were read")
@@ -169,6 +181,14 @@ REFUSED = [
     ("feature as covariate", dict(feature="age", adjust="age"), ("--feature", "age", "--adjust", "age"),
      "cannot be both the feature and a covariate"),
     ("size 2", dict(feature="ahf", size=2), ("--feature", "ahf", "--size", "2"), "--size must be a whole number"),
+    ("null pivot x0 with a gam", dict(feature="age", method="gam", null_pivot="x0"),
+     ("--feature", "age", "--method", "gam", "--null-pivot", "x0"),
+     "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)"),
+    ("null pivot x0 with class means", dict(feature="ahf", null_pivot="x0"), ("--feature", "ahf", "--null-pivot", "x0"),
+     "--null-pivot x0 needs a linear trajectory without covariates (got one for a class-mean trajectory)"),
+    ("null pivot x0 with covariates", dict(feature="age", method="linear", adjust="sex", null_pivot="x0"),
+     ("--feature", "age", "--method", "linear", "--adjust", "sex", "--null-pivot", "x0"), "(got one with covariates)"),
+    ("unknown null pivot", dict(feature="age", method="linear", null_pivot="nope"), None, "unknown null pivot 'nope'"),
 ]
 MASKS = {"MASK8": np.ones((8, 8), bool), "MASK0": np.zeros((16, 16), bool)}
 

@@ -120,13 +120,14 @@ def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     assert not np.array_equal(different.null_max, runs[0].null_max)
 
 
-def _all_maps(interp, observed, n_perm, seed):
+def _all_maps(interp, observed, n_perm, seed, null_pivot):
     """The observed difference map and the B null ones, decoded one by one: (B + 1, K - 1, H, W) float64
-    (step 0 is not tested)."""
+    (step 0 is not tested); the null lines pivot as the run's ``null_pivot`` attr says."""
     plan = seegaan.draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes, seed=seed)
+    x0 = interp.null_pivot_x0() if null_pivot == "x0" else None
     maps = [observed]
     for idx in plan.indices:
-        frames = linear8(interp.null_trajectory(idx, plan.scheme).astype(np.float32))
+        frames = linear8(interp.null_trajectory(idx, plan.scheme, x0=x0).astype(np.float32))
         maps.append(frames - frames[0])
     return np.stack(maps)[:, 1:].astype(np.float64)
 
@@ -141,7 +142,7 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
     res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=as_correction(correction, sd_offset=sd_offset),
                            statistic="difference")
-    maps = _all_maps(interp, res.difference, 60, seed=9)
+    maps = _all_maps(interp, res.difference, 60, seed=9, null_pivot=res.attrs["null_pivot"])
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
     s0 = 0.0
     if correction == "maxt":
@@ -170,7 +171,7 @@ def test_min_change_equals_brute_force_and_only_removes(correction, alternative)
     np.testing.assert_array_equal(res.null_max, plain.null_max)  # the null is untouched
     d = res.difference[1:].astype(np.float64)
     shrunk = np.sign(d) * np.maximum(np.abs(d) - m, 0)
-    maps = _all_maps(interp, res.difference, 60, seed=9)
+    maps = _all_maps(interp, res.difference, 60, seed=9, null_pivot=res.attrs["null_pivot"])
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])
     signed = {"two-sided": np.abs, "greater": lambda x: x, "less": lambda x: -x}[alternative]
     stat = np.divide(signed(shrunk), sd, out=np.zeros_like(shrunk), where=sd > 0)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, STATISTICS, TRANSFORMS, cli_enum
+from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, NULL_PIVOTS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors, version_option
 
 Method = cli_enum("Method", METHODS)
@@ -21,6 +21,7 @@ Transform = cli_enum("Transform", TRANSFORMS)
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
 Statistic = cli_enum("Statistic", STATISTICS)
+NullPivot = cli_enum("NullPivot", NULL_PIVOTS)
 
 
 def inspect_command(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
@@ -65,6 +66,12 @@ def interpolate_command(
              "groups differ in spread), hc3 (linear: slope over its HC3 SE of the permuted fit; valid when the "
              "spread changes along the feature), difference, or auto (welch for class-mean, hc3 for linear, "
              "both without covariates and unless --correction maxd; else difference, e.g. gam).")] = Statistic("auto"),
+    null_pivot: Annotated[NullPivot | None, typer.Option(
+        help="Where the null lines of a linear trajectory pivot: x0 (where the fitted level and slope are "
+             "uncorrelated; hc3 takes its Jacobian there; valid when the spread changes along the feature, exact "
+             "under exchangeability only approximately) or mean (every line through the mean latent, exact under "
+             "exchangeability). Default: x0 for linear without covariates, else mean (the only choice).",
+        show_default=False)] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     tfce_e: Annotated[float | None, typer.Option(
         help="tfce: extent exponent (H = 2; E = 0.5 or 1 for 2-D maps); default 0.5.")] = None,
@@ -137,7 +144,8 @@ def interpolate_command(
                 cohort, decoder, feature=feature, method=method.value, levels=levels, steps=steps, grid=grid,
                 transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
                 options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
-                seed=seed, batch_size=batch_size, mask=roi, client=client)
+                seed=seed, batch_size=batch_size, mask=roi, client=client,
+                null_pivot=None if null_pivot is None else null_pivot.value)
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             from seegaan.animate import animate_option_hook
@@ -150,7 +158,7 @@ def interpolate_command(
 
 def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, grid, transform, gam_lam,
                           gam_splines, adjust, perm, options, statistic, alpha, alternative, seed, batch_size,
-                          mask, client=None):
+                          mask, client=None, null_pivot=None):
     """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
     from seegaan.cohort import open_cohort
     from seegaan.decoder import load_decoder
@@ -166,7 +174,8 @@ def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, gr
         with progress_bar(f"permutations ({feature})", None) as advance:
             result = sequence(interp, dec, n_perm=perm, correction=options, statistic=statistic, alpha=alpha,
                               alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
-                              progress=advance, client=client, command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+                              progress=advance, client=client, null_pivot=null_pivot,
+                              command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     # notes after the test: an error in the test's own checks stays the only line on stderr
     for note in interp.notes:
         typer.echo(f"note: {note}", err=True)

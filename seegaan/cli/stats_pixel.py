@@ -21,7 +21,7 @@ from seegaan.cli.model_cmds import Pseudonymize, Salt, TextColumns
 #: The options of ``seegaan-stats interpolate`` that ``pixel-test`` shares, in its order (not --cohort,
 #: --decoder, --out or --animate).
 STATISTICS_OPTIONS = ("feature", "method", "levels", "steps", "grid", "transform", "gam_lam", "gam_splines",
-                      "adjust", "perm", "correction", "statistic", "alpha", "tfce_e", "tfce_connectivity",
+                      "adjust", "perm", "correction", "statistic", "null_pivot", "alpha", "tfce_e", "tfce_connectivity",
                       "cluster_threshold", "alternative", "mask", "sd_offset", "min_change", "seed",
                       "batch_size", "threads", "plot", "no_plot", "overwrite")
 
@@ -135,7 +135,8 @@ def _pixel_test(images, table, *, size, view, text_columns, pseudonymize, option
                 pseudonymize=pseudonymize, method=o["method"].value, levels=o["levels"], steps=o["steps"],
                 grid=o["grid"], transform=o["transform"].value, gam_lam=o["gam_lam"],
                 gam_splines=o["gam_splines"], adjust=o["adjust"], log=lambda m: typer.echo(m, err=True),
-                n_perm=o["perm"], correction=correction, statistic=o["statistic"].value, alpha=o["alpha"],
+                n_perm=o["perm"], correction=correction, statistic=o["statistic"].value,
+                null_pivot=None if o["null_pivot"] is None else o["null_pivot"].value, alpha=o["alpha"],
                 alternative=o["alternative"].value, seed=o["seed"], batch_size=o["batch_size"],
                 mask=o["mask"], progress=advance,
                 command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
