@@ -28,6 +28,21 @@ def slow_linear8(w):
     return linear8(w)
 
 
+CALLS = [0]
+
+
+def counting_linear8(w):
+    """``linear8`` that counts its calls in the process that runs it."""
+    CALLS[0] += len(w)
+    return linear8(w)
+
+
+def _decoded_on_workers(client) -> int:
+    import tests.test_distributed as me
+
+    return sum(client.run(lambda: me.CALLS[0]).values())
+
+
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -77,6 +92,46 @@ def test_a_killed_worker_is_replaced_and_the_result_is_the_same(client):
     _same(one, dask)
     client.wait_for_workers(2, timeout=60)
     assert pids[0] not in client.run(os.getpid).values()
+
+
+def test_workers_keep_their_null_maps_for_pass_2_when_they_fit(client):
+    """With the maps kept on the workers pass 2 decodes nothing (half the decoding of null_cache_mb=0), the
+    same bits either way; a worker that decodes tunes glibc's malloc like the seegaan commands."""
+    interp = seegaan.interpolate(make_cohort(n=40, seed=7), feature="age", method="linear", steps=3)
+    one = _run(interp, linear8, n_perm=64, correction="maxt", batch_size=16)
+    spec = "tests.test_distributed:counting_linear8"
+    decoded = []
+    for cache_mb in (1024, 0):
+        before = _decoded_on_workers(client)
+        dask = _run(interp, spec, n_perm=64, correction="maxt", batch_size=16, null_cache_mb=cache_mb,
+                    client=client)
+        decoded.append(_decoded_on_workers(client) - before)
+        _same(one, dask)
+    assert decoded == [64 * 3, 2 * 64 * 3]
+    from seegaan.model import allocator
+
+    if os.environ.get("SEEGAAN_KEEP_FREED_MEMORY", "1") != "0" and os.uname().sysname == "Linux":
+        assert all(client.run(lambda: allocator._TUNED).values())
+
+
+def test_a_worker_lost_between_the_passes_has_its_kept_maps_made_again(client):
+    interp = seegaan.interpolate(make_cohort(n=40, seed=8), feature="age", method="linear", steps=3)
+    one = _run(interp, linear8, n_perm=64, correction="maxt", batch_size=16)
+    client.wait_for_workers(2, timeout=60)
+    pids = list(client.run(os.getpid).values())
+    done, killed = [0], []
+
+    def progress(n=1, total=None):
+        if total is None:
+            done[0] += n
+            if done[0] == 64:   # pass 1 is over: its maps wait on the workers for pass 2
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+    dask = _run(interp, SPEC, n_perm=64, correction="maxt", batch_size=16, client=client, progress=progress)
+    assert killed
+    _same(one, dask)
+    client.wait_for_workers(2, timeout=60)
 
 
 def test_a_python_decoder_object_cannot_be_shipped(client):

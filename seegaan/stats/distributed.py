@@ -4,7 +4,9 @@
 of whole blocks of :data:`~seegaan.stats.engine.SUM_BLOCK` rows. Pass 1: each task produces its null maps
 and returns only their exceedance counts and per-block partial sums (the maps never travel); the client
 adds the partials in plan order, exactly as the single-process loop does, so the bits are the same. Pass 2
-(family-wise corrections): each task produces its maps again and returns their per-permutation maxima.
+(family-wise corrections): each task returns the per-permutation maxima of its maps, read from the worker's
+memory where pass 1 kept them (when all B maps fit in ``null_cache_mb``, as in one process) or produced
+again.
 The observed map, the scale and the producer of null maps are broadcast to every worker once; a producer
 that holds a decoder *spec* loads it once per worker process (:func:`worker_decoder`). A task whose
 worker dies is run again elsewhere (the scheduler reschedules it; ``retries`` covers a failing task), and
@@ -32,12 +34,21 @@ _DECODERS: dict[str, object] = {}
 
 
 def worker_decoder(spec):
-    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and cached."""
+    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and cached.
+
+    A worker that decodes calls :func:`seegaan.model.keep_freed_memory` first, as the ``seegaan`` commands
+    do in their own process (``SEEGAAN_KEEP_FREED_MEMORY=0`` in the workers' environment turns it off):
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's mmap threshold
+    at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the demo
+    generator decoded 2.5x slower).
+    """
     key = str(spec)
     dec = _DECODERS.get(key)
     if dec is None:
         from seegaan.decoder import load_decoder
+        from seegaan.model.allocator import keep_freed_memory
 
+        keep_freed_memory()
         dec = _DECODERS[key] = load_decoder(key)
     return dec
 
@@ -77,35 +88,56 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
         yield client
 
 
-def _moments_task(null_maps, observed, rows, start, batch_size, code, backend):
+def _produce_task(null_maps, rows, batch_size) -> list[np.ndarray]:
+    """The null maps of plan rows ``rows``, ``batch_size`` rows at a time, kept on the worker for both passes."""
+    return [null_maps(rows[pos:pos + batch_size]) for pos in range(0, len(rows), batch_size)]
+
+
+def _batches(source, rows, batch_size) -> Iterator[np.ndarray]:
+    """The null maps of ``rows`` in batches: ``source`` is what :func:`_produce_task` kept, or the producer."""
+    if isinstance(source, list):
+        yield from source
+    else:
+        for pos in range(0, len(rows), batch_size):
+            yield source(rows[pos:pos + batch_size])
+
+
+def _moments_task(source, observed, rows, start, batch_size, code, backend):
     """Counts (M,) and the per-block partial sums [(sum, sum_sq), ...] of plan rows ``start ..`` on a worker."""
     from seegaan.stats.engine import BlockSums
 
     blocks = []
     sums = BlockSums(observed, code, backend, lambda s, q: blocks.append((s, q)))
-    for pos in range(0, len(rows), batch_size):
-        sums.add(null_maps(rows[pos:pos + batch_size]), start + pos)
+    first = start
+    for batch in _batches(source, rows, batch_size):
+        sums.add(batch, first)
+        first += len(batch)
     sums.flush()
     return sums.counts, blocks
 
 
-def _maxima_task(null_maps, correction, scale, rows, batch_size, code, shape, backend):
+def _maxima_task(source, correction, scale, rows, batch_size, code, shape, backend):
     """Per-permutation maxima of the corrected statistic of plan rows ``rows`` on a worker."""
-    return np.concatenate([correction.null_maxima(null_maps(rows[pos:pos + batch_size]), scale, code, shape, backend)
-                           for pos in range(0, len(rows), batch_size)])
+    return np.concatenate([correction.null_maxima(batch, scale, code, shape, backend)
+                           for batch in _batches(source, rows, batch_size)])
 
 
 class RemoteTest:
     """The two passes of a permutation test on a Dask client's workers (see the module docstring).
 
     Tasks hold whole blocks of ``SUM_BLOCK`` plan rows, at least ``batch_size`` rows; each task decodes
-    ``batch_size`` rows at a time.
+    ``batch_size`` rows at a time. With ``keep_maps`` the null maps stay in the workers' memory between the
+    passes (pass 2 reads them instead of decoding them again; a worker lost in between has its maps
+    produced again from the plan, the same bits).
     """
 
-    def __init__(self, client, null_maps, observed: np.ndarray, plan, *, code: int, batch_size: int, backend):
+    def __init__(self, client, null_maps, observed: np.ndarray, plan, *, code: int, batch_size: int, backend,
+                 keep_maps: bool = False):
         from seegaan.stats.engine import SUM_BLOCK
 
         self.client, self.plan, self.code, self.backend = client, plan, code, backend
+        self.keep_maps = bool(keep_maps)
+        self._kept = None
         self.batch_size = int(batch_size)
         step = SUM_BLOCK * max(1, math.ceil(self.batch_size / SUM_BLOCK))
         self.spans = [(lo, min(lo + step, plan.n_perm)) for lo in range(0, plan.n_perm, step)]
@@ -120,12 +152,16 @@ class RemoteTest:
         self._size = int(observed.size)
 
     def _submit(self, fn, args):
-        return [self.client.submit(fn, self._null_maps, *args(lo, hi), retries=RETRIES, pure=False)
-                for lo, hi in self.spans]
+        sources = self._kept or [self._null_maps] * len(self.spans)
+        return [self.client.submit(fn, source, *args(lo, hi), retries=RETRIES, pure=False)
+                for source, (lo, hi) in zip(sources, self.spans)]
 
     def moments(self, add_block, progress) -> np.ndarray:
         """Pass 1: the exceedance counts; ``add_block(sum, sum_sq)`` gets every block's partials in plan order."""
         idx = self.plan.indices
+        if self.keep_maps:
+            self._kept = [self.client.submit(_produce_task, self._null_maps, idx[lo:hi], self.batch_size,
+                                             retries=RETRIES, pure=False) for lo, hi in self.spans]
         futures = self._submit(_moments_task, lambda lo, hi: (self._observed, idx[lo:hi], lo, self.batch_size,
                                                               self.code, self.backend))
         counts = np.zeros(self._size, dtype=np.int64)
@@ -140,14 +176,22 @@ class RemoteTest:
     def maxima(self, correction, scale: np.ndarray, shape, progress) -> np.ndarray:
         """Pass 2: the per-permutation maxima (B,), each row's from its own null map."""
         idx = self.plan.indices
-        scale_f = self.client.scatter(scale, broadcast=True, hash=False)
+        # a task, not a scatter: a worker lost between the passes would make a broadcast wait for it, and a
+        # task's result is made again elsewhere when its worker is lost
+        scale_f = self.client.submit(_value, scale, pure=False)
         futures = self._submit(_maxima_task, lambda lo, hi: (correction, scale_f, idx[lo:hi], self.batch_size,
                                                              self.code, tuple(shape), self.backend))
         null_max = np.empty(self.plan.n_perm, dtype=np.float64)
         for (lo, hi), fut in zip(self.spans, futures):
             null_max[lo:hi] = _result(fut)
-            progress(hi - lo)
+            if not self.keep_maps:
+                progress(hi - lo)
+        self._kept = None  # the workers may free the maps
         return null_max
+
+
+def _value(value):
+    return value
 
 
 def _result(future):

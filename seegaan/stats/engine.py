@@ -161,14 +161,16 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     batch_size : int
         Null maps produced and streamed at a time (memory, not results).
     null_cache_mb : float
-        Keep the null maps in memory for pass 2 when they fit in this many MiB; else produce them again.
+        Keep the null maps in memory for pass 2 when they fit in this many MiB (all B maps, in this process
+        or over the Dask workers); else produce them again.
     backend : {"numba", "numpy"}
     progress : callable, optional
         ``progress(n, total=None)``: called once with ``total`` and then with the number of permutations
         just processed (each counts twice when pass 2 produces them again).
     client : distributed.Client, optional
-        Decode and reduce the permutations on its workers (``null_maps`` must be picklable; nothing is
-        cached: pass 2 produces the maps again on the workers). The same bits as without it.
+        Decode and reduce the permutations on its workers (``null_maps`` must be picklable; the maps stay
+        on the workers, and in their memory between the passes when they fit in ``null_cache_mb``). The
+        same bits as without it.
 
     Returns
     -------
@@ -184,12 +186,15 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     progress = progress or no_progress
     family_wise = correction.family_wise
 
+    # pass 2 reads the null maps from memory when all of them fit in null_cache_mb (in this process, or on
+    # the Dask workers that produced them), else produces them again: the same bits either way
+    keep = family_wise and B * M * 4 <= null_cache_mb * 2**20
     remote = None
     if client is not None:
         from seegaan.stats.distributed import RemoteTest
 
         remote = RemoteTest(client, null_maps, flat, plan, code=code, batch_size=int(batch_size),
-                            backend=backend)
+                            backend=backend, keep_maps=keep)
     total = np.zeros(M, dtype=np.float64)
     total_sq = np.zeros(M, dtype=np.float64)
 
@@ -200,8 +205,8 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     local = remote is None
     # pass 2 reads the batches kept as they were produced (no copy into one big array: the same bits, no
     # first-touch cost of a (B, M) buffer)
-    cache = {} if local and family_wise and B * M * 4 <= null_cache_mb * 2**20 else None
-    progress(0, total=B * (2 if family_wise and cache is None else 1))
+    cache = {} if local and keep else None
+    progress(0, total=B * (2 if family_wise and not keep else 1))
     if local:
         sums = BlockSums(flat, code, backend, add_block)
         # Numba's one-time start-up (0.3-0.5 s per process) runs in the background while the first batches
