@@ -134,6 +134,30 @@ def test_a_worker_lost_between_the_passes_has_its_kept_maps_made_again(client):
     client.wait_for_workers(2, timeout=60)
 
 
+def _thread_counts():
+    import numba
+    import torch
+
+    return numba.get_num_threads(), torch.get_num_threads()
+
+
+def test_worker_tasks_keep_to_the_workers_thread_count(client):
+    """Dask gives a task OMP_NUM_THREADS threads (1 here); Numba, whose pool is sized by NUMBA_NUM_THREADS
+    (all cores), must not leave the worker thread's OpenMP team -- and so torch's next convolutions --
+    larger than that (two workers on two cores then stalled each other: 4x slower)."""
+    workers = list(client.scheduler_info()["workers"])
+    for addr in workers:   # torch started in the worker thread first, as a checkpoint decoder does
+        client.submit(_thread_counts, workers=[addr], pure=False).result()
+    interp = seegaan.interpolate(make_cohort(n=40, seed=9), feature="age", method="linear", steps=3)
+    _run(interp, SPEC, n_perm=64, correction="maxt", batch_size=16, client=client)
+    omp = int(os.environ.get("OMP_NUM_THREADS") or 0) or None
+    for addr in workers:
+        numba_n, torch_n = client.submit(_thread_counts, workers=[addr], pure=False).result()
+        assert numba_n == torch_n
+        if omp is not None:
+            assert (numba_n, torch_n) == (omp, omp)
+
+
 def test_a_python_decoder_object_cannot_be_shipped(client):
     interp = seegaan.interpolate(make_cohort(n=20, seed=1), feature="age", method="linear", steps=3)
     with pytest.raises(SeegaanError, match="checkpoint path or 'module:callable'") as err:
@@ -165,3 +189,27 @@ def test_no_options_no_client_and_a_running_scheduler_connects(client):
         assert none is None
     with client_from_options(None, client.cluster.scheduler_address) as remote:
         assert remote.submit(sum, [1, 2]).result() == 3
+
+
+def test_a_checkpoint_is_loaded_on_the_device_asked_for_in_every_worker(client, tmp_path):
+    """device= travels with the null producer: each worker loads the checkpoint on it (the cache key holds
+    it), and the bits are those of one process."""
+    pytest.importorskip("torch")
+    from seegaan.model import build_networks, small_config
+    from seegaan.model.checkpoint import networks_state, save_checkpoint
+
+    cfg = small_config(32, width=8, latent_size=8)
+    path = str(save_checkpoint(tmp_path / "tiny.pt", cfg, networks_state(build_networks(cfg, seed=0), None)))
+    interp = seegaan.interpolate(make_cohort(n=20, seed=2), feature="sex", method="class-mean", steps=3)
+    one = _run(interp, path, n_perm=20, batch_size=8, device="cpu")
+    dask = _run(interp, path, n_perm=20, batch_size=8, device="cpu", client=client)
+    _same(one, dask)
+    assert dask.attrs["precision"] == "fp32 (TF32 off) on cpu"
+
+    def loaded():
+        from seegaan.stats import distributed as d
+
+        return {key: str(dec.fn.device) for key, dec in d._DECODERS.items() if key.startswith(path)}
+
+    on_workers = [v for v in client.run(loaded).values() if v]
+    assert on_workers and all(v == {f"{path}\0cpu": "cpu"} for v in on_workers)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import sys
+import threading
 from typing import Iterator
 
 import numpy as np
@@ -102,9 +105,37 @@ def _batches(source, rows, batch_size) -> Iterator[np.ndarray]:
             yield source(rows[pos:pos + batch_size])
 
 
+_THREAD = threading.local()
+
+
+def _task_threads(backend) -> None:
+    """Numba's kernels in this worker thread use the threads the worker gives a task (``OMP_NUM_THREADS``).
+
+    Dask's nanny sets ``OMP_NUM_THREADS`` (1 by default) so that torch and BLAS do not oversubscribe the
+    cores, but Numba sizes its pool by ``NUMBA_NUM_THREADS`` (all cores), and its OpenMP layer sets the
+    calling thread's OpenMP thread count at every launch -- which torch's next convolutions in the same
+    thread then use. Two workers on two cores each ran teams of 2 and stalled (measured: the demo main
+    job with B = 1,000 on 2 workers 16 s instead of 4 s). Once per worker thread; no-op without the
+    variable or for the NumPy backend.
+    """
+    if backend != "numba" or getattr(_THREAD, "done", False):
+        return
+    _THREAD.done = True
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if not n.isdigit() or int(n) < 1:
+        return
+    import numba
+
+    numba.set_num_threads(max(1, min(int(n), int(numba.config.NUMBA_NUM_THREADS))))
+    if "torch" in sys.modules:   # starting Numba's pool may have set this thread's OpenMP count
+        sys.modules["torch"].set_num_threads(int(n))
+
+
 def _moments_task(source, observed, rows, start, batch_size, code, backend):
     """Counts (M,) and the per-block partial sums [(sum, sum_sq), ...] of plan rows ``start ..`` on a worker."""
     from seegaan.stats.engine import BlockSums
+
+    _task_threads(backend)
 
     blocks = []
     sums = BlockSums(observed, code, backend, lambda s, q: blocks.append((s, q)))
@@ -118,6 +149,7 @@ def _moments_task(source, observed, rows, start, batch_size, code, backend):
 
 def _maxima_task(source, correction, scale, rows, batch_size, code, shape, backend):
     """Per-permutation maxima of the corrected statistic of plan rows ``rows`` on a worker."""
+    _task_threads(backend)
     return np.concatenate([correction.null_maxima(batch, scale, code, shape, backend)
                            for batch in _batches(source, rows, batch_size)])
 
