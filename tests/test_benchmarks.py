@@ -13,10 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _quick(script: str) -> subprocess.CompletedProcess:
-    """Run ``benchmarks/<script> --quick`` on one thread; it must succeed."""
+def _quick(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script> --quick [args]`` on one thread; it must succeed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick"], cwd=ROOT,
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
@@ -37,6 +37,18 @@ def test_bench_scaling_quick_prints_a_row_per_point():
     rows = re.findall(r"^\s+(n|B)\s+(\d+)\s+\d+\s+\d+\s+(\d+)\s+\d+\s+0\s+([\d.]+)\s", done.stdout, re.M)
     assert [(f, int(n), int(b)) for f, n, b, _ in rows] == [("n", 200, 20), ("n", 400, 20), ("B", 200, 40)], done.stdout
     assert all(float(t) > 0 for *_, t in rows)
+
+
+def test_bench_scaling_whole_quick_decodes_with_the_demo_in_one_process_and_on_dask():
+    """--whole: the demo generator decodes in one process (a decoding share is printed) and on 2 workers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("distributed")
+    done = _quick("bench_scaling.py", "--whole")
+    rows = re.findall(r"^\s+(demo|demo-dask)\s+2000\s+64\s+3\s+20\s+64\s+(\d)\s+([\d.]+)\s.*?(?:([\d.]+)%)?$",
+                      done.stdout, re.M)
+    assert [(f, int(w)) for f, w, *_ in rows] == [("demo", 0), ("demo-dask", 2)], done.stdout
+    assert 0.0 < float(rows[0][3]) <= 100.0 and rows[1][3] == ""
+    assert all(float(t) > 0 for _, _, t, _ in rows)
 
 
 def test_bench_gpu_dry_rehearses_every_part(tmp_path):
