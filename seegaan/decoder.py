@@ -92,6 +92,62 @@ def _import_callable(spec: str, what: str = "decoder",
     return obj, f"{spec} ({tag})"
 
 
+def is_checkpoint(spec) -> bool:
+    """Whether :func:`load_decoder` reads ``spec`` as a checkpoint of this package (an existing file)."""
+    return isinstance(spec, (str, os.PathLike)) and Path(spec).is_file()
+
+
+def decoder_device(spec, device="cpu") -> str:
+    """Check ``device`` for decoder ``spec`` before any work and return it as a string.
+
+    ``device`` (``"cpu"``, the default; ``"cuda"``, ``"cuda:N"`` or ``"auto"``, the GPU when there is one)
+    is where a checkpoint decoder is loaded (:func:`seegaan.model._runtime.resolve_device`): the result is
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (``"cuda"`` without an index stays so, so that a Dask worker that
+    sees only its own GPU loads on it). Any other decoder (``module:callable``, a Python callable or a loaded
+    :class:`Decoder`) runs where its own code puts it, so only ``"cpu"`` is accepted for it. Every refusal
+    is a one-line :class:`SeegaanError`: a device torch does not know, CUDA asked for without a CUDA GPU,
+    a GPU index the machine does not have.
+    """
+    if not isinstance(device, str):
+        import torch
+
+        if not isinstance(device, torch.device):
+            raise SeegaanError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not {device!r}")
+    if not is_checkpoint(spec):
+        if str(device) == "cpu":
+            return "cpu"
+        if isinstance(spec, (str, os.PathLike)):
+            name = os.fspath(spec)
+            if ":" not in name or name.endswith((".pt", ".pth", ".ckpt")):   # as load_decoder reads it
+                raise SeegaanError(f"decoder {name!r} does not exist; give a checkpoint path or module:callable")
+        else:
+            name = getattr(spec, "identity", None) or getattr(spec, "__qualname__", type(spec).__name__)
+        raise SeegaanError(f"device {str(device)!r} applies to a decoder given as a checkpoint path, which seegaan "
+                           f"loads; the decoder {name} is Python code or an object already loaded, which runs where "
+                           "its code put it: drop the device (or use --device cpu) or give the checkpoint path")
+    import torch
+
+    from seegaan.model._runtime import resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except RuntimeError:  # torch.device("gpu"): not a device string
+        raise SeegaanError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise SeegaanError(f"device {str(dev)!r} is not supported for decoding; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SeegaanError(f"device {str(dev)!r} was asked for but this machine has "
+                           f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    return str(dev)
+
+
+def load_decoder_on(spec, device="cpu") -> Decoder:
+    """:func:`load_decoder` with ``device`` checked by :func:`decoder_device` (a checkpoint is loaded there;
+    any other decoder only with ``"cpu"``, the default, and as :func:`load_decoder` gives it)."""
+    device = decoder_device(spec, device)
+    return load_decoder(spec, device=device) if is_checkpoint(spec) else load_decoder(spec)
+
+
 def load_decoder(spec, **kwargs) -> Decoder:
     """Resolve a decoder spec (see module docstring) into a :class:`Decoder`.
 

@@ -404,7 +404,8 @@ def _predict_latents(decoder, model, w: np.ndarray, batch_size: int, progress: P
 def explain(cohort: xr.Dataset, decoder, model, *, image_id: str, target: float, feature: str | None = None,
             levels: str | Sequence[str] | None = None, tol: float = 0.01, lambda_range=(0.0, 3.0),
             n_scan: int = 25, attributions: Sequence[str] = (), layer: str | None = None,
-            batch_size: int = 32, progress: Progress | None = None, command_line: str = "") -> ExplainResult:
+            batch_size: int = 32, progress: Progress | None = None, command_line: str = "",
+            device: str = "cpu") -> ExplainResult:
     """Move one image along its local latent direction until the CNN predicts ``target``.
 
     Parameters
@@ -439,16 +440,22 @@ def explain(cohort: xr.Dataset, decoder, model, *, image_id: str, target: float,
         ``progress(n=1, total=None)`` over the decoded images.
     command_line : str
         Recorded in the output's attrs.
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where a checkpoint decoder is loaded, as for :func:`seegaan.sequence` (checked before any work;
+        only ``"cpu"``, the default, for other decoders). Decoding runs in strict fp32, recorded with the
+        device in the ``precision`` attr.
 
     Returns
     -------
     ExplainResult
     """
     from seegaan.cnn import load_model
-    from seegaan.decoder import load_decoder
+    from seegaan.decoder import decoder_device, load_decoder_on
+    from seegaan.sequences import decoding_precision
 
     # cheap checks first
     validate_cohort(cohort)
+    device = decoder_device(decoder, device)
     index = _image_index(cohort, image_id)
     tol = _check_tol(tol)
     lo, hi = parse_lambda_range(lambda_range)
@@ -470,38 +477,39 @@ def explain(cohort: xr.Dataset, decoder, model, *, image_id: str, target: float,
         raise SeegaanError(f"--levels applies to class features; {feature or 'the model prediction'} is numeric")
     progress = progress or no_progress
 
-    decoder = load_decoder(decoder)
+    decoder = load_decoder_on(decoder, device)
     model = load_model(model)
     if methods:
         from seegaan.attribution import check_attribution_model
 
         check_attribution_model(model, methods, layer)
-    w0 = cohort["w"].values[index].astype(np.float64)
-    w_all = cohort["w"].values
-    n_work = n_scan + N_FRAMES + (0 if class_feature or feature is not None else cohort.sizes["image"])
-    progress(0, total=n_work)
-    recon, p0 = _predict_latents(decoder, model, w0[None], 1, no_progress)
-    recon, p0 = recon[0], float(p0[0])
-    if abs(p0 - target) <= tol:
-        raise SeegaanError(f"the model already predicts {p0:.4g} for {image_id!r}, within --tol {tol:g} of the "
-                           "target; choose another target")
-    if not class_feature:
-        scores = None
-        if feature is None:
-            scores = _predict_latents(decoder, model, w_all, int(batch_size), progress)[1]
-        direction = local_direction(cohort, image_id=image_id, feature=feature, target=target, prediction=p0,
-                                    scores=scores)
+    with decoding_precision(decoder) as precision:   # strict fp32 (as a sequence), the device recorded
+        w0 = cohort["w"].values[index].astype(np.float64)
+        w_all = cohort["w"].values
+        n_work = n_scan + N_FRAMES + (0 if class_feature or feature is not None else cohort.sizes["image"])
+        progress(0, total=n_work)
+        recon, p0 = _predict_latents(decoder, model, w0[None], 1, no_progress)
+        recon, p0 = recon[0], float(p0[0])
+        if abs(p0 - target) <= tol:
+            raise SeegaanError(f"the model already predicts {p0:.4g} for {image_id!r}, within --tol {tol:g} of the "
+                               "target; choose another target")
+        if not class_feature:
+            scores = None
+            if feature is None:
+                scores = _predict_latents(decoder, model, w_all, int(batch_size), progress)[1]
+            direction = local_direction(cohort, image_id=image_id, feature=feature, target=target, prediction=p0,
+                                        scores=scores)
 
-    lams = np.linspace(lo, hi, int(n_scan))
-    _, preds = _predict_latents(decoder, model, direction.latents(w0, lams), int(batch_size), progress)
+        lams = np.linspace(lo, hi, int(n_scan))
+        _, preds = _predict_latents(decoder, model, direction.latents(w0, lams), int(batch_size), progress)
 
-    def f(lam: float) -> float:
-        return float(model(decoder(direction.latents(w0, [lam]))[:, None])[0])
+        def f(lam: float) -> float:
+            return float(model(decoder(direction.latents(w0, [lam]))[:, None])[0])
 
-    lam_star, pred_star = solve_lambda(f, lams, preds, target, tol)
-    frame_lams = np.linspace(0.0, lam_star, N_FRAMES)
-    frames, frame_preds = _predict_latents(decoder, model, direction.latents(w0, frame_lams), int(batch_size),
-                                           progress)
+        lam_star, pred_star = solve_lambda(f, lams, preds, target, tol)
+        frame_lams = np.linspace(0.0, lam_star, N_FRAMES)
+        frames, frame_preds = _predict_latents(decoder, model, direction.latents(w0, frame_lams), int(batch_size),
+                                               progress)
     maps = {}
     if methods:
         from seegaan.attribution import attributions as attribute
@@ -514,7 +522,7 @@ def explain(cohort: xr.Dataset, decoder, model, *, image_id: str, target: float,
         "desired": direction.desired_label, "n_current": direction.n_current, "n_desired": direction.n_desired,
         "feature": feature or "", "model": model.identity, "model_sha256": model.sha256,
         "input_size": "" if model.input_size is None else f"{model.input_size[0]},{model.input_size[1]}",
-        "input_scale": model.input_scale, "decoder": decoder.identity,
+        "input_scale": model.input_scale, "decoder": decoder.identity, "precision": precision,
         "cohort_model": str(cohort.attrs.get("model", "")), "attributions": ",".join(maps),
         "attribution_layer": str(layer or ("default (last Conv2d)" if "gradcam" in maps else "")),
         "ig_baseline": "all -1 image" if "ig" in maps else "",

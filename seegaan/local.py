@@ -278,7 +278,8 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
                    statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
                    seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
                    backend: Backend = "numba", mask=None, images: str | os.PathLike | None = None,
-                   progress: Progress | None = None, command_line: str = "", client=None) -> LocalResult:
+                   progress: Progress | None = None, command_line: str = "", client=None,
+                   device: str = "cpu") -> LocalResult:
     """Move one image along a feature and test every pixel of its change by permutation.
 
     Parameters
@@ -318,12 +319,15 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
         Recorded in the attrs.
     client : distributed.Client, optional
         Refused: the null producer decodes around w_E in this process (local sequences run in one process).
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where a checkpoint decoder is loaded, as for :func:`seegaan.sequence` (checked before any work;
+        only ``"cpu"``, the default, for other decoders); recorded in ``precision``.
 
     Returns
     -------
     LocalResult
     """
-    from seegaan.decoder import load_decoder
+    from seegaan.decoder import decoder_device, load_decoder_on
     from seegaan.interpolation import interpolate
     from seegaan.sequences import _attrs_for, _run_test, decoding_precision, recordable_seed, resolve_statistic
     from seegaan.stats.correction import as_correction
@@ -334,6 +338,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     if client is not None:
         raise SeegaanError("local sequences run in one process; drop client= (Dask is for seegaan.sequence)")
     validate_cohort(cohort)
+    device = decoder_device(decoder, device)
     index = _image_index(cohort, image_id)
     values_all = get_feature(cohort, feature)
     is_class = feature_kind(values_all) != "numeric"
@@ -385,7 +390,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     source = None if images is None else _source_image(images, image_id, size)
 
     path = _Path("class" if is_class else "numeric", steps, moving)
-    dec = load_decoder(decoder)
+    dec = load_decoder_on(decoder, device)
     together = bool(getattr(dec.fn, "batch_invariant", False))
     w_image = cohort["w"].values[index].astype(np.float64)
     # the observed offsets through the same code as every null row (the identity row reproduces them bit for

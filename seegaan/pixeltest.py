@@ -228,6 +228,9 @@ def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequen
 
     if "decoder" in sequence_options:
         raise SeegaanError("pixel_test() decodes with the identity; it takes no decoder")
+    if str(sequence_options.get("device", "cpu")) != "cpu":
+        raise SeegaanError("pixel_test() decodes with the identity in NumPy; it takes no device (a GPU has "
+                           "nothing to decode here)")
     if sequence_options.get("client") is not None:
         raise SeegaanError("pixel_test() runs in one process (its identity decoder cannot be sent to Dask "
                            "workers); drop client=")

@@ -62,7 +62,7 @@ def _image_rows(cohort: xr.Dataset, images, size: int | None):
 
 def predict(cohort: xr.Dataset, model, *, name: str, images: str | os.PathLike | None = None,
             on: PredictInput | None = None, decoder=None, batch_size: int = 32,
-            progress: Progress | None = None) -> xr.Dataset:
+            progress: Progress | None = None, device: str = "cpu") -> xr.Dataset:
     """Predictions of ``model`` for every image of ``cohort``, as a new numeric feature ``name``.
 
     Parameters
@@ -85,6 +85,11 @@ def predict(cohort: xr.Dataset, model, *, name: str, images: str | os.PathLike |
         Images per model call (memory only, not results).
     progress : callable, optional
         ``progress(n=1, total=None)``, called with the number of images done.
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        For ``on="reconstruction"``: where a checkpoint decoder is loaded, as for :func:`seegaan.sequence`
+        (checked before any work; only ``"cpu"``, the default, for other decoders and for ``on="images"``).
+        The reconstructions are decoded in strict fp32, recorded with the device in the coordinate's
+        ``precision`` attr.
 
     Returns
     -------
@@ -94,7 +99,8 @@ def predict(cohort: xr.Dataset, model, *, name: str, images: str | os.PathLike |
         input settings and what it saw.
     """
     from seegaan.cnn import load_model
-    from seegaan.decoder import load_decoder
+    from seegaan.decoder import decoder_device, load_decoder_on
+    from seegaan.sequences import decoding_precision
 
     validate_cohort(cohort)
     name = check_feature_name(cohort, name)
@@ -110,26 +116,33 @@ def predict(cohort: xr.Dataset, model, *, name: str, images: str | os.PathLike |
         raise SeegaanError("predictions on reconstructions need a decoder (--decoder)")
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise SeegaanError(f"batch_size must be a positive integer, not {batch_size!r}")
+    if on == "reconstruction":
+        device = decoder_device(decoder, device)
+    elif str(device) != "cpu":
+        raise SeegaanError(f"device {str(device)!r} is where the decoder runs; predictions on images decode "
+                           "nothing: drop the device (or use --device cpu)")
     progress = progress or no_progress
     size = int(cohort.attrs.get("image_size", 0) or 0) or None
     if on == "images":
         imageset, rows = _image_rows(cohort, images, size)
         source = f"images {Path(images)}"
     else:
-        decoder = load_decoder(decoder)
+        decoder = load_decoder_on(decoder, device)
         source = f"reconstruction by {decoder.identity}"
     model = load_model(model)
 
     n = cohort.sizes["image"]
     w = cohort["w"].values
     out = np.empty(n, np.float64)
+    precision = ""
     progress(0, total=n)
     for start in range(0, n, int(batch_size)):
         stop = min(start + int(batch_size), n)
         if on == "images":
             batch = imageset.array(rows[start:stop])
         else:
-            batch = decoder(w[start:stop])[:, None]
+            with decoding_precision(decoder) as precision:
+                batch = decoder(w[start:stop])[:, None]
         out[start:stop] = model(batch)
         progress(stop - start)
 
@@ -138,6 +151,8 @@ def predict(cohort: xr.Dataset, model, *, name: str, images: str | os.PathLike |
              "input": "images" if on == "images" else "reconstruction", "input_detail": source,
              "input_size": "" if model.input_size is None else f"{model.input_size[0]},{model.input_size[1]}",
              "input_scale": model.input_scale, "seegaan_version": __version__}
+    if on == "reconstruction":
+        attrs["precision"] = precision   # how the reconstructions were decoded, and on which device
     result = result.assign_coords({name: ("image", out, attrs)})
     result.attrs[f"prediction_{name}"] = (f"model {model.identity}; input {source}; scale {model.input_scale}"
                                           + (f"; resized to {attrs['input_size']}" if attrs["input_size"] else ""))

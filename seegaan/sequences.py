@@ -42,7 +42,7 @@ from seegaan._progress import Progress
 from seegaan._summary import Summary
 from seegaan._version import __version__
 from seegaan.cohort import cohort_hash
-from seegaan.decoder import load_decoder
+from seegaan.decoder import decoder_device, load_decoder_on
 from seegaan.interpolation import InterpolationResult
 from seegaan.stats.correction import CorrectionOptions, as_correction
 from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
@@ -234,7 +234,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
              correction: Correction | CorrectionOptions = "maxt", statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
              seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
              backend: Backend = "numba", scheme: Scheme | None = None, mask=None, progress: Progress | None = None,
-             command_line: str = "", client=None, null_pivot: NullPivot | None = None) -> SequenceResult:
+             command_line: str = "", client=None, null_pivot: NullPivot | None = None,
+             device: str = "cpu") -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
     Parameters
@@ -313,6 +314,13 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         default, and the only choice, for class-mean, GAM and covariates): the usual null, every line
         through the sample mean latent; exact under exchangeability by construction. Recorded as
         ``null_pivot`` (and ``x0``, ``x0_shift``).
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where a checkpoint decoder (given as a path) is loaded and decodes: ``"cpu"`` (the default),
+        ``"cuda"`` (the current GPU), ``"cuda:N"``, or ``"auto"`` (the GPU when there is one). Checked
+        before any decoding: CUDA without a CUDA GPU is an error. With ``client=`` every Dask worker loads
+        the checkpoint on the same device string (``"cuda"`` on a dask-cuda worker is its own GPU,
+        ``docs/distributed.md``). Any other decoder runs where its own code puts it, so only ``"cpu"`` is
+        accepted for it. Recorded in ``precision`` (e.g. ``fp32 (TF32 off) on cuda (<GPU name>)``).
 
     Returns
     -------
@@ -324,6 +332,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
     if alternative not in ALTERNATIVES:
         raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
     check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
+    device = decoder_device(decoder, device)   # before any work: e.g. CUDA asked for without a GPU
     seed = recordable_seed(seed)
     statistic = resolve_statistic(statistic, interp, correction)
     null_pivot = resolve_null_pivot(null_pivot, interp)
@@ -332,7 +341,7 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         check_memory(int(n_perm), n, null_cache_mb=null_cache_mb)   # the plan alone, before any decoding
     if isinstance(mask, (str, os.PathLike)):
         mask = load_mask(mask)  # a bad file fails before any decoding
-    dec = load_decoder(decoder)
+    dec = load_decoder_on(decoder, device)
     mismatch = model_mismatch(interp.cohort.attrs.get("model", ""), dec.identity)
     if mismatch:
         warnings.warn(mismatch, SeegaanWarning, stacklevel=2)
@@ -368,7 +377,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
                 studentise_kwargs = dict(at=interp.pivot_point(x0), where="ŵ(x0)")
         test, plan, correction, stat_attrs = _run_test(
             interp, dec, difference, lambda s: _null_differences(interp, dec, s, difference.shape,
-                                                                 spec=None if client is None else decoder, x0=x0),
+                                                                 spec=None if client is None else decoder, x0=x0,
+                                                                 device=device),
             family, n_perm=n_perm, scheme=scheme, seed=seed, correction=correction, statistic=statistic,
             alpha=alpha, alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
             backend=backend, progress=progress, client=client, studentise_kwargs=studentise_kwargs)
@@ -564,18 +574,20 @@ class NullDifferences:
     ``x0``: the null lines pivot there (:meth:`seegaan.InterpolationResult.null_trajectories`).
 
     Picklable when ``spec`` (a checkpoint path or ``"module:callable"``) is given: the loaded decoder stays
-    behind and each process that unpickles the producer (a Dask worker) loads the spec once
-    (:func:`seegaan.stats.distributed.worker_decoder`) and decodes in :func:`decoding_precision`.
+    behind and each process that unpickles the producer (a Dask worker) loads the spec once on ``device``
+    (a string from :func:`seegaan.decoder.decoder_device`; :func:`seegaan.stats.distributed.worker_decoder`)
+    and decodes in :func:`decoding_precision`.
     """
 
     def __init__(self, interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int], *,
-                 spec=None, x0: float | None = None):
+                 spec=None, x0: float | None = None, device: str = "cpu"):
         if spec is not None and not isinstance(spec, (str, os.PathLike)):
             raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
                                "checkpoint path or 'module:callable' as the decoder")
         self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
         self.x0 = None if x0 is None else float(x0)   # the pivot of the null lines (None: the mean)
         self.spec = None if spec is None else os.fspath(spec)
+        self.device = str(device)   # where a worker loads a checkpoint spec
         self._dec, self._remote = dec, False
 
     def __getstate__(self) -> dict:
@@ -593,7 +605,7 @@ class NullDifferences:
         if self._dec is None:
             from seegaan.stats.distributed import worker_decoder
 
-            self._dec = worker_decoder(self.spec)
+            self._dec = worker_decoder(self.spec, self.device)
         return self._dec
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:

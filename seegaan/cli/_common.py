@@ -18,7 +18,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Iterator
+from typing import Annotated, Iterator
 
 import typer
 from typer.core import TyperGroup
@@ -40,6 +40,27 @@ def version_option(program: str):
             raise typer.Exit()
 
     return typer.Option(False, "--version", callback=callback, is_eager=True, help="Print the version and exit.")
+
+
+#: ``--device`` of the seegaan-stats commands that decode (a checkpoint decoder's device)
+DeviceOption = Annotated[str, typer.Option(
+    help="cpu, cuda or auto: where a checkpoint decoder decodes (cuda:N for one GPU; auto: cuda when there "
+         "is a GPU). A module:callable decoder runs where its own code puts it: cpu only.")]
+
+
+def decoding_device(decoder, device: str) -> str:
+    """``--device`` checked before any work (:func:`seegaan.decoder.decoder_device`: a one-line error for
+    cuda without a CUDA GPU, an unknown device, or a device other than cpu for a module:callable decoder),
+    and, when a checkpoint decodes on the CPU, glibc told to keep freed blocks (faster repeated decoding; a
+    process-wide setting a command may make, as the ``seegaan`` model commands do). Returns the device."""
+    from seegaan.decoder import decoder_device, is_checkpoint
+
+    device = decoder_device(decoder, device)
+    if device == "cpu" and is_checkpoint(decoder):
+        from seegaan.model.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    return device
 
 
 def _one_line(message: str) -> str:

@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, NULL_PIVOTS, STATISTICS, TRANSFORMS, cli_enum
-from seegaan.cli._common import OneLineErrors, fail, progress_bar, user_errors, version_option
+from seegaan.cli._common import (DeviceOption, OneLineErrors, decoding_device, fail, progress_bar, user_errors,
+                                 version_option)
 
 Method = cli_enum("Method", METHODS)
 Transform = cli_enum("Transform", TRANSFORMS)
@@ -93,6 +94,7 @@ def interpolate_command(
     threads: Annotated[int, typer.Option(
         help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
              "default, is fastest for small models and on shared machines).")] = 1,
+    device: DeviceOption = "cpu",
     out: Annotated[Path | None, typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     workers: Annotated[int | None, typer.Option(
@@ -134,10 +136,7 @@ def interpolate_command(
         options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
                                 tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
         checkpoint = Path(str(decoder)).is_file()
-        if checkpoint:
-            from seegaan.model.allocator import keep_freed_memory
-
-            keep_freed_memory()  # decoding on the CPU: reuse freed blocks (a process-wide malloc setting)
+        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
         # a cluster is reached (or refused) before any work; its workers load the decoder themselves
         with client_from_options(workers, scheduler) as client, command_threads(threads, torch=checkpoint):
             result = _interpolate_and_test(
@@ -145,7 +144,7 @@ def interpolate_command(
                 transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
                 options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
                 seed=seed, batch_size=batch_size, mask=roi, client=client,
-                null_pivot=None if null_pivot is None else null_pivot.value)
+                null_pivot=None if null_pivot is None else null_pivot.value, device=device)
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             from seegaan.animate import animate_option_hook
@@ -158,23 +157,22 @@ def interpolate_command(
 
 def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, grid, transform, gam_lam,
                           gam_splines, adjust, perm, options, statistic, alpha, alternative, seed, batch_size,
-                          mask, client=None, null_pivot=None):
+                          mask, client=None, null_pivot=None, device="cpu"):
     """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
     from seegaan.cohort import open_cohort
-    from seegaan.decoder import load_decoder
     from seegaan.interpolation import interpolate
     from seegaan.sequences import sequence
     from seegaan.stats import SeegaanWarning
 
     interp = interpolate(open_cohort(cohort), feature=feature, method=method, levels=levels, steps=steps,
                          grid=grid, transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
-    dec = load_decoder(decoder) if client is None else str(decoder)  # workers load a spec, not an object
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SeegaanWarning)
         with progress_bar(f"permutations ({feature})", None) as advance:
-            result = sequence(interp, dec, n_perm=perm, correction=options, statistic=statistic, alpha=alpha,
-                              alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
-                              progress=advance, client=client, null_pivot=null_pivot,
+            # the spec: sequence() loads it on the device (Dask workers load it themselves, on the same device)
+            result = sequence(interp, str(decoder), n_perm=perm, correction=options, statistic=statistic,
+                              alpha=alpha, alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
+                              progress=advance, client=client, null_pivot=null_pivot, device=device,
                               command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
     # notes after the test: an error in the test's own checks stays the only line on stderr
     for note in interp.notes:

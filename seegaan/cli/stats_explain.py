@@ -15,7 +15,7 @@ import typer
 
 from seegaan._choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan._runtime import command_threads
-from seegaan.cli._common import progress_bar, user_errors
+from seegaan.cli._common import DeviceOption, decoding_device, progress_bar, user_errors
 from seegaan.cnn import INPUT_SCALES
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
@@ -67,6 +67,7 @@ def predict_command(
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     batch_size: Annotated[int, typer.Option(help="Images per model call (memory only).")] = 32,
     threads: Threads = 1,
+    device: DeviceOption = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ):
     """Add a CNN's predictions for every cohort image as a numeric feature (on images or reconstructions)."""
@@ -83,13 +84,18 @@ def predict_command(
             raise SeegaanError("give either --images or --on reconstruction, not both")
         cohort, decoder = _inputs(cohort, decoder, decoder_needed=images is None)
         check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
+        if images is None:
+            device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
+        elif device != "cpu":
+            raise SeegaanError("--device is where the decoder runs; predictions on --images decode nothing: "
+                               "drop --device")
         ds = open_cohort(cohort)
         check_feature_name(ds, name)
         with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
                 result = predict(ds, net, name=name, images=images, decoder=decoder,
-                                 batch_size=batch_size, progress=advance)
+                                 batch_size=batch_size, progress=advance, device=device)
         save_cohort(result, out, overwrite=overwrite)
         values = result[name].values
         typer.echo(f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
@@ -119,6 +125,7 @@ def explain_command(
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     plot: Annotated[Path | None, typer.Option(help="Also write the panel figure (PNG).")] = None,
     threads: Threads = 1,
+    device: DeviceOption = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
     """Move one image along its local latent direction until the CNN predicts TARGET (counterfactual)."""
@@ -136,12 +143,13 @@ def explain_command(
         _check_tol(tol)
         span = parse_lambda_range(lambda_range)
         methods = _check_methods(attributions or ())
+        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
         with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar("explain", None) as advance:
                 result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target,
                                  feature=feature, levels=levels, tol=tol, lambda_range=span, n_scan=n_scan,
-                                 attributions=methods, layer=layer, progress=advance,
+                                 attributions=methods, layer=layer, progress=advance, device=device,
                                  command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
@@ -179,6 +187,7 @@ def local_command(
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Threads = 1,
+    device: DeviceOption = "cpu",
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
@@ -200,6 +209,7 @@ def local_command(
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         if lambdas is not None:
             parse_lambdas(lambdas)
+        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
         with command_threads(threads), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature}, {image})", None) as advance:
@@ -208,7 +218,7 @@ def local_command(
                                         transform=transform.value, gam_lam=gam_lam, n_perm=perm,
                                         correction=correction.value, statistic=statistic.value, alpha=alpha,
                                         alternative=alternative.value, seed=seed, batch_size=batch_size,
-                                        images=images, progress=advance,
+                                        images=images, progress=advance, device=device,
                                         command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
         for w in caught:
             if issubclass(w.category, SeegaanWarning):

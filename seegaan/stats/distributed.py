@@ -36,8 +36,11 @@ RETRIES = 2
 _DECODERS: dict[str, object] = {}
 
 
-def worker_decoder(spec):
-    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and cached.
+def worker_decoder(spec, device: str = "cpu"):
+    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and device and
+    cached. A checkpoint is loaded on ``device`` (``"cpu"``, ``"cuda"``: on a dask-cuda worker its own GPU,
+    ``"cuda:N"``); a ``module:attr`` decoder runs where its own code puts it (the client accepts only
+    ``"cpu"`` for it).
 
     A worker that decodes calls :func:`seegaan.model.keep_freed_memory` first, as the ``seegaan`` commands
     do in their own process (``SEEGAAN_KEEP_FREED_MEMORY=0`` in the workers' environment turns it off):
@@ -45,14 +48,14 @@ def worker_decoder(spec):
     at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the demo
     generator decoded 2.5x slower).
     """
-    key = str(spec)
+    key = f"{spec}\0{device}"   # the spec and the device (a path cannot hold NUL)
     dec = _DECODERS.get(key)
     if dec is None:
         from seegaan.decoder import load_decoder
         from seegaan.model.allocator import keep_freed_memory
 
         keep_freed_memory()
-        dec = _DECODERS[key] = load_decoder(key)
+        dec = _DECODERS[key] = load_decoder(str(spec), device=str(device))
     return dec
 
 
