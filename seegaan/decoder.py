@@ -125,19 +125,11 @@ def decoder_device(spec, device="cpu") -> str:
         raise SeegaanError(f"device {str(device)!r} applies to a decoder given as a checkpoint path, which seegaan "
                            f"loads; the decoder {name} is Python code or an object already loaded, which runs where "
                            "its code put it: drop the device (or use --device cpu) or give the checkpoint path")
-    import torch
-
     from seegaan.model._runtime import resolve_device
 
-    try:
-        dev = resolve_device(device)
-    except RuntimeError:  # torch.device("gpu"): not a device string
-        raise SeegaanError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
+    dev = resolve_device(device)
     if dev.type not in ("cpu", "cuda"):
         raise SeegaanError(f"device {str(dev)!r} is not supported for decoding; use cpu, cuda, cuda:N or auto")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise SeegaanError(f"device {str(dev)!r} was asked for but this machine has "
-                           f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
     return str(dev)
 
 

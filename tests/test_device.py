@@ -274,3 +274,24 @@ def test_cli_refuses_a_device_for_a_python_decoder_and_an_unknown_device(tmp_pat
                             "--device", "cuda", "--out", out))
     assert "decode nothing" in line
     assert not out.exists()
+
+
+def test_the_model_commands_refuse_an_unknown_device_in_one_line(tmp_path):
+    """``seegaan sample/reconstruct/encode --device``: the same one-line refusals as the decoding commands
+    (torch.device('gpu') itself raises a RuntimeError with torch's own multi-part message)."""
+    from seegaan import demo
+    from seegaan.cli.app import app
+
+    out = tmp_path / "grid.png"
+    for device, message in (("gpu", "unknown device 'gpu'"), ("cuda:7", "cuda:7")):
+        if device.startswith("cuda"):
+            pytest.importorskip("torch")
+            import torch
+
+            if torch.cuda.device_count() > 7:
+                continue
+        result = CliRunner().invoke(app, ["sample", "--checkpoint", str(demo.decoder_path()), "--out", str(out),
+                                          "--device", device])
+        line = _error_line(result)
+        assert line.startswith("error: ") and message in line, line
+        assert not out.exists()

@@ -18,13 +18,23 @@ from seegaan._errors import SeegaanError
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None): the GPU when there is one, else the CPU; otherwise ``torch.device(device)``.
 
-    Raises :class:`SeegaanError` when a CUDA device is asked for and there is none.
+    Raises a one-line :class:`SeegaanError` for a string torch does not read as a device, a CUDA device when
+    there is none, and a GPU index the machine does not have.
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):  # torch.device("gpu")
+        raise SeegaanError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto "
+                           "(device= or --device)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SeegaanError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+        raise SeegaanError(f"device {str(device)!r} was asked for but no CUDA GPU is available; "
+                           "use cpu (device='cpu' or --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise SeegaanError(f"device {str(device)!r} was asked for but this machine has {n} CUDA GPU(s) "
+                           f"(cuda:0 .. cuda:{n - 1})")
     return device
 
 
