@@ -137,7 +137,9 @@ def run_point(point: dict) -> dict:
             cluster = distributed.LocalCluster(n_workers=point["workers"], threads_per_worker=1, processes=True,
                                                dashboard_address=None)
             client = distributed.Client(cluster, set_as_default=False)
-            seegaan.sequence(tiny, spec, n_perm=5, statistic="difference", client=client)   # warm the workers
+            # warm every worker (one task of 16 permutations each): decoder loaded, kernels compiled
+            seegaan.sequence(tiny, spec, n_perm=16 * point["workers"], statistic="difference", correction="maxt",
+                             batch_size=16, client=client)
         rss0 = _rss_mb()
         start = time.perf_counter()
         res = seegaan.sequence(interp, spec, n_perm=point["B"], statistic="difference", correction="maxt",
@@ -154,7 +156,8 @@ def run_point(point: dict) -> dict:
 
 
 def whole_points(quick: bool) -> list[tuple[str, dict]]:
-    """Real generators: the demo (B 250 / 500 / 1,000, K = 8) and the paper config (B 5 / 10, K = 3)."""
+    """Real generators: the demo (B 250 / 500 / 1,000, K = 8) and the paper config (B 5 / 10, K = 3; 1 process
+    vs 2 workers at B = 32)."""
     demo = dict(n=2000, D=64, K=8, size=64, workers=0, decoder="demo")
     paper = dict(n=2000, D=512, K=3, size=256, workers=0, decoder="paper")
     if quick:
@@ -162,7 +165,8 @@ def whole_points(quick: bool) -> list[tuple[str, dict]]:
     return ([("demo", {**demo, "B": b}) for b in (250, 500, 1000)]
             + [("demo-dask", {**demo, "B": 1000, "workers": w}) for w in (0, 2)]
             + [("paper", {**paper, "B": b}) for b in (5, 10)]
-            + [("paper-dask", {**paper, "B": 10, "workers": w}) for w in (0, 2)])
+            # B = 32: two tasks of 16 permutations (a task holds whole blocks of 16), one per worker
+            + [("paper-dask", {**paper, "B": 32, "workers": w}) for w in (0, 2)])
 
 
 def points(quick: bool) -> list[tuple[str, dict]]:
