@@ -8,7 +8,8 @@ for gridsearch, ``--pygam-dims`` dimensions) and its per-permutation time is sca
 of the permutations both ran are compared.
 
     python benchmarks/bench_gam.py                 # n=2691, D=512, K=10, B=1000
-    python benchmarks/bench_gam.py --quick         # a smaller smoke run
+    python benchmarks/bench_gam.py --quick         # smoke run in seconds (tested): n=500, D=64, B=100,
+                                                   # pyGAM 1 permutation; no JSON unless --out is given
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ def main():
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--pygam-perms", type=int, default=2)
     ap.add_argument("--pygam-dims", type=int, default=32, help="dimensions fitted by pyGAM gridsearch")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="benchmarks/output/gam.json")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: n=500, D=64, B=100, pyGAM on 1 permutation; writes no JSON unless --out")
+    ap.add_argument("--out", help="JSON output (default benchmarks/output/gam.json; none with --quick)")
     args = ap.parse_args()
     if args.quick:
         args.n, args.latent, args.perm, args.pygam_perms, args.pygam_dims = 500, 64, 100, 1, 8
+    elif args.out is None:
+        args.out = "benchmarks/output/gam.json"
     ds = make_cohort(args.n, args.latent)
     plan = draw_permutations(ds["patient_id"].values, args.perm, seed=0)
     rows = []
@@ -100,6 +104,8 @@ def main():
     for r in rows:
         print(f"{r['path']:<22}{r['seegaan_s_total']:>16.2f}{r['pygam_s_per_perm']:>14.2f}"
               f"{r['pygam_s_total_extrapolated']:>22.0f}{r['speedup']:>9.0f}x{r['max_abs_diff_fitted']:>12.1e}")
+    if args.out is None:
+        return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "rows": rows}, indent=2))

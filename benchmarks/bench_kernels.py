@@ -17,6 +17,9 @@ Usage::
 
     python benchmarks/bench_kernels.py [--nb 16] [--steps 10] [--size 256] [--repeat 30]
                                        [--out benchmarks/output/kernels.json]
+    python benchmarks/bench_kernels.py --quick   # smoke run in seconds (tested): 4 maps of 3x64x64,
+                                                 # 5 rounds, one Numba thread, first calls still timed;
+                                                 # no JSON unless --out
 """
 
 from __future__ import annotations
@@ -64,8 +67,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random null batch (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
     parser.add_argument("--no-first-call", action="store_true", help="skip the subprocess first-call timings")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"JSON output (default {DEFAULT_OUT}; none with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 4 maps of 3x64x64, 5 rounds, 1 warm-up, one Numba thread unless "
+                             "--threads; writes no JSON unless --out")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.nb, args.steps, args.size, args.repeat, args.warmup = 4, 3, 64, 5, 1
+        if args.threads is None:
+            args.threads = 1
+    elif args.out is None:
+        args.out = DEFAULT_OUT
+    return args
 
 
 def make_methods(null: np.ndarray, observed: np.ndarray, scale: np.ndarray, alternative: str) -> dict:
@@ -201,6 +215,8 @@ def main(argv=None) -> int:
         "results": rows,
         "times_s": times,
     }
+    if args.out is None:
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out, overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, indent=2))

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_model.py [--quick] [--json OUT.json]
+    python benchmarks/bench_model.py --quick --image-size 64           # smoke run in seconds (tested)
     python benchmarks/bench_model.py --device cuda --json gpu.json     # on a GPU (TF32 on, bf16 measured too)
 
 Measures, with randomly initialised networks (speed does not depend on the weights):
@@ -119,16 +120,19 @@ def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip paper-size training")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, skip paper-config training; prints the JSON, writes no file "
+                             "without --json")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--only", choices=["decode", "train"], help="run one half of the benchmark")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda runs the GPU protocol)")
-    parser.add_argument("--image-size", type=int, default=256, help="GPU protocol: image size of the paper config")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="image size of the paper config (default 256; smaller for a smoke run)")
     args = parser.parse_args(argv)
     if args.device != "cpu":
         return gpu_main(args)
     repeat = 2 if args.quick else 4
-    paper, small = ModelConfig(image_size=256), small_config(64, width=32, latent_size=128)
+    paper, small = ModelConfig(image_size=args.image_size), small_config(64, width=32, latent_size=128)
     res = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
            "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_average_start": os.getloadavg()[0]}
@@ -184,7 +188,7 @@ def decode_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, repe
 
     # as the seegaan commands that decode on the CPU do (SEEGAAN_KEEP_FREED_MEMORY=0 measures without it)
     res["decode_keeps_freed_memory"] = keep_freed_memory()
-    for name, cfg, batch in (("paper256", paper, 4), ("small64", small, 32)):
+    for name, cfg, batch in ((f"paper{paper.image_size}", paper, 4), ("small64", small, 32)):
         flops = conv_flops_per_image(cfg) / 1e9
         fp32, conv32, img32 = decode_rate(cfg, batch=batch, bf16=False, repeat=repeat)
         bf16, conv16, img16 = decode_rate(cfg, batch=batch, bf16=True, repeat=repeat)
@@ -209,7 +213,7 @@ def train_benchmarks(res: dict, paper: ModelConfig, small: ModelConfig, *, quick
         torch.set_num_threads(n)
         res[f"train_small64_threads{n}_images_per_s"] = train_rate(small, batch=8, steps=4 if quick else 8)
         if not quick:
-            res[f"train_paper256_threads{n}_images_per_s"] = train_rate(paper, batch=4, steps=2)
+            res[f"train_paper{paper.image_size}_threads{n}_images_per_s"] = train_rate(paper, batch=4, steps=2)
     torch.set_num_threads(threads)
 
 
