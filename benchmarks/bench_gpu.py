@@ -32,7 +32,8 @@ What it measures, with randomly initialised weights (the cost does not depend on
    ``seegaan.model.checkpoint.save_checkpoint`` (random weights), a synthetic cohort of ``n`` latents
    (``seegaan.create_cohort``: one image per patient, numeric feature ``age``), ``seegaan.interpolate``
    (auto: GAM, K = 8 steps) and ``seegaan.sequence`` with B = 1,000 (max-T, library defaults, decoder
-   loaded with ``load_decoder(path, device="cuda")``: a checkpoint path alone decodes on the CPU). The
+   loaded with ``load_decoder(path, device="cuda")`` and wrapped by a timer, which is what
+   ``seegaan.sequence(interp, path, device="cuda")`` does without the timer). The
    decoder and the null trajectories are wrapped and timed; reported: wall time, decoding seconds and
    share, frames decoded, images/s. The Numba kernels are compiled/loaded first by a tiny sequence (its
    time is ``kernel_warmup_s``). A second run, if time is left, changes only ``null_cache_mb`` so that the
@@ -506,7 +507,7 @@ def sequence_child(args, sizes: dict, out: Path) -> None:
         res["kernel_warmup_s"] = _warm_kernels()
         save()
         t0 = time.perf_counter()
-        loaded = load_decoder(path, device=dev)  # a path alone would decode on the CPU
+        loaded = load_decoder(path, device=dev)  # as sequence(interp, path, device=dev) loads it
         res["decoder_load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         interp = seegaan.interpolate(_cohort(n, cfg.latent_size, model=loaded.identity, image_size=size),
