@@ -87,22 +87,26 @@ def test_the_checkpoint_is_loaded_on_the_device(checkpoint):
     assert dec.fn.device == torch.device("cpu")
 
 
-@no_cuda
-@pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
-def test_cuda_without_a_gpu_is_one_line_before_any_decoding(checkpoint, interp, device, no_checkpoint_loading):
+def _decoding_calls(interp, decoder, device) -> list:
+    """The four functions that decode, each as a call with ``decoder`` on ``device``."""
     from seegaan.explain import explain
     from seegaan.local import local_sequence
     from seegaan.predict import predict
 
     cohort = make_cohort(n=24, seed=4)
-    calls = [
-        lambda: seegaan.sequence(interp, checkpoint, n_perm=9, device=device),
-        lambda: local_sequence(cohort, checkpoint, image_id="img0001", feature="sex", n_perm=9, device=device),
-        lambda: explain(cohort, checkpoint, _cnns.region_mean, image_id="img0001", target=1.0, feature="sex",
+    return [
+        lambda: seegaan.sequence(interp, decoder, n_perm=9, device=device),
+        lambda: local_sequence(cohort, decoder, image_id="img0001", feature="sex", n_perm=9, device=device),
+        lambda: explain(cohort, decoder, _cnns.region_mean, image_id="img0001", target=1.0, feature="sex",
                         device=device),
-        lambda: predict(cohort, _cnns.region_mean, name="cnn", decoder=checkpoint, device=device),
+        lambda: predict(cohort, _cnns.region_mean, name="cnn", decoder=decoder, device=device),
     ]
-    for call in calls:
+
+
+@no_cuda
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
+def test_cuda_without_a_gpu_is_one_line_before_any_decoding(checkpoint, interp, device, no_checkpoint_loading):
+    for call in _decoding_calls(interp, checkpoint, device):
         with pytest.raises(SeegaanError, match="no CUDA GPU is available") as err:
             call()
         _one_line(err)
@@ -118,21 +122,12 @@ def test_an_unknown_device_is_one_line(checkpoint, interp, device, no_checkpoint
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "auto"])
 def test_a_python_decoder_refuses_any_device_but_cpu(interp, device):
     from seegaan.decoder import load_decoder
-    from seegaan.explain import explain
-    from seegaan.local import local_sequence
     from seegaan.pixeltest import pixel_test
     from seegaan.predict import predict
 
     cohort = make_cohort(n=24, seed=4)
     for decoder in (linear8, SPEC, load_decoder(SPEC)):
-        calls = [
-            lambda: seegaan.sequence(interp, decoder, n_perm=9, device=device),
-            lambda: local_sequence(cohort, decoder, image_id="img0001", feature="sex", n_perm=9, device=device),
-            lambda: explain(cohort, decoder, _cnns.region_mean, image_id="img0001", target=1.0, feature="sex",
-                            device=device),
-            lambda: predict(cohort, _cnns.region_mean, name="cnn", decoder=decoder, device=device),
-        ]
-        for call in calls:
+        for call in _decoding_calls(interp, decoder, device):
             with pytest.raises(SeegaanError, match="applies to a decoder given as a checkpoint path") as err:
                 call()
             _one_line(err)
