@@ -42,11 +42,11 @@ def worker_decoder(spec, device: str = "cpu"):
     ``"cuda:N"``); a ``module:attr`` decoder runs where its own code puts it (the client accepts only
     ``"cpu"`` for it).
 
-    A worker that decodes calls :func:`seegaan.model.keep_freed_memory` first, as the ``seegaan`` commands
-    do in their own process (``SEEGAAN_KEEP_FREED_MEMORY=0`` in the workers' environment turns it off):
-    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's mmap threshold
-    at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the demo
-    generator decoded 2.5x slower).
+    A worker that decodes on the CPU calls :func:`seegaan.model.keep_freed_memory` first, as the ``seegaan``
+    commands do in their own process (``SEEGAAN_KEEP_FREED_MEMORY=0`` in the workers' environment turns it
+    off): Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's mmap
+    threshold at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the
+    demo generator decoded 2.5x slower).
     """
     key = f"{spec}\0{device}"   # the spec and the device (a path cannot hold NUL)
     dec = _DECODERS.get(key)
@@ -54,7 +54,8 @@ def worker_decoder(spec, device: str = "cpu"):
         from seegaan.decoder import load_decoder
         from seegaan.model.allocator import keep_freed_memory
 
-        keep_freed_memory()
+        if str(device) == "cpu":
+            keep_freed_memory()
         dec = _DECODERS[key] = load_decoder(str(spec), device=str(device))
     return dec
 
