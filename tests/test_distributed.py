@@ -62,12 +62,25 @@ def _same(a, b):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
-@pytest.mark.parametrize("feature,method,correction,statistic", [
-    ("sex", "class-mean", "maxt", "auto"),          # the Welch z producer
-    ("age", "linear", "tfce", "difference"),
+@pytest.mark.parametrize("feature,method,correction,statistic,design", [
+    ("sex", "class-mean", "maxt", "auto", {}),          # the Welch z producer
+    ("age", "linear", "tfce", "difference", {}),
+    # the designs real cohorts have: several images per patient (patient-label permutations), a
+    # confounder (Freedman-Lane), HC3 at the pivot x0, cluster mass, a GAM
+    ("age", "linear", "maxt", "hc3", dict(images_per_patient=3)),
+    ("ahf", "class-mean", "maxt", "auto", dict(images_per_patient=2, adjust="age")),
+    ("age", "linear", "cluster", "difference", dict(adjust="sex", cluster_threshold=1.0)),
+    ("age", "gam", "maxt", "auto", dict(images_per_patient=2)),
 ])
-def test_dask_is_bit_identical_to_one_process(client, feature, method, correction, statistic):
-    interp = seegaan.interpolate(make_cohort(n=40, seed=5, effect=0.5), feature=feature, method=method, steps=3)
+def test_dask_is_bit_identical_to_one_process(client, feature, method, correction, statistic, design):
+    design = dict(design)
+    adjust = design.pop("adjust", None)
+    if "cluster_threshold" in design:   # low enough for clusters in (almost) every null map
+        from seegaan.stats.correction import as_correction
+
+        correction = as_correction(correction, cluster_threshold=design.pop("cluster_threshold"))
+    interp = seegaan.interpolate(make_cohort(n=48, seed=5, effect=0.5, **design), feature=feature, method=method,
+                                 steps=3, adjust=adjust)
     one = _run(interp, linear8, n_perm=60, correction=correction, statistic=statistic, batch_size=16)
     # a different batch size on the workers: tasks of 2 blocks, decoded 20 rows at a time
     dask = _run(interp, SPEC, n_perm=60, correction=correction, statistic=statistic, batch_size=20, client=client)
