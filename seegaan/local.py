@@ -44,7 +44,7 @@ from seegaan._progress import Progress
 from seegaan._summary import Summary
 from seegaan.cohort import feature_kind, feature_missing, get_feature, validate_cohort
 from seegaan.explain import Direction, ExplainResult, _image_index, local_direction
-from seegaan.sequences import Statistic
+from seegaan.sequences import RemoteNulls, Statistic
 
 #: λ values when none are given: from the image (0) to a whole mean difference (1)
 DEFAULT_LAMBDAS = "0:1:5"
@@ -234,6 +234,28 @@ def _frames(dec, w_image: np.ndarray, offsets: np.ndarray, moving: np.ndarray, r
     return out
 
 
+class LocalNulls(RemoteNulls):
+    """``rows -> (nb, K * H * W)``: a local sequence's null differences ``G(w_E + offsets) - G(w_E)``.
+
+    The offsets of every step come from the permuted trajectories (:meth:`_Path.offsets`); steps that do
+    not move are ``G(w_E)`` itself. Sent to Dask workers as :class:`seegaan.sequences.RemoteNulls` says.
+    """
+
+    def __init__(self, interp, dec, scheme: str, path, w_image: np.ndarray, reconstruction: np.ndarray, *,
+                 spec=None, device: str = "cpu"):
+        self._set_decoder(dec, spec, device)
+        self.interp, self.scheme, self.path = interp, scheme, path
+        self.w_image, self.reconstruction = w_image, reconstruction
+
+    def _maps(self, rows: np.ndarray) -> np.ndarray:
+        dec = self.dec
+        offsets = self.path.offsets(self.interp.null_trajectories(rows, self.scheme))
+        together = bool(getattr(dec.fn, "batch_invariant", False))
+        null = _frames(dec, self.w_image, offsets, self.path.moving, self.reconstruction, together)
+        null -= self.reconstruction
+        return np.ascontiguousarray(null.reshape(len(rows), -1), dtype=np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class _Path:
     """How a direction (or a trajectory) turns into offsets from w_E at every step."""
@@ -318,7 +340,9 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     command_line : str
         Recorded in the attrs.
     client : distributed.Client, optional
-        Refused: the null producer decodes around w_E in this process (local sequences run in one process).
+        Decode and reduce the permutations on its workers, as :func:`seegaan.sequence` does (``decoder``
+        given as a checkpoint path or ``"module:callable"``; docs/distributed.md). The same bits as
+        without it.
     device : {"cpu", "cuda", "cuda:N", "auto"}
         Where a checkpoint decoder is loaded, as for :func:`seegaan.sequence` (checked before any work;
         only ``"cpu"``, the default, for other decoders); recorded in ``precision``.
@@ -335,8 +359,9 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     from seegaan.stats.mask import check_mask, load_mask, mask_attrs
 
     # cheap checks first, in the order a user fixes them
-    if client is not None:
-        raise SeegaanError("local sequences run in one process; drop client= (Dask is for seegaan.sequence)")
+    if client is not None and not isinstance(decoder, (str, os.PathLike)):
+        raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
+                           "checkpoint path or 'module:callable' as the decoder")
     validate_cohort(cohort)
     device = decoder_device(decoder, device)
     index = _image_index(cohort, image_id)
@@ -408,11 +433,8 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
                     command_line=command_line)
 
         def make_null(scheme: str):
-            def null_maps(rows: np.ndarray) -> np.ndarray:
-                offsets = path.offsets(interp.null_trajectories(rows, scheme))
-                null = _frames(dec, w_image, offsets, moving, reconstruction, together) - reconstruction
-                return np.ascontiguousarray(null.reshape(len(rows), -1), dtype=np.float32)
-            return null_maps
+            return LocalNulls(interp, dec, scheme, path, w_image, reconstruction,
+                              spec=None if client is None else decoder, device=device)
 
         test, messages, stat_attrs = None, (), {"statistic": statistic}
         if n_perm != 0:
@@ -422,6 +444,7 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
                 interp, dec, difference, make_null, family, n_perm=n_perm, scheme=None, seed=seed,
                 correction=correction, statistic=statistic, alpha=alpha, alternative=alternative,
                 batch_size=batch_size, null_cache_mb=null_cache_mb, backend=backend, progress=progress,
+                client=client,
                 studentise_kwargs=dict(at=w_image, step_scale=np.abs(np.asarray(steps, np.float64)),
                                        where="the image's latent w_E"))
             messages = test.messages

@@ -564,28 +564,22 @@ def decoding_precision(dec):
         yield record if device is not None else f"{record} (callable decoder)"
 
 
-class NullDifferences:
-    """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of permuted trajectories.
-
-    A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as
-    seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder gets
-    one permutation's K frames per call, so the bits never depend on ``batch_size``.
-
-    ``x0``: the null lines pivot there (:meth:`seegaan.InterpolationResult.null_trajectories`).
+class RemoteNulls:
+    """Base of the null producers ``rows -> (nb, M)`` that decode and can be sent to Dask workers.
 
     Picklable when ``spec`` (a checkpoint path or ``"module:callable"``) is given: the loaded decoder stays
     behind and each process that unpickles the producer (a Dask worker) loads the spec once on ``device``
     (a string from :func:`seegaan.decoder.decoder_device`; :func:`seegaan.stats.distributed.worker_decoder`)
-    and decodes in :func:`decoding_precision`.
+    and decodes in :func:`decoding_precision`. Subclasses set their fields, call :meth:`_set_decoder` and
+    define ``_maps(rows)``; they decode with :attr:`dec`.
     """
 
-    def __init__(self, interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int], *,
-                 spec=None, x0: float | None = None, device: str = "cpu"):
+    interp: InterpolationResult
+
+    def _set_decoder(self, dec, spec, device) -> None:
         if spec is not None and not isinstance(spec, (str, os.PathLike)):
             raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
                                "checkpoint path or 'module:callable' as the decoder")
-        self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
-        self.x0 = None if x0 is None else float(x0)   # the pivot of the null lines (None: the mean)
         self.spec = None if spec is None else os.fspath(spec)
         self.device = str(device)   # where a worker loads a checkpoint spec
         self._dec, self._remote = dec, False
@@ -610,11 +604,32 @@ class NullDifferences:
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         if not self._remote:
-            return self._differences(rows)
+            return self._maps(rows)
         with decoding_precision(self.dec):
-            return self._differences(rows)
+            return self._maps(rows)
 
-    def _differences(self, rows: np.ndarray) -> np.ndarray:
+    def _maps(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class NullDifferences(RemoteNulls):
+    """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of permuted trajectories.
+
+    A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as
+    seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder gets
+    one permutation's K frames per call, so the bits never depend on ``batch_size``.
+
+    ``x0``: the null lines pivot there (:meth:`seegaan.InterpolationResult.null_trajectories`). Sent to
+    Dask workers as :class:`RemoteNulls` says.
+    """
+
+    def __init__(self, interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int], *,
+                 spec=None, x0: float | None = None, device: str = "cpu"):
+        self._set_decoder(dec, spec, device)
+        self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
+        self.x0 = None if x0 is None else float(x0)   # the pivot of the null lines (None: the mean)
+
+    def _maps(self, rows: np.ndarray) -> np.ndarray:
         dec, shape = self.dec, self.shape
         pivot = {} if self.x0 is None else {"x0": self.x0}
         trajs = self.interp.null_trajectories(rows, self.scheme, **pivot).astype(np.float32)

@@ -178,6 +178,38 @@ def test_a_python_decoder_object_cannot_be_shipped(client):
     assert "\n" not in str(err.value)
 
 
+LOCAL_FIELDS = ("images", "difference", "p_value", "p_adjusted", "significant", "null_max")
+
+
+@pytest.mark.parametrize("feature,kw", [
+    ("sex", dict(lambdas="0:1:3")),                       # a class: Welch z at w_E
+    ("age", dict(values="40,60", method="linear")),       # numeric: the refitted global trajectory
+    ("age", dict(values="40,60", method="gam", correction="tfce", statistic="difference")),
+])
+def test_local_sequences_on_dask_are_bit_identical(client, feature, kw):
+    from seegaan.local import local_sequence
+
+    cohort = make_cohort(n=40, seed=12, images_per_patient=2, effect=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SeegaanWarning)
+        one = local_sequence(cohort, linear8, image_id="img0003", feature=feature, n_perm=60, seed=4, batch_size=16,
+                             **kw)
+        dask = local_sequence(cohort, SPEC, image_id="img0003", feature=feature, n_perm=60, seed=4, batch_size=20,
+                              client=client, **kw)
+    for name in LOCAL_FIELDS:
+        assert np.array_equal(getattr(one, name), getattr(dask, name)), name
+    assert np.unique(one.null_max).size > 10
+
+
+def test_a_local_sequence_refuses_a_python_decoder_object_with_a_client(client):
+    from seegaan.local import local_sequence
+
+    with pytest.raises(SeegaanError, match="checkpoint path or 'module:callable'") as err:
+        local_sequence(make_cohort(n=20, seed=1), linear8, image_id="img0001", feature="sex", n_perm=20,
+                       client=client)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("workers,scheduler,message", [
     (0, None, "--workers must be at least 1"),
     (-2, None, "--workers must be at least 1"),

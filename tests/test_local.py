@@ -180,7 +180,6 @@ def test_numeric_null_refits_the_trajectory_on_permuted_data(cohort):
     (dict(image_id="img0001", feature="sex", values="40,50"), "--lambdas"),
     (dict(image_id="img0001", feature="age", lambdas="0:1:3"), "--values"),
     (dict(image_id="img0001", feature="age", levels="a,b"), "class features"),
-    (dict(image_id="img0001", feature="sex", client=object()), "run in one process"),
 ])
 def test_bad_inputs_are_one_line_errors(cohort, kwargs, match):
     with pytest.raises(SeegaanError, match=match) as exc:
@@ -221,6 +220,21 @@ def test_cli_writes_the_contract_and_the_figure(cohort_file, tmp_path):
             assert key in ds.attrs, key
         assert ds.attrs["image_id"] == "img0001" and ds.attrs["n_perm"] == 19 and ds.attrs["seed"] == "3"
         assert ds.attrs["source_image"] == "shown"
+
+
+def test_cli_workers_give_the_single_process_result(cohort_file, tmp_path):
+    pytest.importorskip("distributed")
+    common = ["--image", "img0001", "--feature", "ahf", "--lambdas", "0:1:3", "--perm", 40, "--seed", 3,
+              "--cohort", cohort_file, "--decoder", "tests._decoders:planted", "--no-plot"]
+    res = run(*common, "--workers", 0, "--out", tmp_path / "w0.nc")
+    assert res.exit_code == 2 and "--workers must be at least 1" in res.output
+    assert not (tmp_path / "w0.nc").exists()
+    r1 = run(*common, "--out", tmp_path / "one.nc")
+    r2 = run(*common, "--workers", 1, "--out", tmp_path / "dask.nc")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
+    with xr.open_dataset(tmp_path / "one.nc") as a, xr.open_dataset(tmp_path / "dask.nc") as b:
+        for name in ("difference", "p_value", "p_adjusted", "significant"):
+            assert np.array_equal(a[name].values, b[name].values), name
 
 
 @pytest.mark.parametrize("extra, match", [

@@ -48,6 +48,15 @@ DeviceOption = Annotated[str, typer.Option(
          "is a GPU). A module:callable decoder runs where its own code puts it: cpu only.")]
 
 
+#: ``--workers`` / ``--scheduler`` of the seegaan-stats commands whose permutations can run on Dask
+WorkersOption = Annotated[int | None, typer.Option(
+    help="Decode the permutations on a local Dask cluster of N single-threaded worker processes (pip "
+         "install 'seegaan[distributed]'); the same result as one process.")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    help="Decode the permutations on the workers of a running Dask scheduler, e.g. tcp://host:8786 "
+         "(reached within 5 s); the same result as one process.")]
+
+
 def decoding_device(decoder, device: str) -> str:
     """``--device`` checked before any work (:func:`seegaan.decoder.decoder_device`: a one-line error for
     cuda without a CUDA GPU, an unknown device, or a device other than cpu for a module:callable decoder),

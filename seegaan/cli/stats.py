@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 
 from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, NULL_PIVOTS, STATISTICS, TRANSFORMS, cli_enum
-from seegaan.cli._common import (DeviceOption, OneLineErrors, decoding_device, fail, progress_bar, user_errors,
-                                 version_option)
+from seegaan.cli._common import (DeviceOption, OneLineErrors, SchedulerOption, WorkersOption, decoding_device,
+                                 fail, progress_bar, user_errors, version_option)
 
 Method = cli_enum("Method", METHODS)
 Transform = cli_enum("Transform", TRANSFORMS)
@@ -97,12 +97,8 @@ def interpolate_command(
     device: DeviceOption = "cpu",
     out: Annotated[Path | None, typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
-    workers: Annotated[int | None, typer.Option(
-        help="Decode the permutations on a local Dask cluster of N single-threaded worker processes (pip "
-             "install 'seegaan[distributed]'); the same result as one process.")] = None,
-    scheduler: Annotated[str | None, typer.Option(
-        help="Decode the permutations on the workers of a running Dask scheduler, e.g. tcp://host:8786 "
-             "(reached within 5 s); the same result as one process.")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     animate: Annotated[Path | None, typer.Option(
         help="Also write an animation of the sequence and its significant differences (.gif, or .mp4 with "
              "the [report] extra).")] = None,

@@ -15,7 +15,8 @@ import typer
 
 from seegaan._choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan._runtime import command_threads
-from seegaan.cli._common import DeviceOption, decoding_device, progress_bar, user_errors
+from seegaan.cli._common import (DeviceOption, SchedulerOption, WorkersOption, decoding_device, progress_bar,
+                                 user_errors)
 from seegaan.cnn import INPUT_SCALES
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
@@ -188,6 +189,8 @@ def local_command(
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Threads = 1,
     device: DeviceOption = "cpu",
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
@@ -200,6 +203,7 @@ def local_command(
         from seegaan.cohort import open_cohort
         from seegaan.local import local_sequence, parse_lambdas
         from seegaan.stats import SeegaanWarning
+        from seegaan.stats.distributed import client_from_options
 
         cohort, decoder = _inputs(cohort, decoder)
         inputs = _existing(cohort, decoder)
@@ -210,7 +214,9 @@ def local_command(
         if lambdas is not None:
             parse_lambdas(lambdas)
         device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
-        with command_threads(threads), warnings.catch_warnings(record=True) as caught:
+        # a cluster is reached (or refused) before any work; its workers load the decoder themselves
+        with client_from_options(workers, scheduler) as client, command_threads(threads), \
+                warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature}, {image})", None) as advance:
                 result = local_sequence(open_cohort(cohort), decoder, image_id=image, feature=feature, levels=levels,
@@ -218,7 +224,7 @@ def local_command(
                                         transform=transform.value, gam_lam=gam_lam, n_perm=perm,
                                         correction=correction.value, statistic=statistic.value, alpha=alpha,
                                         alternative=alternative.value, seed=seed, batch_size=batch_size,
-                                        images=images, progress=advance, device=device,
+                                        images=images, progress=advance, device=device, client=client,
                                         command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
         for w in caught:
             if issubclass(w.category, SeegaanWarning):
