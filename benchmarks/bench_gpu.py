@@ -37,7 +37,10 @@ What it measures, with randomly initialised weights (the cost does not depend on
    decoder and the null trajectories are wrapped and timed; reported: wall time, decoding seconds and
    share, frames decoded, images/s. The Numba kernels are compiled/loaded first by a tiny sequence (its
    time is ``kernel_warmup_s``). A second run, if time is left, changes only ``null_cache_mb`` so that the
-   null maps are kept (one decoding pass) where the default decodes them twice, or the reverse.
+   null maps are kept (one decoding pass) where the default decodes them twice, or the reverse. Last, if
+   30 s are left, the users' spelling ``seegaan.sequence(interp, "model.pt", device="cuda")`` (20
+   permutations): its ``precision`` attr, its observed differences against a CPU decode of the same
+   checkpoint (``max_abs_diff_vs_cpu``), and the one-line refusal of a GPU index the machine lacks.
 
 ``--dry`` (implies ``--device cpu``) runs every part with tiny sizes (32x32 paper config, B = 20) to
 rehearse the call; the compile subprocess then runs into its short limit and is killed, as a rehearsal of
@@ -537,6 +540,42 @@ def sequence_child(args, sizes: dict, out: Path) -> None:
                   f"{row['decoding_images_per_s']:.1f} images/s decoding, null trajectories "
                   f"{row['null_trajectories_s']:.2f} s", flush=True)
             save()
+        if deadline.left() > 30:
+            res["user_path"] = _user_path(interp, path, dev)
+            print(f"user path: {res['user_path']}", flush=True)
+            save()
+        else:
+            res["skipped_user_path"] = "out of time"
+
+
+def _user_path(interp, path, dev) -> dict:
+    """The spelling users write, ``seegaan.sequence(interp, "model.pt", device=...)`` (20 permutations): its
+    ``precision`` attr, its observed differences against the same checkpoint decoded on the CPU (strict fp32
+    on both: float rounding only), and the one-line refusal of a GPU index the machine does not have."""
+    import numpy as np
+    import torch
+
+    import seegaan
+    from seegaan._errors import SeegaanError
+    from seegaan.stats import SeegaanWarning
+
+    device = "cuda" if dev.type == "cuda" else "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SeegaanWarning)
+        t0 = time.perf_counter()
+        here = seegaan.sequence(interp, str(path), n_perm=20, seed=0, device=device)
+        wall = time.perf_counter() - t0
+        cpu = seegaan.sequence(interp, str(path), n_perm=0, device="cpu")
+    out = {"device": device, "wall_s": wall, "precision": here.attrs["precision"],
+           "max_abs_diff_vs_cpu": float(np.abs(here.difference - cpu.difference).max()),
+           "max_abs_difference": float(np.abs(cpu.difference).max())}
+    absent = f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}"
+    try:
+        seegaan.sequence(interp, str(path), n_perm=0, device=absent)
+        out["absent_gpu_error"] = "not refused"
+    except SeegaanError as exc:
+        out["absent_gpu_error"] = str(exc)
+    return out
 
 
 def _timed_sequence(interp, loaded, dev, **kwargs) -> dict:

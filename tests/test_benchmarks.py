@@ -74,6 +74,9 @@ def test_bench_gpu_dry_rehearses_every_part(tmp_path):
     first = seq["runs"][0]
     assert first["frames_decoded"] == seq["steps"] * (1 + seq["n_perm"])  # observed + one pass (null maps kept)
     assert 0 < first["decoding_share"] <= 1 and first["precision"].startswith("fp32 (TF32 off)")
+    user = seq["user_path"]   # sequence(interp, "model.pt", device=...): the users' spelling
+    assert user["precision"].startswith("fp32 (TF32 off) on cpu") and user["max_abs_diff_vs_cpu"] == 0.0
+    assert user["max_abs_difference"] > 0 and "cuda:0" in user["absent_gpu_error"]
     assert res["compile"]["status"].startswith(("killed", "finished"))
     assert "strict_fp32_batch4" in res["summary"] and "sequence" in res["summary"]
     assert "of a 55 s budget" in done.stdout
