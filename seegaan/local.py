@@ -44,7 +44,7 @@ from seegaan._progress import Progress
 from seegaan._summary import Summary
 from seegaan.cohort import feature_kind, feature_missing, get_feature, validate_cohort
 from seegaan.explain import Direction, ExplainResult, _image_index, local_direction
-from seegaan.sequences import RemoteNulls, Statistic
+from seegaan.sequences import RemoteNulls, Statistic, check_shippable
 
 #: λ values when none are given: from the image (0) to a whole mean difference (1)
 DEFAULT_LAMBDAS = "0:1:5"
@@ -359,9 +359,8 @@ def local_sequence(cohort: xr.Dataset, decoder, *, image_id: str, feature: str,
     from seegaan.stats.mask import check_mask, load_mask, mask_attrs
 
     # cheap checks first, in the order a user fixes them
-    if client is not None and not isinstance(decoder, (str, os.PathLike)):
-        raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
-                           "checkpoint path or 'module:callable' as the decoder")
+    if client is not None:
+        check_shippable(decoder)
     validate_cohort(cohort)
     device = decoder_device(decoder, device)
     index = _image_index(cohort, image_id)

@@ -564,6 +564,14 @@ def decoding_precision(dec):
         yield record if device is not None else f"{record} (callable decoder)"
 
 
+def check_shippable(decoder) -> None:
+    """A one-line error unless ``decoder`` is a spec Dask workers can load (a checkpoint path or
+    ``"module:callable"``), not a Python object."""
+    if not isinstance(decoder, (str, os.PathLike)):
+        raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
+                           "checkpoint path or 'module:callable' as the decoder")
+
+
 class RemoteNulls:
     """Base of the null producers ``rows -> (nb, M)`` that decode and can be sent to Dask workers.
 
@@ -577,17 +585,14 @@ class RemoteNulls:
     interp: InterpolationResult
 
     def _set_decoder(self, dec, spec, device) -> None:
-        if spec is not None and not isinstance(spec, (str, os.PathLike)):
-            raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
-                               "checkpoint path or 'module:callable' as the decoder")
+        if spec is not None:
+            check_shippable(spec)
         self.spec = None if spec is None else os.fspath(spec)
         self.device = str(device)   # where a worker loads a checkpoint spec
         self._dec, self._remote = dec, False
 
     def __getstate__(self) -> dict:
-        if self.spec is None:
-            raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
-                               "checkpoint path or 'module:callable' as the decoder")
+        check_shippable(self.spec)
         import copy
 
         interp = copy.copy(self.interp)

@@ -97,7 +97,7 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
 
 def _produce_task(null_maps, rows, batch_size) -> list[np.ndarray]:
     """The null maps of plan rows ``rows``, ``batch_size`` rows at a time, kept on the worker for both passes."""
-    return [null_maps(rows[pos:pos + batch_size]) for pos in range(0, len(rows), batch_size)]
+    return list(_batches(null_maps, rows, batch_size))
 
 
 def _batches(source, rows, batch_size) -> Iterator[np.ndarray]:
