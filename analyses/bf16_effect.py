@@ -48,12 +48,16 @@ def main():
     sa, sb = a.significant, b.significant
     both = int((sa & sb).sum())
     result = {
-        "feature": args.feature, "perm": args.perm, "seconds_fp32": runs["fp32_s"], "seconds_bf16": runs["bf16_s"],
+        "feature": args.feature,
+        "perm": args.perm,
+        "seconds_fp32": runs["fp32_s"],
+        "seconds_bf16": runs["bf16_s"],
         "max_abs_image_difference": float(np.abs(a.images - b.images).max()),
         "max_abs_difference_map_difference": float(np.abs(a.difference - b.difference).max()),
         "raw_p_changed_fraction": float((a.p_value != b.p_value).mean()),
         "max_abs_raw_p_change": float(np.abs(a.p_value - b.p_value).max()),
-        "significant_fp32": int(sa.sum()), "significant_bf16": int(sb.sum()),
+        "significant_fp32": int(sa.sum()),
+        "significant_bf16": int(sb.sum()),
         "dice_significance": 2 * both / (sa.sum() + sb.sum()) if sa.sum() + sb.sum() else 1.0,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,9 @@
     python analyses/cnn_cases.py                            # ~2-4 min on 2 shared CPU cores
 
 ``bnpp`` (phantom, threshold BNPP > 400 pg/mL): the CNN's predictions on the reconstructions G(w_E) of the
-demo cohort are stored with :func:`seegaan.predict.predict`; for each case one validation/test image (the
-median absolute error of its case; a training image when no held-out image falls in the case) is explained with :func:`seegaan.explain.explain`, the λ-solve to the
+demo cohort are stored with :func:`seegaan.explain.predictions.predict`; for each case one validation/test image (the
+median absolute error of its case; a training image when no held-out image falls in the case) is explained with
+:func:`seegaan.explain.explain`, the λ-solve to the
 *ground-truth* log BNPP along the local direction of those predictions, with VG, Grad-CAM and IG. The
 counterfactual difference and the attribution maps are scored against the marginal BNPP truth mask.
 
@@ -24,7 +25,6 @@ import math
 import time
 
 import numpy as np
-
 from train_cnns import OUT as CNN_DIR
 from train_cnns import REPO, cxr_sex, demo_images, load_cnn, predict_array
 
@@ -54,27 +54,41 @@ def pick_cases(labels: np.ndarray, error: np.ndarray, eligible: np.ndarray) -> d
 def explain_case(cohort, decoder, net, *, image_id: str, target: float, feature: str, regions: dict, png, nc):
     """Run ``explain`` with the three attribution maps; the result's numbers and its scores per region."""
     from seegaan import SeegaanError
-    from seegaan.explain import explain
+    from seegaan.explain.counterfactual import explain
     from seegaan.phantom import explanation_scores
 
     try:
-        res = explain(cohort, decoder, net, image_id=image_id, target=target, feature=feature,
-                      attributions=("vg", "gradcam", "ig"), lambda_range=(0.0, 4.0))
+        res = explain(
+            cohort,
+            decoder,
+            net,
+            image_id=image_id,
+            target=target,
+            feature=feature,
+            attributions=("vg", "gradcam", "ig"),
+            lambda_range=(0.0, 4.0),
+        )
     except SeegaanError as exc:
         return {"image_id": image_id, "target": target, "error": str(exc)}
     res.save(nc, png, overwrite=True)
     maps = {"see-gaan |difference|": res.difference, **res.attributions}
     scores = {region: {m: explanation_scores(v, mask) for m, v in maps.items()} for region, mask in regions.items()}
-    return {"image_id": image_id, "target": target, "prediction_recon": res.prediction_0,
-            "lambda_star": res.lambda_star, "prediction_star": res.prediction_star,
-            "max_abs_difference": float(np.abs(res.difference).max()), "scores": scores}
+    return {
+        "image_id": image_id,
+        "target": target,
+        "prediction_recon": res.prediction_0,
+        "lambda_star": res.lambda_star,
+        "prediction_star": res.prediction_star,
+        "max_abs_difference": float(np.abs(res.difference).max()),
+        "scores": scores,
+    }
 
 
 def bnpp_cases(decoder) -> dict:
     import xarray as xr
 
     from seegaan import demo
-    from seegaan.predict import predict
+    from seegaan.explain.predictions import predict
 
     cohort = xr.open_dataset(demo.cohort_path()).load()
     table, images = demo_images()
@@ -91,19 +105,34 @@ def bnpp_cases(decoder) -> dict:
     fallback = pick_cases(labels, pred_img - truth, movable)  # a case with no held-out image: a training one
     picks = {c: fallback[c] if i is None else i for c, i in picks.items()}
     regions = {"marginal bnpp": np.load(demo.truth_path("marginal_bnpp_mask.npy"))}
-    out = {"threshold": "BNPP > 400 pg/mL (log 5.99)", "counts (val+test)":
-           {c: int(((labels == c) & held_out).sum()) for c in CASES},
-           "recon_vs_image_mae": float(np.abs(pred_rec - pred_img).mean()),
-           "recon_vs_truth_mae": float(np.abs(pred_rec - truth).mean()), "cases": {}}
+    out = {
+        "threshold": "BNPP > 400 pg/mL (log 5.99)",
+        "counts (val+test)": {c: int(((labels == c) & held_out).sum()) for c in CASES},
+        "recon_vs_image_mae": float(np.abs(pred_rec - pred_img).mean()),
+        "recon_vs_truth_mae": float(np.abs(pred_rec - truth).mean()),
+        "cases": {},
+    }
     for case, i in picks.items():
         if i is None:
             out["cases"][case] = None
             continue
-        rec = explain_case(cohort, decoder, net, image_id=str(table["image_id"][i]), target=float(truth[i]),
-                           feature="cnn_log_bnpp", regions=regions, png=OUT / f"bnpp_{case}.png",
-                           nc=OUT / f"bnpp_{case}.nc")
-        out["cases"][case] = {"split": str(cohort["split"].values[i]), "truth_log_bnpp": float(truth[i]),
-                              "prediction_image": float(pred_img[i]), **rec}
+        rec = explain_case(
+            cohort,
+            decoder,
+            net,
+            image_id=str(table["image_id"][i]),
+            target=float(truth[i]),
+            feature="cnn_log_bnpp",
+            regions=regions,
+            png=OUT / f"bnpp_{case}.png",
+            nc=OUT / f"bnpp_{case}.nc",
+        )
+        out["cases"][case] = {
+            "split": str(cohort["split"].values[i]),
+            "truth_log_bnpp": float(truth[i]),
+            "prediction_image": float(pred_img[i]),
+            **rec,
+        }
         print(f"bnpp {case}: {json.dumps(out['cases'][case], default=float)[:400]}", flush=True)
     return out
 
@@ -123,8 +152,9 @@ def plot_attribution_rows(images, maps: dict, titles, path) -> None:
             m = maps[name][r]
             axes[r, c].imshow(img, cmap="gray", vmin=-1, vmax=1, alpha=0.4)
             lim = float(np.abs(m).max()) or 1.0
-            axes[r, c].imshow(m, cmap="RdBu_r" if m.min() < 0 else "inferno", alpha=0.75,
-                              vmin=-lim if m.min() < 0 else 0, vmax=lim)
+            axes[r, c].imshow(
+                m, cmap="RdBu_r" if m.min() < 0 else "inferno", alpha=0.75, vmin=-lim if m.min() < 0 else 0, vmax=lim
+            )
             axes[r, c].set_title(name, fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -134,7 +164,7 @@ def plot_attribution_rows(images, maps: dict, titles, path) -> None:
 
 
 def sex_cases() -> dict:
-    from seegaan.attribution import attributions
+    from seegaan.explain.attribution import attributions
 
     table, images, male = cxr_sex()
     net, meta = load_cnn("sex")
@@ -147,11 +177,21 @@ def sex_cases() -> dict:
     maps = attributions(net, images[idx], methods=("vg", "gradcam", "ig"))
     titles = [f"{c}: {table['image_id'][i][:18]}\n{'M' if male[i] else 'F'}, logit {logit[i]:.2f}" for c, i in chosen]
     plot_attribution_rows(images[idx], maps, titles, OUT / "sex_cases.png")
-    return {"threshold": "male logit > 0", "counts (val+test)": {c: int(((labels == c) & held_out).sum()) for c in CASES},
-            "cases": {c: {"image_id": str(table["image_id"][i]), "source": str(table["source"][i]),
-                          "view": str(table["view"][i]), "male": bool(male[i]), "logit": float(logit[i])}
-                      for c, i in chosen},
-            "explain": "not run: no autoencoder of the real radiographs in this workspace"}
+    return {
+        "threshold": "male logit > 0",
+        "counts (val+test)": {c: int(((labels == c) & held_out).sum()) for c in CASES},
+        "cases": {
+            c: {
+                "image_id": str(table["image_id"][i]),
+                "source": str(table["source"][i]),
+                "view": str(table["view"][i]),
+                "male": bool(male[i]),
+                "logit": float(logit[i]),
+            }
+            for c, i in chosen
+        },
+        "explain": "not run: no autoencoder of the real radiographs in this workspace",
+    }
 
 
 def main():

@@ -32,17 +32,26 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--width", type=int, default=32, help="maximum channel width of the small model")
     ap.add_argument("--latent", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=29680,
-                    help="total steps (the installed model: 18,000 of batch 16 on the CPU, 4,120 of batch 16 and "
-                         "7,560 of batch 64 on a GPU)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=29680,
+        help="total steps (the installed model: 18,000 of batch 16 on the CPU, 4,120 of batch 16 and "
+        "7,560 of batch 64 on a GPU)",
+    )
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (also on resume)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-minutes", type=float, default=None,
-                    help="stop training cleanly after this many minutes (resumable)")
+    ap.add_argument(
+        "--max-minutes", type=float, default=None, help="stop training cleanly after this many minutes (resumable)"
+    )
     ap.add_argument("--train-only", action="store_true", help="stop after training (no encoding)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (one is fastest for this small model on a shared 2-core CPU)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (one is fastest for this small model on a shared 2-core CPU)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu or cuda (training and encoding)")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into seegaan/demo/")
     args = ap.parse_args()
@@ -65,20 +74,31 @@ def main():
         print(f"phantom: {args.n} images in {time.time() - t0:.1f} s")
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=args.size, seed=args.seed)
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
-    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, checkpoint_every=250, val_every=250,
-                       val_images=128, seed=args.seed,
-                       max_minutes=args.max_minutes)
+    tcfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        checkpoint_every=250,
+        val_every=250,
+        val_images=128,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+    )
     t0 = time.time()
-    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, resume=True,
-                   device=args.device)
+    result = train(data, out_dir=work / "train", model_config=cfg, config=tcfg, resume=True, device=args.device)
     print(f"training: step {result.step} in {time.time() - t0:.0f} s this run; best {result.best}")
     if args.train_only:
         return
     best = result.best or result.last
     cohort_path = work / "cohort.nc"
     encode_images(best, data, out=cohort_path, overwrite=True, device=args.device)
-    summary = {"steps": result.step, "history": result.history[-5:], "baseline_l2": result.baseline_l2,
-               "perceptual": result.perceptual, "checkpoint": str(best)}
+    summary = {
+        "steps": result.step,
+        "history": result.history[-5:],
+        "baseline_l2": result.baseline_l2,
+        "perceptual": result.perceptual,
+        "checkpoint": str(best),
+    }
     (work / "train_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if not args.no_install:
         dest = REPO / "seegaan" / "demo"

@@ -24,7 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr")))
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr"))
+    )
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--latent", type=int, default=128)
@@ -33,10 +35,15 @@ def main():
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sd-offset", default=None, help="max-T s0: a number, median or pNN (default 0)")
-    ap.add_argument("--min-change", type=float, default=0.0,
-                    help="significant only where |change| exceeds this (image units; default 0: any change)")
-    ap.add_argument("--max-minutes", type=float, default=None,
-                    help="stop training cleanly after this many minutes (resumable)")
+    ap.add_argument(
+        "--min-change",
+        type=float,
+        default=0.0,
+        help="significant only where |change| exceeds this (image units; default 0: any change)",
+    )
+    ap.add_argument(
+        "--max-minutes", type=float, default=None, help="stop training cleanly after this many minutes (resumable)"
+    )
     ap.add_argument("--train-only", action="store_true", help="stop after training (no encoding)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)
@@ -54,16 +61,22 @@ def main():
 
     out = args.out or REPO / "analyses" / "output" / f"real_{args.size}"
     out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(args.data / "images", args.data / "metadata.csv", size=args.size, view=["PA", "AP"],
-                        seed=args.seed)
+    data = load_dataset(
+        args.data / "images", args.data / "metadata.csv", size=args.size, view=["PA", "AP"], seed=args.seed
+    )
     print(data.report())
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
-    tcfg = TrainConfig(steps=args.steps, batch_size=args.batch, checkpoint_every=250, val_every=250,
-                       val_images=256, seed=args.seed,
-                       max_minutes=args.max_minutes)
+    tcfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch,
+        checkpoint_every=250,
+        val_every=250,
+        val_images=256,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+    )
     t0 = time.time()
-    result = train(data, out_dir=out / "train", model_config=cfg, config=tcfg, resume=True,
-                   device=args.device)
+    result = train(data, out_dir=out / "train", model_config=cfg, config=tcfg, resume=True, device=args.device)
     train_s = time.time() - t0
     print(f"training: step {result.step} in {train_s:.0f} s this run; best {result.best}")
     if args.train_only:
@@ -71,12 +84,19 @@ def main():
     best = result.best or result.last
     best_val = min((h for h in result.history if "val_l2" in h), key=lambda h: h["val_l2"], default={})
     cohort = encode_images(best, data, out=out / "cohort.nc", overwrite=True, device=args.device)
-    reconstruct_images(best, data, out=out / "reconstructions.png", split="val", overwrite=True,
-                       device=args.device)
-    results = {"size": args.size, "width": args.width, "latent": args.latent, "steps": result.step,
-               "train_seconds_this_run": train_s, "images": len(data),
-               "baseline_val_l2_mean_image": result.baseline_l2, "best_validation": best_val,
-               "perceptual": result.perceptual, "sequences": {}}
+    reconstruct_images(best, data, out=out / "reconstructions.png", split="val", overwrite=True, device=args.device)
+    results = {
+        "size": args.size,
+        "width": args.width,
+        "latent": args.latent,
+        "steps": result.step,
+        "train_seconds_this_run": train_s,
+        "images": len(data),
+        "baseline_val_l2_mean_image": result.baseline_l2,
+        "best_validation": best_val,
+        "perceptual": result.perceptual,
+        "sequences": {},
+    }
     # non-default test options name their own outputs (sex_mc0.02.nc, results_mc0.02.json, ...)
     suffix = (f"_s0{args.sd_offset}" if args.sd_offset else "") + (f"_mc{args.min_change:g}" if args.min_change else "")
     results.update(sd_offset=args.sd_offset, min_change=args.min_change)
@@ -86,17 +106,25 @@ def main():
     for feature, name, opts in runs:  # unadjusted, and adjusted for data source and view (Freedman-Lane)
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=8, **opts)
-        res = seegaan.sequence(interp, best, n_perm=args.perm, seed=args.seed,
-                               correction=seegaan.MaxT(sd_offset=args.sd_offset or 0, min_change=args.min_change))
+        res = seegaan.sequence(
+            interp,
+            best,
+            n_perm=args.perm,
+            seed=args.seed,
+            correction=seegaan.MaxT(sd_offset=args.sd_offset or 0, min_change=args.min_change),
+        )
         res.save(out / f"{name}{suffix}.nc", out / f"{name}{suffix}.png", overwrite=True)
         sig = res.significant[1:]
         results["sequences"][name] = {
-            "images_used": int(interp.image_index.size), "left_out_missing": interp.n_missing,
-            "patients": int(len(np.unique(interp.patient_ids))), "scheme": res.attrs["permutation_scheme"],
+            "images_used": int(interp.image_index.size),
+            "left_out_missing": interp.n_missing,
+            "patients": int(len(np.unique(interp.patient_ids))),
+            "scheme": res.attrs["permutation_scheme"],
             "significant_fraction_last_step": float(res.significant[-1].mean()),
             "significant_fraction_all_steps": float(sig.mean()),
             "max_abs_difference_last_step": float(np.abs(res.difference[-1]).max()),
-            "seconds": time.time() - t0}
+            "seconds": time.time() - t0,
+        }
         print(name, results["sequences"][name])
     (out / f"results{suffix}.json").write_text(json.dumps(results, indent=2, default=float))
     print(json.dumps(results, indent=2, default=float))

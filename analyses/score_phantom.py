@@ -55,15 +55,29 @@ def main():
     ap.add_argument("--correction", default="maxt")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sd-offset", default=None, help="max-T s0: a number, median or pNN (default 0)")
-    ap.add_argument("--mask", default=None,
-                    help="test only these pixels (.npy/PNG), e.g. TRUTH/truth/marker_free_mask.npy; 'marker-free' "
-                         "takes the phantom's own")
-    ap.add_argument("--min-change", type=float, default=0.0,
-                    help="significant only where |change| exceeds this (image units; default 0: any change)")
-    ap.add_argument("--statistic", default="auto", choices=["auto", "welch", "difference"],
-                    help="pixel statistic (auto: welch for class-mean without covariates, else the difference)")
-    ap.add_argument("--features", default=None,
-                    help="comma-separated runs to score, e.g. 'ahf,sex,bnpp' or 'ahf adj. bnpp+age'; default all")
+    ap.add_argument(
+        "--mask",
+        default=None,
+        help="test only these pixels (.npy/PNG), e.g. TRUTH/truth/marker_free_mask.npy; 'marker-free' "
+        "takes the phantom's own",
+    )
+    ap.add_argument(
+        "--min-change",
+        type=float,
+        default=0.0,
+        help="significant only where |change| exceeds this (image units; default 0: any change)",
+    )
+    ap.add_argument(
+        "--statistic",
+        default="auto",
+        choices=["auto", "welch", "difference"],
+        help="pixel statistic (auto: welch for class-mean without covariates, else the difference)",
+    )
+    ap.add_argument(
+        "--features",
+        default=None,
+        help="comma-separated runs to score, e.g. 'ahf,sex,bnpp' or 'ahf adj. bnpp+age'; default all",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "analyses" / "output" / "phantom_scores")
     args = ap.parse_args()
     cohort = seegaan.open_cohort(args.cohort or demo.cohort_path())
@@ -73,8 +87,10 @@ def main():
     roi = truth / "truth" / "marker_free_mask.npy" if args.mask == "marker-free" else args.mask
     rows = []
     runs = [(feature, feature, opts, "marginal_") for feature, opts in FEATURES.items()]
-    runs += [(feature, f"{feature} adj. {adjust.replace(',', '+')}", {**FEATURES[feature], "adjust": adjust}, "")
-             for feature, adjust in ADJUSTED.items()]
+    runs += [
+        (feature, f"{feature} adj. {adjust.replace(',', '+')}", {**FEATURES[feature], "adjust": adjust}, "")
+        for feature, adjust in ADJUSTED.items()
+    ]
     if args.features:
         wanted = [f.strip() for f in args.features.split(",")]
         runs = [r for r in runs if r[1] in wanted]
@@ -82,8 +98,9 @@ def main():
         t0 = time.time()
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
         correction = as_correction(args.correction, sd_offset=args.sd_offset, min_change=args.min_change)
-        res = seegaan.sequence(interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi,
-                               statistic=args.statistic)
+        res = seegaan.sequence(
+            interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi, statistic=args.statistic
+        )
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
         mask = np.load(truth / "truth" / f"{truth_kind}{feature}_mask.npy")
@@ -95,24 +112,52 @@ def main():
         # sign agreement inside the overlap: does the decoded change go the way the truth does?
         effect = np.load(truth / "truth" / (f"marginal_{feature}.npy" if truth_kind else f"effect_{feature}.npy"))
         both = res.significant[-1] & mask
-        sign = float(np.mean(np.sign(res.difference[-1][both]) == np.sign(effect[both]))) if both.any() else float("nan")
-        rows.append({"feature": name, "method": interp.method, "statistic": res.attrs["statistic"], "truth": f"{truth_kind or 'direct_'}{feature}",
-                     **score, "sign_agreement": sign,
-                     "dice_large": score_large["dice"], "sensitivity_large": score_large["sensitivity"],
-                     "outside_large": score_large["outside"], "seconds": seconds})
-        print(f"{name:<22} dice {score['dice']:.3f}  sensitivity {score['sensitivity']:.3f}  "
-              f"outside {score['outside']:.3f}  sign {sign:.3f}  | >10% of max: dice {score_large['dice']:.3f} "
-              f"outside {score_large['outside']:.3f}  ({seconds:.1f} s)")
-    (args.out / "scores.json").write_text(json.dumps({"perm": args.perm, "correction": args.correction,
-                                                      "seed": args.seed, "sd_offset": args.sd_offset,
-                                                      "min_change": args.min_change,
-                                                      "statistic": args.statistic, "mask": None if roi is None else str(roi),
-                                                      "rows": rows}, indent=2))
-    print("\n| feature | method | truth | Dice | sensitivity | outside | sign agreement | Dice, |Δ| > 10% max | outside, |Δ| > 10% max |"
-          "\n|---|---|---|---|---|---|---|---|---|")
+        sign = (
+            float(np.mean(np.sign(res.difference[-1][both]) == np.sign(effect[both]))) if both.any() else float("nan")
+        )
+        rows.append(
+            {
+                "feature": name,
+                "method": interp.method,
+                "statistic": res.attrs["statistic"],
+                "truth": f"{truth_kind or 'direct_'}{feature}",
+                **score,
+                "sign_agreement": sign,
+                "dice_large": score_large["dice"],
+                "sensitivity_large": score_large["sensitivity"],
+                "outside_large": score_large["outside"],
+                "seconds": seconds,
+            }
+        )
+        print(
+            f"{name:<22} dice {score['dice']:.3f}  sensitivity {score['sensitivity']:.3f}  "
+            f"outside {score['outside']:.3f}  sign {sign:.3f}  | >10% of max: dice {score_large['dice']:.3f} "
+            f"outside {score_large['outside']:.3f}  ({seconds:.1f} s)"
+        )
+    (args.out / "scores.json").write_text(
+        json.dumps(
+            {
+                "perm": args.perm,
+                "correction": args.correction,
+                "seed": args.seed,
+                "sd_offset": args.sd_offset,
+                "min_change": args.min_change,
+                "statistic": args.statistic,
+                "mask": None if roi is None else str(roi),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
+    print(
+        "\n| feature | method | truth | Dice | sensitivity | outside | sign agreement | Dice, |Δ| > 10% max | outside, |Δ| > 10% max |"  # noqa: E501
+        "\n|---|---|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r['feature']} | {r['method']} | {r['truth']} | {r['dice']:.2f} | {r['sensitivity']:.2f} | {r['outside']:.2f} | "
-              f"{r['sign_agreement']:.2f} | {r['dice_large']:.2f} | {r['outside_large']:.2f} |")
+        print(
+            f"| {r['feature']} | {r['method']} | {r['truth']} | {r['dice']:.2f} | {r['sensitivity']:.2f} | {r['outside']:.2f} | "  # noqa: E501
+            f"{r['sign_agreement']:.2f} | {r['dice_large']:.2f} | {r['outside_large']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

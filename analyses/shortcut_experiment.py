@@ -6,7 +6,7 @@
 1. Accuracy of the three CNNs (anatomy, shortcut, shortcut95) on the evaluation phantom (600 images, seed 2,
    never seen) with the token drawn with the label (P = 0.95), independently of it, absent, on every image,
    and against the label.
-2. VG, Grad-CAM and IG (``seegaan.attribution``) on the evaluation images that carry the token (token drawn
+2. VG, Grad-CAM and IG (``seegaan.explain.attribution``) on the evaluation images that carry the token (token drawn
    independently of the label), each map scored with :func:`seegaan.phantom.explanation_scores` against
    the token's pixels (``shortcut_mask``) and the anatomy's region (the marginal AHF truth mask: effusions,
    heart and shoulder bones, what AHF changes in the phantom's population); mean over the images whose map
@@ -15,7 +15,8 @@
    CNN's prediction on the reconstructions (``predict(on="reconstruction")``, ``interpolate`` +
    ``sequence``, max-T) scored by its last step (significant pixels: Dice; |difference|: the same scores);
    (ii) the λ-solve of ``explain`` to the ground truth (logit +3 for AHF, -3 otherwise) for the four cases
-   of each CNN on the demo cohort's validation/test images (3: anatomy and shortcut only); (iii) token images encoded with the demo
+   of each CNN on the demo cohort's validation/test images (3: anatomy and shortcut only); (iii) token images encoded
+   with the demo
    model: is the token reconstructed, and what does the shortcut CNN say on the reconstructions?
 
 Outputs (git-ignored) under ``analyses/output/shortcut/``: ``results.json``, ``table.md`` (the tables
@@ -29,7 +30,6 @@ import json
 import time
 
 import numpy as np
-
 from cnn_cases import CASES, case_labels, explain_case, pick_cases, plot_attribution_rows
 from train_cnns import REPO, add_token, auc, class_metrics, load_cnn, predict_array, shortcut_sets
 
@@ -37,19 +37,26 @@ OUT = REPO / "analyses" / "output" / "shortcut"
 NETS = ("anatomy", "shortcut", "shortcut95")
 SEEGAAN_NETS = ("anatomy", "shortcut")
 METHODS = ("vg", "gradcam", "ig")
-VARIANTS = {"eval_with_label": "token with the label (P 0.95)", "eval_independent": "token independent of the label",
-            "eval_none": "no token", "eval_all": "token on every image", "eval_against": "token against the label"}
+VARIANTS = {
+    "eval_with_label": "token with the label (P 0.95)",
+    "eval_independent": "token independent of the label",
+    "eval_none": "no token",
+    "eval_all": "token on every image",
+    "eval_against": "token against the label",
+}
 
 
 def accuracy_table(nets, sets) -> dict:
     _, images, y = sets["eval"]
     tokens = dict(sets["tokens"], eval_against=(~y).astype(float))
-    return {name: {v: class_metrics(y, predict_array(net, add_token(images, tokens[v]))) for v in VARIANTS}
-            for name, net in nets.items()}
+    return {
+        name: {v: class_metrics(y, predict_array(net, add_token(images, tokens[v]))) for v in VARIANTS}
+        for name, net in nets.items()
+    }
 
 
 def attribution_scores(nets, sets, regions, n_images: int) -> tuple[dict, dict]:
-    from seegaan.attribution import attributions
+    from seegaan.explain.attribution import attributions
     from seegaan.phantom import explanation_scores
 
     _, images, y = sets["eval"]
@@ -60,17 +67,23 @@ def attribution_scores(nets, sets, regions, n_images: int) -> tuple[dict, dict]:
     for name, net in nets.items():
         maps = attributions(net, x, methods=METHODS)
         example[name] = {m: v[:2] for m, v in maps.items()}
-        out[name] = {m: {"all_zero_maps": int((np.abs(v).reshape(len(v), -1).max(1) == 0).sum()),
-                         **{r: {k: float(np.nanmean([explanation_scores(a, mask)[k] for a in v]))
-                                for k in ("mass", "dice_top")} for r, mask in regions.items()}}
-                     for m, v in maps.items()}
+        out[name] = {
+            m: {
+                "all_zero_maps": int((np.abs(v).reshape(len(v), -1).max(1) == 0).sum()),
+                **{
+                    r: {k: float(np.nanmean([explanation_scores(a, mask)[k] for a in v])) for k in ("mass", "dice_top")}
+                    for r, mask in regions.items()
+                },
+            }
+            for m, v in maps.items()
+        }
     return out, {"images": x[:2], "maps": example, "n": int(len(idx))}
 
 
 def seegaan_sequences(nets, cohort, decoder, regions, n_perm: int) -> tuple[dict, object]:
     import seegaan
+    from seegaan.explain.predictions import predict
     from seegaan.phantom import explanation_scores, score_map
-    from seegaan.predict import predict
 
     out = {}
     for name, net in nets.items():
@@ -82,11 +95,16 @@ def seegaan_sequences(nets, cohort, decoder, regions, n_perm: int) -> tuple[dict
         res = seegaan.sequence(interp, decoder, n_perm=n_perm, correction="maxt", seed=0)
         res.plot(OUT / f"sequence_{name}.png", overwrite=True)
         last_sig, last_diff = res.significant[-1], res.difference[-1]
-        out[name] = {"prediction_sd": float(pred.std()), "auc_ahf_on_reconstructions": auc(ahf, pred),
-                     "significant_share_last": float(last_sig.mean()),
-                     "max_abs_change_last": float(np.abs(last_diff).max()),
-                     "scores": {r: {"dice_significant": score_map(last_sig, mask)["dice"],
-                                    **explanation_scores(last_diff, mask)} for r, mask in regions.items()}}
+        out[name] = {
+            "prediction_sd": float(pred.std()),
+            "auc_ahf_on_reconstructions": auc(ahf, pred),
+            "significant_share_last": float(last_sig.mean()),
+            "max_abs_change_last": float(np.abs(last_diff).max()),
+            "scores": {
+                r: {"dice_significant": score_map(last_sig, mask)["dice"], **explanation_scores(last_diff, mask)}
+                for r, mask in regions.items()
+            },
+        }
         print(f"sequence {name}: {json.dumps(out[name], default=float)}", flush=True)
     return out, cohort
 
@@ -107,8 +125,16 @@ def seegaan_cases(nets, cohort, decoder, regions) -> dict:
                 out[name]["cases"][case] = None
                 continue
             out[name]["cases"][case] = explain_case(
-                cohort, decoder, net, image_id=str(cohort["image_id"].values[i]), target=3.0 if y[i] else -3.0,
-                feature=feature, regions=regions, png=OUT / f"case_{name}_{case}.png", nc=OUT / f"case_{name}_{case}.nc")
+                cohort,
+                decoder,
+                net,
+                image_id=str(cohort["image_id"].values[i]),
+                target=3.0 if y[i] else -3.0,
+                feature=feature,
+                regions=regions,
+                png=OUT / f"case_{name}_{case}.png",
+                nc=OUT / f"case_{name}_{case}.nc",
+            )
             print(f"case {name} {case}: {json.dumps(out[name]['cases'][case], default=float)[:300]}", flush=True)
     return out
 
@@ -128,30 +154,40 @@ def encode_token_images(nets, sets, decoder, n: int) -> dict:
     x = add_token(images[:n], np.ones(n))
     for i in range(n):
         Image.fromarray(np.round((x[i] + 1) / 2 * 65535).astype(np.uint16)).save(folder / "images" / f"t{i:03d}.png")
-    pd.DataFrame({"image_id": [f"t{i:03d}" for i in range(n)], "patient_id": [f"p{i:03d}" for i in range(n)],
-                  "ahf": y[:n]}).to_csv(folder / "clinical.csv", index=False)
+    pd.DataFrame(
+        {"image_id": [f"t{i:03d}" for i in range(n)], "patient_id": [f"p{i:03d}" for i in range(n)], "ahf": y[:n]}
+    ).to_csv(folder / "clinical.csv", index=False)
     cohort = encode_images(demo.decoder_path(), folder / "images", table=folder / "clinical.csv", split="none")
     recon = decoder(cohort["w"].values)
     order = np.array([int(s[1:]) for s in cohort["image_id"].values.astype(str)])
     mask = shortcut_mask(x.shape[-1])
     plain_recon = recon.copy()
-    out = {"n": n, "token_pixels_input_mean": float(x[order][:, mask].mean()),
-           "token_pixels_recon_mean": float(recon[:, mask].mean()),
-           "token_pixels_tokenfree_input_mean": float(images[:n][order][:, mask].mean())}
+    out = {
+        "n": n,
+        "token_pixels_input_mean": float(x[order][:, mask].mean()),
+        "token_pixels_recon_mean": float(recon[:, mask].mean()),
+        "token_pixels_tokenfree_input_mean": float(images[:n][order][:, mask].mean()),
+    }
     for name, net in nets.items():
-        out[name] = {"accuracy_on_token_images": float(((predict_array(net, x[order]) > 0) == y[:n][order]).mean()),
-                     "accuracy_on_their_reconstructions": float(((predict_array(net, plain_recon) > 0) == y[:n][order]).mean()),
-                     "positive_rate_on_reconstructions": float((predict_array(net, plain_recon) > 0).mean())}
+        out[name] = {
+            "accuracy_on_token_images": float(((predict_array(net, x[order]) > 0) == y[:n][order]).mean()),
+            "accuracy_on_their_reconstructions": float(((predict_array(net, plain_recon) > 0) == y[:n][order]).mean()),
+            "positive_rate_on_reconstructions": float((predict_array(net, plain_recon) > 0).mean()),
+        }
     return out
 
 
 def markdown(res: dict) -> str:
     lines = ["| CNN | " + " | ".join(VARIANTS.values()) + " |", "|---|" + "---|" * len(VARIANTS)]
     for name, row in res["accuracy"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[v]['accuracy']:.3f} (AUC {row[v]['auc']:.3f})"
-                                                for v in VARIANTS) + " |")
-    lines += ["", "| method | CNN | mass in token | top-k Dice token | mass in anatomy | top-k Dice anatomy |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{row[v]['accuracy']:.3f} (AUC {row[v]['auc']:.3f})" for v in VARIANTS) + " |"
+        )
+    lines += [
+        "",
+        "| method | CNN | mass in token | top-k Dice token | mass in anatomy | top-k Dice anatomy |",
+        "|---|---|---|---|---|---|",
+    ]
     rows = []
     for name, by_method in res["attributions"].items():
         for m, s in by_method.items():
@@ -159,7 +195,9 @@ def markdown(res: dict) -> str:
     for name, s in res.get("sequences", {}).items():
         rows.append(("SEE-GAAN sequence, last step |diff|", name, s["scores"]["token"], s["scores"]["anatomy"]))
     for m, name, t, a in rows:
-        lines.append(f"| {m} | {name} | {t['mass']:.3f} | {t['dice_top']:.3f} | {a['mass']:.3f} | {a['dice_top']:.3f} |")
+        lines.append(
+            f"| {m} | {name} | {t['mass']:.3f} | {t['dice_top']:.3f} | {a['mass']:.3f} | {a['dice_top']:.3f} |"
+        )
     lines.append(f"\nchance (uniform map): token {res['chance']['token']:.4f}, anatomy {res['chance']['anatomy']:.3f}")
     return "\n".join(lines) + "\n"
 
@@ -183,8 +221,10 @@ def main():
     nets = {name: load_cnn(name)[0] for name in NETS}
     sets = shortcut_sets()
     regions = {"token": shortcut_mask(64), "anatomy": effect_mask(marginal_effect_map("ahf", False, True, size=64))}
-    res = {"regions_pixels": {k: int(v.sum()) for k, v in regions.items()},
-           "chance": {k: float(v.mean()) for k, v in regions.items()}}
+    res = {
+        "regions_pixels": {k: int(v.sum()) for k, v in regions.items()},
+        "chance": {k: float(v.mean()) for k, v in regions.items()},
+    }
     res["accuracy"] = accuracy_table(nets, sets)
     print(f"accuracy: {json.dumps(res['accuracy'])}", flush=True)
     res["attributions"], example = attribution_scores(nets, sets, regions, args.n_images)

@@ -59,10 +59,18 @@ class SmallCNN(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.ReLU())
+            nn.Conv2d(1, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(4 * w * (size // 8) ** 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +90,7 @@ def predict_array(net, images: np.ndarray, batch: int = 256) -> np.ndarray:
     out = []
     with torch.no_grad():
         for s in range(0, len(images), batch):
-            out.append(net(torch.from_numpy(np.ascontiguousarray(images[s:s + batch, None], np.float32))).numpy())
+            out.append(net(torch.from_numpy(np.ascontiguousarray(images[s : s + batch, None], np.float32))).numpy())
     return np.concatenate(out).astype(np.float64)
 
 
@@ -118,7 +126,8 @@ def shortcut_sets(size: int = SIZE):
 
     Returns a dict: ``train``/``eval`` -> (table, token-free images, label); ``tokens``: per variant the
     token levels (``train_shortcut``, ``train_shortcut95``: drawn with the label at P = 1 and 0.95;
-    ``eval_with_label`` (P = 0.95), ``eval_independent``, ``eval_none``, ``eval_all``). The training table's last 15% of patients are its validation part (``val`` bool column).
+    ``eval_with_label`` (P = 0.95), ``eval_independent``, ``eval_none``, ``eval_all``). The training table's last 15% of
+    patients are its validation part (``val`` bool column).
     """
     from seegaan.phantom import sample_cohort
 
@@ -129,17 +138,21 @@ def shortcut_sets(size: int = SIZE):
         out[part] = (table, render_all(params, size), table["ahf"].to_numpy(bool))
     y_tr, y_ev = out["train"][2], out["eval"][2]
     patients = out["train"][0]["patient_id"].unique()
-    val_patients = set(patients[int(0.85 * len(patients)):])
+    val_patients = set(patients[int(0.85 * len(patients)) :])
     out["train"][0]["val"] = out["train"][0]["patient_id"].isin(val_patients).to_numpy()
 
     def with_label(y, p):
         agree = rng.random(len(y)) < p
         return np.where(agree, y, ~y).astype(float)
 
-    out["tokens"] = {"train_shortcut95": with_label(y_tr, 0.95), "eval_with_label": with_label(y_ev, 0.95),
-                     "eval_independent": (rng.random(len(y_ev)) < 0.5).astype(float),
-                     "eval_none": np.zeros(len(y_ev)), "eval_all": np.ones(len(y_ev)),
-                     "train_shortcut": y_tr.astype(float)}
+    out["tokens"] = {
+        "train_shortcut95": with_label(y_tr, 0.95),
+        "eval_with_label": with_label(y_ev, 0.95),
+        "eval_independent": (rng.random(len(y_ev)) < 0.5).astype(float),
+        "eval_none": np.zeros(len(y_ev)),
+        "eval_all": np.ones(len(y_ev)),
+        "train_shortcut": y_tr.astype(float),
+    }
     return out
 
 
@@ -166,8 +179,11 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def regression_metrics(y, pred) -> dict:
     y, pred = np.asarray(y, float), np.asarray(pred, float)
-    return {"mae": float(np.abs(y - pred).mean()), "r2": float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
-            "n": int(len(y))}
+    return {
+        "mae": float(np.abs(y - pred).mean()),
+        "r2": float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
+        "n": int(len(y)),
+    }
 
 
 def class_metrics(y, logit) -> dict:
@@ -175,8 +191,20 @@ def class_metrics(y, logit) -> dict:
     return {"accuracy": float(((np.asarray(logit) > 0) == y).mean()), "auc": auc(y, logit), "n": int(len(y))}
 
 
-def fit(x, y, x_val, y_val, *, task: str, seed: int, epochs: int, lr: float = 2e-3, batch: int = 32,
-        width: int = 8, flip: bool = False):
+def fit(
+    x,
+    y,
+    x_val,
+    y_val,
+    *,
+    task: str,
+    seed: int,
+    epochs: int,
+    lr: float = 2e-3,
+    batch: int = 32,
+    width: int = 8,
+    flip: bool = False,
+):
     """Adam on MSE (``regression``) or BCE-with-logits (``binary``); keeps the epoch best on validation
     (lowest MAE, highest AUC). Deterministic given ``seed`` (one thread)."""
     torch.manual_seed(seed)
@@ -194,7 +222,7 @@ def fit(x, y, x_val, y_val, *, task: str, seed: int, epochs: int, lr: float = 2e
         net.train()
         order = gen.permutation(len(x))
         for s in range(0, len(order), batch):
-            idx = torch.from_numpy(order[s:s + batch])
+            idx = torch.from_numpy(order[s : s + batch])
             xb = xt[idx]
             if flip:
                 xb = torch.where(torch.from_numpy(gen.random(len(idx)) < 0.5)[:, None, None, None], xb.flip(-1), xb)
@@ -230,13 +258,32 @@ def train_bnpp(seed: int, epochs: int) -> None:
     y = np.log(table["bnpp"].to_numpy(float))
     part = {s: split == s for s in ("train", "val", "test")}
     t0 = time.time()
-    net, hist = fit(images[part["train"]], y[part["train"]], images[part["val"]], y[part["val"]],
-                    task="regression", seed=seed, epochs=epochs)
+    net, hist = fit(
+        images[part["train"]],
+        y[part["train"]],
+        images[part["val"]],
+        y[part["val"]],
+        task="regression",
+        seed=seed,
+        epochs=epochs,
+    )
     secs = time.time() - t0
     metrics = {s: regression_metrics(y[part[s]], predict_array(net, images[part[s]])) for s in part}
-    save(net, "bnpp", {"target": "log NT-proBNP (pg/mL)", "data": "demo phantom (sample_cohort(1600, seed=0)), "
-                       "demo cohort splits", "seed": seed, "epochs": epochs, "width": 8, "size": SIZE,
-                       "train_seconds": round(secs, 1), "metrics": metrics, "history": hist})
+    save(
+        net,
+        "bnpp",
+        {
+            "target": "log NT-proBNP (pg/mL)",
+            "data": "demo phantom (sample_cohort(1600, seed=0)), demo cohort splits",
+            "seed": seed,
+            "epochs": epochs,
+            "width": 8,
+            "size": SIZE,
+            "train_seconds": round(secs, 1),
+            "metrics": metrics,
+            "history": hist,
+        },
+    )
 
 
 def train_sex(seed: int, epochs: int) -> None:
@@ -244,15 +291,35 @@ def train_sex(seed: int, epochs: int) -> None:
     split = table["split"].to_numpy(str)
     part = {s: split == s for s in ("train", "val", "test")}
     t0 = time.time()
-    net, hist = fit(images[part["train"]], male[part["train"]], images[part["val"]], male[part["val"]],
-                    task="binary", seed=seed, epochs=epochs, flip=True)
+    net, hist = fit(
+        images[part["train"]],
+        male[part["train"]],
+        images[part["val"]],
+        male[part["val"]],
+        task="binary",
+        seed=seed,
+        epochs=epochs,
+        flip=True,
+    )
     secs = time.time() - t0
     metrics = {s: class_metrics(male[part[s]], predict_array(net, images[part[s]])) for s in part}
     metrics["patients"] = {s: int(table.loc[part[s], "patient_id"].nunique()) for s in part}
-    save(net, "sex", {"target": "logit of male sex", "data": f"{cxr_dir()} frontal (PA/AP) images with a known sex, "
-                      "load_dataset patient-level split (0.8/0.1/0.1, seed 0), horizontal-flip augmentation",
-                      "seed": seed, "epochs": epochs, "width": 8, "size": SIZE, "train_seconds": round(secs, 1),
-                      "metrics": metrics, "history": hist})
+    save(
+        net,
+        "sex",
+        {
+            "target": "logit of male sex",
+            "data": f"{cxr_dir()} frontal (PA/AP) images with a known sex, "
+            "load_dataset patient-level split (0.8/0.1/0.1, seed 0), horizontal-flip augmentation",
+            "seed": seed,
+            "epochs": epochs,
+            "width": 8,
+            "size": SIZE,
+            "train_seconds": round(secs, 1),
+            "metrics": metrics,
+            "history": hist,
+        },
+    )
 
 
 def train_shortcut_cnns(seed: int, epochs: int, which=("anatomy", "shortcut", "shortcut95")) -> None:
@@ -264,13 +331,26 @@ def train_shortcut_cnns(seed: int, epochs: int, which=("anatomy", "shortcut", "s
         t0 = time.time()
         net, hist = fit(x[~val], y[~val], x[val], y[val], task="binary", seed=seed, epochs=epochs)
         secs = time.time() - t0
-        save(net, name, {"target": "logit of AHF", "data": "phantom sample_cohort(2000, seed=1), last 15% of patients "
-                         "for model selection; " + ("no token" if name == "anatomy" else
-                                                    f"token drawn with the label (P = {TOKEN_WITH_LABEL[name]})"),
-                         "seed": seed, "epochs": epochs, "width": 8, "size": SIZE, "train_seconds": round(secs, 1),
-                         "metrics": {"train": class_metrics(y[~val], predict_array(net, x[~val])),
-                                     "val": class_metrics(y[val], predict_array(net, x[val]))},
-                         "history": hist})
+        save(
+            net,
+            name,
+            {
+                "target": "logit of AHF",
+                "data": "phantom sample_cohort(2000, seed=1), last 15% of patients "
+                "for model selection; "
+                + ("no token" if name == "anatomy" else f"token drawn with the label (P = {TOKEN_WITH_LABEL[name]})"),
+                "seed": seed,
+                "epochs": epochs,
+                "width": 8,
+                "size": SIZE,
+                "train_seconds": round(secs, 1),
+                "metrics": {
+                    "train": class_metrics(y[~val], predict_array(net, x[~val])),
+                    "val": class_metrics(y[val], predict_array(net, x[val])),
+                },
+                "history": hist,
+            },
+        )
 
 
 def main():

@@ -1,9 +1,11 @@
 """Calibration of max-T when the groups differ in spread (issue #11): plain vs Welch-studentised.
 
 Null cohorts of 120 vs 30 single-image patients (boolean feature ``sick``, class-mean trajectory from the
-healthy to the sick mean latent), equal means, the sick minority twice as variable in latent space; decoders: a random softplus/tanh MLP
+healthy to the sick mean latent), equal means, the sick minority twice as variable in latent space; decoders: a random
+softplus/tanh MLP
 written here (12 latents -> 16x16, not developed on), the tests' ``planted`` (8 latents -> 8x8, mildly
-nonlinear) and ``linear16`` (16 latents -> 12x12, where the delta method is exact). For every cohort the same pre-drawn permutation plan feeds
+nonlinear) and ``linear16`` (16 latents -> 12x12, where the delta method is exact). For every cohort the same pre-drawn
+permutation plan feeds
 
 ``plain``
     the current max-T: z = d / (permutation SD over the B + 1 maps), max over pixels and steps 1..K-1
@@ -11,7 +13,7 @@ nonlinear) and ``linear16`` (16 latents -> 12x12, where the delta method is exac
     against ``seegaan.sequence`` on the first cohort when that imports);
 ``welch-mean``
     z_b = d_b / se_b, se_b the Welch SE of the linearised images u = J(w - w̄), J at the cohort mean,
-    from the permutation's own groups (seegaan._welch);
+    from the permutation's own groups (seegaan.stats.standard_errors);
 ``welch-mean-z``
     welch-mean with every t mapped through its own Welch–Satterthwaite df to |z| (PALM's v -> z) before
     the max;
@@ -58,14 +60,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import seegaan  # noqa: E402
 import seegaan_kernels as kern  # noqa: E402
-from seegaan import _welch  # noqa: E402
+from seegaan.stats import standard_errors as _welch  # noqa: E402
 
 try:  # the statistics are moving into seegaan.stats
     from seegaan.stats.permutation import draw_permutations
 except ImportError:  # pragma: no cover
     from seegaan.permutation import draw_permutations
 
-from tests._decoders import linear16, planted  # noqa: E402
+from seegaan.testing.decoders import linear16, planted  # noqa: E402
 
 ALPHA = 0.05
 STEPS = 5
@@ -81,7 +83,7 @@ def make_mlp(latent=12, size=16, hidden=32, seed=2024):
     b1 = (0.5 * rng.standard_normal(hidden)).astype(np.float32)
     A2 = (1.6 * rng.standard_normal((hidden, size * size)) / np.sqrt(hidden)).astype(np.float32)
     b2 = (0.3 * rng.standard_normal(size * size)).astype(np.float32)
-    mid = np.logaddexp(0, b1).astype(np.float32) @ A2          # centre the output at w = 0
+    mid = np.logaddexp(0, b1).astype(np.float32) @ A2  # centre the output at w = 0
 
     def decode(w):
         w = np.asarray(w, np.float32)
@@ -110,8 +112,9 @@ def class_cohort(rng, D, *, n_healthy=120, n_sick=30, sd_ratio=2.0, shift=None):
     w[sick] *= sd_ratio
     if shift is not None:
         w[sick] += shift
-    table = pd.DataFrame({"image_id": [f"img{i:04d}" for i in range(n)],
-                          "patient_id": [f"p{i:04d}" for i in range(n)], "sick": sick})
+    table = pd.DataFrame(
+        {"image_id": [f"img{i:04d}" for i in range(n)], "patient_id": [f"p{i:04d}" for i in range(n)], "sick": sick}
+    )
     return seegaan.create_cohort(w, table, model="analysis", image_size=0)
 
 
@@ -126,9 +129,9 @@ def numeric_cohort(rng, D, *, n=150, sd_growth=2.0, effect=None, per_patient=1, 
     pid = np.repeat(np.arange(P), per_patient)
     age = rng.uniform(20, 90, P)[pid]
     sd = 1.0 + (sd_growth - 1.0) * (age - 20) / 70
-    if spread == "U":   # SD 0.5 in the middle, 2 at both ends: the slope's variance is 1.56x the permutation's
+    if spread == "U":  # SD 0.5 in the middle, 2 at both ends: the slope's variance is 1.56x the permutation's
         sd = 0.5 + 1.5 * np.abs(age - 55) / 35
-    if spread == "mixed":   # even latents: SD 1 -> sd_growth along age; odd latents: sd_growth -> 1
+    if spread == "mixed":  # even latents: SD 1 -> sd_growth along age; odd latents: sd_growth -> 1
         sd = np.where(np.arange(D) % 2 == 0, sd[:, None], (1.0 + sd_growth - sd)[:, None])
     if per_patient == 1:
         z = rng.standard_normal((n, D))
@@ -137,8 +140,9 @@ def numeric_cohort(rng, D, *, n=150, sd_growth=2.0, effect=None, per_patient=1, 
     w = z * (sd if sd.ndim == 2 else sd[:, None])
     if effect is not None:
         w += np.outer((age - 55) / 35, effect)
-    table = pd.DataFrame({"image_id": [f"img{i:04d}" for i in range(n)],
-                          "patient_id": [f"p{i:04d}" for i in pid], "age": age})
+    table = pd.DataFrame(
+        {"image_id": [f"img{i:04d}" for i in range(n)], "patient_id": [f"p{i:04d}" for i in pid], "age": age}
+    )
     return seegaan.create_cohort(w, table, model="analysis", image_size=0)
 
 
@@ -159,12 +163,13 @@ def _studentised_maxt(observed, null, se_obs, se_null, family):
     null_max = np.empty(len(null))
     for b in range(len(null)):
         scale = np.where(family, _welch.inverse_se(se_null[b]), 0.0)
-        null_max[b] = kern.accumulate_maxima(null[b:b + 1], scale, 0)[0]
+        null_max[b] = kern.accumulate_maxima(null[b : b + 1], scale, 0)[0]
     return np.where(np.isfinite(z_obs), (kern.maxt_counts(z_obs, null_max) + 1) / (len(null) + 1), 1.0)
 
 
 def _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, family):
     """As :func:`_studentised_maxt` with every Welch t mapped through its own df to |z| first."""
+
     def zmap(d, se, dof):
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(family & (se > 0), np.abs(d.astype(np.float64)) / se, np.nan)
@@ -177,6 +182,7 @@ def _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, fami
 
 def _studentised_maxt_np(observed, null, se_obs, se_null, family):
     """:func:`_studentised_maxt` vectorised in NumPy (float64 |d| / se; -inf where se is 0)."""
+
     def z(d, se):
         scale = np.where(family, _welch.inverse_se(se), 0.0)
         return np.where(scale > 0, np.abs(d.astype(np.float64)) * scale, -np.inf)
@@ -213,8 +219,16 @@ def _check_against_sequence(interp, dec, B, seed, p_plain, K, M):
     return "plain max-T identical to seegaan.sequence" if same else "plain max-T DIFFERS from seegaan.sequence"
 
 
-def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0,
-              methods=("plain", "welch-mean", "welch-mean-z", "welch-step")):
+def run_class(
+    dec,
+    n_cohorts,
+    B,
+    *,
+    sd_ratio,
+    shift_size=0.0,
+    seed=0,
+    methods=("plain", "welch-mean", "welch-mean-z", "welch-step"),
+):
     rng = np.random.default_rng(seed)
     D = dec.latent
     hits = {m: 0 for m in methods}
@@ -249,8 +263,9 @@ def run_class(dec, n_cohorts, B, *, sd_ratio, shift_size=0.0, seed=0,
         if "welch-mean-z" in methods:
             u = _welch.linearise(dec, W)
             se_obs, dof_obs = (x[0].reshape(-1) for x in _welch.welch_se(u, groups, ident, plan.scheme, t=t, df=True))
-            se_null, dof_null = (x.reshape(B, -1) for x in _welch.welch_se(u, groups, plan.indices, plan.scheme, t=t,
-                                                                            df=True))
+            se_null, dof_null = (
+                x.reshape(B, -1) for x in _welch.welch_se(u, groups, plan.indices, plan.scheme, t=t, df=True)
+            )
             p["welch-mean-z"] = _studentised_maxt_z(observed, null, se_obs, dof_obs, se_null, dof_null, family)
         if "welch-step" in methods:
             terms = _welch.class_mean_terms(_welch.linearise(dec, W, at=interp.trajectory), t)
@@ -291,13 +306,13 @@ def pivot_x0(W, x, pid, *, how="raw", var=None):
     E = np.zeros((P, W.shape[1]))
     np.add.at(E, codes, e)
     ap = np.zeros(P)
-    ap[codes] = a                                   # the patient's (shared) centred feature
+    ap[codes] = a  # the patient's (shared) centred feature
     if how == "oracle":
         V = np.zeros(P)
         V[codes] = var
         return float(x.mean() - S * (ap @ V) / (n * ((ap * ap) @ V)))
     if how == "lat":
-        V = E * E                                   # (P, D)
+        V = E * E  # (P, D)
         return x.mean() - S * (ap @ V) / (n * ((ap * ap) @ V))
     V = (E * E).sum(axis=1)
     if how == "smooth":
@@ -319,8 +334,8 @@ def pivoted_null(interp, null_trajs, x0, grid):
     T = interp.trajectory
     span = grid[-1] - grid[0]
     b_obs = (T[-1] - T[0]) / span
-    level = T[0] + b_obs * (x0 - grid[0])                       # ŵ(x0) (D,)
-    b_null = (null_trajs[:, -1] - null_trajs[:, 0]) / span      # (nb, D)
+    level = T[0] + b_obs * (x0 - grid[0])  # ŵ(x0) (D,)
+    b_null = (null_trajs[:, -1] - null_trajs[:, 0]) / span  # (nb, D)
     return level + b_null[:, None, :] * (grid[None, :, None] - x0)
 
 
@@ -347,8 +362,20 @@ def _gam_design(interp):
     return design
 
 
-def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_patient=1, spread="grow", seed=0, n=150,
-                methods=("plain", "hc0-restricted", "HC0", "HC2", "HC3", "HC3-z")):
+def run_numeric(
+    dec,
+    n_cohorts,
+    B,
+    *,
+    method,
+    sd_growth=2.0,
+    effect=0.0,
+    per_patient=1,
+    spread="grow",
+    seed=0,
+    n=150,
+    methods=("plain", "hc0-restricted", "HC0", "HC2", "HC3", "HC3-z"),
+):
     """Numeric feature ``age``: plain max-T vs studentised by the SE of the permuted fit (linear / GAM)."""
     rng = np.random.default_rng(seed)
     D = dec.latent
@@ -356,12 +383,13 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
     direction = np.random.default_rng(7).standard_normal(D)
     direction /= np.linalg.norm(direction)
     note = ""
-    x0_log = {}     # pivot methods: x0 - x̄ per cohort (feature units), for the note
-    same_p = {}     # "library vs harness method" -> [cohorts whose decisions differ, cohorts, max |Δp|]
+    x0_log = {}  # pivot methods: x0 - x̄ per cohort (feature units), for the note
+    same_p = {}  # "library vs harness method" -> [cohorts whose decisions differ, cohorts, max |Δp|]
     MIN_P.clear()
     for _ in range(n_cohorts):
-        ds = numeric_cohort(rng, D, n=n, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient,
-                            spread=spread)
+        ds = numeric_cohort(
+            rng, D, n=n, sd_growth=sd_growth, effect=effect * direction, per_patient=per_patient, spread=spread
+        )
         interp = seegaan.interpolate(ds, feature="age", method=method, steps=STEPS)
         pseed = int(rng.integers(2**31))
         plan = draw_permutations(interp.patient_ids, B, feature=interp.feature_codes, seed=pseed)
@@ -379,10 +407,10 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
         pid = interp.patient_ids
         P = len(np.unique(pid))
         u = _welch.linearise(dec, interp.latents)
-        grid = interp.L @ x if interp.L is not None else None     # the grid on the map's scale
-        pmaps = {}           # method -> this cohort's family-wise p map (the library checks)
-        pivot_null = {}      # x0 kind -> decoded pivoted null maps (shared by plain and studentised)
-        se_cache = {}        # (kind, x0 kind or None) -> (se_obs, se_null); the SE does not depend on the lines
+        grid = interp.L @ x if interp.L is not None else None  # the grid on the map's scale
+        pmaps = {}  # method -> this cohort's family-wise p map (the library checks)
+        pivot_null = {}  # x0 kind -> decoded pivoted null maps (shared by plain and studentised)
+        se_cache = {}  # (kind, x0 kind or None) -> (se_obs, se_null); the SE does not depend on the lines
         for m in methods:
             if m == "plain":
                 p = _plain_maxt(observed, null, family)
@@ -394,11 +422,14 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                 base, _, stud = m.partition("+")
                 how = base.partition("-")[2] or "raw"
                 if how not in pivot_null:
-                    if how == "oracle":   # diagnostic: the generator's true SD (not available on real data)
+                    if how == "oracle":  # diagnostic: the generator's true SD (not available on real data)
                         age = np.asarray(ds["age"].values)[interp.image_index]
-                        sd_true = (0.5 + 1.5 * np.abs(age - 55) / 35 if spread == "U"
-                                   else 1.0 + (sd_growth - 1.0) * (age - 20) / 70)
-                        x0 = pivot_x0(interp.latents, x, pid, how="oracle", var=sd_true ** 2)
+                        sd_true = (
+                            0.5 + 1.5 * np.abs(age - 55) / 35
+                            if spread == "U"
+                            else 1.0 + (sd_growth - 1.0) * (age - 20) / 70
+                        )
+                        x0 = pivot_x0(interp.latents, x, pid, how="oracle", var=sd_true**2)
                     else:
                         x0 = pivot_x0(interp.latents, x, pid, how=how)
                     pivot_null[how] = (_decode_maps(dec, pivoted_null(interp, null_trajs, x0, grid)), x0)
@@ -422,15 +453,18 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                             uu = _welch.linearise(dec, interp.latents, at=w0)
                         se_cache[key] = (
                             _welch.slope_se(uu, x, ident, plan.scheme, hc="HC3", clusters=cl, grid=grid)[0].reshape(-1),
-                            _welch.slope_se(uu, x, plan.indices, plan.scheme, hc="HC3", clusters=cl,
-                                            grid=grid).reshape(B, -1))
+                            _welch.slope_se(uu, x, plan.indices, plan.scheme, hc="HC3", clusters=cl, grid=grid).reshape(
+                                B, -1
+                            ),
+                        )
                     p = _studentised_maxt_np(observed, maps, *se_cache[key], family)
             elif m.startswith("library"):
                 # the library path: seegaan.sequence with its defaults (for a linear trajectory: null_pivot
                 # "x0" and hc3 -- CR3 over patients when whole patients move -- with J at ŵ(x0)), or
                 # null_pivot="mean" (the usual null); the same plan (seed pseed) as every method here
-                res = seegaan.sequence(interp, dec, n_perm=B, seed=pseed,
-                                       null_pivot="mean" if m == "library-mean" else None)
+                res = seegaan.sequence(
+                    interp, dec, n_perm=B, seed=pseed, null_pivot="mean" if m == "library-mean" else None
+                )
                 p = res.p_adjusted.reshape(-1)
                 if m == "library":
                     x0_log.setdefault("library", []).append(res.attrs["x0_shift"])
@@ -439,8 +473,9 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                 # population mean 0 instead of the sample mean latent (which the patient-label null keeps)
                 wbar = interp.latents.mean(axis=0)
                 obs0 = _decode_maps(dec, (interp.trajectory - wbar)[None])[0]
-                null0 = _decode_maps(dec, np.stack([interp.null_trajectory(r, plan.scheme) - wbar
-                                                    for r in plan.indices]))
+                null0 = _decode_maps(
+                    dec, np.stack([interp.null_trajectory(r, plan.scheme) - wbar for r in plan.indices])
+                )
                 p = _plain_maxt(obs0, null0, family)
             elif m == "signflip":
                 # candidate fix (docs/welch.md, "The 50 x 3 patient-label scenario"): a sign-flip / wild
@@ -463,8 +498,9 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                 elif method == "linear":
                     cl = pid if kind == "cluster" else None
                     se_obs = _welch.slope_se(u, x, ident, plan.scheme, hc=hc, clusters=cl, grid=grid)[0].reshape(-1)
-                    se_null = _welch.slope_se(u, x, plan.indices, plan.scheme, hc=hc, clusters=cl,
-                                              grid=grid).reshape(B, -1)
+                    se_null = _welch.slope_se(u, x, plan.indices, plan.scheme, hc=hc, clusters=cl, grid=grid).reshape(
+                        B, -1
+                    )
                 else:
                     if kind == "cluster":
                         raise ValueError("cluster-robust GAM SE not implemented")
@@ -475,14 +511,19 @@ def run_numeric(dec, n_cohorts, B, *, method, sd_growth=2.0, effect=0.0, per_pat
                     p = _studentised_maxt_np(observed, null, se_obs, se_null, family)
                 else:
                     dof = float((P if kind == "cluster" else n) - 2)
-                    p = _studentised_maxt_z(observed, null, se_obs, np.full_like(se_obs, dof), se_null,
-                                            np.full_like(se_null, dof), family)
+                    p = _studentised_maxt_z(
+                        observed, null, se_obs, np.full_like(se_obs, dof), se_null, np.full_like(se_null, dof), family
+                    )
             hits[m] += bool((p <= ALPHA).any())
             MIN_P.setdefault(m, []).append(float(p.min()))
             pmaps[m] = p
-        for lib, twin in (("library", "pivot+CR3@x0"), ("library", "pivot+HC3@x0"), ("library-mean", "CR3"),
-                          ("library-mean", "HC3")):
-            if lib in pmaps and twin in pmaps:   # the library against the harness's own computation
+        for lib, twin in (
+            ("library", "pivot+CR3@x0"),
+            ("library", "pivot+HC3@x0"),
+            ("library-mean", "CR3"),
+            ("library-mean", "HC3"),
+        ):
+            if lib in pmaps and twin in pmaps:  # the library against the harness's own computation
                 agree = same_p.setdefault(f"{lib} vs {twin}", [0, 0, 0.0])
                 agree[0] += bool((pmaps[lib] <= ALPHA).any()) != bool((pmaps[twin] <= ALPHA).any())
                 agree[1] += 1
@@ -501,7 +542,7 @@ def interval(k, n):
     return float(lo), float(hi)
 
 
-MIN_P = {}   # numeric scenarios: method -> each cohort's smallest family-wise p (written to --out)
+MIN_P = {}  # numeric scenarios: method -> each cohort's smallest family-wise p (written to --out)
 
 PIVOT_P = ("plain", "CR3", "pivot", "pivot-smooth", "pivot-lat", "pivot+CR3", "pivot+CR3@x0")
 PIVOT_I = ("plain", "HC3", "pivot", "pivot-smooth", "pivot-lat", "pivot+HC3", "pivot+HC3@x0")
@@ -520,66 +561,121 @@ SCENARIOS = {
     "gam-sdx2-null": ("numeric", "mlp", dict(method="gam")),
     # issue #11 item 2: studentised by the SE of the permuted fit
     "lin-sdx2-null": ("numeric", "mlp", dict(method="linear", methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
-    "lin-sdx1-null": ("numeric", "mlp", dict(method="linear", sd_growth=1.0,
-                                             methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
-    "lin-sdx1-power": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, effect=0.35,
-                                              methods=("plain", "HC0", "HC2", "HC3", "HC3-z"))),
-    "lin-sdx2-patients": ("numeric", "mlp", dict(method="linear", per_patient=3,
-                                                 methods=("plain", "HC3", "CR3", "CR3-z"))),
-    "lin-sdx1-patients": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                 methods=("plain", "HC3", "CR3", "CR3-z"))),
+    "lin-sdx1-null": (
+        "numeric",
+        "mlp",
+        dict(method="linear", sd_growth=1.0, methods=("plain", "HC0", "HC2", "HC3", "HC3-z")),
+    ),
+    "lin-sdx1-power": (
+        "numeric",
+        "mlp",
+        dict(method="linear", sd_growth=1.0, effect=0.35, methods=("plain", "HC0", "HC2", "HC3", "HC3-z")),
+    ),
+    "lin-sdx2-patients": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, methods=("plain", "HC3", "CR3", "CR3-z")),
+    ),
+    "lin-sdx1-patients": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, sd_growth=1.0, methods=("plain", "HC3", "CR3", "CR3-z")),
+    ),
     # the patient scenario's follow-up (docs/welch.md, "The 50 x 3 patient-label scenario")
-    "lin16-sdx2-patients": ("numeric", "linear16", dict(method="linear", per_patient=3,
-                                                        methods=("plain", "HC3", "CR3"))),
-    "lin16-sdx1-patients": ("numeric", "linear16", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                        methods=("plain", "HC3", "CR3"))),
+    "lin16-sdx2-patients": (
+        "numeric",
+        "linear16",
+        dict(method="linear", per_patient=3, methods=("plain", "HC3", "CR3")),
+    ),
+    "lin16-sdx1-patients": (
+        "numeric",
+        "linear16",
+        dict(method="linear", per_patient=3, sd_growth=1.0, methods=("plain", "HC3", "CR3")),
+    ),
     "lin-sdx2-n50": ("numeric", "mlp", dict(method="linear", n=50, methods=("plain", "HC3"))),
-    "lin-sdx2-patients-flip": ("numeric", "mlp", dict(method="linear", per_patient=3,
-                                                      methods=("plain", "CR3", "signflip", "anchor0"))),
-    "lin-sdx1-patients-flip": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                      methods=("plain", "CR3", "signflip", "anchor0"))),
+    "lin-sdx2-patients-flip": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, methods=("plain", "CR3", "signflip", "anchor0")),
+    ),
+    "lin-sdx1-patients-flip": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, sd_growth=1.0, methods=("plain", "CR3", "signflip", "anchor0")),
+    ),
     # pivoting the null lines at x0 (docs/welch.md, "Pivoting the null lines at x0")
     "lin-sdx2-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, methods=PIVOT_P)),
-    "lin-sdx1-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                       methods=PIVOT_P)),
+    "lin-sdx1-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0, methods=PIVOT_P)),
     "lin16-sdx2-patients-pivot": ("numeric", "linear16", dict(method="linear", per_patient=3, methods=PIVOT_P)),
-    "lin16-sdx1-patients-pivot": ("numeric", "linear16", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                              methods=PIVOT_P)),
+    "lin16-sdx1-patients-pivot": (
+        "numeric",
+        "linear16",
+        dict(method="linear", per_patient=3, sd_growth=1.0, methods=PIVOT_P),
+    ),
     "lin-sdx2-n50-pivot": ("numeric", "mlp", dict(method="linear", n=50, methods=PIVOT_I)),
     "lin-sdx1-n50-pivot": ("numeric", "mlp", dict(method="linear", n=50, sd_growth=1.0, methods=PIVOT_I)),
-    "lin-sdx3-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=3.0,
-                                                       methods=PIVOT_P)),
-    "lin-sdx2-patients-power-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, effect=0.35,
-                                                             methods=PIVOT_P)),
-    "lin-sdx3-patients-oracle": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=3.0,
-                                                        methods=("plain", "pivot", "pivot-oracle", "anchor0"))),
-    "lin-sdx2-patients-oracle": ("numeric", "mlp", dict(method="linear", per_patient=3,
-                                                        methods=("plain", "pivot", "pivot-oracle", "anchor0"))),
-    "lin-sdmix-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, spread="mixed",
-                                                        methods=PIVOT_P)),
+    "lin-sdx3-patients-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=3.0, methods=PIVOT_P)),
+    "lin-sdx2-patients-power-pivot": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, effect=0.35, methods=PIVOT_P),
+    ),
+    "lin-sdx3-patients-oracle": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, sd_growth=3.0, methods=("plain", "pivot", "pivot-oracle", "anchor0")),
+    ),
+    "lin-sdx2-patients-oracle": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, methods=("plain", "pivot", "pivot-oracle", "anchor0")),
+    ),
+    "lin-sdmix-patients-pivot": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, spread="mixed", methods=PIVOT_P),
+    ),
     "lin-sdx2-pivot": ("numeric", "mlp", dict(method="linear", methods=PIVOT_I)),
     "lin-sdx1-pivot": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, methods=PIVOT_I)),
     "lin-sdU-pivot": ("numeric", "mlp", dict(method="linear", spread="U", methods=PIVOT_I)),
     "lin-sdx1-power-pivot": ("numeric", "mlp", dict(method="linear", sd_growth=1.0, effect=0.35, methods=PIVOT_I)),
-    "lin-sdx1-patients-power-pivot": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                             effect=0.35, methods=PIVOT_P)),
+    "lin-sdx1-patients-power-pivot": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, sd_growth=1.0, effect=0.35, methods=PIVOT_P),
+    ),
     # the library's default (seegaan.sequence: null_pivot "x0", hc3/CR3 with J at ŵ(x0)) against the harness's
     # own pivot+CR3@x0 / pivot+HC3@x0, and null_pivot="mean" against CR3 / HC3, on the same cohorts and plans
     # (the same cohorts as the scenarios without "-library", seed by seed)
-    "lin-sdx2-patients-library": ("numeric", "mlp", dict(method="linear", per_patient=3,
-                                                         methods=("CR3", "pivot+CR3@x0", "library", "library-mean"))),
-    "lin-sdx1-patients-library": ("numeric", "mlp", dict(method="linear", per_patient=3, sd_growth=1.0,
-                                                         methods=("CR3", "pivot+CR3@x0", "library", "library-mean"))),
-    "lin-sdx2-library": ("numeric", "mlp", dict(method="linear",
-                                                methods=("HC3", "pivot+HC3@x0", "library", "library-mean"))),
+    "lin-sdx2-patients-library": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, methods=("CR3", "pivot+CR3@x0", "library", "library-mean")),
+    ),
+    "lin-sdx1-patients-library": (
+        "numeric",
+        "mlp",
+        dict(method="linear", per_patient=3, sd_growth=1.0, methods=("CR3", "pivot+CR3@x0", "library", "library-mean")),
+    ),
+    "lin-sdx2-library": (
+        "numeric",
+        "mlp",
+        dict(method="linear", methods=("HC3", "pivot+HC3@x0", "library", "library-mean")),
+    ),
     "lin-sdU-null": ("numeric", "mlp", dict(method="linear", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
-    "lin-sdU-power": ("numeric", "mlp", dict(method="linear", spread="U", effect=0.35,
-                                             methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "lin-sdU-power": (
+        "numeric",
+        "mlp",
+        dict(method="linear", spread="U", effect=0.35, methods=("plain", "HC0", "HC3", "HC3-z")),
+    ),
     "gam-sdU-null": ("numeric", "mlp", dict(method="gam", spread="U", methods=("plain", "HC0", "HC3", "HC3-z"))),
     "gam-sdx2-fit": ("numeric", "mlp", dict(method="gam", methods=("plain", "HC0", "HC3", "HC3-z"))),
     "gam-sdx1-fit": ("numeric", "mlp", dict(method="gam", sd_growth=1.0, methods=("plain", "HC0", "HC3", "HC3-z"))),
-    "gam-sdx1-power": ("numeric", "mlp", dict(method="gam", sd_growth=1.0, effect=0.35,
-                                              methods=("plain", "HC0", "HC3", "HC3-z"))),
+    "gam-sdx1-power": (
+        "numeric",
+        "mlp",
+        dict(method="gam", sd_growth=1.0, effect=0.35, methods=("plain", "HC0", "HC3", "HC3-z")),
+    ),
 }
 
 
@@ -600,9 +696,15 @@ def main(argv=None):
         runner = run_class if kind == "class" else run_numeric
         hits, note = runner(DECODERS[dec_name], args.cohorts, args.perm, seed=args.seed + 1000 * i, **kw)
         secs = time.perf_counter() - t0
-        results[name] = {"cohorts": args.cohorts, "n_perm": args.perm, "seconds": round(secs, 1), "note": note,
-                         "rates": {m: {"hits": k, "rate": k / args.cohorts, "ci95": interval(k, args.cohorts)}
-                                   for m, k in hits.items()}}
+        results[name] = {
+            "cohorts": args.cohorts,
+            "n_perm": args.perm,
+            "seconds": round(secs, 1),
+            "note": note,
+            "rates": {
+                m: {"hits": k, "rate": k / args.cohorts, "ci95": interval(k, args.cohorts)} for m, k in hits.items()
+            },
+        }
         if kind == "numeric":
             results[name]["min_p"] = {m: list(v) for m, v in MIN_P.items()}
         for m, k in hits.items():

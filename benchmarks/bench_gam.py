@@ -33,8 +33,9 @@ def make_cohort(n, D, seed=0):
     x = np.log(bnpp)
     w = rng.standard_normal((n, D)).astype(np.float32)
     w[:, : D // 4] += (0.3 * np.sin(x)[:, None] * rng.standard_normal(D // 4)).astype(np.float32)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "bnpp": bnpp})
+    table = pd.DataFrame(
+        {"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)], "bnpp": bnpp}
+    )
     return seegaan.create_cohort(w, table)
 
 
@@ -75,8 +76,11 @@ def main():
     ap.add_argument("--perm", type=int, default=1000)
     ap.add_argument("--pygam-perms", type=int, default=2)
     ap.add_argument("--pygam-dims", type=int, default=32, help="dimensions fitted by pyGAM gridsearch")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: n=500, D=64, B=100, pyGAM on 1 permutation; writes no JSON unless --out")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: n=500, D=64, B=100, pyGAM on 1 permutation; writes no JSON unless --out",
+    )
     ap.add_argument("--out", help="JSON output (default benchmarks/output/gam.json; none with --quick)")
     args = ap.parse_args()
     if args.quick:
@@ -87,23 +91,39 @@ def main():
     plan = draw_permutations(ds["patient_id"].values, args.perm, seed=0)
     rows = []
     for label, lam, gridsearch in (("fixed lambda 0.6", 0.6, False), ("GCV lambda per dim", "auto", True)):
-        interp = seegaan.interpolate(ds, feature="bnpp", method="gam", transform="log", steps=args.steps,
-                                     gam_lam=lam)
+        interp = seegaan.interpolate(ds, feature="bnpp", method="gam", transform="log", steps=args.steps, gam_lam=lam)
         ours, trajs = seegaan_null(interp, plan)
-        dims = np.arange(args.latent) if not gridsearch else np.linspace(0, args.latent - 1, args.pygam_dims).astype(int)
+        dims = (
+            np.arange(args.latent) if not gridsearch else np.linspace(0, args.latent - 1, args.pygam_dims).astype(int)
+        )
         per_perm, ref = pygam_null(interp, plan, args.pygam_perms, dims, gridsearch)
         per_perm_all_dims = per_perm * args.latent / len(dims)
         err = max(float(np.abs(trajs[1 + b][:, dims] - ref[b]).max()) for b in range(args.pygam_perms))
         pygam_total = per_perm_all_dims * (args.perm + 1)
-        rows.append({"path": label, "n": args.n, "latent": args.latent, "steps": args.steps, "perm": args.perm,
-                     "seegaan_s_total": ours, "seegaan_ms_per_perm": 1e3 * ours / (args.perm + 1),
-                     "pygam_s_per_perm": per_perm_all_dims, "pygam_dims_fitted": int(len(dims)),
-                     "pygam_s_total_extrapolated": pygam_total, "speedup": pygam_total / ours,
-                     "max_abs_diff_fitted": err})
-    print(f"{'path':<22}{'seegaan total s':>16}{'pyGAM s/perm':>14}{'pyGAM total s (est.)':>22}{'speed-up':>10}{'max |diff|':>12}")
+        rows.append(
+            {
+                "path": label,
+                "n": args.n,
+                "latent": args.latent,
+                "steps": args.steps,
+                "perm": args.perm,
+                "seegaan_s_total": ours,
+                "seegaan_ms_per_perm": 1e3 * ours / (args.perm + 1),
+                "pygam_s_per_perm": per_perm_all_dims,
+                "pygam_dims_fitted": int(len(dims)),
+                "pygam_s_total_extrapolated": pygam_total,
+                "speedup": pygam_total / ours,
+                "max_abs_diff_fitted": err,
+            }
+        )
+    print(
+        f"{'path':<22}{'seegaan total s':>16}{'pyGAM s/perm':>14}{'pyGAM total s (est.)':>22}{'speed-up':>10}{'max |diff|':>12}"  # noqa: E501
+    )
     for r in rows:
-        print(f"{r['path']:<22}{r['seegaan_s_total']:>16.2f}{r['pygam_s_per_perm']:>14.2f}"
-              f"{r['pygam_s_total_extrapolated']:>22.0f}{r['speedup']:>9.0f}x{r['max_abs_diff_fitted']:>12.1e}")
+        print(
+            f"{r['path']:<22}{r['seegaan_s_total']:>16.2f}{r['pygam_s_per_perm']:>14.2f}"
+            f"{r['pygam_s_total_extrapolated']:>22.0f}{r['speedup']:>9.0f}x{r['max_abs_diff_fitted']:>12.1e}"
+        )
     if args.out is None:
         return
     out = Path(args.out)

@@ -14,7 +14,7 @@ What it measures, with randomly initialised weights (the cost does not depend on
    of it (``pct_of_conv``; the target of issue #16 is >= 90%, 73% was measured on an H200 with
    ``bench_model.py``, whose conv was timed one call at a time: ``conv_single_call_tflops`` repeats that
    way for comparison). Paper generator (``ModelConfig(image_size=256)``, 56.3 GFLOP/image) at batch 128
-   and 32, in strict fp32 (``seegaan._runtime.strict_fp32``: what ``seegaan.sequence`` decodes in) and in
+   and 32, in strict fp32 (``seegaan._internal.runtime.strict_fp32``: what ``seegaan.sequence`` decodes in) and in
    TF32, variants:
 
    * ``base``: channels-last, ``cudnn.benchmark=True``, the in-place inference path (as ``bench_model``);
@@ -69,17 +69,46 @@ ROOT = Path(__file__).resolve().parents[1]
 # budget: seconds for everything; decode_share: the decoding part's share of it (it needs about 60 s on an
 # H200); min_left: a measurement starts only with this many seconds left in its part; the sequence gets at
 # most sequence_timeout and leaves compile_min for the compiled variant, which needs that much to start
-GPU = dict(image_size=256, batches=(128, 32), n=2000, steps=8, perm=1000, repeat=5, min_sample_s=0.05,
-           ref_conv=dict(batch=4, channels=512, size=32), budget=400.0, decode_share=0.4, min_left=15.0,
-           sequence_timeout=220.0, sequence_min=30.0, compile_timeout=200.0, compile_min=60.0)
-DRY = dict(image_size=32, batches=(4, 2), n=120, steps=3, perm=20, repeat=2, min_sample_s=0.0,
-           ref_conv=dict(batch=4, channels=128, size=16), budget=55.0, decode_share=0.4, min_left=1.0,
-           sequence_timeout=40.0, sequence_min=10.0, compile_timeout=8.0, compile_min=5.0)
+GPU = dict(
+    image_size=256,
+    batches=(128, 32),
+    n=2000,
+    steps=8,
+    perm=1000,
+    repeat=5,
+    min_sample_s=0.05,
+    ref_conv=dict(batch=4, channels=512, size=32),
+    budget=400.0,
+    decode_share=0.4,
+    min_left=15.0,
+    sequence_timeout=220.0,
+    sequence_min=30.0,
+    compile_timeout=200.0,
+    compile_min=60.0,
+)
+DRY = dict(
+    image_size=32,
+    batches=(4, 2),
+    n=120,
+    steps=3,
+    perm=20,
+    repeat=2,
+    min_sample_s=0.0,
+    ref_conv=dict(batch=4, channels=128, size=16),
+    budget=55.0,
+    decode_share=0.4,
+    min_left=1.0,
+    sequence_timeout=40.0,
+    sequence_min=10.0,
+    compile_timeout=8.0,
+    compile_min=5.0,
+)
 
 
 # ---------------------------------------------------------------------------------------------------
 # making the package importable without an install (the GPU machine runs the source tree)
 # ---------------------------------------------------------------------------------------------------
+
 
 def _importable() -> None:
     """Put the repository on sys.path, and link ``kernels/`` as ``seegaan_kernels`` when not installed;
@@ -105,6 +134,7 @@ def _importable() -> None:
 # ---------------------------------------------------------------------------------------------------
 # timing
 # ---------------------------------------------------------------------------------------------------
+
 
 class Deadline:
     def __init__(self, seconds: float):
@@ -157,12 +187,13 @@ def _median(xs):
 # precision, reference convolution, generators
 # ---------------------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def precision(name: str, dev):
     """``strict_fp32``, ``tf32`` or ``bf16_autocast``; yields ``precision_record`` (every flag restored after)."""
     import torch
 
-    from seegaan._runtime import precision_record, strict_fp32
+    from seegaan._internal.runtime import precision_record, strict_fp32
 
     with strict_fp32(dev) as record:
         if name == "strict_fp32":
@@ -265,18 +296,43 @@ def decoder_runner(gen, cfg, batch: int, dev):
 # part 1: decoding
 # ---------------------------------------------------------------------------------------------------
 
-def measure(res: dict, *, label: str, prec: str, batch: int, variant: str, decode, conv, conv_flops: float,
-            flops_per_image: float, dev, sizes: dict, extra: dict | None = None) -> dict:
+
+def measure(
+    res: dict,
+    *,
+    label: str,
+    prec: str,
+    batch: int,
+    variant: str,
+    decode,
+    conv,
+    conv_flops: float,
+    flops_per_image: float,
+    dev,
+    sizes: dict,
+    extra: dict | None = None,
+) -> dict:
     d, c = paired(decode, conv, dev, repeat=sizes["repeat"], min_sample_s=sizes["min_sample_s"])
     img_s, conv_tf = batch / min(d), conv_flops / min(c) / 1e12
     dec_tf = img_s * flops_per_image / 1e12
-    row = {"precision": prec, "batch": batch, "variant": variant, "images_per_s": img_s,
-           "images_per_s_median": batch / _median(d), "decode_tflops": dec_tf, "conv_tflops": conv_tf,
-           "conv_tflops_median": conv_flops / _median(c) / 1e12, "pct_of_conv": 100.0 * dec_tf / conv_tf,
-           **(extra or {})}
+    row = {
+        "precision": prec,
+        "batch": batch,
+        "variant": variant,
+        "images_per_s": img_s,
+        "images_per_s_median": batch / _median(d),
+        "decode_tflops": dec_tf,
+        "conv_tflops": conv_tf,
+        "conv_tflops_median": conv_flops / _median(c) / 1e12,
+        "pct_of_conv": 100.0 * dec_tf / conv_tf,
+        **(extra or {}),
+    }
     res.setdefault("decode", []).append(row)
-    print(f"{label:<42} {img_s:9.1f} images/s = {dec_tf:8.3f} TFLOP/s = {row['pct_of_conv']:5.1f}% of the conv "
-          f"({conv_tf:.3f} TFLOP/s)", flush=True)
+    print(
+        f"{label:<42} {img_s:9.1f} images/s = {dec_tf:8.3f} TFLOP/s = {row['pct_of_conv']:5.1f}% of the conv "
+        f"({conv_tf:.3f} TFLOP/s)",
+        flush=True,
+    )
     return row
 
 
@@ -308,8 +364,9 @@ def decode_part(res: dict, cfg, dev, sizes: dict, deadline: Deadline, save) -> N
     gens = {"channels_last": paper_generator(cfg, dev), "nchw": paper_generator(cfg, dev, channels_last=False)}
     ref = sizes["ref_conv"]
     conv, conv_flops = reference_conv(dev, ref)
-    shape = (f"{ref['channels']}->{ref['channels']} 3x3 at {ref['size']}x{ref['size']}, batch {ref['batch']}, "
-             "channels-last")
+    shape = (
+        f"{ref['channels']}->{ref['channels']} 3x3 at {ref['size']}x{ref['size']}, batch {ref['batch']}, channels-last"
+    )
     info = res["conv_reference"] = {"shape": shape, "gflop_per_call": conv_flops / 1e9}
     ws = {batch: latents(cfg, batch, dev) for batch in sizes["batches"]}
     largest = max(sizes["batches"])
@@ -326,33 +383,74 @@ def decode_part(res: dict, cfg, dev, sizes: dict, deadline: Deadline, save) -> N
 
     def eager(prec, batch, variant, bench, layout):
         with precision(prec, dev), cudnn_benchmark(bench):
-            measure(res, label=f"{prec} batch {batch} {variant}", prec=prec, batch=batch, variant=variant,
-                    decode=eager_runner(gens[layout], ws[batch]), conv=conv, conv_flops=conv_flops,
-                    flops_per_image=flops, dev=dev, sizes=sizes)
+            measure(
+                res,
+                label=f"{prec} batch {batch} {variant}",
+                prec=prec,
+                batch=batch,
+                variant=variant,
+                decode=eager_runner(gens[layout], ws[batch]),
+                conv=conv,
+                conv_flops=conv_flops,
+                flops_per_image=flops,
+                dev=dev,
+                sizes=sizes,
+            )
 
     def decoder(prec):
         with precision(prec, dev), cudnn_benchmark(False):
             run, chunk = decoder_runner(gens["channels_last"], cfg, largest, dev)
-            measure(res, label=f"{prec} batch {largest} checkpoint_decoder", prec=prec, batch=largest,
-                    variant="checkpoint_decoder", decode=run, conv=conv, conv_flops=conv_flops, flops_per_image=flops,
-                    dev=dev, sizes=sizes, extra={"decoder_chunk": chunk})
+            measure(
+                res,
+                label=f"{prec} batch {largest} checkpoint_decoder",
+                prec=prec,
+                batch=largest,
+                variant="checkpoint_decoder",
+                decode=run,
+                conv=conv,
+                conv_flops=conv_flops,
+                flops_per_image=flops,
+                dev=dev,
+                sizes=sizes,
+                extra={"decoder_chunk": chunk},
+            )
 
     def graphed(prec, batch):
         with precision(prec, dev), cudnn_benchmark(True):
             run, graph = graphed_runner(gens["channels_last"], ws[batch])
             try:
-                measure(res, label=f"{prec} batch {batch} cuda_graph", prec=prec, batch=batch, variant="cuda_graph",
-                        decode=run, conv=conv, conv_flops=conv_flops, flops_per_image=flops, dev=dev, sizes=sizes)
+                measure(
+                    res,
+                    label=f"{prec} batch {batch} cuda_graph",
+                    prec=prec,
+                    batch=batch,
+                    variant="cuda_graph",
+                    decode=run,
+                    conv=conv,
+                    conv_flops=conv_flops,
+                    flops_per_image=flops,
+                    dev=dev,
+                    sizes=sizes,
+                )
             finally:
                 del run, graph
 
     for prec in ("strict_fp32", "tf32"):
         _attempt(res, f"{prec} reference conv", deadline, sizes, lambda: conv_rates(prec), dev)
         for batch in sizes["batches"]:
-            for variant, bench, layout in (("base", True, "channels_last"),
-                                           ("cudnn_benchmark_off", False, "channels_last"), ("nchw", True, "nchw")):
-                _attempt(res, f"{prec} batch {batch} {variant}", deadline, sizes,
-                         lambda: eager(prec, batch, variant, bench, layout), dev)
+            for variant, bench, layout in (
+                ("base", True, "channels_last"),
+                ("cudnn_benchmark_off", False, "channels_last"),
+                ("nchw", True, "nchw"),
+            ):
+                _attempt(
+                    res,
+                    f"{prec} batch {batch} {variant}",
+                    deadline,
+                    sizes,
+                    lambda: eager(prec, batch, variant, bench, layout),
+                    dev,
+                )
                 save()
         _attempt(res, f"{prec} batch {largest} checkpoint_decoder", deadline, sizes, lambda: decoder(prec), dev)
         save()
@@ -374,9 +472,19 @@ def bf16_part(res: dict, cfg, dev, sizes: dict, deadline: Deadline, save) -> Non
         gen, w = paper_generator(cfg, dev), latents(cfg, batch, dev)
         conv, conv_flops = reference_conv(dev, sizes["ref_conv"])
         with precision("bf16_autocast", dev), cudnn_benchmark(True):
-            measure(res, label=f"bf16_autocast batch {batch} base", prec="bf16_autocast", batch=batch, variant="base",
-                    decode=eager_runner(gen, w), conv=conv, conv_flops=conv_flops,
-                    flops_per_image=conv_flops_per_image(cfg), dev=dev, sizes=sizes)
+            measure(
+                res,
+                label=f"bf16_autocast batch {batch} base",
+                prec="bf16_autocast",
+                batch=batch,
+                variant="base",
+                decode=eager_runner(gen, w),
+                conv=conv,
+                conv_flops=conv_flops,
+                flops_per_image=conv_flops_per_image(cfg),
+                dev=dev,
+                sizes=sizes,
+            )
 
     _attempt(res, f"bf16_autocast batch {batch}", deadline, sizes, run, dev)
     save()
@@ -418,10 +526,20 @@ def compile_child(args, sizes: dict, out: Path) -> None:
                 def run():
                     compiled(w, noise_mode="const")
 
-                row = measure({}, label=f"{prec} batch {batch} compiled", prec=prec, batch=batch, variant="compiled",
-                              decode=run, conv=conv, conv_flops=conv_flops,
-                              flops_per_image=conv_flops_per_image(cfg), dev=dev, sizes=sizes,
-                              extra={"first_call_s": first, "max_abs_diff_vs_eager": diff})
+                row = measure(
+                    {},
+                    label=f"{prec} batch {batch} compiled",
+                    prec=prec,
+                    batch=batch,
+                    variant="compiled",
+                    decode=run,
+                    conv=conv,
+                    conv_flops=conv_flops,
+                    flops_per_image=conv_flops_per_image(cfg),
+                    dev=dev,
+                    sizes=sizes,
+                    extra={"first_call_s": first, "max_abs_diff_vs_eager": diff},
+                )
                 res["rows"].append(row)
                 save()
 
@@ -429,6 +547,7 @@ def compile_child(args, sizes: dict, out: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # part 2: the end-to-end sequence
 # ---------------------------------------------------------------------------------------------------
+
 
 class _Timed:
     """Wall time, calls and rows of the wrapped callable; other attributes pass through (batch_invariant,
@@ -457,10 +576,16 @@ def _cohort(n: int, D: int, *, model: str, image_size: int):
     import seegaan
 
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "age": rng.uniform(20, 90, n)})
-    return seegaan.create_cohort(rng.standard_normal((n, D)).astype(np.float32), table, model=model,
-                                 image_size=image_size)
+    table = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(n)],
+            "patient_id": [f"p{i}" for i in range(n)],
+            "age": rng.uniform(20, 90, n),
+        }
+    )
+    return seegaan.create_cohort(
+        rng.standard_normal((n, D)).astype(np.float32), table, model=model, image_size=image_size
+    )
 
 
 def _warm_kernels() -> float:
@@ -485,7 +610,7 @@ def sequence_child(args, sizes: dict, out: Path) -> None:
     import torch
 
     import seegaan
-    from seegaan._runtime import thread_record
+    from seegaan._internal.runtime import thread_record
     from seegaan.decoder import load_decoder
     from seegaan.model.allocator import keep_freed_memory
     from seegaan.model.checkpoint import networks_state, save_checkpoint
@@ -513,15 +638,20 @@ def sequence_child(args, sizes: dict, out: Path) -> None:
         loaded = load_decoder(path, device=dev)  # as sequence(interp, path, device=dev) loads it
         res["decoder_load_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        interp = seegaan.interpolate(_cohort(n, cfg.latent_size, model=loaded.identity, image_size=size),
-                                     feature="age", steps=K)
+        interp = seegaan.interpolate(
+            _cohort(n, cfg.latent_size, model=loaded.identity, image_size=size), feature="age", steps=K
+        )
         res["interpolate_s"] = time.perf_counter() - t0
         res["threads"] = thread_record()
         null_mb = B * K * size * size * 4 / 2**20
         default_kept = null_mb <= 1024
-        plans = [("library defaults", {}),
-                 ("null maps decoded again" if default_kept else "null maps kept",
-                  {"null_cache_mb": 0 if default_kept else math.ceil(null_mb) + 1})]
+        plans = [
+            ("library defaults", {}),
+            (
+                "null maps decoded again" if default_kept else "null maps kept",
+                {"null_cache_mb": 0 if default_kept else math.ceil(null_mb) + 1},
+            ),
+        ]
         for name, kw in plans:
             if res["runs"] and deadline.left() < (2.2 if default_kept else 1.1) * res["runs"][0]["wall_s"] + 5:
                 res["skipped"] = f"{name}: out of time"
@@ -535,10 +665,13 @@ def sequence_child(args, sizes: dict, out: Path) -> None:
                 continue
             row = {"run": name, "null_cache_mb": kw.get("null_cache_mb", 1024), "null_maps_mb": null_mb, **row}
             res["runs"].append(row)
-            print(f"sequence ({name}): B={B} {size}x{size} K={K} n={n}: {row['wall_s']:.2f} s, decoding "
-                  f"{row['decoding_s']:.2f} s ({100 * row['decoding_share']:.1f}%), {row['frames_decoded']} frames = "
-                  f"{row['decoding_images_per_s']:.1f} images/s decoding, null trajectories "
-                  f"{row['null_trajectories_s']:.2f} s", flush=True)
+            print(
+                f"sequence ({name}): B={B} {size}x{size} K={K} n={n}: {row['wall_s']:.2f} s, decoding "
+                f"{row['decoding_s']:.2f} s ({100 * row['decoding_share']:.1f}%), {row['frames_decoded']} frames = "
+                f"{row['decoding_images_per_s']:.1f} images/s decoding, null trajectories "
+                f"{row['null_trajectories_s']:.2f} s",
+                flush=True,
+            )
             save()
         if deadline.left() > 30:
             res["user_path"] = _user_path(interp, path, dev)
@@ -556,7 +689,7 @@ def _user_path(interp, path, dev) -> dict:
     import torch
 
     import seegaan
-    from seegaan._errors import SeegaanError
+    from seegaan._internal.errors import SeegaanError
     from seegaan.stats import SeegaanWarning
 
     device = "cuda" if dev.type == "cuda" else "cpu"
@@ -566,9 +699,13 @@ def _user_path(interp, path, dev) -> dict:
         here = seegaan.sequence(interp, str(path), n_perm=20, seed=0, device=device)
         wall = time.perf_counter() - t0
         cpu = seegaan.sequence(interp, str(path), n_perm=0, device="cpu")
-    out = {"device": device, "wall_s": wall, "precision": here.attrs["precision"],
-           "max_abs_diff_vs_cpu": float(np.abs(here.difference - cpu.difference).max()),
-           "max_abs_difference": float(np.abs(cpu.difference).max())}
+    out = {
+        "device": device,
+        "wall_s": wall,
+        "precision": here.attrs["precision"],
+        "max_abs_diff_vs_cpu": float(np.abs(here.difference - cpu.difference).max()),
+        "max_abs_difference": float(np.abs(cpu.difference).max()),
+    }
     absent = f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}"
     try:
         seegaan.sequence(interp, str(path), n_perm=0, device=absent)
@@ -598,19 +735,30 @@ def _timed_sequence(interp, loaded, dev, **kwargs) -> dict:
     finally:
         object.__delattr__(interp, "null_trajectories")
     a = result.attrs
-    return {"wall_s": wall, "decoding_s": dec_clock.seconds, "decoding_share": dec_clock.seconds / wall,
-            "null_trajectories_s": null_clock.seconds, "other_s": wall - dec_clock.seconds - null_clock.seconds,
-            "frames_decoded": dec_clock.rows, "decoder_calls": dec_clock.calls,
-            "decoding_images_per_s": dec_clock.rows / dec_clock.seconds, "images_per_s_of_wall": dec_clock.rows / wall,
-            "method": a["method"], "statistic": a["statistic"], "correction": a["correction"],
-            "scheme": a["permutation_scheme"], "precision": a["precision"],
-            "significant_pixels": int(result.significant.sum()),
-            "warnings": sorted({str(w.message)[:200] for w in caught})}
+    return {
+        "wall_s": wall,
+        "decoding_s": dec_clock.seconds,
+        "decoding_share": dec_clock.seconds / wall,
+        "null_trajectories_s": null_clock.seconds,
+        "other_s": wall - dec_clock.seconds - null_clock.seconds,
+        "frames_decoded": dec_clock.rows,
+        "decoder_calls": dec_clock.calls,
+        "decoding_images_per_s": dec_clock.rows / dec_clock.seconds,
+        "images_per_s_of_wall": dec_clock.rows / wall,
+        "method": a["method"],
+        "statistic": a["statistic"],
+        "correction": a["correction"],
+        "scheme": a["permutation_scheme"],
+        "precision": a["precision"],
+        "significant_pixels": int(result.significant.sum()),
+        "warnings": sorted({str(w.message)[:200] for w in caught}),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
 # subprocesses, output
 # ---------------------------------------------------------------------------------------------------
+
 
 def _write_json(path: Path, obj) -> None:
     tmp = Path(f"{path}.tmp")
@@ -633,8 +781,20 @@ def run_child(kind: str, args, seconds: float, workdir: Path) -> dict:
     """Run ``--child kind`` for at most ``seconds`` (its whole process group killed then; its output goes
     straight to ours); its JSON, as far as it got, plus ``wall_s`` and ``status``."""
     out = workdir / f"{kind}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--child-out", str(out),
-           "--child-seconds", str(max(1.0, seconds - 3)), "--device", args.device, "--perm", str(args.perm or 0)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--child-out",
+        str(out),
+        "--child-seconds",
+        str(max(1.0, seconds - 3)),
+        "--device",
+        args.device,
+        "--perm",
+        str(args.perm or 0),
+    ]
     if args.dry:
         cmd.append("--dry")
     sys.stdout.flush()
@@ -660,17 +820,29 @@ def run_child(kind: str, args, seconds: float, workdir: Path) -> dict:
 def environment(dev) -> dict:
     import torch
 
-    env = {"date": _dt.date.today().isoformat(), "torch": torch.__version__, "python": platform.python_version(),
-           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(dev)}
+    env = {
+        "date": _dt.date.today().isoformat(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(dev),
+    }
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
-        env.update(gpu=props.name, gpu_memory_gib=props.total_memory / 2**30, sms=props.multi_processor_count,
-                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        env.update(
+            gpu=props.name,
+            gpu_memory_gib=props.total_memory / 2**30,
+            sms=props.multi_processor_count,
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+        )
     else:
         env["cpu"] = platform.processor() or platform.machine()
     with contextlib.suppress(Exception):
-        env["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                       text=True, timeout=10).stdout.strip()
+        env["commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     return env
 
 
@@ -683,14 +855,27 @@ def summary(res: dict) -> dict:
             base = next((r for r in at if r["variant"] == "base"), None)
             best = max(at, key=lambda r: r["pct_of_conv"])
             out[f"{prec}_batch{batch}"] = {
-                "base_images_per_s": base and base["images_per_s"], "base_pct_of_conv": base and base["pct_of_conv"],
-                "best_variant": best["variant"], "best_images_per_s": best["images_per_s"],
-                "best_pct_of_conv": best["pct_of_conv"], "meets_90pct": best["pct_of_conv"] >= 90.0}
+                "base_images_per_s": base and base["images_per_s"],
+                "base_pct_of_conv": base and base["pct_of_conv"],
+                "best_variant": best["variant"],
+                "best_images_per_s": best["images_per_s"],
+                "best_pct_of_conv": best["pct_of_conv"],
+                "meets_90pct": best["pct_of_conv"] >= 90.0,
+            }
     runs = res.get("sequence", {}).get("runs", [])
     if runs:
         r = runs[0]
-        out["sequence"] = {k: r[k] for k in ("wall_s", "decoding_s", "decoding_share", "frames_decoded",
-                                             "decoding_images_per_s", "images_per_s_of_wall")}
+        out["sequence"] = {
+            k: r[k]
+            for k in (
+                "wall_s",
+                "decoding_s",
+                "decoding_share",
+                "frames_decoded",
+                "decoding_images_per_s",
+                "images_per_s_of_wall",
+            )
+        }
     return out
 
 
@@ -701,8 +886,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--dry", action="store_true", help="tiny sizes on the CPU: a rehearsal of the GPU call")
     ap.add_argument("--budget", type=float, default=None, help="seconds for everything (default 400; --dry 55)")
     ap.add_argument("--perm", type=int, default=0, help="permutations of the sequence (default 1,000; --dry 20)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["decode", "sequence", "bf16", "compile"],
-                    help="parts to leave out")
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["decode", "sequence", "bf16", "compile"], help="parts to leave out"
+    )
     ap.add_argument("--child", choices=["sequence", "compile"], help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
     ap.add_argument("--child-seconds", type=float, help=argparse.SUPPRESS)
@@ -727,8 +913,14 @@ def main(argv=None) -> dict:
     from seegaan.model.config import ModelConfig
 
     cfg = ModelConfig(image_size=sizes["image_size"])
-    res: dict = {"script": "benchmarks/bench_gpu.py", "argv": sys.argv[1:] if argv is None else list(argv),
-                 "dry": args.dry, "budget_s": budget, "env": environment(dev), "skipped": []}
+    res: dict = {
+        "script": "benchmarks/bench_gpu.py",
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "dry": args.dry,
+        "budget_s": budget,
+        "env": environment(dev),
+        "skipped": [],
+    }
 
     def save():
         res["elapsed_s"] = time.perf_counter() - t_start
@@ -746,8 +938,10 @@ def main(argv=None) -> dict:
                 part = Deadline(sizes["decode_share"] * budget)
                 decode_part(res, cfg, dev, sizes, part, save)
             if "sequence" not in args.skip:
-                seconds = min(sizes["sequence_timeout"],
-                              deadline.left() - (sizes["compile_min"] if "compile" not in args.skip else 5))
+                seconds = min(
+                    sizes["sequence_timeout"],
+                    deadline.left() - (sizes["compile_min"] if "compile" not in args.skip else 5),
+                )
                 if seconds >= sizes["sequence_min"]:
                     res["sequence"] = run_child("sequence", args, seconds, Path(tmp))
                 else:

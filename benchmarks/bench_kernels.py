@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import seegaan_kernels as sk
-from seegaan._io import atomic_path
+from seegaan._internal.io import atomic_path
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "output" / "kernels.json"
 
@@ -62,16 +62,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--repeat", type=int, default=30, help="timed rounds per method (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
-    parser.add_argument("--alternative", choices=sorted(sk.ALTERNATIVE_CODES), default="two-sided",
-                        help="pixel statistic (default two-sided)")
+    parser.add_argument(
+        "--alternative",
+        choices=sorted(sk.ALTERNATIVE_CODES),
+        default="two-sided",
+        help="pixel statistic (default two-sided)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random null batch (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all cores)")
     parser.add_argument("--no-first-call", action="store_true", help="skip the subprocess first-call timings")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"JSON output (default {DEFAULT_OUT}; none with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 4 maps of 3x64x64, 5 rounds, 1 warm-up, one Numba thread unless "
-                             "--threads; writes no JSON unless --out")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT}; none with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 4 maps of 3x64x64, 5 rounds, 1 warm-up, one Numba thread unless "
+        "--threads; writes no JSON unless --out",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.nb, args.steps, args.size, args.repeat, args.warmup = 4, 3, 64, 5, 1
@@ -124,14 +132,20 @@ def first_call_seconds(*, cold: bool) -> float:
     with tempfile.TemporaryDirectory() as cache_dir:
         if cold:
             env["NUMBA_CACHE_DIR"] = cache_dir
-        done = subprocess.run([sys.executable, "-c", FIRST_CALL_SCRIPT], env=env, capture_output=True,
-                              text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_CALL_SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
     return float(done.stdout.strip().splitlines()[-1])
 
 
 def machine_info() -> dict:
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-            "platform": platform.platform(), "has_numba": sk.has_numba()}
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "has_numba": sk.has_numba(),
+    }
     try:
         with open("/proc/cpuinfo") as fh:
             names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
@@ -141,8 +155,9 @@ def machine_info() -> dict:
     if sk.has_numba():
         import numba
 
-        info.update(numba=numba.__version__, numba_threads=numba.get_num_threads(),
-                    threading_layer=numba.threading_layer())
+        info.update(
+            numba=numba.__version__, numba_threads=numba.get_num_threads(), threading_layer=numba.threading_layer()
+        )
     return info
 
 
@@ -152,26 +167,32 @@ def summarise(times: dict, nbytes: int) -> list[dict]:
     rows = []
     for name, ts in times.items():
         median, best = float(np.median(ts)), float(np.min(ts))
-        rows.append({
-            "method": name,
-            "median_s": median,
-            "best_s": best,
-            "gb_per_s_median": nbytes / median / 1e9,
-            "gb_per_s_best": nbytes / best / 1e9,
-            "fraction_of_copy_median": copy_median / median,
-            "fraction_of_copy_best": copy_best / best,
-        })
+        rows.append(
+            {
+                "method": name,
+                "median_s": median,
+                "best_s": best,
+                "gb_per_s_median": nbytes / median / 1e9,
+                "gb_per_s_best": nbytes / best / 1e9,
+                "fraction_of_copy_median": copy_median / median,
+                "fraction_of_copy_best": copy_best / best,
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict], header: str) -> None:
     print(header)
-    print(f"{'method':<20} {'median ms':>10} {'best ms':>9} {'GB/s med':>9} {'GB/s best':>10} "
-          f"{'x copy med':>11} {'x copy best':>12}")
+    print(
+        f"{'method':<20} {'median ms':>10} {'best ms':>9} {'GB/s med':>9} {'GB/s best':>10} "
+        f"{'x copy med':>11} {'x copy best':>12}"
+    )
     for r in rows:
-        print(f"{r['method']:<20} {r['median_s'] * 1e3:>10.2f} {r['best_s'] * 1e3:>9.2f} "
-              f"{r['gb_per_s_median']:>9.2f} {r['gb_per_s_best']:>10.2f} "
-              f"{r['fraction_of_copy_median']:>11.2f} {r['fraction_of_copy_best']:>12.2f}")
+        print(
+            f"{r['method']:<20} {r['median_s'] * 1e3:>10.2f} {r['best_s'] * 1e3:>9.2f} "
+            f"{r['gb_per_s_median']:>9.2f} {r['gb_per_s_best']:>10.2f} "
+            f"{r['fraction_of_copy_median']:>11.2f} {r['fraction_of_copy_best']:>12.2f}"
+        )
 
 
 def main(argv=None) -> int:
@@ -192,15 +213,21 @@ def main(argv=None) -> int:
     scale = 1.0 / (rng.random(m) + 0.5)
     scale[: args.size * args.size] = 0.0  # step 0 has no variance: skipped, as in real use
 
-    times = time_round_robin(make_methods(null, observed, scale, args.alternative), repeat=args.repeat, warmup=args.warmup)
+    times = time_round_robin(
+        make_methods(null, observed, scale, args.alternative), repeat=args.repeat, warmup=args.warmup
+    )
     rows = summarise(times, null.nbytes)
-    header = (f"nb={args.nb} maps of {args.steps}x{args.size}x{args.size} float32 "
-              f"({null.nbytes / 1e6:.1f} MB per batch), {args.alternative}, {args.repeat} rounds; {info.get('cpu')}, "
-              f"{info.get('numba_threads', 1)} numba threads")
+    header = (
+        f"nb={args.nb} maps of {args.steps}x{args.size}x{args.size} float32 "
+        f"({null.nbytes / 1e6:.1f} MB per batch), {args.alternative}, {args.repeat} rounds; {info.get('cpu')}, "
+        f"{info.get('numba_threads', 1)} numba threads"
+    )
     print_table(rows, header)
     if first_call:
-        print(f"first call in a fresh process: {first_call['cached_s']:.2f} s with the on-disk cache, "
-              f"{first_call['cold_compile_s']:.2f} s compiling from scratch")
+        print(
+            f"first call in a fresh process: {first_call['cached_s']:.2f} s with the on-disk cache, "
+            f"{first_call['cold_compile_s']:.2f} s compiling from scratch"
+        )
 
     result = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

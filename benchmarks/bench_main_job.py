@@ -65,7 +65,7 @@ class _Clock:
 
 def _old_null_trajectory(interp):
     """The patient-label null as before: the operator rebuilt from x[idx] (an n x p QR) per permutation."""
-    from seegaan.interpolation import _apply
+    from seegaan.interpolation.methods import apply as _apply
 
     new = interp.null_trajectory
 
@@ -81,7 +81,7 @@ def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
     """One main job; returns seconds (total, decoding, null trajectories) and the decoding share."""
 
     from seegaan import demo
-    from seegaan.cohort import open_cohort
+    from seegaan.data.cohort import open_cohort
     from seegaan.decoder import Decoder, load_decoder
     from seegaan.interpolation import interpolate
     from seegaan.sequences import sequence
@@ -93,24 +93,36 @@ def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
         decoding, null = _Clock(), _Clock()
         dec = Decoder(fn=decoding.wrap(loaded.fn), identity=loaded.identity)
         one = _old_null_trajectory(interp) if old_null else interp.null_trajectory
-        many = ((lambda rows, scheme: np.stack([one(idx, scheme) for idx in rows])) if old_null
-                else interp.null_trajectories)
+        many = (
+            (lambda rows, scheme: np.stack([one(idx, scheme) for idx in rows]))
+            if old_null
+            else interp.null_trajectories
+        )
         # the producer calls one of them: per permutation or per batch
         object.__setattr__(interp, "null_trajectory", null.wrap(one))
         object.__setattr__(interp, "null_trajectories", null.wrap(many))
         result = sequence(interp, dec, n_perm=n_perm, seed=0, batch_size=16)
         result.save(Path(tmp) / "out.nc")
         total = time.perf_counter() - t0
-    return {"null": "old (QR per permutation)" if old_null else "new", "n_perm": n_perm, "total_s": total,
-            "decoding_s": decoding.seconds, "null_trajectories_s": null.seconds,
-            "other_s": total - decoding.seconds - null.seconds, "decoding_share": decoding.seconds / total,
-            "scheme": result.attrs["permutation_scheme"]}
+    return {
+        "null": "old (QR per permutation)" if old_null else "new",
+        "n_perm": n_perm,
+        "total_s": total,
+        "decoding_s": decoding.seconds,
+        "null_trajectories_s": null.seconds,
+        "other_s": total - decoding.seconds - null.seconds,
+        "decoding_share": decoding.seconds / total,
+        "scheme": result.attrs["permutation_scheme"],
+    }
 
 
 def _print(r: dict) -> None:
-    print(f"null {r['null']:<26} B={r['n_perm']:<5} total {r['total_s']:7.2f} s | decoding {r['decoding_s']:7.2f} s"
-          f" | null trajectories {r['null_trajectories_s']:6.2f} s | other statistics {r['other_s']:6.2f} s"
-          f" | decoding share {100 * r['decoding_share']:5.1f}%  ({r['scheme']})", flush=True)
+    print(
+        f"null {r['null']:<26} B={r['n_perm']:<5} total {r['total_s']:7.2f} s | decoding {r['decoding_s']:7.2f} s"
+        f" | null trajectories {r['null_trajectories_s']:6.2f} s | other statistics {r['other_s']:6.2f} s"
+        f" | decoding share {100 * r['decoding_share']:5.1f}%  ({r['scheme']})",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -121,13 +133,16 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="new and old null, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of --compare")
     parser.add_argument("--runs", type=int, default=1, help="jobs in one process (without --compare)")
-    parser.add_argument("--no-keep-freed", action="store_true",
-                        help="leave glibc malloc at its defaults (the CLI calls keep_freed_memory())")
+    parser.add_argument(
+        "--no-keep-freed",
+        action="store_true",
+        help="leave glibc malloc at its defaults (the CLI calls keep_freed_memory())",
+    )
     args = parser.parse_args()
     n_perm = args.perm if args.perm is not None else (20 if args.quick else 1000)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"demo main job (bnpp, gam, patient-label, maxt), {os.cpu_count()} CPUs, load {load:.2f}", flush=True)
-    from seegaan._runtime import command_threads
+    from seegaan._internal.runtime import command_threads
     from seegaan.model.allocator import keep_freed_memory
 
     # the CLI's settings: keep_freed_memory() before decoding a checkpoint, then --threads 1 for all libraries

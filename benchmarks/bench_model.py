@@ -31,7 +31,6 @@ from seegaan.model.config import ModelConfig, small_config
 from seegaan.model.networks import build_networks, conv_flops_per_image
 from seegaan.model.training import TrainConfig, Trainer, _Dist
 
-
 DEVICE = torch.device("cpu")
 
 
@@ -88,8 +87,9 @@ def _conv_runner(*, bf16: bool):
     return run
 
 
-def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int,
-                channels_last: bool = True) -> tuple[float, float, torch.Tensor]:
+def decode_rate(
+    cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int, channels_last: bool = True
+) -> tuple[float, float, torch.Tensor]:
     """(images/s, conv GFLOP/s measured in alternation with it, last images).
 
     The decode and the reference 3x3 convolution are timed in alternation, best of ``repeat`` each, so
@@ -106,8 +106,9 @@ def decode_rate(cfg: ModelConfig, *, batch: int, bf16: bool, repeat: int,
 
 
 def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) -> float:
-    trainer = Trainer(cfg, TrainConfig(batch_size=batch, bf16=bf16, channels_last=DEVICE.type == "cuda"),
-                      device=DEVICE, dist=_Dist())
+    trainer = Trainer(
+        cfg, TrainConfig(batch_size=batch, bf16=bf16, channels_last=DEVICE.type == "cuda"), device=DEVICE, dist=_Dist()
+    )
     x = torch.rand(batch, cfg.channels, cfg.image_size, cfg.image_size, device=DEVICE) * 2 - 1
     trainer.train_step(x, sync=False)  # warm-up (R1 step); as train() does, losses stay on the device
     _sync()
@@ -120,22 +121,32 @@ def train_rate(cfg: ModelConfig, *, batch: int, steps: int, bf16: bool = False) 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats, skip paper-config training; prints the JSON, writes no file "
-                             "without --json")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats, skip paper-config training; prints the JSON, writes no file without --json",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--only", choices=["decode", "train"], help="run one half of the benchmark")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda runs the GPU protocol)")
-    parser.add_argument("--image-size", type=int, default=256,
-                        help="image size of the paper config (default 256; smaller for a smoke run)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=256,
+        help="image size of the paper config (default 256; smaller for a smoke run)",
+    )
     args = parser.parse_args(argv)
     if args.device != "cpu":
         return gpu_main(args)
     repeat = 2 if args.quick else 4
     paper, small = ModelConfig(image_size=args.image_size), small_config(64, width=32, latent_size=128)
-    res = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-           "load_average_start": os.getloadavg()[0]}
+    res = {
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average_start": os.getloadavg()[0],
+    }
     res["conv_gflops_fp32"] = conv_gflops(bf16=False, repeat=repeat)
     res["conv_gflops_bf16"] = conv_gflops(bf16=True, repeat=repeat)
     res["paper_generator_gflop_per_image"] = conv_flops_per_image(paper) / 1e9
@@ -163,8 +174,12 @@ def gpu_main(args) -> dict:
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
     paper = ModelConfig(image_size=args.image_size)
-    res = {"image_size": args.image_size, "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else str(DEVICE),
-           "torch": torch.__version__, "paper_generator_gflop_per_image": conv_flops_per_image(paper) / 1e9}
+    res = {
+        "image_size": args.image_size,
+        "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else str(DEVICE),
+        "torch": torch.__version__,
+        "paper_generator_gflop_per_image": conv_flops_per_image(paper) / 1e9,
+    }
     for bf16 in (False, True):
         tag = "bf16" if bf16 else "tf32"
         res[f"conv_gflops_{tag}"] = conv_gflops(bf16=bf16, repeat=10)
@@ -172,8 +187,7 @@ def gpu_main(args) -> dict:
             rate, _, _ = decode_rate(paper, batch=batch, bf16=bf16, repeat=5)
             res[f"decode_paper_{tag}_batch{batch}_images_per_s"] = rate
         for batch in (4, 32):
-            res[f"train_paper_{tag}_batch{batch}_images_per_s"] = train_rate(paper, batch=batch, steps=10,
-                                                                            bf16=bf16)
+            res[f"train_paper_{tag}_batch{batch}_images_per_s"] = train_rate(paper, batch=batch, steps=10, bf16=bf16)
         print(json.dumps(res, indent=2), flush=True)
         if args.json:  # after each half, so that a time limit keeps what was measured (it cut bf16 on the H200)
             tmp = f"{args.json}.tmp"

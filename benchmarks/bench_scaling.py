@@ -60,13 +60,15 @@ def _paper():
 
     torch.manual_seed(0)
     cfg = ModelConfig(image_size=256)
-    return CheckpointDecoder(Generator(cfg), cfg, identity="paper config, random weights (seed 0)",
-                             device=torch.device("cpu"))
+    return CheckpointDecoder(
+        Generator(cfg), cfg, identity="paper config, random weights (seed 0)", device=torch.device("cpu")
+    )
 
 
 def _decoder_spec(point: dict) -> str:
     return {"free": f"bench_scaling:bank_{point['size']}", "paper": "bench_scaling:paper"}.get(
-        point["decoder"]) or _demo_spec()
+        point["decoder"]
+    ) or _demo_spec()
 
 
 def _demo_spec() -> str:
@@ -92,8 +94,13 @@ def _cohort(n: int, D: int):
     import seegaan
 
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "age": rng.uniform(20, 90, n)})
+    table = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(n)],
+            "patient_id": [f"p{i}" for i in range(n)],
+            "age": rng.uniform(20, 90, n),
+        }
+    )
     return seegaan.create_cohort(rng.standard_normal((n, D)), table, model="bench", image_size=8)
 
 
@@ -122,9 +129,8 @@ def run_point(point: dict) -> dict:
 
             keep_freed_memory()  # as the CLI does before decoding a checkpoint
         tiny = seegaan.interpolate(_cohort(20, point["D"]), feature="age", method="linear", steps=3)
-        seegaan.sequence(tiny, spec, n_perm=5, statistic="difference")       # compile the kernels
-        interp = seegaan.interpolate(_cohort(point["n"], point["D"]), feature="age", method="linear",
-                                     steps=point["K"])
+        seegaan.sequence(tiny, spec, n_perm=5, statistic="difference")  # compile the kernels
+        interp = seegaan.interpolate(_cohort(point["n"], point["D"]), feature="age", method="linear", steps=point["K"])
         if point["decoder"] != "free" and not point["workers"]:
             from bench_main_job import _Clock
 
@@ -134,16 +140,25 @@ def run_point(point: dict) -> dict:
         if point["workers"]:
             import distributed
 
-            cluster = distributed.LocalCluster(n_workers=point["workers"], threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
+            cluster = distributed.LocalCluster(
+                n_workers=point["workers"], threads_per_worker=1, processes=True, dashboard_address=None
+            )
             client = distributed.Client(cluster, set_as_default=False)
             # warm every worker (one task of 16 permutations each): decoder loaded, kernels compiled
-            seegaan.sequence(tiny, spec, n_perm=16 * point["workers"], statistic="difference", correction="maxt",
-                             batch_size=16, client=client)
+            seegaan.sequence(
+                tiny,
+                spec,
+                n_perm=16 * point["workers"],
+                statistic="difference",
+                correction="maxt",
+                batch_size=16,
+                client=client,
+            )
         rss0 = _rss_mb()
         start = time.perf_counter()
-        res = seegaan.sequence(interp, spec, n_perm=point["B"], statistic="difference", correction="maxt",
-                               batch_size=16, client=client)
+        res = seegaan.sequence(
+            interp, spec, n_perm=point["B"], statistic="difference", correction="maxt", batch_size=16, client=client
+        )
         wall = time.perf_counter() - start
         if client is not None:
             client.close()
@@ -162,11 +177,13 @@ def whole_points(quick: bool) -> list[tuple[str, dict]]:
     paper = dict(n=2000, D=512, K=3, size=256, workers=0, decoder="paper")
     if quick:
         return [("demo", {**demo, "B": 20, "K": 3}), ("demo-dask", {**demo, "B": 20, "K": 3, "workers": 2})]
-    return ([("demo", {**demo, "B": b}) for b in (250, 500, 1000)]
-            + [("demo-dask", {**demo, "B": 1000, "workers": w}) for w in (0, 2)]
-            + [("paper", {**paper, "B": b}) for b in (5, 10)]
-            # B = 32: two tasks of 16 permutations (a task holds whole blocks of 16), one per worker
-            + [("paper-dask", {**paper, "B": 32, "workers": w}) for w in (0, 2)])
+    return (
+        [("demo", {**demo, "B": b}) for b in (250, 500, 1000)]
+        + [("demo-dask", {**demo, "B": 1000, "workers": w}) for w in (0, 2)]
+        + [("paper", {**paper, "B": b}) for b in (5, 10)]
+        # B = 32: two tasks of 16 permutations (a task holds whole blocks of 16), one per worker
+        + [("paper-dask", {**paper, "B": 32, "workers": w}) for w in (0, 2)]
+    )
 
 
 def points(quick: bool) -> list[tuple[str, dict]]:
@@ -174,8 +191,13 @@ def points(quick: bool) -> list[tuple[str, dict]]:
         base = dict(n=200, D=16, K=3, B=20, size=32, workers=0)
         return [("n", {**base, "n": n}) for n in (200, 400)] + [("B", {**base, "B": 40})]
     out = []
-    for factor, values in (("n", (1000, 10_000, 100_000)), ("D", (64, 256, 512)), ("K", (3, 10, 20)),
-                           ("B", (50, 800)), ("size", (128, 256))):
+    for factor, values in (
+        ("n", (1000, 10_000, 100_000)),
+        ("D", (64, 256, 512)),
+        ("K", (3, 10, 20)),
+        ("B", (50, 800)),
+        ("size", (128, 256)),
+    ):
         out += [(factor, {**BASE, factor: v}) for v in values]
     out.insert(0, ("base", dict(BASE)))
     dask = dict(BASE, n=2000, size=128, B=400)
@@ -185,8 +207,9 @@ def points(quick: bool) -> list[tuple[str, dict]]:
 
 def measure(point: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, __file__, "--point", json.dumps(point)], env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, __file__, "--point", json.dumps(point)], env=env, capture_output=True, text=True, timeout=900
+    )
     if done.returncode != 0:
         raise SystemExit(f"point {point} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -195,8 +218,13 @@ def measure(point: dict) -> dict:
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
-    factors = [("n", "images n"), ("D", "latent size D"), ("K", "steps K"), ("B", "permutations B"),
-               ("size", "image side (pixels)")]
+    factors = [
+        ("n", "images n"),
+        ("D", "latent size D"),
+        ("K", "steps K"),
+        ("B", "permutations B"),
+        ("size", "image side (pixels)"),
+    ]
     fig = Figure(figsize=(15, 3.4), layout="constrained")
     axes = fig.subplots(1, len(factors))
     for ax, (factor, label) in zip(axes, factors):
@@ -218,11 +246,18 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a few tiny points (for the tests)")
-    ap.add_argument("--whole", action="store_true",
-                    help="the whole path with real generators (demo, paper config) instead of a free decoder")
-    ap.add_argument("--only", nargs="+", metavar="FACTOR",
-                    help="measure only these factors (n D K B size base dask; with --whole: demo demo-dask "
-                         "paper paper-dask) and update the results file")
+    ap.add_argument(
+        "--whole",
+        action="store_true",
+        help="the whole path with real generators (demo, paper config) instead of a free decoder",
+    )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FACTOR",
+        help="measure only these factors (n D K B size base dask; with --whole: demo demo-dask "
+        "paper paper-dask) and update the results file",
+    )
     ap.add_argument("--point", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.point:
@@ -231,8 +266,10 @@ def main(argv=None) -> None:
     results = RESULTS / ("scaling_whole.json" if args.whole else "scaling.json")
     rows = []
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    print(f"{'factor':>10} {'n':>7} {'D':>4} {'K':>3} {'B':>4} {'size':>4} {'workers':>7} {'wall s':>8} "
-          f"{'us/perm/px':>10} {'start MiB':>9} {'peak MiB':>9} {'decoding':>8}")
+    print(
+        f"{'factor':>10} {'n':>7} {'D':>4} {'K':>3} {'B':>4} {'size':>4} {'workers':>7} {'wall s':>8} "
+        f"{'us/perm/px':>10} {'start MiB':>9} {'peak MiB':>9} {'decoding':>8}"
+    )
     kept = []
     if args.only and results.exists():
         kept = [r for r in json.loads(results.read_text()) if r["factor"] not in args.only]
@@ -243,8 +280,11 @@ def main(argv=None) -> None:
         rows.append(r)
         per = 1e6 * r["wall_s"] / (r["B"] * r["K"] * r["size"] ** 2)
         share = f"{100 * r['decoding_s'] / r['wall_s']:7.1f}%" if "decoding_s" in r else f"{'':>8}"
-        print(f"{factor:>10} {r['n']:>7} {r['D']:>4} {r['K']:>3} {r['B']:>4} {r['size']:>4} {r['workers']:>7} "
-              f"{r['wall_s']:>8.3f} {per:>10.4f} {r['rss_before_mb']:>9.0f} {r['peak_mb']:>9.0f} {share}", flush=True)
+        print(
+            f"{factor:>10} {r['n']:>7} {r['D']:>4} {r['K']:>3} {r['B']:>4} {r['size']:>4} {r['workers']:>7} "
+            f"{r['wall_s']:>8.3f} {per:>10.4f} {r['rss_before_mb']:>9.0f} {r['peak_mb']:>9.0f} {share}",
+            flush=True,
+        )
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)

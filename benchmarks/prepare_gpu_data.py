@@ -24,14 +24,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path,
-                    default=Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr")))
+    ap.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("SEEGAAN_CXR_DIR", REPO.parent / "shared" / "data" / "cxr"))
+    )
     ap.add_argument("--size", type=int, default=None, help="image side (default 128; 32 with --quick)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="output folder (default .cxr128 in the repository; a new temporary folder with --quick)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: the first 8 frontal images, at 32x32 unless --size, into a new temporary "
-                         "folder unless --out")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default .cxr128 in the repository; a new temporary folder with --quick)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: the first 8 frontal images, at 32x32 unless --size, into a new temporary folder unless --out",
+    )
     args = ap.parse_args()
     if args.size is None:
         args.size = 32 if args.quick else 128

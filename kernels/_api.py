@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -17,7 +17,7 @@ Backend = Literal["numba", "numpy"]
 ALTERNATIVE_CODES = {"two-sided": 0, "greater": 1, "less": 2}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _jit_module(name: str = "_jit"):
     """Import a Numba kernel module once; return None when Numba is missing or disabled."""
     shim = importlib.import_module(f"{__package__}._numba")
@@ -88,9 +88,7 @@ def alternative_code(alternative) -> int:
     """Return the kernel code (0 two-sided, 1 greater, 2 less) for a name or a code."""
     if isinstance(alternative, str):
         if alternative not in ALTERNATIVE_CODES:
-            raise ValueError(
-                f"alternative must be one of {sorted(ALTERNATIVE_CODES)} or 0/1/2, got {alternative!r}"
-            )
+            raise ValueError(f"alternative must be one of {sorted(ALTERNATIVE_CODES)} or 0/1/2, got {alternative!r}")
         return ALTERNATIVE_CODES[alternative]
     if isinstance(alternative, (bool, np.bool_)) or not isinstance(alternative, (int, np.integer)):
         raise ValueError(f"alternative must be 0, 1, 2 or a name, got {alternative!r}")

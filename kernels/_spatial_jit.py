@@ -95,9 +95,15 @@ def _tfce_scratch(nrow, ncol):  # pragma: no cover - jitted
     Returns ``lev, parent, size, order, roots, rpos`` (int32) and ``pot`` (float64).
     """
     n_pad = (nrow + 2) * (ncol + 2)
-    return (np.empty(n_pad, dtype=np.int32), np.empty(n_pad, dtype=np.int32), np.empty(n_pad, dtype=np.int32),
-            np.empty(n_pad, dtype=np.int32), np.empty(n_pad, dtype=np.int32), np.empty(n_pad, dtype=np.int32),
-            np.empty(n_pad, dtype=np.float64))
+    return (
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.int32),
+        np.empty(n_pad, dtype=np.float64),
+    )
 
 
 @jit()

@@ -101,9 +101,7 @@ def _check_batch(null_batch, shape) -> tuple[int, int, int]:
     if null_batch.dtype not in (np.float32, np.float64):
         raise ValueError(f"null_batch must have dtype float32 or float64, got {null_batch.dtype}")
     if null_batch.ndim != 2:
-        raise ValueError(
-            f"null_batch must be 2-D (maps, steps * height * width), got shape {null_batch.shape}"
-        )
+        raise ValueError(f"null_batch must be 2-D (maps, steps * height * width), got shape {null_batch.shape}")
     if not null_batch.flags.c_contiguous:
         raise ValueError("null_batch must be C-contiguous (use numpy.ascontiguousarray)")
     try:
@@ -114,9 +112,7 @@ def _check_batch(null_batch, shape) -> tuple[int, int, int]:
     if not valid:
         raise ValueError(f"shape must be three positive integers (steps, height, width), got {shape!r}")
     if dims[0] * dims[1] * dims[2] != null_batch.shape[1]:
-        raise ValueError(
-            f"shape {dims} holds {math.prod(dims)} values but null_batch rows have {null_batch.shape[1]}"
-        )
+        raise ValueError(f"shape {dims} holds {math.prod(dims)} values but null_batch rows have {null_batch.shape[1]}")
     if np.isposinf(null_batch).any():
         raise ValueError("null_batch contains +inf; mark untestable pixels with NaN or -inf")
     return dims

@@ -14,14 +14,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from seegaan._errors import SeegaanError
-from seegaan._io import file_sha256
+from seegaan import model
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import file_sha256
 
 
 @dataclass(frozen=True)
@@ -48,25 +49,28 @@ class Decoder:
         except SeegaanError:
             raise
         except Exception as exc:
-            raise SeegaanError(f"decoder {self.identity} failed on latents of shape {w.shape} "
-                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                               "check that it matches the cohort's latent size") from None
+            raise SeegaanError(
+                f"decoder {self.identity} failed on latents of shape {w.shape} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "check that it matches the cohort's latent size"
+            ) from None
         if hasattr(out, "detach"):  # a torch tensor
             out = out.detach().cpu().numpy()
         out = np.asarray(out)
         if out.ndim == 4 and out.shape[1] == 1:
             out = out[:, 0]
         if out.ndim != 3 or out.shape[0] != w.shape[0]:
-            raise SeegaanError(f"decoder {self.identity} returned shape {out.shape} for {w.shape[0]} latents; "
-                               f"it must return images of shape ({w.shape[0]}, H, W)")
+            raise SeegaanError(
+                f"decoder {self.identity} returned shape {out.shape} for {w.shape[0]} latents; "
+                f"it must return images of shape ({w.shape[0]}, H, W)"
+            )
         out = out.astype(np.float32, copy=False)
         if not np.isfinite(out).all():
             raise SeegaanError(f"decoder {self.identity} returned NaN or inf pixels")
         return out
 
 
-def _import_callable(spec: str, what: str = "decoder",
-                     alternative: str = "a checkpoint path") -> tuple[Callable, str]:
+def _import_callable(spec: str, what: str = "decoder", alternative: str = "a checkpoint path") -> tuple[Callable, str]:
     """Import ``module:attr`` (``attr`` may be dotted); ``what`` and ``alternative`` word the errors."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -74,14 +78,17 @@ def _import_callable(spec: str, what: str = "decoder",
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:
-        raise SeegaanError(f"cannot import {what} module {module_name!r} ({type(exc).__name__}: {exc}); "
-                           f"give an importable module:callable or {alternative}") from None
+        raise SeegaanError(
+            f"cannot import {what} module {module_name!r} ({type(exc).__name__}: {exc}); "
+            f"give an importable module:callable or {alternative}"
+        ) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise SeegaanError(f"module {module_name!r} has no attribute {attr!r}; "
-                               "give an importable module:callable") from None
+            raise SeegaanError(
+                f"module {module_name!r} has no attribute {attr!r}; give an importable module:callable"
+            ) from None
     if not callable(obj):
         raise SeegaanError(f"{what} {spec!r} is not callable")
     try:
@@ -109,7 +116,7 @@ def decoder_device(spec, device="cpu") -> str:
     a GPU index the machine does not have.
     """
     if not isinstance(device, str):
-        import torch
+        import torch  # deferred: torch (heavy)
 
         if not isinstance(device, torch.device):
             raise SeegaanError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not {device!r}")
@@ -118,14 +125,16 @@ def decoder_device(spec, device="cpu") -> str:
             return "cpu"
         if isinstance(spec, (str, os.PathLike)):
             name = os.fspath(spec)
-            if ":" not in name or name.endswith((".pt", ".pth", ".ckpt")):   # as load_decoder reads it
+            if ":" not in name or name.endswith((".pt", ".pth", ".ckpt")):  # as load_decoder reads it
                 raise SeegaanError(f"decoder {name!r} does not exist; give a checkpoint path or module:callable")
         else:
             name = getattr(spec, "identity", None) or getattr(spec, "__qualname__", type(spec).__name__)
-        raise SeegaanError(f"device {str(device)!r} applies to a decoder given as a checkpoint path, which seegaan "
-                           f"loads; the decoder {name} is Python code or an object already loaded, which runs where "
-                           "its code put it: drop the device (or use --device cpu) or give the checkpoint path")
-    from seegaan.model._runtime import resolve_device
+        raise SeegaanError(
+            f"device {str(device)!r} applies to a decoder given as a checkpoint path, which seegaan "
+            f"loads; the decoder {name} is Python code or an object already loaded, which runs where "
+            "its code put it: drop the device (or use --device cpu) or give the checkpoint path"
+        )
+    from seegaan.model._runtime import resolve_device  # deferred: seegaan.model._runtime imports torch
 
     dev = resolve_device(device)
     if dev.type not in ("cpu", "cuda"):
@@ -150,21 +159,22 @@ def load_decoder(spec, **kwargs) -> Decoder:
         return spec
     if callable(spec):
         name = getattr(spec, "identity", None) or (
-            f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', type(spec).__name__)}")
+            f"{getattr(spec, '__module__', '?')}:{getattr(spec, '__qualname__', type(spec).__name__)}"
+        )
         return Decoder(spec, str(name))
     if not isinstance(spec, (str, os.PathLike)):
         raise SeegaanError(f"a decoder must be a checkpoint path, 'module:callable' or a callable, not {type(spec)}")
     path = Path(spec)
     if path.is_file():
-        from seegaan import model
-
         try:
             dec = model.load_checkpoint_decoder(path, **kwargs)
         except SeegaanError:
             raise
         except Exception as exc:
-            raise SeegaanError(f"{path} is not a usable seegaan checkpoint ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise SeegaanError(
+                f"{path} is not a usable seegaan checkpoint ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         return Decoder(dec, str(getattr(dec, "identity", f"{path} (sha256:{file_sha256(path)})")))
     if ":" in str(spec) and not str(spec).endswith((".pt", ".pth", ".ckpt")):
         fn, identity = _import_callable(str(spec))

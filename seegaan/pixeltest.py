@@ -20,14 +20,20 @@ sign agreement among pixels significant in both (see ``docs/concepts.md``, "Mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
+from seegaan.data import ImageSet, load_dataset
+from seegaan.data.cohort import create_cohort
 from seegaan.decoder import Decoder
+from seegaan.interpolation import interpolate
+from seegaan.options import TestOptions
+from seegaan.sequences import resolve_null_pivot, run_sequence
 
 __all__ = ["pixel_test", "compare_maps", "identity_decoder", "load_flat_images", "IDENTITY", "COMPARE_KEYS"]
 
@@ -53,65 +59,16 @@ class _Reshape:
     def __call__(self, w: np.ndarray) -> np.ndarray:
         w = np.asarray(w, dtype=np.float32)
         if w.shape[-1] != self.shape[0] * self.shape[1]:
-            raise SeegaanError(f"the identity decoder expects {self.shape[0] * self.shape[1]} values per row "
-                               f"({self.shape[0]}x{self.shape[1]} pixels), got {w.shape[-1]}")
+            raise SeegaanError(
+                f"the identity decoder expects {self.shape[0] * self.shape[1]} values per row "
+                f"({self.shape[0]}x{self.shape[1]} pixels), got {w.shape[-1]}"
+            )
         return w.reshape(len(w), *self.shape)
 
 
 def identity_decoder(height: int, width: int | None = None):
     """The identity as a :class:`seegaan.decoder.Decoder`: rows of H·W pixel values -> images (B, H, W)."""
     return Decoder(_Reshape(height, height if width is None else width), IDENTITY)
-
-
-class _ChecksPassed(Exception):
-    """A dry run of :func:`seegaan.sequence` reached its second decode: every check before it passed."""
-
-
-@dataclass(frozen=True)
-class _CheckingDecoder(Decoder):
-    """Stands in for the identity decoder in a dry run of :func:`seegaan.sequence` (see :func:`_check_run_options`).
-
-    Its first call (the observed trajectory) returns blank frames of ``shape``; its second -- the first
-    decode of the permutation test, or of the Welch/HC3 linearisation -- raises :class:`_ChecksPassed`.
-    """
-
-    shape: tuple[int, int] = (1, 1)
-    calls: list = field(default_factory=list, compare=False, repr=False)
-
-    def __call__(self, w: np.ndarray) -> np.ndarray:
-        if self.calls:
-            raise _ChecksPassed
-        self.calls.append(len(w))
-        return np.zeros((len(w), *self.shape), np.float32)
-
-
-def _check_run_options(interp, shape: tuple[int, int], sequence_options: dict) -> None:
-    """Every check :func:`seegaan.sequence` makes before it decodes a permutation, made without any pixel.
-
-    ``interp`` is the trajectory of one-value placeholder latents of the same table (same method, levels,
-    covariates, images and patients). :func:`seegaan.sequence` runs on it with a stand-in decoder that
-    returns blank frames of the test's ``shape`` for the observed trajectory and stops the run at its next
-    decode (:class:`_CheckingDecoder`): the correction, the alternative, the statistic against the method
-    and covariates, the mask against the image size, the permutation plan (scheme, exact enumeration) and
-    the memory of the plan, the null cache and the Welch/HC3 linearised images are refused there with
-    sequence's own one-line messages. With ``n_perm=0`` the dry run simply finishes. A seed given as a
-    Generator is copied (the dry run must not advance it); warnings of the dry run are dropped (the real
-    run gives them).
-    """
-    import copy
-    import warnings
-
-    from seegaan.sequences import sequence
-
-    options = {**sequence_options, "progress": None}
-    if isinstance(options.get("seed"), np.random.Generator):
-        options["seed"] = copy.deepcopy(options["seed"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            sequence(interp, _CheckingDecoder(_Reshape(*shape), IDENTITY, shape=tuple(shape)), **options)
-        except _ChecksPassed:
-            pass
 
 
 def _ram_bytes() -> int | None:
@@ -126,9 +83,11 @@ def check_pixel_memory(n: int, height: int, width: int, *, fraction: float = MAX
     need = 4 * int(n) * int(height) * int(width)
     ram = _ram_bytes()
     if ram is not None and need > fraction * ram:
-        raise SeegaanError(f"the pixel test would hold {n} images x {height}x{width} pixels as float32: "
-                           f"{need / 2**30:.1f} GiB, more than {fraction:.0%} of this machine's "
-                           f"{ram / 2**30:.1f} GiB of RAM; use a smaller --size or fewer images")
+        raise SeegaanError(
+            f"the pixel test would hold {n} images x {height}x{width} pixels as float32: "
+            f"{need / 2**30:.1f} GiB, more than {fraction:.0%} of this machine's "
+            f"{ram / 2**30:.1f} GiB of RAM; use a smaller --size or fewer images"
+        )
     return need
 
 
@@ -149,12 +108,12 @@ def load_flat_images(data, *, batch_size: int = 64):
     flat = np.empty((len(data), side * side), np.float32)
     ids: list[str] = []
     for batch_ids, batch in data.batches(batch_size):
-        flat[len(ids):len(ids) + len(batch_ids)] = batch.reshape(len(batch_ids), -1)
+        flat[len(ids) : len(ids) + len(batch_ids)] = batch.reshape(len(batch_ids), -1)
         ids.extend(batch_ids)
     if not ids:
         raise SeegaanError("none of the images could be read; see the skipped list")
     table = data.table.set_index("image_id", drop=False).loc[ids].reset_index(drop=True)
-    return flat[:len(ids)], table, (side, side)
+    return flat[: len(ids)], table, (side, side)
 
 
 def _image_side(data) -> int:
@@ -170,11 +129,26 @@ def _check_size(size) -> int:
     return int(size)
 
 
-def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequence[str] | str | None = None,
-               text_columns: Sequence[str] = (), pseudonymize: bool | str | None = None,
-               method: str = "auto", levels=None, steps: int = 8, grid=None, transform: str = "none",
-               gam_lam: float | str = 0.6, gam_splines: int = 20, adjust=None, log=None,
-               **sequence_options):
+def pixel_test(
+    images,
+    table=None,
+    *,
+    feature: str,
+    size: int = 64,
+    view: Sequence[str] | str | None = None,
+    text_columns: Sequence[str] = (),
+    pseudonymize: bool | str | None = None,
+    method: str = "auto",
+    levels=None,
+    steps: int = 8,
+    grid=None,
+    transform: str = "none",
+    gam_lam: float | str = 0.6,
+    gam_splines: int = 20,
+    adjust=None,
+    log=None,
+    **sequence_options,
+):
     """Permutation-test the resized radiographs themselves along ``feature`` (the model-free baseline).
 
     Parameters
@@ -212,70 +186,94 @@ def pixel_test(images, table=None, *, feature: str, size: int = 64, view: Sequen
         all before any pixel is read. Every check of :func:`seegaan.interpolate` and of
         :func:`seegaan.sequence` up to its first permutation (statistic against method and covariates,
         mask against ``size``, correction, alternative, permutation scheme and plan, memory of the test)
-        is made on the clinical table alone, with their own messages (:func:`_check_run_options`).
+        is made on the clinical table alone (:meth:`seegaan.options.TestOptions.resolve`).
     TypeError
         An option :func:`seegaan.sequence` does not take (also before any pixel is read).
     """
-    import dataclasses
-
-    from seegaan.cohort import create_cohort
-    from seegaan.data import ImageSet, load_dataset
-    from seegaan.interpolation import interpolate
-    from seegaan.sequences import sequence
-    from seegaan.stats.correction import as_correction
-    from seegaan.stats.engine import check_run
-    from seegaan.stats.mask import check_mask, load_mask
 
     if "decoder" in sequence_options:
         raise SeegaanError("pixel_test() decodes with the identity; it takes no decoder")
     if str(sequence_options.get("device", "cpu")) != "cpu":
-        raise SeegaanError("pixel_test() decodes with the identity in NumPy; it takes no device (a GPU has "
-                           "nothing to decode here)")
+        raise SeegaanError(
+            "pixel_test() decodes with the identity in NumPy; it takes no device (a GPU has nothing to decode here)"
+        )
     if sequence_options.get("client") is not None:
-        raise SeegaanError("pixel_test() runs in one process (its identity decoder cannot be sent to Dask "
-                           "workers); drop client=")
+        raise SeegaanError(
+            "pixel_test() runs in one process (its identity decoder cannot be sent to Dask workers); drop client="
+        )
+    run = {k: sequence_options.pop(k) for k in ("null_pivot", "progress", "command_line") if k in sequence_options}
+    sequence_options.pop("client", None)
+    sequence_options.pop("device", None)
+    unknown = sorted(set(sequence_options) - set(_TEST_OPTIONS))
+    if unknown:
+        raise TypeError(f"pixel_test() got an unexpected keyword argument {unknown[0]!r}")
     # the options alone: before the images are even listed
-    check_run(n_perm=sequence_options.get("n_perm", 1000), alpha=sequence_options.get("alpha", 0.05),
-              batch_size=sequence_options.get("batch_size", 16), seed=sequence_options.get("seed", 0))
-    if "correction" in sequence_options:
-        sequence_options["correction"] = as_correction(sequence_options["correction"])
+    options = TestOptions.create(**sequence_options)
     data = images if isinstance(images, ImageSet) else None
     side = _image_side(data) if data is not None else _check_size(size)
-    mask = sequence_options.get("mask")
-    if mask is not None:   # read once; its size is the test's, known before any image
-        mask = load_mask(mask) if isinstance(mask, (str, os.PathLike)) else mask
-        sequence_options["mask"] = check_mask(mask, (side, side))
+    options.family_mask((side, side))  # the mask's size is the test's, known before any image
     if data is None:
-        data = load_dataset(images, table, size=side, view=view, text_columns=text_columns,
-                            pseudonymize=pseudonymize)
+        data = load_dataset(images, table, size=side, view=view, text_columns=text_columns, pseudonymize=pseudonymize)
     if len(data) == 0:
         raise SeegaanError("no usable images for the pixel test; check the images folder, table and --view")
-    trajectory = dict(feature=feature, method=method, levels=levels, steps=steps, grid=grid,
-                      transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
+    trajectory = dict(
+        feature=feature,
+        method=method,
+        levels=levels,
+        steps=steps,
+        grid=grid,
+        transform=transform,
+        gam_lam=gam_lam,
+        gam_splines=gam_splines,
+        adjust=adjust,
+    )
     # every trajectory and test option is checked on one-value placeholder latents of the same table
-    # before any pixel is read: interpolate's checks, then sequence's (a dry run, see _check_run_options)
+    # before any pixel is read: interpolate's checks, then the test's against that design and image size
     placeholder = interpolate(create_cohort(np.zeros((len(data), 1), np.float32), data.table), **trajectory)
-    _check_run_options(placeholder, (side, side), sequence_options)
+    options.resolve(placeholder, shape=(side, side))
+    resolve_null_pivot(run.get("null_pivot"), placeholder)
     if log is not None:
         log(data.report())
     flat, rows, (height, width) = load_flat_images(data)
-    attrs = {"pixel_test": 1, "view": ",".join(view) if isinstance(view, (list, tuple)) else (view or ""),
-             "image_count_skipped": len(data.skipped)}
+    attrs = {
+        "pixel_test": 1,
+        "view": ",".join(view) if isinstance(view, (list, tuple)) else (view or ""),
+        "image_count_skipped": len(data.skipped),
+    }
     cohort = create_cohort(flat, rows, model=IDENTITY, image_size=height, attrs=attrs)
     del flat
     interp = interpolate(cohort, **trajectory)
-    result = sequence(interp, identity_decoder(height, width), **sequence_options)
-    return dataclasses.replace(result, attrs={**result.attrs, "pixel_test": 1, "image_size": height,
-                                              "images_skipped": len(data.skipped)})
+    result = run_sequence(interp, identity_decoder(height, width), options, **run)
+    return dataclasses.replace(
+        result, attrs={**result.attrs, "pixel_test": 1, "image_size": height, "images_skipped": len(data.skipped)}
+    )
+
+
+#: the test settings of :class:`seegaan.options.TestOptions` that pixel_test passes on
+_TEST_OPTIONS = (
+    "n_perm",
+    "correction",
+    "statistic",
+    "alpha",
+    "alternative",
+    "seed",
+    "batch_size",
+    "null_cache_mb",
+    "backend",
+    "scheme",
+    "mask",
+)
 
 
 # ------------------------------------------------------------------------------------------------ compare
 
+
 def _last_step(ds, name: str, which: str) -> np.ndarray:
     if name not in ds:
-        raise SeegaanError(f"the {which} dataset has no variable {name!r}; give a sequence written by "
-                           "seegaan-stats interpolate or pixel-test" + (" with --perm > 0" if name ==
-                                                                       "significant" else ""))
+        raise SeegaanError(
+            f"the {which} dataset has no variable {name!r}; give a sequence written by "
+            "seegaan-stats interpolate or pixel-test" + (" with --perm > 0" if name == "significant" else "")
+        )
     arr = np.asarray(ds[name].values)
     if arr.ndim != 3 or arr.shape[0] < 2:
         raise SeegaanError(f"the {which} dataset's {name!r} is not a sequence (step, y, x) of 2 or more steps")
@@ -286,7 +284,6 @@ def _resize(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a 2-D float map (PIL, mode F); the identity when already that shape."""
     if arr.shape == tuple(shape):
         return arr.astype(np.float64)
-    from PIL import Image
 
     img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
     return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float64)
@@ -314,8 +311,10 @@ def compare_maps(decoded_ds, pixel_ds) -> dict:
     """
     for which, ds in (("decoded", decoded_ds), ("pixel-test", pixel_ds)):
         if not hasattr(ds, "attrs") or "difference" not in getattr(ds, "data_vars", {}):
-            raise SeegaanError(f"the {which} input is not a sequence dataset (no 'difference'); give a file "
-                               "written by seegaan-stats interpolate or pixel-test")
+            raise SeegaanError(
+                f"the {which} input is not a sequence dataset (no 'difference'); give a file "
+                "written by seegaan-stats interpolate or pixel-test"
+            )
     fa, fb = decoded_ds.attrs.get("feature"), pixel_ds.attrs.get("feature")
     if fa and fb and fa != fb:
         raise SeegaanError(f"the sequences are of different features ({fa} and {fb}); compare one feature")
@@ -326,15 +325,24 @@ def compare_maps(decoded_ds, pixel_ds) -> dict:
         ac, bc = a - a.mean(), b - b.mean()
         denom = np.sqrt((ac @ ac) * (bc @ bc))
         corr = float(ac @ bc / denom) if denom > 0 else float("nan")
-    out = {"correlation": corr, "dice": float("nan"), "sign_agreement": float("nan"),
-           "size": shape, "n_significant": (0, 0), "n_both": 0}
+    out = {
+        "correlation": corr,
+        "dice": float("nan"),
+        "sign_agreement": float("nan"),
+        "size": shape,
+        "n_significant": (0, 0),
+        "n_both": 0,
+    }
     if "significant" not in decoded_ds or "significant" not in pixel_ds:
         return out
     sa = _resize(_last_step(decoded_ds, "significant", "decoded").astype(np.float32), shape).ravel() >= 0.5
     sb = _resize(_last_step(pixel_ds, "significant", "pixel-test").astype(np.float32), shape).ravel() >= 0.5
     both = sa & sb
     total = int(sa.sum() + sb.sum())
-    out.update(n_significant=(int(sa.sum()), int(sb.sum())), n_both=int(both.sum()),
-               dice=2.0 * both.sum() / total if total else float("nan"),
-               sign_agreement=float(np.mean(np.sign(a[both]) == np.sign(b[both]))) if both.any() else float("nan"))
+    out.update(
+        n_significant=(int(sa.sum()), int(sb.sum())),
+        n_both=int(both.sum()),
+        dice=2.0 * both.sum() / total if total else float("nan"),
+        sign_agreement=float(np.mean(np.sign(a[both]) == np.sign(b[both]))) if both.any() else float("nan"),
+    )
     return out

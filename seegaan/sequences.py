@@ -24,10 +24,9 @@ Decoding runs in strict fp32 (no TF32) unless the checkpoint decoder was loaded 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import math
-import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,19 +34,34 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from seegaan._choices import (ALTERNATIVES, NULL_PIVOTS, STATISTICS, Alternative, Backend, Correction, NullPivot,
-                              Scheme, Statistic)
-from seegaan._errors import SeegaanError
-from seegaan._progress import Progress
-from seegaan._summary import Summary
+from seegaan._internal.choices import (
+    NULL_PIVOTS,
+    Alternative,
+    Backend,
+    Correction,
+    NullPivot,
+    Scheme,
+    Statistic,
+)
+from seegaan._internal.docs import fill_doc
+from seegaan._internal.errors import SeegaanError, SeegaanWarning
+from seegaan._internal.io import atomic_paths
+from seegaan._internal.progress import Progress
+from seegaan._internal.summary import Summary
 from seegaan._version import __version__
-from seegaan.cohort import cohort_hash
-from seegaan.decoder import decoder_device, load_decoder_on
+from seegaan.data.cohort import cohort_hash
+from seegaan.decoder import load_decoder_on
+from seegaan.decoding import NullDifferences, decoding_precision
+from seegaan.formats import add_cf_attrs, save_netcdf, write_netcdf
 from seegaan.interpolation import InterpolationResult
-from seegaan.stats.correction import CorrectionOptions, as_correction
-from seegaan.stats.engine import SeegaanWarning, check_memory, check_run, permutation_test
-from seegaan.stats.mask import check_mask, load_mask, mask_attrs
+from seegaan.options import TestOptions
+from seegaan.stats.correction import CorrectionOptions
+from seegaan.stats.engine import permutation_test
+from seegaan.stats.mask import mask_attrs
 from seegaan.stats.permutation import draw_permutations
+from seegaan.stats.welch import studentise as _studentise
+from seegaan.viz.figures import plot_sequence
+
 
 @dataclass(frozen=True, eq=False)
 class SequenceResult:
@@ -81,25 +95,29 @@ class SequenceResult:
             "difference": (dims3, self.difference.astype(np.float32)),
         }
         if self.p_value is not None:
-            data.update({
-                "p_value": (dims3, self.p_value.astype(np.float64)),
-                "p_adjusted": (dims3, self.p_adjusted.astype(np.float64)),
-                "significant": (dims3, self.significant.astype(bool)),
-                "significant_difference": (dims3, self.significant_difference),
-            })
+            data.update(
+                {
+                    "p_value": (dims3, self.p_value.astype(np.float64)),
+                    "p_adjusted": (dims3, self.p_adjusted.astype(np.float64)),
+                    "significant": (dims3, self.significant.astype(bool)),
+                    "significant_difference": (dims3, self.significant_difference),
+                }
+            )
         coords = {"step": np.arange(K), "feature_value": ("step", interp.grid.astype(np.float64))}
         ds = xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
         ds["feature_value"].attrs["units"] = "fraction from first to second level" if interp.levels else interp.feature
-        from seegaan._cf import add_cf_attrs
 
         return add_cf_attrs(ds, "sequence")
 
     def summary(self) -> Summary:
         a = self.attrs
-        lines = [("feature", f"{a['feature']} ({a['method']})"), ("compared", _comparison(self.interpolation)),
-                 ("steps", str(self.images.shape[0])),
-                 ("image size", f"{self.images.shape[1]}x{self.images.shape[2]}"),
-                 ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})")]
+        lines = [
+            ("feature", f"{a['feature']} ({a['method']})"),
+            ("compared", _comparison(self.interpolation)),
+            ("steps", str(self.images.shape[0])),
+            ("image size", f"{self.images.shape[1]}x{self.images.shape[2]}"),
+            ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})"),
+        ]
         if self.p_value is not None:
             sig = self.significant[1:]
             lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
@@ -109,21 +127,29 @@ class SequenceResult:
                     label = label.replace("at the cohort mean", "at ŵ(x0)")
                 lines.append(("statistic", label))
             if a.get("null_pivot") == "x0":
-                lines.append(("null lines", f"pivot at x0 = {a['x0']:.6g} (x0 - mean {a['x0_shift']:+.4g}"
-                                            f"{' on the log scale' if a['transform'] == 'log' else ''})"))
+                lines.append(
+                    (
+                        "null lines",
+                        f"pivot at x0 = {a['x0']:.6g} (x0 - mean {a['x0_shift']:+.4g}"
+                        f"{' on the log scale' if a['transform'] == 'log' else ''})",
+                    )
+                )
             elif "null_pivot" in a:
                 lines.append(("null lines", "through the mean latent (exact under exchangeability)"))
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
             if "mask_pixels" in a:
-                lines.append(("mask", f"{a['mask_pixels']} of {self.images.shape[1] * self.images.shape[2]} "
-                                       "pixels tested"))
+                lines.append(
+                    ("mask", f"{a['mask_pixels']} of {self.images.shape[1] * self.images.shape[2]} pixels tested")
+                )
             if a.get("min_change", 0) > 0:
                 lines.append(("minimum change", f"{a['min_change']:g} image units (|change| must exceed it)"))
-            lines += [("alternative", a["alternative"]),
-                      ("smallest attainable p", f"{a['smallest_p']:.4g}"),
-                      ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)")]
+            lines += [
+                ("alternative", a["alternative"]),
+                ("smallest attainable p", f"{a['smallest_p']:.4g}"),
+                ("significant pixels", f"{int(sig.sum())} of {sig.size} ({100 * sig.mean():.2f}%)"),
+            ]
             per_step = ", ".join(str(int(s.sum())) for s in self.significant)
             lines.append(("significant per step", per_step))
         lines += [("seed", str(a["seed"])), ("decoder", a["decoder"])]
@@ -131,9 +157,7 @@ class SequenceResult:
         return Summary(title="SEE-GAAN sequence", lines=tuple(lines))
 
     def plot(self, path=None, **kwargs):
-        """Figure like the paper's Fig. 1c; see :func:`seegaan.plotting.plot_sequence`."""
-        from seegaan.plotting import plot_sequence
-
+        """Figure like the paper's Fig. 1c; see :func:`seegaan.viz.figures.plot_sequence`."""
         return plot_sequence(self.to_dataset(), path=path, **kwargs)
 
     def save(self, nc, png=None, *, overwrite: bool = False):
@@ -146,12 +170,10 @@ class SequenceResult:
         -------
         nc, png
         """
-        from seegaan._io import atomic_paths
-
         dataset = self.to_dataset()
         # one block for both files: a Ctrl-C while the figure is written drops the netCDF file too
         with atomic_paths([nc, png], overwrite=overwrite) as (tmp_nc, tmp_png):
-            _write_netcdf(dataset, tmp_nc)
+            write_netcdf(dataset, tmp_nc)
             if tmp_png is not None:
                 self.plot(tmp_png)
         return nc, png
@@ -164,14 +186,6 @@ def significant_difference(significant: np.ndarray | None, difference: np.ndarra
     return np.where(significant, difference, 0.0).astype(np.float32)
 
 
-def recordable_seed(seed):
-    """``seed=None`` asks for fresh randomness: draw it here, so the output records the seed it used and the
-    test can be repeated; an int stays; a Generator is used as given (recorded as "generator")."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy)
-    return seed
-
-
 def _comparison(interp: InterpolationResult) -> str:
     """What is compared, in the feature's own terms: ``"sex: F (128) -> M (119)"`` or the grid and n."""
     if interp.levels:
@@ -180,23 +194,35 @@ def _comparison(interp: InterpolationResult) -> str:
         return f"{interp.feature}: {a} ({int((codes == 0).sum())}) -> {b} ({int((codes == 1).sum())})"
     grid = interp.grid
     unit = "" if interp.transform == "none" else f", fitted on {interp.transform}({interp.feature})"
-    return (f"{interp.feature} from {grid[0]:.4g} to {grid[-1]:.4g} in {grid.size} steps, "
-            f"{int(interp.image_index.size)} images{unit}")
+    return (
+        f"{interp.feature} from {grid[0]:.4g} to {grid[-1]:.4g} in {grid.size} steps, "
+        f"{int(interp.image_index.size)} images{unit}"
+    )
 
 
 def model_mismatch(cohort_model: str, decoder_id: str) -> str | None:
     """A warning when the cohort was encoded by a checkpoint other than the decoder (their sha256 differ)."""
-    import re
-
     hashes = [re.findall(r"sha256:([0-9a-f]{64})", str(x)) for x in (cohort_model, decoder_id)]
     if hashes[0] and hashes[1] and hashes[0][0] != hashes[1][0]:
-        return (f"the cohort was encoded by {cohort_model} but is decoded by {decoder_id}: different checkpoints "
-                "(sha256 differ), so the latents may not mean the same images; decode with the encoding checkpoint")
+        return (
+            f"the cohort was encoded by {cohort_model} but is decoded by {decoder_id}: different checkpoints "
+            "(sha256 differ), so the latents may not mean the same images; decode with the encoding checkpoint"
+        )
     return None
 
 
-def _attrs_for(*, interp: InterpolationResult, decoder_id: str, n_perm: int, scheme: str, correction: str,
-               alpha: float, alternative: str, seed, command_line: str) -> dict:
+def _attrs_for(
+    *,
+    interp: InterpolationResult,
+    decoder_id: str,
+    n_perm: int,
+    scheme: str,
+    correction: str,
+    alpha: float,
+    alternative: str,
+    seed,
+    command_line: str,
+) -> dict:
     lam = interp.lam
     if isinstance(lam, np.ndarray):
         vals, counts = np.unique(lam, return_counts=True)
@@ -230,22 +256,35 @@ def _attrs_for(*, interp: InterpolationResult, decoder_id: str, n_perm: int, sch
     }
 
 
-def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exact"] = 1000,
-             correction: Correction | CorrectionOptions = "maxt", statistic: Statistic = "auto", alpha: float = 0.05, alternative: Alternative = "two-sided",
-             seed: int | np.random.Generator | None = 0, batch_size: int = 16, null_cache_mb: float = 1024,
-             backend: Backend = "numba", scheme: Scheme | None = None, mask=None, progress: Progress | None = None,
-             command_line: str = "", client=None, null_pivot: NullPivot | None = None,
-             device: str = "cpu") -> SequenceResult:
+@fill_doc
+def sequence(
+    interp: InterpolationResult,
+    decoder,
+    *,
+    n_perm: int | Literal["exact"] = 1000,
+    correction: Correction | CorrectionOptions = "maxt",
+    statistic: Statistic = "auto",
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    seed: int | np.random.Generator | None = 0,
+    batch_size: int = 16,
+    null_cache_mb: float = 1024,
+    backend: Backend = "numba",
+    scheme: Scheme | None = None,
+    mask=None,
+    progress: Progress | None = None,
+    command_line: str = "",
+    client=None,
+    null_pivot: NullPivot | None = None,
+    device: str = "cpu",
+) -> SequenceResult:
     """Decode a trajectory and test its pixels by permutation.
 
     Parameters
     ----------
     interp : InterpolationResult
         From :func:`seegaan.interpolate`.
-    decoder : str, path or callable
-        A checkpoint, ``"module:callable"`` or a callable mapping float32 (B, D) to (B, H, W).
-    n_perm : int or "exact"
-        Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates all).
+    %(decoder)s
     correction : str or options object
         A name for the correction with its defaults, or an options object for other parameters:
         ``"maxt"`` / :class:`~seegaan.stats.MaxT` (default): Westfall–Young max statistic over all pixels and
@@ -274,34 +313,8 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         both without covariates and unless ``correction`` is ``maxd``; else ``difference`` (GAM).
         Recorded as ``statistic`` (with ``<statistic>_linearisation``, ``<statistic>_decodes`` and,
         for hc3, ``hc3_se``).
-    alpha : float
-    alternative : {"two-sided", "greater", "less"}
-        Direction of the difference (image - image[step 0]) that counts as evidence.
-    seed : int, Generator or None
-        All permutations are drawn from it before any decoding; the result does not depend on
-        ``batch_size`` or ``null_cache_mb``.
-    batch_size : int
-        Permutations streamed through the kernels at a time (memory, not results).
-    null_cache_mb : float
-        Keep the null maps in memory for the second pass of a family-wise correction when they fit in this
-        many MiB; else decode twice.
-    backend : {"numba", "numpy"}
-        Kernel implementation.
-    scheme : {"image", "patient-label", "whole-block"}, optional
-        Force the permutation scheme (see :func:`seegaan.draw_permutations`).
-    mask : array (H, W) of bool, or path, optional
-        Test only these pixels (True): a region of interest, e.g. to leave burned-in markers or text out of
-        the family (their null changes can dominate the null maxima). A path is read with
-        :func:`load_mask`. Pixels outside are never significant and take no part in any correction; the
-        mask's pixel count and hash go into the attrs.
-    progress : callable, optional
-        ``progress(n=1, total=None)``: called once with ``total`` (work units) and then with the number of
-        permutations just processed (each counts twice when a family-wise correction decodes them again).
-    command_line : str
-        Recorded in the output's attrs.
-    client : distributed.Client, optional
-        Decode and reduce the permutations on its Dask workers (:mod:`seegaan.stats.distributed`; the same
-        bits as without it); ``decoder`` must then be a checkpoint path or ``"module:callable"``.
+    %(alpha)s
+    %(alternative)s
     null_pivot : {"x0", "mean"}, optional
         Where the null lines of a ``linear`` trajectory pivot. ``"x0"`` (the default for linear trajectories
         without covariates): every null line is ``ŵ(x0) + b*_b (g_k − x0)`` -- the observed line's latent at
@@ -314,37 +327,56 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         default, and the only choice, for class-mean, GAM and covariates): the usual null, every line
         through the sample mean latent; exact under exchangeability by construction. Recorded as
         ``null_pivot`` (and ``x0``, ``x0_shift``).
-    device : {"cpu", "cuda", "cuda:N", "auto"}
-        Where a checkpoint decoder (given as a path) is loaded and decodes: ``"cpu"`` (the default),
-        ``"cuda"`` (the current GPU), ``"cuda:N"``, or ``"auto"`` (the GPU when there is one). Checked
-        before any decoding: CUDA without a CUDA GPU is an error. With ``client=`` every Dask worker loads
-        the checkpoint on the same device string (``"cuda"`` on a dask-cuda worker is its own GPU,
-        ``docs/distributed.md``). Any other decoder runs where its own code puts it, so only ``"cpu"`` is
-        accepted for it. Recorded in ``precision`` (e.g. ``fp32 (TF32 off) on cuda (<GPU name>)``).
-
+    %(device)s
     Returns
     -------
     SequenceResult
     """
     if not isinstance(interp, InterpolationResult):
         raise SeegaanError("sequence() needs the result of seegaan.interpolate(...)")
-    correction = as_correction(correction)
-    if alternative not in ALTERNATIVES:
-        raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
-    check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
-    device = decoder_device(decoder, device)   # before any work: e.g. CUDA asked for without a GPU
-    seed = recordable_seed(seed)
-    statistic = resolve_statistic(statistic, interp, correction)
+    options = TestOptions.create(
+        decoder=decoder,
+        n_perm=n_perm,
+        correction=correction,
+        statistic=statistic,
+        alpha=alpha,
+        alternative=alternative,
+        seed=seed,
+        batch_size=batch_size,
+        null_cache_mb=null_cache_mb,
+        backend=backend,
+        scheme=scheme,
+        mask=mask,
+        device=device,
+    )
+    return run_sequence(
+        interp, decoder, options, null_pivot=null_pivot, progress=progress, command_line=command_line, client=client
+    )
+
+
+def run_sequence(
+    interp: InterpolationResult,
+    decoder,
+    options: TestOptions,
+    *,
+    null_pivot: NullPivot | None = None,
+    progress: Progress | None = None,
+    command_line: str = "",
+    client=None,
+) -> SequenceResult:
+    """:func:`sequence` with its test settings already validated (:meth:`TestOptions.create`).
+
+    The options are resolved against the trajectory (statistic, plan, memory of the plan) and the null
+    pivot chosen before anything is decoded; the image size and so the mask and the memory of the whole
+    test are checked right after the observed trajectory is decoded.
+    """
+    options = options.resolve(interp)
+    statistic, correction = options.statistic, options.correction
     null_pivot = resolve_null_pivot(null_pivot, interp)
-    n = int(interp.image_index.size)
-    if not isinstance(n_perm, str) and n_perm:
-        check_memory(int(n_perm), n, null_cache_mb=null_cache_mb)   # the plan alone, before any decoding
-    if isinstance(mask, (str, os.PathLike)):
-        mask = load_mask(mask)  # a bad file fails before any decoding
-    dec = load_decoder_on(decoder, device)
+    dec = load_decoder_on(decoder, options.device)
     mismatch = model_mismatch(interp.cohort.attrs.get("model", ""), dec.identity)
     if mismatch:
-        warnings.warn(mismatch, SeegaanWarning, stacklevel=2)
+        warnings.warn(mismatch, SeegaanWarning, stacklevel=3)
     pre = (mismatch,) if mismatch else ()
     with decoding_precision(dec) as precision:
         images = dec(interp.trajectory.astype(np.float32))
@@ -353,15 +385,22 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         difference = images - images[0]
         family = np.ones(difference.shape, bool)
         family[0] = False
-        roi = None if mask is None else check_mask(mask, difference.shape[1:])
+        roi = options.family_mask(difference.shape[1:])
         if roi is not None:
             family &= roi[None]
-        attrs = dict(interp=interp, decoder_id=dec.identity, alpha=alpha, alternative=alternative, seed=seed,
-                     command_line=command_line)
-        if n_perm == 0:
+        attrs = dict(
+            interp=interp,
+            decoder_id=dec.identity,
+            alpha=options.alpha,
+            alternative=options.alternative,
+            seed=options.seed,
+            command_line=command_line,
+        )
+        if not options.tests:
             attrs = _attrs_for(n_perm=0, scheme="none", correction=correction.name, **attrs)
-            attrs.update(statistic=statistic, null_pivot=null_pivot, precision=precision,
-                         **({"warnings": pre[0]} if pre else {}))
+            attrs.update(
+                statistic=statistic, null_pivot=null_pivot, precision=precision, **({"warnings": pre[0]} if pre else {})
+            )
             return SequenceResult(interp, images, difference, None, None, None, None, attrs, pre)
 
         # the pivot: computed once from the observed latents, before any permutation; fixed data (like w̄)
@@ -369,67 +408,106 @@ def sequence(interp: InterpolationResult, decoder, *, n_perm: int | Literal["exa
         x0 = interp.null_pivot_x0() if null_pivot == "x0" else None
         pivot_attrs, studentise_kwargs = {"null_pivot": null_pivot}, None
         if x0 is not None:
-            interp.observed_slope   # cached here, so that Dask workers receive it with the trajectory
-            pivot_attrs.update(x0=_feature_units(x0, interp.transform),
-                               x0_shift=x0 - math.fsum(np.asarray(interp.feature_codes, np.float64).tolist())
-                               / interp.feature_codes.size)
+            _ = interp.observed_slope  # cached here, so that Dask workers receive it with the trajectory
+            pivot_attrs.update(
+                x0=_feature_units(x0, interp.transform),
+                x0_shift=x0
+                - math.fsum(np.asarray(interp.feature_codes, np.float64).tolist()) / interp.feature_codes.size,
+            )
             if statistic == "hc3":
                 studentise_kwargs = dict(at=interp.pivot_point(x0), where="ŵ(x0)")
+        spec = None if client is None else decoder
+
+        def make_null(scheme: str):
+            return NullDifferences(interp, dec, scheme, difference.shape, spec=spec, x0=x0, device=options.device)
+
         test, plan, correction, stat_attrs = _run_test(
-            interp, dec, difference, lambda s: _null_differences(interp, dec, s, difference.shape,
-                                                                 spec=None if client is None else decoder, x0=x0,
-                                                                 device=device),
-            family, n_perm=n_perm, scheme=scheme, seed=seed, correction=correction, statistic=statistic,
-            alpha=alpha, alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
-            backend=backend, progress=progress, client=client, studentise_kwargs=studentise_kwargs)
+            interp,
+            dec,
+            difference,
+            make_null,
+            family,
+            options,
+            progress=progress,
+            client=client,
+            studentise_kwargs=studentise_kwargs,
+        )
     messages = (*pre, *test.messages)
-    attrs = _attrs_for(n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""),
-                       correction=correction.name, **attrs)
+    attrs = _attrs_for(
+        n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""), correction=correction.name, **attrs
+    )
     attrs.update(stat_attrs, **pivot_attrs, precision=precision)
     attrs.update(test.attrs, **({} if roi is None else mask_attrs(roi)))
     if messages:
         attrs["warnings"] = "\n".join(messages)
-    return SequenceResult(interp, images, difference, test.p_value, test.p_adjusted, test.significant,
-                          test.null_max, attrs, messages)
+    return SequenceResult(
+        interp, images, difference, test.p_value, test.p_adjusted, test.significant, test.null_max, attrs, messages
+    )
 
 
-def _run_test(interp: InterpolationResult, dec, difference: np.ndarray, make_null, family: np.ndarray, *,
-              n_perm, scheme, seed, correction, statistic: str, alpha: float, alternative: str, batch_size: int,
-              null_cache_mb: float, backend, progress, client=None, studentise_kwargs: dict | None = None):
-    """The plan and the test of a sequence whose observed difference maps are decoded (n_perm != 0).
+def _run_test(
+    interp: InterpolationResult,
+    dec,
+    difference: np.ndarray,
+    make_null,
+    family: np.ndarray,
+    options: TestOptions,
+    *,
+    progress=None,
+    client=None,
+    studentise_kwargs: dict | None = None,
+):
+    """The plan and the test of a sequence whose observed difference maps are decoded (``options.tests``).
 
-    Checks the memory of the null maps, draws the plan (an error when it holds only the identity), makes
-    the null producer with ``make_null(plan.scheme)``, studentises when ``statistic`` is welch or hc3
-    (:func:`studentise` with ``studentise_kwargs``), runs :func:`seegaan.stats.permutation_test` and warns
-    its messages. Returns ``(test, plan, correction, stat_attrs)``.
+    Checks the memory of the whole test, draws the plan (an error when it holds only the identity), makes
+    the null producer with ``make_null(plan.scheme)``, studentises when the resolved statistic is welch or
+    hc3 (:func:`studentise` with ``studentise_kwargs``), runs :func:`seegaan.stats.permutation_test` and
+    warns its messages. Returns ``(test, plan, correction, stat_attrs)``.
     """
+    statistic, correction = options.statistic, options.correction
     n = int(interp.image_index.size)
-    studentised = statistic in ("welch", "hc3")
-    if not isinstance(n_perm, str):
-        check_memory(int(n_perm), n, difference.size, null_cache_mb=null_cache_mb,
-                     extra_bytes=4 * n * difference[0].size * 8 if studentised else 0)
-    plan = draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes,
-                             covariates=bool(interp.covariates), scheme=scheme, seed=seed)
+    options.check_memory(n, difference.shape, statistic)
+    plan = draw_permutations(
+        interp.patient_ids,
+        options.n_perm,
+        feature=interp.feature_codes,
+        covariates=bool(interp.covariates),
+        scheme=options.scheme,
+        seed=options.seed,
+    )
     if plan.n_perm == 0:
-        raise SeegaanError("exact enumeration found no permutation other than the identity; "
-                           "the cohort is too small")
+        raise SeegaanError("exact enumeration found no permutation other than the identity; the cohort is too small")
     observed, null_maps = difference, make_null(plan.scheme)
     stat_attrs = {"statistic": statistic}
-    if studentised:
-        observed, null_maps, correction, stat_attrs = studentise(interp, dec, plan.scheme, difference, null_maps,
-                                                                 correction, statistic, **(studentise_kwargs or {}))
-    test = permutation_test(observed, null_maps, plan, correction=correction, family=family, alpha=alpha,
-                            alternative=alternative, batch_size=batch_size, null_cache_mb=null_cache_mb,
-                            backend=backend, progress=progress, client=client)
+    if statistic in ("welch", "hc3"):
+        observed, null_maps, correction, stat_attrs = studentise(
+            interp, dec, plan.scheme, difference, null_maps, correction, statistic, **(studentise_kwargs or {})
+        )
+    test = permutation_test(
+        observed,
+        null_maps,
+        plan,
+        correction=correction,
+        family=family,
+        alpha=options.alpha,
+        alternative=options.alternative,
+        batch_size=options.batch_size,
+        null_cache_mb=options.null_cache_mb,
+        backend=options.backend,
+        progress=progress,
+        client=client,
+    )
     for msg in test.messages:
-        warnings.warn(msg, SeegaanWarning, stacklevel=3)
+        warnings.warn(msg, SeegaanWarning, stacklevel=4)
     return test, plan, correction, stat_attrs
 
 
 #: how the summary names each statistic
-STATISTIC_LABELS = {"welch": "Welch z (own SE per permutation, delta method at the cohort mean)",
-                    "hc3": "HC3 z (slope over its HC3 SE of the permuted fit, delta method at the cohort mean)",
-                    "difference": "difference"}
+STATISTIC_LABELS = {
+    "welch": "Welch z (own SE per permutation, delta method at the cohort mean)",
+    "hc3": "HC3 z (slope over its HC3 SE of the permuted fit, delta method at the cohort mean)",
+    "difference": "difference",
+}
 
 
 def resolve_null_pivot(null_pivot, interp: InterpolationResult) -> str:
@@ -449,214 +527,38 @@ def _feature_units(code: float, transform: str) -> float:
     return float(np.exp(code)) if transform == "log" else float(code)
 
 
-def resolve_statistic(statistic: str, interp: InterpolationResult, correction, *, hc3: bool = True) -> str:
-    """``"welch"``, ``"hc3"`` or ``"difference"`` from ``statistic=`` (see :func:`sequence`).
+def studentise(
+    interp: InterpolationResult,
+    dec,
+    scheme: str,
+    difference: np.ndarray,
+    null_differences,
+    correction,
+    statistic: str,
+    *,
+    at: np.ndarray | None = None,
+    step_scale: np.ndarray | None = None,
+    where: str = "cohort mean",
+):
+    """:func:`seegaan.stats.welch.studentise` of a trajectory's latents, feature, grid and patients."""
+    return _studentise(
+        dec,
+        interp.latents,
+        interp.feature_codes,
+        interp._spec.grid_t,
+        interp.patient_ids,
+        scheme,
+        difference,
+        null_differences,
+        correction,
+        statistic,
+        at=at,
+        step_scale=step_scale,
+        where=where,
+    )
 
-    A bad combination is an error. ``hc3=False``: the caller has no HC3 statistic (``auto`` gives
-    ``difference`` for a linear trajectory, ``hc3`` is refused).
-    """
-    from seegaan.stats.maxstat import MaxT, parse_sd_offset
-
-    if statistic not in STATISTICS:
-        raise SeegaanError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
-    fits = {"welch": interp.method == "class-mean" and not interp.covariates,
-            "hc3": hc3 and interp.method == "linear" and not interp.covariates}
-    if statistic == "auto":
-        statistic = next((k for k, ok in fits.items() if ok and correction.name != "maxd"), "difference")
-    if statistic in fits:
-        if not fits[statistic]:
-            need = "a class-mean" if statistic == "welch" else "a linear"
-            why = "with covariates" if interp.covariates else f"for a {interp.method} trajectory"
-            if statistic == "hc3" and not hc3:
-                why = "in a local sequence"
-            raise SeegaanError(f"--statistic {statistic} needs {need} trajectory without covariates (got one "
-                               f"{why}); use --statistic difference")
-        if correction.name == "maxd":
-            raise SeegaanError("--correction maxd tests the raw difference (it assumes equal spread); use "
-                               f"--statistic difference with maxd, or --correction maxt with {statistic}")
-        if isinstance(correction, MaxT) and parse_sd_offset(correction.sd_offset)[0] != "0":
-            raise SeegaanError(f"--sd-offset applies to the difference statistic z = d / (SD + s0); the {statistic} "
-                               "statistic divides every map by its own SE: drop --sd-offset or give "
-                               "--statistic difference")
-    return statistic
-
-
-def studentise(interp: InterpolationResult, dec, scheme: str, difference: np.ndarray, null_differences,
-               correction, statistic: str, *, at: np.ndarray | None = None, step_scale: np.ndarray | None = None,
-               where: str = "cohort mean"):
-    """Observed z, the producer of null z maps, the correction with the studentised pixel statistic, attrs.
-
-    ``u = J (w_i − w̄)`` is computed once from the analysed latents (2 min(n, D) decodes; J at ``at``,
-    default the cohort mean, described as ``where``). ``statistic="welch"``: the Welch SE of the
-    (permuted) group-mean difference of u, t through its df to z; ``"hc3"``: the HC3 SE of the slope of
-    the permuted regression of u on the feature (CR3 over patients when patients have several images, the
-    feature is constant within each and the plan moves whole patients), z = t. Step k's SE is ``step_scale[k]`` times that (default
-    ``|g_k − g_0|``: the grid, on the feature's transformed scale for hc3). The observed map's SE is the
-    identity row through the same code as every null row.
-    """
-    import dataclasses
-
-    from seegaan._welch import finite_difference_step, linearise
-    from seegaan.stats.welch import SlopeDesign, StudentisedZ, WelchDesign, studentised_z
-
-    W = interp.latents
-    n, D = W.shape
-    bf16 = bool(getattr(dec.fn, "autocast_bf16", False))
-    h = finite_difference_step(2.0**-8) if bf16 else finite_difference_step()  # docs/welch.md
-    along = "axes" if D <= n else "images"
-    u = linearise(dec, W, at=at, along=along, h=h)
-    x = np.asarray(interp.feature_codes, np.float64)
-    how = ("along the latent axes (step h x the latent's SD)" if along == "axes"
-           else "along each w_i - w̄ (step h x |w_i - w̄|)")
-    attrs = {"statistic": statistic,
-             f"{statistic}_linearisation": f"J at {where}, central differences {how}, h={h:.3g}",
-             f"{statistic}_decodes": 2 * min(n, D)}
-    if statistic == "welch":
-        grid = np.asarray(interp.grid, np.float64)
-        design = WelchDesign(u, x, grid, scheme, step_scale=step_scale)
-        description = "welch z (own SE per permutation, Welch-Satterthwaite df -> z)"
-    else:
-        g = np.asarray(interp._spec.grid_t, np.float64)
-        scale = np.abs(g - g[0]) if step_scale is None else np.asarray(step_scale, np.float64)
-        clusters = None if scheme == "image" else _patient_clusters(interp.patient_ids, x)
-        design = SlopeDesign(u, x, scale, scheme, clusters)
-        description = f"hc3 z (slope over its HC3 SE of the permuted fit, delta method at {where}; z = t, no df)"
-        attrs["hc3_se"] = ("CR3 over patients (several images per patient, feature constant within each)"
-                           if clusters is not None else "HC3 over images")
-    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
-    se_obs, dof_obs = design.se(np.arange(n)[None])
-    observed = studentised_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
-    if correction.family_wise:
-        stat = StudentisedZ(d_obs[0], se_obs[0], None if dof_obs is None else dof_obs[0], description)
-        correction = dataclasses.replace(correction, pixel_statistic=stat)
-    return observed, design.null_maps(null_differences), correction, attrs
-
-
-def _patient_clusters(patient_ids: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-    """``patient_ids`` when some patient has several images and ``x`` is constant within every patient."""
-    ids = np.asarray(patient_ids).astype(str)
-    _, codes = np.unique(ids, return_inverse=True)
-    codes = codes.ravel()
-    if codes.max(initial=-1) + 1 == ids.size:
-        return None
-    lo = np.full(codes.max() + 1, np.inf)
-    hi = np.full(codes.max() + 1, -np.inf)
-    np.minimum.at(lo, codes, x)
-    np.maximum.at(hi, codes, x)
-    return ids if np.array_equal(lo, hi) else None
-
-
-@contextlib.contextmanager
-def decoding_precision(dec):
-    """Decode in strict fp32 (TF32 off, restored after) unless a checkpoint decoder was loaded for bf16.
-
-    Yields the ``precision`` attr: :func:`seegaan._runtime.precision_record` of the checkpoint decoder's
-    device, or of ``cpu`` for a callable (its own code decides where it runs).
-    """
-    fn = getattr(dec, "fn", dec)
-    device = getattr(fn, "device", None)
-    if getattr(fn, "autocast_bf16", False):
-        yield f"bf16 autocast on {device} (decoder loaded for bf16)"
-        return
-    from seegaan._runtime import strict_fp32
-
-    with strict_fp32("cpu" if device is None else device) as record:
-        yield record if device is not None else f"{record} (callable decoder)"
-
-
-def check_shippable(decoder) -> None:
-    """A one-line error unless ``decoder`` is a spec Dask workers can load (a checkpoint path or
-    ``"module:callable"``), not a Python object."""
-    if not isinstance(decoder, (str, os.PathLike)):
-        raise SeegaanError("a decoder given as a Python object cannot be sent to Dask workers; give a "
-                           "checkpoint path or 'module:callable' as the decoder")
-
-
-class RemoteNulls:
-    """Base of the null producers ``rows -> (nb, M)`` that decode and can be sent to Dask workers.
-
-    Picklable when ``spec`` (a checkpoint path or ``"module:callable"``) is given: the loaded decoder stays
-    behind and each process that unpickles the producer (a Dask worker) loads the spec once on ``device``
-    (a string from :func:`seegaan.decoder.decoder_device`; :func:`seegaan.stats.distributed.worker_decoder`)
-    and decodes in :func:`decoding_precision`. Subclasses set their fields, call :meth:`_set_decoder` and
-    define ``_maps(rows)``; they decode with :attr:`dec`.
-    """
-
-    interp: InterpolationResult
-
-    def _set_decoder(self, dec, spec, device) -> None:
-        if spec is not None:
-            check_shippable(spec)
-        self.spec = None if spec is None else os.fspath(spec)
-        self.device = str(device)   # where a worker loads a checkpoint spec
-        self._dec, self._remote = dec, False
-
-    def __getstate__(self) -> dict:
-        check_shippable(self.spec)
-        import copy
-
-        interp = copy.copy(self.interp)
-        vars(interp).pop("_blas_controller", None)  # a process-local BLAS controller: made again there
-        return {**self.__dict__, "interp": interp, "_dec": None, "_remote": True}
-
-    @property
-    def dec(self):
-        if self._dec is None:
-            from seegaan.stats.distributed import worker_decoder
-
-            self._dec = worker_decoder(self.spec, self.device)
-        return self._dec
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        if not self._remote:
-            return self._maps(rows)
-        with decoding_precision(self.dec):
-            return self._maps(rows)
-
-    def _maps(self, rows: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-class NullDifferences(RemoteNulls):
-    """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of permuted trajectories.
-
-    A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as
-    seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder gets
-    one permutation's K frames per call, so the bits never depend on ``batch_size``.
-
-    ``x0``: the null lines pivot there (:meth:`seegaan.InterpolationResult.null_trajectories`). Sent to
-    Dask workers as :class:`RemoteNulls` says.
-    """
-
-    def __init__(self, interp: InterpolationResult, dec, scheme: str, shape: tuple[int, int, int], *,
-                 spec=None, x0: float | None = None, device: str = "cpu"):
-        self._set_decoder(dec, spec, device)
-        self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
-        self.x0 = None if x0 is None else float(x0)   # the pivot of the null lines (None: the mean)
-
-    def _maps(self, rows: np.ndarray) -> np.ndarray:
-        dec, shape = self.dec, self.shape
-        pivot = {} if self.x0 is None else {"x0": self.x0}
-        trajs = self.interp.null_trajectories(rows, self.scheme, **pivot).astype(np.float32)
-        if getattr(dec.fn, "batch_invariant", False):
-            frames = dec(trajs.reshape(-1, trajs.shape[-1])).reshape(len(rows), *shape)
-        else:
-            frames = np.stack([dec(t) for t in trajs])
-        if frames.shape[1:] != shape:
-            raise SeegaanError(f"decoder returned frames of shape {frames.shape[1:]}, expected {shape}")
-        return np.ascontiguousarray((frames - frames[:, :1]).reshape(len(rows), -1))
-
-
-_null_differences = NullDifferences
 
 def save_sequence(ds: xr.Dataset, path, *, overwrite: bool = False):
     """Write a sequence dataset to netCDF atomically."""
-    from seegaan._io import atomic_path
-
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        _write_netcdf(ds, tmp)
+    save_netcdf(ds, path, overwrite=overwrite)
     return path
-
-
-def _write_netcdf(ds: xr.Dataset, path) -> None:
-    ds.to_netcdf(path, engine="netcdf4")

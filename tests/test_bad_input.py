@@ -8,12 +8,12 @@ contains the fragment.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 
 def _file(folder: Path, name: str, data: bytes = b"x") -> Path:
@@ -23,13 +23,13 @@ def _file(folder: Path, name: str, data: bytes = b"x") -> Path:
 
 
 def _out(folder: Path, name: str, **kw):
-    from seegaan._io import check_output_path
+    from seegaan._internal.io import check_output_path
 
     return check_output_path(folder / name, **kw)
 
 
 def _atomic(path, **kw):
-    from seegaan._io import atomic_path
+    from seegaan._internal.io import atomic_path
 
     with atomic_path(path, **kw) as tmp:
         tmp.write_bytes(b"x")
@@ -54,7 +54,7 @@ def _fifo(folder: Path, name: str) -> Path:
 
 
 def _lock_twice(folder: Path):
-    from seegaan._io import folder_lock
+    from seegaan._internal.io import folder_lock
 
     with folder_lock(folder):
         with folder_lock(folder):
@@ -62,7 +62,7 @@ def _lock_twice(folder: Path):
 
 
 def _lock_missing(folder: Path):
-    from seegaan._io import folder_lock
+    from seegaan._internal.io import folder_lock
 
     with folder_lock(folder / "missing"):
         pass
@@ -129,8 +129,8 @@ def _id_map_without_pseudonyms(folder: Path):
 def _sequence_of(trajectory: dict, **options):
     """seegaan.sequence of a small test cohort's trajectory with ``options``."""
     import seegaan
-    from tests._decoders import linear8
-    from tests.conftest import make_cohort
+    from seegaan.testing.cohorts import make_cohort
+    from seegaan.testing.decoders import linear8
 
     interp = seegaan.interpolate(make_cohort(n=30, seed=1), steps=3, **trajectory)
     return seegaan.sequence(interp, linear8, n_perm=9, **options)
@@ -160,132 +160,276 @@ def _npy(folder: Path, name: str, shape: tuple[int, int]) -> Path:
 
 
 CASES: list[tuple[str, Callable[[Path], object], str]] = [
-    # ---- seegaan._io: output paths
-    ("output exists without --overwrite",
-     lambda t: _out(_file(t, "a.nc").parent, "a.nc", overwrite=False), "already exists; pass --overwrite"),
+    # ---- seegaan._internal.io: output paths
+    (
+        "output exists without --overwrite",
+        lambda t: _out(_file(t, "a.nc").parent, "a.nc", overwrite=False),
+        "already exists; pass --overwrite",
+    ),
     ("output is a directory", lambda t: _out(t, "", overwrite=True), "is a directory"),
     ("output folder missing", lambda t: _out(t / "nope", "a.nc", overwrite=False), "does not exist; create it first"),
     ("output folder is a file", lambda t: _out(_file(t, "f"), "a.nc", overwrite=False), "is not a folder"),
     ("wrong suffix for a netCDF", lambda t: _out(t, "x.png", overwrite=False, suffixes=".nc"), "give a .nc path"),
     ("output is the input", lambda t: _out(t, "c.nc", overwrite=True, inputs=[_file(t, "c.nc")]), "is the input"),
-    ("output is the input via ..",
-     lambda t: (t / "sub").mkdir() or _out(t / "sub" / "..", "c.nc", overwrite=True, inputs=[_file(t, "c.nc")]),
-     "is the input"),
-    ("output is a symlink to the input",
-     lambda t: _out(t, "l.nc", overwrite=True, inputs=[_symlink(t, "l.nc", _file(t, "c.nc")).resolve()]),
-     "is the input"),
-    ("output is a hard link to the input",
-     lambda t: _out(t, "h.pt", overwrite=True, inputs=[_hardlink(t, "h.pt", _file(t, "m.pt")).with_name("m.pt")]),
-     "is the input"),
-    ("atomic write onto the input", lambda t: _atomic(_file(t, "c.nc"), overwrite=True, inputs=[t / "c.nc"]),
-     "is the input"),
-    ("two outputs are one file", lambda t: _out(t, "o.nc", overwrite=False, others=[t / "o.nc"]),
-     "are the same file; give each output its own path"),
+    (
+        "output is the input via ..",
+        lambda t: (t / "sub").mkdir() or _out(t / "sub" / "..", "c.nc", overwrite=True, inputs=[_file(t, "c.nc")]),
+        "is the input",
+    ),
+    (
+        "output is a symlink to the input",
+        lambda t: _out(t, "l.nc", overwrite=True, inputs=[_symlink(t, "l.nc", _file(t, "c.nc")).resolve()]),
+        "is the input",
+    ),
+    (
+        "output is a hard link to the input",
+        lambda t: _out(t, "h.pt", overwrite=True, inputs=[_hardlink(t, "h.pt", _file(t, "m.pt")).with_name("m.pt")]),
+        "is the input",
+    ),
+    (
+        "atomic write onto the input",
+        lambda t: _atomic(_file(t, "c.nc"), overwrite=True, inputs=[t / "c.nc"]),
+        "is the input",
+    ),
+    (
+        "two outputs are one file",
+        lambda t: _out(t, "o.nc", overwrite=False, others=[t / "o.nc"]),
+        "are the same file; give each output its own path",
+    ),
     ("output is /dev/null", lambda t: _out(Path("/dev"), "null", overwrite=True), "not a regular file"),
     ("output is a FIFO", lambda t: _out(_fifo(t, "p.nc").parent, "p.nc", overwrite=True), "not a regular file"),
-    # ---- seegaan._io: folder locks
+    # ---- seegaan._internal.io: folder locks
     ("output folder locked by another run", _lock_twice, "is writing to"),
     ("locked folder missing", _lock_missing, "does not exist; create it first"),
     # ---- data: images, tables, cohort column names, pseudonyms (issue #12)
     ("PNG header claims 30000x30000 pixels", _read_bomb, "image too large: 30000x30000 pixels"),
-    ("numeric column with a '>90' cell",
-     lambda t: _load(t, {"image_id": list("abcdef"), "age": ["50", ">90", "60", "70", "80", "44"]}),
-     "column 'age' is numeric except for 1 cell(s): '>90' at row 2 (image_id b)"),
-    ("two columns sanitise to one cohort name",
-     lambda t: _load(t, {"image_id": ["a"], "heart rate": [1], "heart_rate": [2]}), "both become 'heart_rate'"),
+    (
+        "numeric column with a '>90' cell",
+        lambda t: _load(t, {"image_id": list("abcdef"), "age": ["50", ">90", "60", "70", "80", "44"]}),
+        "column 'age' is numeric except for 1 cell(s): '>90' at row 2 (image_id b)",
+    ),
+    (
+        "two columns sanitise to one cohort name",
+        lambda t: _load(t, {"image_id": ["a"], "heart rate": [1], "heart_rate": [2]}),
+        "both become 'heart_rate'",
+    ),
     ("clinical column named w", lambda t: _load(t, {"image_id": ["a"], "w": [1]}), "reserved"),
-    ("table without the id column", lambda t: _load(t, {"id": ["a"]}),
-     "has no column 'image_id'"),
-    ("pseudonymize=True without SEEGAAN_ID_SALT", _salt_from_missing_env,
-     "set the environment variable SEEGAAN_ID_SALT"),
+    ("table without the id column", lambda t: _load(t, {"id": ["a"]}), "has no column 'image_id'"),
+    (
+        "pseudonymize=True without SEEGAAN_ID_SALT",
+        _salt_from_missing_env,
+        "set the environment variable SEEGAAN_ID_SALT",
+    ),
     ("pseudonymisation salt too short", lambda t: _load(t, pseudonymize="abc"), "at least 8 characters"),
     ("id map without pseudonyms", _id_map_without_pseudonyms, "the ids are not pseudonymised"),
     ("negative split seed", lambda t: _load(t, seed=-1), "the split seed must be a non-negative integer"),
     # ---- interpolate: silent garbage refused (issue #12)
-    ("covariate collinear with the feature",
-     lambda t: (lambda s, ds: s.interpolate(ds.assign_coords(months=("image", ds["age"].values * 12)),
-                                            feature="age", method="linear", adjust="months"))(
-         __import__("seegaan"), __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path())),
-     "covariate(s) months are collinear with the feature 'age'"),
-    ("GAM grid far outside the data",
-     lambda t: __import__("seegaan").interpolate(
-         __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()), feature="age",
-         method="gam", grid="-1000,5000"), "leaves the observed range of 'age'"),
-    ("grid of equal values",
-     lambda t: __import__("seegaan").interpolate(
-         __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()), feature="age",
-         grid="5,5,5"), "the grid values are all equal"),
+    (
+        "covariate collinear with the feature",
+        lambda t: (
+            lambda s, ds: s.interpolate(
+                ds.assign_coords(months=("image", ds["age"].values * 12)),
+                feature="age",
+                method="linear",
+                adjust="months",
+            )
+        )(__import__("seegaan"), __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path())),
+        "covariate(s) months are collinear with the feature 'age'",
+    ),
+    (
+        "GAM grid far outside the data",
+        lambda t: __import__("seegaan").interpolate(
+            __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()),
+            feature="age",
+            method="gam",
+            grid="-1000,5000",
+        ),
+        "leaves the observed range of 'age'",
+    ),
+    (
+        "grid of equal values",
+        lambda t: __import__("seegaan").interpolate(
+            __import__("seegaan").open_cohort(__import__("seegaan.demo").demo.cohort_path()),
+            feature="age",
+            grid="5,5,5",
+        ),
+        "the grid values are all equal",
+    ),
     # ---- phantom --overwrite never deletes a user's folder (issue #12)
-    ("phantom --overwrite onto a user's folder",
-     lambda t: ((t / "mine").mkdir(), (t / "mine" / "notes.txt").write_text("keep"),
-                __import__("seegaan.phantom").phantom.write_phantom(t / "mine", n=2, size=32, overwrite=True)),
-     "is not a phantom folder written by seegaan"),
+    (
+        "phantom --overwrite onto a user's folder",
+        lambda t: (
+            (t / "mine").mkdir(),
+            (t / "mine" / "notes.txt").write_text("keep"),
+            __import__("seegaan.phantom").phantom.write_phantom(t / "mine", n=2, size=32, overwrite=True),
+        ),
+        "is not a phantom folder written by seegaan",
+    ),
     # ---- model side (issue #12): options and outputs checked before any work
-    ("train --augment-p 5", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
-        augment_p=5.0), "augment_p is a probability"),
-    ("train --lr nan", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
-        lr=float("nan")), "lr (the learning rate) must be a finite number > 0"),
-    ("train --seed -1", lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(
-        seed=-1), "seed must be a whole number >= 0"),
-    ("train --checkpoint-minutes 0", lambda t: __import__("seegaan.model.training", fromlist=["x"]).TrainConfig(
-        checkpoint_minutes=0.0), "checkpoint_minutes must be > 0"),
-    ("train on a folder another run holds",
-     lambda t: __import__("tests.test_model_train", fromlist=["x"])._train_on_locked_folder(t), "is writing to"),
-    ("train --no-resume onto an earlier run",
-     lambda t: __import__("tests.test_model_train", fromlist=["x"])._train_without_resume_onto_a_run(t),
-     "resume is off"),
-    ("image grid with 0 columns", lambda t: __import__("seegaan.model.inference", fromlist=["x"]).image_grid(
-        __import__("numpy").zeros((2, 4, 4)), columns=0), "columns (images per row) must be a whole number >= 1"),
-    ("sample --columns -3", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
-        t / "c.pt", out=t / "o.png", columns=-3), "columns (images per row) must be a whole number >= 1"),
-    ("sample --truncation nan", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
-        t / "c.pt", out=t / "o.png", truncation=float("nan")), "truncation must be a finite number >= 0"),
-    ("sample --seed -1", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
-        t / "c.pt", out=t / "o.png", seed=-1), "seed must be a whole number >= 0"),
-    ("reconstruct --seed -1", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
-        t / "c.pt", t, out=t / "o.png", seed=-1), "seed must be a whole number >= 0"),
-    ("encode --out onto the checkpoint", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
-        _file(t, "c.nc"), t, out=t / "c.nc", overwrite=True), "is the input"),
-    ("encode --out CHECKPOINT.pt --overwrite", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
-        _file(t, "c.pt"), t, out=t / "c.pt", overwrite=True), "give a .nc path"),
-    ("reconstruct --out onto an image", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
-        t / "c.pt", _png(t, "x.png"), out=t / "x.png", overwrite=True), "is the input"),
-    ("evaluate with --ids and --n", lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).evaluate_images(
-        t / "c.pt", t, ids=["a"], n=2), "give at most one of --ids, --n and --worst"),
-    ("train --out-dir under a file", lambda t: __import__("seegaan._io", fromlist=["x"]).make_output_folder(
-        _file(t, "f") / "run", option="--out-dir"), "cannot create --out-dir"),
-    ("train --out-dir is a file", lambda t: __import__("seegaan._io", fromlist=["x"]).make_output_folder(
-        _file(t, "f"), option="--out-dir"), "is a file, not a folder"),
-    ("interpolate --tfce-e nan", lambda t: __import__("seegaan.stats", fromlist=["x"]).TFCE(E=float("nan")),
-     "must be a finite number"),
-    ("interpolate --seed -1", lambda t: __import__("seegaan.stats", fromlist=["x"]).draw_permutations(
-        ["a", "b", "c"], 5, seed=-1), "--seed must be 0 or more"),
+    (
+        "train --augment-p 5",
+        lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(augment_p=5.0),
+        "augment_p is a probability",
+    ),
+    (
+        "train --lr nan",
+        lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(lr=float("nan")),
+        "lr (the learning rate) must be a finite number > 0",
+    ),
+    (
+        "train --seed -1",
+        lambda t: __import__("seegaan.model.training", fromlist=["TrainConfig"]).TrainConfig(seed=-1),
+        "seed must be a whole number >= 0",
+    ),
+    (
+        "train --checkpoint-minutes 0",
+        lambda t: __import__("seegaan.model.training", fromlist=["x"]).TrainConfig(checkpoint_minutes=0.0),
+        "checkpoint_minutes must be > 0",
+    ),
+    (
+        "train on a folder another run holds",
+        lambda t: __import__("tests.model.test_train", fromlist=["x"])._train_on_locked_folder(t),
+        "is writing to",
+    ),
+    (
+        "train --no-resume onto an earlier run",
+        lambda t: __import__("tests.model.test_train", fromlist=["x"])._train_without_resume_onto_a_run(t),
+        "resume is off",
+    ),
+    (
+        "image grid with 0 columns",
+        lambda t: __import__("seegaan.model.inference", fromlist=["x"]).image_grid(
+            __import__("numpy").zeros((2, 4, 4)), columns=0
+        ),
+        "columns (images per row) must be a whole number >= 1",
+    ),
+    (
+        "sample --columns -3",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
+            t / "c.pt", out=t / "o.png", columns=-3
+        ),
+        "columns (images per row) must be a whole number >= 1",
+    ),
+    (
+        "sample --truncation nan",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(
+            t / "c.pt", out=t / "o.png", truncation=float("nan")
+        ),
+        "truncation must be a finite number >= 0",
+    ),
+    (
+        "sample --seed -1",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).sample_images(t / "c.pt", out=t / "o.png", seed=-1),
+        "seed must be a whole number >= 0",
+    ),
+    (
+        "reconstruct --seed -1",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
+            t / "c.pt", t, out=t / "o.png", seed=-1
+        ),
+        "seed must be a whole number >= 0",
+    ),
+    (
+        "encode --out onto the checkpoint",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
+            _file(t, "c.nc"), t, out=t / "c.nc", overwrite=True
+        ),
+        "is the input",
+    ),
+    (
+        "encode --out CHECKPOINT.pt --overwrite",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).encode_images(
+            _file(t, "c.pt"), t, out=t / "c.pt", overwrite=True
+        ),
+        "give a .nc path",
+    ),
+    (
+        "reconstruct --out onto an image",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).reconstruct_images(
+            t / "c.pt", _png(t, "x.png"), out=t / "x.png", overwrite=True
+        ),
+        "is the input",
+    ),
+    (
+        "evaluate with --ids and --n",
+        lambda t: __import__("seegaan.model.tasks", fromlist=["x"]).evaluate_images(t / "c.pt", t, ids=["a"], n=2),
+        "give at most one of --ids, --n and --worst",
+    ),
+    (
+        "train --out-dir under a file",
+        lambda t: __import__("seegaan._internal.io", fromlist=["x"]).make_output_folder(
+            _file(t, "f") / "run", option="--out-dir"
+        ),
+        "cannot create --out-dir",
+    ),
+    (
+        "train --out-dir is a file",
+        lambda t: __import__("seegaan._internal.io", fromlist=["x"]).make_output_folder(
+            _file(t, "f"), option="--out-dir"
+        ),
+        "is a file, not a folder",
+    ),
+    (
+        "interpolate --tfce-e nan",
+        lambda t: __import__("seegaan.stats", fromlist=["x"]).TFCE(E=float("nan")),
+        "must be a finite number",
+    ),
+    (
+        "interpolate --seed -1",
+        lambda t: __import__("seegaan.stats", fromlist=["x"]).draw_permutations(["a", "b", "c"], 5, seed=-1),
+        "--seed must be 0 or more",
+    ),
     # ---- pixel test: every option interpolate or sequence would refuse, refused before any pixel is read
-    ("pixel-test --statistic welch --method gam",
-     lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, statistic="welch"),
-     "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)"),
-    ("pixel-test --statistic hc3 --adjust",
-     lambda t: _pixel_test_unread(t, feature="age", method="linear", statistic="hc3", adjust="sex"),
-     "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)"),
-    ("pixel-test --null-pivot x0 --method gam",
-     lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, null_pivot="x0"),
-     "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)"),
-    ("sequence null_pivot='x0' with covariates", lambda t: _sequence_of(
-        dict(feature="age", method="linear", adjust="sex"), null_pivot="x0"),
-     "--null-pivot x0 needs a linear trajectory without covariates (got one with covariates)"),
-    ("sequence null_pivot='x0' of a class-mean trajectory", lambda t: _sequence_of(
-        dict(feature="sex"), null_pivot="x0"), "(got one for a class-mean trajectory); use --null-pivot mean"),
-    ("sequence null_pivot='none'", lambda t: _sequence_of(dict(feature="age", method="linear"), null_pivot="none"),
-     "unknown null pivot 'none'; use one of x0, mean"),
-    ("pixel-test --mask of another size than --size",
-     lambda t: _pixel_test_unread(t, feature="ahf", mask=_npy(t, "m.npy", (8, 8))),
-     "the mask has shape (8, 8) but the decoded images are 16x16"),
-    ("pixel-test alternative='up'", lambda t: _pixel_test_unread(t, feature="ahf", alternative="up"),
-     "unknown alternative 'up'"),
-    ("pixel-test n_perm='exact' on 24 images", lambda t: _pixel_test_unread(t, feature="ahf", n_perm="exact"),
-     "permutations (more than 200000)"),
-    ("pixel-test --grid of one value", lambda t: _pixel_test_unread(t, feature="age", grid="50"),
-     "an explicit grid needs at least two values"),
+    (
+        "pixel-test --statistic welch --method gam",
+        lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, statistic="welch"),
+        "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)",
+    ),
+    (
+        "pixel-test --statistic hc3 --adjust",
+        lambda t: _pixel_test_unread(t, feature="age", method="linear", statistic="hc3", adjust="sex"),
+        "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)",
+    ),
+    (
+        "pixel-test --null-pivot x0 --method gam",
+        lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, null_pivot="x0"),
+        "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)",
+    ),
+    (
+        "sequence null_pivot='x0' with covariates",
+        lambda t: _sequence_of(dict(feature="age", method="linear", adjust="sex"), null_pivot="x0"),
+        "--null-pivot x0 needs a linear trajectory without covariates (got one with covariates)",
+    ),
+    (
+        "sequence null_pivot='x0' of a class-mean trajectory",
+        lambda t: _sequence_of(dict(feature="sex"), null_pivot="x0"),
+        "(got one for a class-mean trajectory); use --null-pivot mean",
+    ),
+    (
+        "sequence null_pivot='none'",
+        lambda t: _sequence_of(dict(feature="age", method="linear"), null_pivot="none"),
+        "unknown null pivot 'none'; use one of x0, mean",
+    ),
+    (
+        "pixel-test --mask of another size than --size",
+        lambda t: _pixel_test_unread(t, feature="ahf", mask=_npy(t, "m.npy", (8, 8))),
+        "the mask has shape (8, 8) but the decoded images are 16x16",
+    ),
+    (
+        "pixel-test alternative='up'",
+        lambda t: _pixel_test_unread(t, feature="ahf", alternative="up"),
+        "unknown alternative 'up'",
+    ),
+    (
+        "pixel-test n_perm='exact' on 24 images",
+        lambda t: _pixel_test_unread(t, feature="ahf", n_perm="exact"),
+        "permutations (more than 200000)",
+    ),
+    (
+        "pixel-test --grid of one value",
+        lambda t: _pixel_test_unread(t, feature="age", grid="50"),
+        "an explicit grid needs at least two values",
+    ),
 ]
 
 

@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def _quick(script: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``benchmarks/<script> --quick [args]`` on one thread; it must succeed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 
@@ -44,8 +50,9 @@ def test_bench_scaling_whole_quick_decodes_with_the_demo_in_one_process_and_on_d
     pytest.importorskip("torch")
     pytest.importorskip("distributed")
     done = _quick("bench_scaling.py", "--whole")
-    rows = re.findall(r"^\s+(demo|demo-dask)\s+2000\s+64\s+3\s+20\s+64\s+(\d)\s+([\d.]+)\s.*?(?:([\d.]+)%)?$",
-                      done.stdout, re.M)
+    rows = re.findall(
+        r"^\s+(demo|demo-dask)\s+2000\s+64\s+3\s+20\s+64\s+(\d)\s+([\d.]+)\s.*?(?:([\d.]+)%)?$", done.stdout, re.M
+    )
     assert [(f, int(w)) for f, w, *_ in rows] == [("demo", 0), ("demo-dask", 2)], done.stdout
     assert 0.0 < float(rows[0][3]) <= 100.0 and rows[1][3] == ""
     assert all(float(t) > 0 for _, _, t, _ in rows)
@@ -58,8 +65,14 @@ def test_bench_gpu_dry_rehearses_every_part(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "bench_gpu.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--dry", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--dry", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     import json
 
@@ -74,7 +87,7 @@ def test_bench_gpu_dry_rehearses_every_part(tmp_path):
     first = seq["runs"][0]
     assert first["frames_decoded"] == seq["steps"] * (1 + seq["n_perm"])  # observed + one pass (null maps kept)
     assert 0 < first["decoding_share"] <= 1 and first["precision"].startswith("fp32 (TF32 off)")
-    user = seq["user_path"]   # sequence(interp, "model.pt", device=...): the users' spelling
+    user = seq["user_path"]  # sequence(interp, "model.pt", device=...): the users' spelling
     assert user["precision"].startswith("fp32 (TF32 off) on cpu") and user["max_abs_diff_vs_cpu"] == 0.0
     assert user["max_abs_difference"] > 0 and "cuda:0" in user["absent_gpu_error"]
     assert res["compile"]["status"].startswith(("killed", "finished"))
@@ -86,8 +99,9 @@ def test_bench_gam_quick_prints_both_paths_with_a_speedup_and_the_same_fitted_va
     """README: seegaan against pyGAM refits, fixed λ and GCV, "N× faster, same fitted values (max diff 1e-15)"."""
     pytest.importorskip("pygam")
     done = _quick("bench_gam.py")
-    rows = re.findall(r"^(fixed lambda 0\.6|GCV lambda per dim)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)x\s+(\S+)$",
-                      done.stdout, re.M)
+    rows = re.findall(
+        r"^(fixed lambda 0\.6|GCV lambda per dim)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)x\s+(\S+)$", done.stdout, re.M
+    )
     assert [r[0] for r in rows] == ["fixed lambda 0.6", "GCV lambda per dim"], done.stdout
     for _, ours, per_perm, _, speedup, diff in rows:
         assert float(ours) > 0 and float(per_perm) > 0
@@ -100,15 +114,22 @@ def test_bench_kernels_quick_prints_each_kernel_against_the_copy():
     pytest.importorskip("numba")
     done = _quick("bench_kernels.py")
     assert "4 maps of 3x64x64 float32" in done.stdout and "1 numba threads" in done.stdout, done.stdout
-    rows = dict((name, [float(v) for v in vals.split()]) for name, vals in re.findall(
-        r"^(copy \(np\.copyto\)|exceedances numba|exceedances numpy|maxima numba|maxima numpy)\s+((?:[\d.]+\s+){5}[\d.]+)$",
-        done.stdout, re.M))
-    assert sorted(rows) == sorted(["copy (np.copyto)", "exceedances numba", "exceedances numpy", "maxima numba",
-                                   "maxima numpy"]), done.stdout
+    rows = dict(
+        (name, [float(v) for v in vals.split()])
+        for name, vals in re.findall(
+            r"^(copy \(np\.copyto\)|exceedances numba|exceedances numpy|maxima numba|maxima numpy)\s+((?:[\d.]+\s+){5}[\d.]+)$",  # noqa: E501
+            done.stdout,
+            re.M,
+        )
+    )
+    assert sorted(rows) == sorted(
+        ["copy (np.copyto)", "exceedances numba", "exceedances numpy", "maxima numba", "maxima numpy"]
+    ), done.stdout
     assert rows["copy (np.copyto)"][4:] == [1.0, 1.0]
     assert all(r[2] > 0 and r[4] > 0 for r in rows.values())  # GB/s and fraction of the copy's
-    assert re.search(r"first call in a fresh process: [\d.]+ s with the on-disk cache, [\d.]+ s compiling",
-                     done.stdout), done.stdout
+    assert re.search(
+        r"first call in a fresh process: [\d.]+ s with the on-disk cache, [\d.]+ s compiling", done.stdout
+    ), done.stdout
     assert "wrote" not in done.stdout  # --quick writes no JSON
 
 

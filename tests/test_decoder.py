@@ -5,32 +5,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.decoder import Decoder, load_decoder
-
-from ._decoders import linear8
+from seegaan.testing.decoders import linear8
 
 W = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
 
 
 def test_module_attr_spec():
-    dec = load_decoder("tests._decoders:linear8")
+    dec = load_decoder("seegaan.testing.decoders:linear8")
     assert isinstance(dec, Decoder) and dec.fn is linear8
     out = dec(W)
     assert out.shape == (3, 8, 8) and out.dtype == np.float32
     np.testing.assert_array_equal(out, linear8(W))
     # the identity names the spec and the hash of the module's source
-    assert dec.identity.startswith("tests._decoders:linear8 (sha256:")
+    assert dec.identity.startswith("seegaan.testing.decoders:linear8 (sha256:")
 
 
 def test_dotted_attribute():
-    dec = load_decoder("tests._decoders:linear8.__call__")
+    dec = load_decoder("seegaan.testing.decoders:linear8.__call__")
     np.testing.assert_array_equal(dec(W), linear8(W))
 
 
 def test_callable_and_decoder_objects():
     dec = load_decoder(linear8)
-    assert dec.identity == "tests._decoders:make_linear.<locals>.decode"
+    assert dec.identity == "seegaan.testing.decoders:make_linear.<locals>.decode"
     np.testing.assert_array_equal(dec(W), linear8(W))
     assert load_decoder(dec) is dec
 
@@ -58,11 +57,14 @@ def test_outputs_are_normalised():
     assert isinstance(out, np.ndarray) and out.shape == (3, 8, 8)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("tests._decoders:wrong_shape", "returned shape"),
-    ("tests._decoders:nan_images", "NaN or inf"),
-    ("tests._decoders:linear16", "failed on latents"),  # 16 latents expected, 8 given
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("seegaan.testing.decoders:wrong_shape", "returned shape"),
+        ("seegaan.testing.decoders:nan_images", "NaN or inf"),
+        ("seegaan.testing.decoders:linear16", "failed on latents"),  # 16 latents expected, 8 given
+    ],
+)
 def test_bad_outputs_are_one_clear_error(spec, message):
     with pytest.raises(SeegaanError, match=message):
         load_decoder(spec)(W)
@@ -83,14 +85,17 @@ def test_decoder_errors_pass_through():
         load_decoder(refuses)(W)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("tests._decoders:missing", "no attribute"),
-    ("no_such_module_xyz:fn", "cannot import"),
-    ("tests._decoders:", "neither a checkpoint"),
-    ("tests._decoders:make_linear.__doc__", "not callable"),
-    ("missing_file.pt", "does not exist"),
-    ("plain_name", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("seegaan.testing.decoders:missing", "no attribute"),
+        ("no_such_module_xyz:fn", "cannot import"),
+        ("seegaan.testing.decoders:", "neither a checkpoint"),
+        ("seegaan.testing.decoders:make_linear.__doc__", "not callable"),
+        ("missing_file.pt", "does not exist"),
+        ("plain_name", "does not exist"),
+    ],
+)
 def test_bad_specs(spec, message):
     with pytest.raises(SeegaanError, match=message):
         load_decoder(spec)

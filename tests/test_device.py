@@ -2,7 +2,7 @@
 
 CPU-only: the default ("cpu") gives the same bits as before the option existed; CUDA on a machine without a
 GPU, an unknown device and a device other than cpu for a Python decoder are one-line errors before any
-decoding; the device reaches the Dask workers' decoder cache (:func:`seegaan.stats.distributed.worker_decoder`).
+decoding; the device reaches the Dask workers' decoder cache (:func:`seegaan.decoding.worker_decoder`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 import seegaan
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.stats import SeegaanWarning
-
-from . import _cnns
-from ._decoders import linear8
-from .conftest import make_cohort
+from seegaan.testing import cnns as _cnns
+from seegaan.testing.cohorts import make_cohort
+from seegaan.testing.decoders import linear8
 
 torch = pytest.importorskip("torch")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
-SPEC = "tests._decoders:linear8"
+SPEC = "seegaan.testing.decoders:linear8"
 
 
 @pytest.fixture(scope="module")
@@ -89,16 +88,17 @@ def test_the_checkpoint_is_loaded_on_the_device(checkpoint):
 
 def _decoding_calls(interp, decoder, device) -> list:
     """The four functions that decode, each as a call with ``decoder`` on ``device``."""
-    from seegaan.explain import explain
-    from seegaan.local import local_sequence
-    from seegaan.predict import predict
+    from seegaan.explain.counterfactual import explain
+    from seegaan.explain.local import local_sequence
+    from seegaan.explain.predictions import predict
 
     cohort = make_cohort(n=24, seed=4)
     return [
         lambda: seegaan.sequence(interp, decoder, n_perm=9, device=device),
         lambda: local_sequence(cohort, decoder, image_id="img0001", feature="sex", n_perm=9, device=device),
-        lambda: explain(cohort, decoder, _cnns.region_mean, image_id="img0001", target=1.0, feature="sex",
-                        device=device),
+        lambda: explain(
+            cohort, decoder, _cnns.region_mean, image_id="img0001", target=1.0, feature="sex", device=device
+        ),
         lambda: predict(cohort, _cnns.region_mean, name="cnn", decoder=decoder, device=device),
     ]
 
@@ -122,8 +122,8 @@ def test_an_unknown_device_is_one_line(checkpoint, interp, device, no_checkpoint
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "auto"])
 def test_a_python_decoder_refuses_any_device_but_cpu(interp, device):
     from seegaan.decoder import load_decoder
+    from seegaan.explain.predictions import predict
     from seegaan.pixeltest import pixel_test
-    from seegaan.predict import predict
 
     cohort = make_cohort(n=24, seed=4)
     for decoder in (linear8, SPEC, load_decoder(SPEC)):
@@ -148,12 +148,20 @@ def test_a_missing_decoder_file_is_not_called_python_code(interp):
 
 
 def test_explain_and_predict_record_the_precision_and_device():
-    from seegaan.explain import explain
-    from seegaan.predict import predict
+    from seegaan.explain.counterfactual import explain
+    from seegaan.explain.predictions import predict
 
     cohort = make_cohort(n=24, seed=4)
-    r = explain(cohort, SPEC, _cnns.region_mean, image_id="img0001", target=0.1, feature="sex",
-                lambda_range=(-40, 40), device="cpu")
+    r = explain(
+        cohort,
+        SPEC,
+        _cnns.region_mean,
+        image_id="img0001",
+        target=0.1,
+        feature="sex",
+        lambda_range=(-40, 40),
+        device="cpu",
+    )
     assert r.attrs["precision"] == "fp32 (TF32 off) on cpu (callable decoder)"
     pred = predict(cohort, _cnns.region_mean, name="cnn", decoder=SPEC, device="cpu")
     assert pred["cnn"].attrs["precision"] == "fp32 (TF32 off) on cpu (callable decoder)"
@@ -163,31 +171,30 @@ def test_explain_and_predict_record_the_precision_and_device():
 # Dask: the device travels with the null producer and keys the workers' decoder cache
 # ---------------------------------------------------------------------------------------------
 def test_worker_decoder_loads_on_the_device_and_caches_per_device(checkpoint, monkeypatch):
-    import seegaan.decoder
-    from seegaan.stats import distributed
+    from seegaan import decoding as distributed
 
     monkeypatch.setattr(distributed, "_DECODERS", {})
     dec = distributed.worker_decoder(checkpoint, "cpu")
     assert dec.fn.device == torch.device("cpu")
     assert list(distributed._DECODERS) == [f"{checkpoint}\0cpu"]
-    assert distributed.worker_decoder(checkpoint, "cpu") is dec          # loaded once per process
-    assert distributed.worker_decoder(checkpoint) is dec                 # cpu is the default
+    assert distributed.worker_decoder(checkpoint, "cpu") is dec  # loaded once per process
+    assert distributed.worker_decoder(checkpoint) is dec  # cpu is the default
     # another device is another entry, loaded with that device (recorded: there is no GPU here)
     seen = []
-    monkeypatch.setattr(seegaan.decoder, "load_decoder", lambda spec, **kw: seen.append((spec, kw)) or "loaded")
+    monkeypatch.setattr(distributed, "load_decoder", lambda spec, **kw: seen.append((spec, kw)) or "loaded")
     assert distributed.worker_decoder(checkpoint, "cuda") == "loaded"
     assert seen == [(checkpoint, {"device": "cuda"})]
     assert set(distributed._DECODERS) == {f"{checkpoint}\0cpu", f"{checkpoint}\0cuda"}
 
 
 def test_the_null_producer_sends_its_device_to_the_worker(checkpoint, interp, monkeypatch):
-    from seegaan.sequences import NullDifferences
-    from seegaan.stats import distributed
+    from seegaan import decoding as distributed
+    from seegaan.decoding import NullDifferences
 
     asked = []
     monkeypatch.setattr(distributed, "worker_decoder", lambda spec, device="cpu": asked.append((spec, device)))
     producer = NullDifferences(interp, None, "image", (3, 32, 32), spec=checkpoint, device="cuda")
-    remote = pickle.loads(pickle.dumps(producer))      # what a Dask worker receives
+    remote = pickle.loads(pickle.dumps(producer))  # what a Dask worker receives
     assert remote.device == "cuda" and remote._dec is None
     remote.dec
     assert asked == [(checkpoint, "cuda")]
@@ -197,13 +204,13 @@ def test_sequence_gives_the_null_producer_the_resolved_device(checkpoint, interp
     import seegaan.sequences as sequences
 
     made = []
-    real = sequences._null_differences
+    real = sequences.NullDifferences
 
     def recording(*args, **kwargs):
         made.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sequences, "_null_differences", recording)
+    monkeypatch.setattr(sequences, "NullDifferences", recording)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)
         seegaan.sequence(interp, checkpoint, n_perm=5, device="cpu" if torch.cuda.is_available() else "auto")
@@ -238,19 +245,21 @@ def test_pixel_test_has_no_device_option():
 
 @no_cuda
 def test_cli_refuses_cuda_without_a_gpu_before_any_work(tmp_path, monkeypatch, no_checkpoint_loading):
-    import seegaan.cohort
+    import seegaan.data.cohort
     import seegaan.interpolation
 
     def no_work(*args, **kwargs):
         raise AssertionError("work started before --device was checked")
 
     monkeypatch.setattr(seegaan.interpolation, "interpolate", no_work)
-    monkeypatch.setattr(seegaan.cohort, "open_cohort", no_work)
+    monkeypatch.setattr(seegaan.data.cohort, "open_cohort", no_work)
     out = tmp_path / "o.nc"
-    for args in (["interpolate", "--feature", "sex", "--perm", 5],   # the bundled demo: a checkpoint
-                 ["local", "--image", "ph00000_0", "--feature", "sex", "--perm", 5],
-                 ["explain", "--image", "ph00000_0", "--model", "tests._cnns:region_mean", "--target", 1],
-                 ["predict", "--model", "tests._cnns:region_mean", "--name", "cnn"]):
+    for args in (
+        ["interpolate", "--feature", "sex", "--perm", 5],  # the bundled demo: a checkpoint
+        ["local", "--image", "ph00000_0", "--feature", "sex", "--perm", 5],
+        ["explain", "--image", "ph00000_0", "--model", "seegaan.testing.cnns:region_mean", "--target", 1],
+        ["predict", "--model", "seegaan.testing.cnns:region_mean", "--name", "cnn"],
+    ):
         line = _error_line(_cli(*args, "--device", "cuda", "--out", out))
         assert line.startswith("error: ") and "no CUDA GPU is available" in line, (args, line)
         assert not out.exists()
@@ -260,13 +269,39 @@ def test_cli_refuses_a_device_for_a_python_decoder_and_an_unknown_device(tmp_pat
     from seegaan import demo
 
     out = tmp_path / "o.nc"
-    line = _error_line(_cli("interpolate", "--feature", "sex", "--cohort", demo.cohort_path(), "--decoder", SPEC,
-                            "--device", "cuda", "--out", out))
+    line = _error_line(
+        _cli(
+            "interpolate",
+            "--feature",
+            "sex",
+            "--cohort",
+            demo.cohort_path(),
+            "--decoder",
+            SPEC,
+            "--device",
+            "cuda",
+            "--out",
+            out,
+        )
+    )
     assert "applies to a decoder given as a checkpoint path" in line
     line = _error_line(_cli("interpolate", "--feature", "sex", "--device", "gpu", "--out", out))
     assert "unknown device 'gpu'" in line
-    line = _error_line(_cli("predict", "--model", "tests._cnns:region_mean", "--name", "cnn", "--images", tmp_path,
-                            "--device", "cuda", "--out", out))
+    line = _error_line(
+        _cli(
+            "predict",
+            "--model",
+            "seegaan.testing.cnns:region_mean",
+            "--name",
+            "cnn",
+            "--images",
+            tmp_path,
+            "--device",
+            "cuda",
+            "--out",
+            out,
+        )
+    )
     assert "decode nothing" in line
     assert not out.exists()
 
@@ -285,8 +320,9 @@ def test_the_model_commands_refuse_an_unknown_device_in_one_line(tmp_path):
 
             if torch.cuda.device_count() > 7:
                 continue
-        result = CliRunner().invoke(app, ["sample", "--checkpoint", str(demo.decoder_path()), "--out", str(out),
-                                          "--device", device])
+        result = CliRunner().invoke(
+            app, ["sample", "--checkpoint", str(demo.decoder_path()), "--out", str(out), "--device", device]
+        )
         line = _error_line(result)
         assert line.startswith("error: ") and message in line, line
         assert not out.exists()

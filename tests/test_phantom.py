@@ -39,8 +39,13 @@ def test_any_size_renders_the_same_anatomy():
 
 def test_effect_maps_are_render_differences():
     ref = ph.REFERENCE
-    for feature, a, b in (("bnpp", 50.0, 3000.0), ("sex", "F", "M"), ("ahf", False, True),
-                          ("age", 35.0, 85.0), ("manufacturer", "vendor_a", "vendor_c")):
+    for feature, a, b in (
+        ("bnpp", 50.0, 3000.0),
+        ("sex", "F", "M"),
+        ("ahf", False, True),
+        ("age", 35.0, 85.0),
+        ("manufacturer", "vendor_a", "vendor_c"),
+    ):
         eff = ph.effect_map(feature, a, b, size=SIZE)
         hi = ph.render({**ref, feature: b}, size=SIZE, noise=False)
         lo = ph.render({**ref, feature: a}, size=SIZE, noise=False)
@@ -73,14 +78,15 @@ def test_documented_directions():
 
 
 def test_feature_regions_do_not_overlap():
-    masks = {f: ph.effect_mask(ph.effect_map(f, *ph.truth_contrasts(ph.sample_cohort(300, seed=0)[0])[f],
-                                             size=SIZE))
-             for f in ("bnpp", "ahf", "sex", "age")}
+    masks = {
+        f: ph.effect_mask(ph.effect_map(f, *ph.truth_contrasts(ph.sample_cohort(300, seed=0)[0])[f], size=SIZE))
+        for f in ("bnpp", "ahf", "sex", "age")
+    }
     for f, m in masks.items():
         assert 0.02 < m.mean() < 0.25, f
     names = list(masks)
     for i, f in enumerate(names):
-        for g in names[i + 1:]:
+        for g in names[i + 1 :]:
             assert not (masks[f] & masks[g]).any(), (f, g)
 
 
@@ -149,8 +155,9 @@ def test_write_phantom_folder(tmp_path):
         assert (out / "truth" / f"marginal_{f}.npy").exists()
     meta = json.loads((out / "phantom.json").read_text())
     lo, hi = meta["contrasts"]["bnpp"]
-    np.testing.assert_allclose(np.load(out / "truth" / "effect_bnpp.npy"),
-                               ph.effect_map("bnpp", lo, hi, size=32), atol=1e-7)
+    np.testing.assert_allclose(
+        np.load(out / "truth" / "effect_bnpp.npy"), ph.effect_map("bnpp", lo, hi, size=32), atol=1e-7
+    )
     assert lo == pytest.approx(np.percentile(clinical["bnpp"], 5))
     readme = (out / "truth" / "README.md").read_text()
     assert "M - F" in readme and "marginal" in readme and "marker_free_mask.npy" in readme
@@ -190,17 +197,22 @@ def test_cli(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "demo"
-    res = runner.invoke(app, ["phantom", "--n", "5", "--size", "32", "--seed", "1", "--out", str(out),
-                              "--no-marginal", "--bit-depth", "8"])
+    res = runner.invoke(
+        app,
+        ["phantom", "--n", "5", "--size", "32", "--seed", "1", "--out", str(out), "--no-marginal", "--bit-depth", "8"],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "clinical.csv").exists() and (out / "truth" / "effect_sex.npy").exists()
     res = runner.invoke(app, ["phantom", "--n", "5", "--size", "32", "--out", str(out)])
     assert res.exit_code == 2 and "already exists" in res.output and "--overwrite" in res.output
-    res = runner.invoke(app, ["phantom", "--n", "3", "--size", "32", "--out", str(out), "--overwrite",
-                              "--no-marginal"])
+    res = runner.invoke(app, ["phantom", "--n", "3", "--size", "32", "--out", str(out), "--overwrite", "--no-marginal"])
     assert res.exit_code == 0 and len(list((out / "images").glob("*.png"))) == 3
-    for bad, text in ((["--n", "0"], "--n"), (["--n", "abc"], "--n"), (["--size", "8"], "--size"),
-                      (["--bit-depth", "12"], "bit-depth")):
+    for bad, text in (
+        (["--n", "0"], "--n"),
+        (["--n", "abc"], "--n"),
+        (["--size", "8"], "--size"),
+        (["--bit-depth", "12"], "bit-depth"),
+    ):
         res = runner.invoke(app, ["phantom", "--out", str(tmp_path / "x"), *bad])
         assert res.exit_code == 2 and text in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
@@ -234,8 +246,12 @@ def test_marker_free_mask_leaves_out_every_marker_and_little_else(size):
     mask = ph.marker_free_mask(size)
     _, params = ph.sample_cohort(40, seed=5)
     jx, jy = ph.MARKER_JITTER
-    extremes = [dict(marker_side=side, marker_dx=dx, marker_dy=dy)
-                for side in (-1, 1) for dx in (-jx, 0.0, jx) for dy in (-jy, 0.0, jy)]
+    extremes = [
+        dict(marker_side=side, marker_dx=dx, marker_dy=dy)
+        for side in (-1, 1)
+        for dx in (-jx, 0.0, jx)
+        for dy in (-jy, 0.0, jy)
+    ]
     for p in params + [dataclasses.replace(params[0], **e) for e in extremes]:
         marker = anatomy._marker(size, p) > 0  # at 32x32 the thin letter may miss every pixel centre
         assert not (marker & mask).any()

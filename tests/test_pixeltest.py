@@ -7,7 +7,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 import seegaan
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.cli._common import OneLineErrors
 from seegaan.cli.stats_pixel import register
 from seegaan.data import load_dataset
@@ -48,20 +48,23 @@ def test_pixel_test_finds_the_phantom_effect_and_equals_the_engine_by_hand(phant
     options = dict(n_perm=99, seed=5, correction="maxt", statistic="auto")
     result = pixel_test(phantom / "images", phantom / "clinical.csv", feature="ahf", size=32, **options)
     assert result.attrs["decoder"] == IDENTITY and result.attrs["pixel_test"] == 1
-    assert result.attrs["statistic"] == "welch"           # the auto path: linearised through the identity
+    assert result.attrs["statistic"] == "welch"  # the auto path: linearised through the identity
     truth = np.load(phantom / "truth" / "marginal_ahf_mask.npy")
     dice = _dice(result.significant[-1], truth)
     with capsys.disabled():
-        print(f"\npixel test ahf (n=160, 32x32, 99 permutations): Dice vs marginal_ahf_mask = {dice:.3f} "
-              f"({int(result.significant[-1].sum())} significant, {int(truth.sum())} in the truth mask)")
-    assert dice > 0.4          # measured 0.68; chance (that many random pixels) is ~0.10
+        print(
+            f"\npixel test ahf (n=160, 32x32, 99 permutations): Dice vs marginal_ahf_mask = {dice:.3f} "
+            f"({int(result.significant[-1].sum())} significant, {int(truth.sum())} in the truth mask)"
+        )
+    assert dice > 0.4  # measured 0.68; chance (that many random pixels) is ~0.10
 
     # by hand: the same images, create_cohort, interpolate, sequence with a plain identity function
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=32)
     flat = np.stack([data[i].ravel() for i in range(len(data))])
     cohort = seegaan.create_cohort(flat, data.table)
-    by_hand = seegaan.sequence(seegaan.interpolate(cohort, feature="ahf"), lambda w: w.reshape(len(w), 32, 32),
-                               **options)
+    by_hand = seegaan.sequence(
+        seegaan.interpolate(cohort, feature="ahf"), lambda w: w.reshape(len(w), 32, 32), **options
+    )
     assert np.array_equal(result.p_value, by_hand.p_value)
     assert np.array_equal(result.p_adjusted, by_hand.p_adjusted)
     assert np.array_equal(result.significant, by_hand.significant)
@@ -71,10 +74,8 @@ def test_pixel_test_finds_the_phantom_effect_and_equals_the_engine_by_hand(phant
 
 
 def test_same_seed_same_bits_and_the_identity_decoder(phantom):
-    a = pixel_test(phantom / "images", phantom / "clinical.csv", feature="age", size=16, steps=3, n_perm=20,
-                   seed=1)
-    b = pixel_test(phantom / "images", phantom / "clinical.csv", feature="age", size=16, steps=3, n_perm=20,
-                   seed=1)
+    a = pixel_test(phantom / "images", phantom / "clinical.csv", feature="age", size=16, steps=3, n_perm=20, seed=1)
+    b = pixel_test(phantom / "images", phantom / "clinical.csv", feature="age", size=16, steps=3, n_perm=20, seed=1)
     assert a.attrs["statistic"] == "difference" and a.images.shape == (3, 16, 16)
     assert np.array_equal(a.p_value, b.p_value) and np.array_equal(a.images, b.images)
     w = np.arange(2 * 16 * 16, dtype=np.float32).reshape(2, -1)
@@ -114,80 +115,185 @@ def test_bad_options_fail_before_reading_pixels(phantom, monkeypatch):
 # (id, API keywords, CLI options, message fragment); None where that side cannot express it (a CLI choice
 # list, an API-only option). Features of the phantom: ahf (bool: class-mean), age (numeric), sex.
 REFUSED = [
-    ("welch with a gam trajectory", dict(feature="age", method="gam", statistic="welch"),
-     ("--feature", "age", "--method", "gam", "--statistic", "welch"),
-     "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)"),
-    ("welch with a linear trajectory", dict(feature="age", method="linear", statistic="welch"),
-     ("--feature", "age", "--method", "linear", "--statistic", "welch"),
-     "--statistic welch needs a class-mean trajectory without covariates (got one for a linear trajectory)"),
-    ("welch with covariates", dict(feature="ahf", statistic="welch", adjust="sex"),
-     ("--feature", "ahf", "--statistic", "welch", "--adjust", "sex"),
-     "--statistic welch needs a class-mean trajectory without covariates (got one with covariates)"),
-    ("hc3 with a gam trajectory", dict(feature="age", method="gam", statistic="hc3"),
-     ("--feature", "age", "--method", "gam", "--statistic", "hc3"),
-     "--statistic hc3 needs a linear trajectory without covariates (got one for a gam trajectory)"),
-    ("hc3 with covariates", dict(feature="age", method="linear", statistic="hc3", adjust="sex"),
-     ("--feature", "age", "--method", "linear", "--statistic", "hc3", "--adjust", "sex"),
-     "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)"),
-    ("hc3 with class means", dict(feature="ahf", statistic="hc3"), ("--feature", "ahf", "--statistic", "hc3"),
-     "--statistic hc3 needs a linear trajectory"),
-    ("welch with maxd", dict(feature="ahf", statistic="welch", correction="maxd"),
-     ("--feature", "ahf", "--statistic", "welch", "--correction", "maxd"),
-     "--correction maxd tests the raw difference"),
-    ("auto (welch) with an sd offset", dict(feature="ahf", correction=MaxT(sd_offset=0.1)),
-     ("--feature", "ahf", "--sd-offset", "0.1"), "--sd-offset applies to the difference statistic"),
-    ("mask of another size", dict(feature="ahf", mask="MASK8"), ("--feature", "ahf", "--mask", "MASK8"),
-     "the mask has shape (8, 8) but the decoded images are 16x16"),
-    ("mask that selects nothing", dict(feature="ahf", mask="MASK0"), ("--feature", "ahf", "--mask", "MASK0"),
-     "the mask selects no pixel"),
-    ("mask file missing", dict(feature="ahf", mask="MISSING"), ("--feature", "ahf", "--mask", "MISSING"),
-     "does not exist; give a .npy or PNG mask"),
+    (
+        "welch with a gam trajectory",
+        dict(feature="age", method="gam", statistic="welch"),
+        ("--feature", "age", "--method", "gam", "--statistic", "welch"),
+        "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)",
+    ),
+    (
+        "welch with a linear trajectory",
+        dict(feature="age", method="linear", statistic="welch"),
+        ("--feature", "age", "--method", "linear", "--statistic", "welch"),
+        "--statistic welch needs a class-mean trajectory without covariates (got one for a linear trajectory)",
+    ),
+    (
+        "welch with covariates",
+        dict(feature="ahf", statistic="welch", adjust="sex"),
+        ("--feature", "ahf", "--statistic", "welch", "--adjust", "sex"),
+        "--statistic welch needs a class-mean trajectory without covariates (got one with covariates)",
+    ),
+    (
+        "hc3 with a gam trajectory",
+        dict(feature="age", method="gam", statistic="hc3"),
+        ("--feature", "age", "--method", "gam", "--statistic", "hc3"),
+        "--statistic hc3 needs a linear trajectory without covariates (got one for a gam trajectory)",
+    ),
+    (
+        "hc3 with covariates",
+        dict(feature="age", method="linear", statistic="hc3", adjust="sex"),
+        ("--feature", "age", "--method", "linear", "--statistic", "hc3", "--adjust", "sex"),
+        "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)",
+    ),
+    (
+        "hc3 with class means",
+        dict(feature="ahf", statistic="hc3"),
+        ("--feature", "ahf", "--statistic", "hc3"),
+        "--statistic hc3 needs a linear trajectory",
+    ),
+    (
+        "welch with maxd",
+        dict(feature="ahf", statistic="welch", correction="maxd"),
+        ("--feature", "ahf", "--statistic", "welch", "--correction", "maxd"),
+        "--correction maxd tests the raw difference",
+    ),
+    (
+        "auto (welch) with an sd offset",
+        dict(feature="ahf", correction=MaxT(sd_offset=0.1)),
+        ("--feature", "ahf", "--sd-offset", "0.1"),
+        "--sd-offset applies to the difference statistic",
+    ),
+    (
+        "mask of another size",
+        dict(feature="ahf", mask="MASK8"),
+        ("--feature", "ahf", "--mask", "MASK8"),
+        "the mask has shape (8, 8) but the decoded images are 16x16",
+    ),
+    (
+        "mask that selects nothing",
+        dict(feature="ahf", mask="MASK0"),
+        ("--feature", "ahf", "--mask", "MASK0"),
+        "the mask selects no pixel",
+    ),
+    (
+        "mask file missing",
+        dict(feature="ahf", mask="MISSING"),
+        ("--feature", "ahf", "--mask", "MISSING"),
+        "does not exist; give a .npy or PNG mask",
+    ),
     ("unknown correction", dict(feature="ahf", correction="nope"), None, "unknown correction 'nope'"),
     ("unknown alternative", dict(feature="ahf", alternative="up"), None, "unknown alternative 'up'"),
     ("unknown statistic", dict(feature="ahf", statistic="nope"), None, "unknown statistic 'nope'"),
-    ("min-change with tfce", None, ("--feature", "ahf", "--correction", "tfce", "--min-change", "0.1"),
-     "--min-change applies to --correction maxt or maxd only (got tfce)"),
-    ("sd-offset with maxd", None, ("--feature", "ahf", "--correction", "maxd", "--sd-offset", "0.1"),
-     "--sd-offset applies to --correction maxt only (got maxd)"),
+    (
+        "min-change with tfce",
+        None,
+        ("--feature", "ahf", "--correction", "tfce", "--min-change", "0.1"),
+        "--min-change applies to --correction maxt or maxd only (got tfce)",
+    ),
+    (
+        "sd-offset with maxd",
+        None,
+        ("--feature", "ahf", "--correction", "maxd", "--sd-offset", "0.1"),
+        "--sd-offset applies to --correction maxt only (got maxd)",
+    ),
     ("tfce-e with maxt", None, ("--feature", "ahf", "--tfce-e", "1"), "--tfce-e applies to --correction tfce only"),
-    ("alpha 2", dict(feature="ahf", alpha=2.0), ("--feature", "ahf", "--alpha", "2"),
-     "--alpha must be between 0 and 1"),
-    ("negative permutations", dict(feature="ahf", n_perm=-1), ("--feature", "ahf", "--perm", "-1"),
-     "--perm must be 0 or more"),
+    (
+        "alpha 2",
+        dict(feature="ahf", alpha=2.0),
+        ("--feature", "ahf", "--alpha", "2"),
+        "--alpha must be between 0 and 1",
+    ),
+    (
+        "negative permutations",
+        dict(feature="ahf", n_perm=-1),
+        ("--feature", "ahf", "--perm", "-1"),
+        "--perm must be 0 or more",
+    ),
     ("negative seed", dict(feature="ahf", seed=-1), ("--feature", "ahf", "--seed", "-1"), "--seed must be 0 or more"),
-    ("batch size 0", dict(feature="ahf", batch_size=0), ("--feature", "ahf", "--batch-size", "0"),
-     "batch size must be at least 1"),
+    (
+        "batch size 0",
+        dict(feature="ahf", batch_size=0),
+        ("--feature", "ahf", "--batch-size", "0"),
+        "batch size must be at least 1",
+    ),
     ("unknown permutation scheme", dict(feature="ahf", scheme="nope"), None, "unknown permutation scheme 'nope'"),
-    ("exact enumeration too large", dict(feature="ahf", n_perm="exact"), None,
-     "permutations (more than 200000); give a number of permutations instead"),
+    (
+        "exact enumeration too large",
+        dict(feature="ahf", n_perm="exact"),
+        None,
+        "permutations (more than 200000); give a number of permutations instead",
+    ),
     ("client (Dask)", dict(feature="ahf", client=object()), None, "pixel_test() runs in one process"),
     ("a decoder", dict(feature="ahf", decoder="x.pt"), None, "it takes no decoder"),
-    ("grid outside the gam range", dict(feature="age", method="gam", grid="-1000,5000"),
-     ("--feature", "age", "--method", "gam", "--grid", "-1000,5000"), "leaves the observed range of 'age'"),
-    ("grid of one value", dict(feature="age", grid="50"), ("--feature", "age", "--grid", "50"),
-     "an explicit grid needs at least two values"),
-    ("grid of equal values", dict(feature="age", grid="50,50"), ("--feature", "age", "--grid", "50,50"),
-     "the grid values are all equal"),
-    ("class-mean grid beyond 1", dict(feature="ahf", grid="0,2"), ("--feature", "ahf", "--grid", "0,2"),
-     "class-mean grid values are fractions"),
+    (
+        "grid outside the gam range",
+        dict(feature="age", method="gam", grid="-1000,5000"),
+        ("--feature", "age", "--method", "gam", "--grid", "-1000,5000"),
+        "leaves the observed range of 'age'",
+    ),
+    (
+        "grid of one value",
+        dict(feature="age", grid="50"),
+        ("--feature", "age", "--grid", "50"),
+        "an explicit grid needs at least two values",
+    ),
+    (
+        "grid of equal values",
+        dict(feature="age", grid="50,50"),
+        ("--feature", "age", "--grid", "50,50"),
+        "the grid values are all equal",
+    ),
+    (
+        "class-mean grid beyond 1",
+        dict(feature="ahf", grid="0,2"),
+        ("--feature", "ahf", "--grid", "0,2"),
+        "class-mean grid values are fractions",
+    ),
     ("unknown transform", dict(feature="age", transform="sqrt"), None, "unknown transform 'sqrt'"),
-    ("transform with class means", dict(feature="ahf", transform="log"), ("--feature", "ahf", "--transform", "log"),
-     "--transform applies to numeric features"),
-    ("levels that do not exist", dict(feature="sex", levels="F,X"), ("--feature", "sex", "--levels", "F,X"),
-     "level 'X' is not a value of 'sex'"),
+    (
+        "transform with class means",
+        dict(feature="ahf", transform="log"),
+        ("--feature", "ahf", "--transform", "log"),
+        "--transform applies to numeric features",
+    ),
+    (
+        "levels that do not exist",
+        dict(feature="sex", levels="F,X"),
+        ("--feature", "sex", "--levels", "F,X"),
+        "level 'X' is not a value of 'sex'",
+    ),
     ("unknown method", dict(feature="ahf", method="spline"), None, "unknown method 'spline'"),
-    ("gam lam 0", dict(feature="age", method="gam", gam_lam=0),
-     ("--feature", "age", "--method", "gam", "--gam-lam", "0"), "--gam-lam must be a positive number"),
-    ("feature as covariate", dict(feature="age", adjust="age"), ("--feature", "age", "--adjust", "age"),
-     "cannot be both the feature and a covariate"),
+    (
+        "gam lam 0",
+        dict(feature="age", method="gam", gam_lam=0),
+        ("--feature", "age", "--method", "gam", "--gam-lam", "0"),
+        "--gam-lam must be a positive number",
+    ),
+    (
+        "feature as covariate",
+        dict(feature="age", adjust="age"),
+        ("--feature", "age", "--adjust", "age"),
+        "cannot be both the feature and a covariate",
+    ),
     ("size 2", dict(feature="ahf", size=2), ("--feature", "ahf", "--size", "2"), "--size must be a whole number"),
-    ("null pivot x0 with a gam", dict(feature="age", method="gam", null_pivot="x0"),
-     ("--feature", "age", "--method", "gam", "--null-pivot", "x0"),
-     "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)"),
-    ("null pivot x0 with class means", dict(feature="ahf", null_pivot="x0"), ("--feature", "ahf", "--null-pivot", "x0"),
-     "--null-pivot x0 needs a linear trajectory without covariates (got one for a class-mean trajectory)"),
-    ("null pivot x0 with covariates", dict(feature="age", method="linear", adjust="sex", null_pivot="x0"),
-     ("--feature", "age", "--method", "linear", "--adjust", "sex", "--null-pivot", "x0"), "(got one with covariates)"),
+    (
+        "null pivot x0 with a gam",
+        dict(feature="age", method="gam", null_pivot="x0"),
+        ("--feature", "age", "--method", "gam", "--null-pivot", "x0"),
+        "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)",
+    ),
+    (
+        "null pivot x0 with class means",
+        dict(feature="ahf", null_pivot="x0"),
+        ("--feature", "ahf", "--null-pivot", "x0"),
+        "--null-pivot x0 needs a linear trajectory without covariates (got one for a class-mean trajectory)",
+    ),
+    (
+        "null pivot x0 with covariates",
+        dict(feature="age", method="linear", adjust="sex", null_pivot="x0"),
+        ("--feature", "age", "--method", "linear", "--adjust", "sex", "--null-pivot", "x0"),
+        "(got one with covariates)",
+    ),
     ("unknown null pivot", dict(feature="age", method="linear", null_pivot="nope"), None, "unknown null pivot 'nope'"),
 ]
 MASKS = {"MASK8": np.ones((8, 8), bool), "MASK0": np.zeros((16, 16), bool)}
@@ -215,8 +321,9 @@ def _with_paths(values, tmp_path):
     return [masks.get(v, v) if isinstance(v, str) else v for v in values]
 
 
-@pytest.mark.parametrize("api, cli, fragment", [r[1:] for r in REFUSED if r[1] is not None],
-                         ids=[r[0] for r in REFUSED if r[1] is not None])
+@pytest.mark.parametrize(
+    "api, cli, fragment", [r[1:] for r in REFUSED if r[1] is not None], ids=[r[0] for r in REFUSED if r[1] is not None]
+)
 def test_api_refuses_before_reading_pixels(phantom, tmp_path, pixels_read, api, cli, fragment):
     keys, values = list(api), _with_paths(list(api.values()), tmp_path)
     options = {"size": 16, "n_perm": 99, **dict(zip(keys, values))}
@@ -227,13 +334,15 @@ def test_api_refuses_before_reading_pixels(phantom, tmp_path, pixels_read, api, 
     assert pixels_read == []
 
 
-@pytest.mark.parametrize("api, cli, fragment", [r[1:] for r in REFUSED if r[2] is not None],
-                         ids=[r[0] for r in REFUSED if r[2] is not None])
+@pytest.mark.parametrize(
+    "api, cli, fragment", [r[1:] for r in REFUSED if r[2] is not None], ids=[r[0] for r in REFUSED if r[2] is not None]
+)
 def test_cli_refuses_before_reading_pixels(phantom, tmp_path, pixels_read, api, cli, fragment):
     out = tmp_path / "x.nc"
     args = ["--size", 16, "--perm", 99, *_with_paths(list(cli), tmp_path)]
-    line = one_line_error(run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
-                              "--out", out, *args))
+    line = one_line_error(
+        run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv", "--out", out, *args)
+    )
     assert fragment in line, line
     assert pixels_read == [] and not out.exists() and not out.with_suffix(".png").exists()
 
@@ -245,8 +354,23 @@ def test_the_memory_of_the_whole_test_is_checked_before_reading(phantom, tmp_pat
     monkeypatch.setattr("seegaan.stats.engine.available_memory", lambda: 16 * 2**20)
     with pytest.raises(SeegaanError, match=r"1000 permutations of 160 images need .*null cache"):
         pixel_test(phantom / "images", phantom / "clinical.csv", feature="ahf", size=16, n_perm=1000)
-    line = one_line_error(run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
-                              "--feature", "ahf", "--size", 16, "--perm", 1000, "--out", tmp_path / "x.nc"))
+    line = one_line_error(
+        run(
+            "pixel-test",
+            "--images",
+            phantom / "images",
+            "--table",
+            phantom / "clinical.csv",
+            "--feature",
+            "ahf",
+            "--size",
+            16,
+            "--perm",
+            1000,
+            "--out",
+            tmp_path / "x.nc",
+        )
+    )
     assert "1000 permutations of 160 images need" in line
     assert pixels_read == []
 
@@ -265,8 +389,12 @@ def test_the_checks_leave_a_seed_generator_alone(phantom):
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=16)
     a = pixel_test(data, feature="ahf", steps=3, n_perm=20, seed=np.random.default_rng(7))
     flat = np.stack([data[i].ravel() for i in range(len(data))])
-    by_hand = seegaan.sequence(seegaan.interpolate(seegaan.create_cohort(flat, data.table), feature="ahf", steps=3),
-                               identity_decoder(16), n_perm=20, seed=np.random.default_rng(7))
+    by_hand = seegaan.sequence(
+        seegaan.interpolate(seegaan.create_cohort(flat, data.table), feature="ahf", steps=3),
+        identity_decoder(16),
+        n_perm=20,
+        seed=np.random.default_rng(7),
+    )
     assert np.array_equal(a.p_value, by_hand.p_value) and np.array_equal(a.p_adjusted, by_hand.p_adjusted)
 
 
@@ -279,10 +407,12 @@ def test_memory_is_checked_with_the_number(monkeypatch, phantom):
 
 # -------------------------------------------------------------------------------------------- compare
 
+
 def _seq(diff, sig, feature="ahf"):
     diff = np.asarray(diff, np.float32)
-    return xr.Dataset({"difference": (("step", "y", "x"), diff), "significant": (("step", "y", "x"), sig)},
-                      attrs={"feature": feature})
+    return xr.Dataset(
+        {"difference": (("step", "y", "x"), diff), "significant": (("step", "y", "x"), sig)}, attrs={"feature": feature}
+    )
 
 
 def test_compare_maps_equals_a_direct_computation():
@@ -302,26 +432,63 @@ def test_compare_maps_equals_a_direct_computation():
 def test_compare_maps_resizes_and_refuses_other_features():
     d = np.zeros((2, 8, 8), np.float32)
     d[1, :, 4:] = 1.0
-    big = np.repeat(np.repeat(d, 2, axis=1), 2, axis=2)                 # the same map at 16x16
+    big = np.repeat(np.repeat(d, 2, axis=1), 2, axis=2)  # the same map at 16x16
     got = compare_maps(_seq(big, big > 0), _seq(d, d > 0))
     assert got["size"] == (8, 8)
     assert got["correlation"] > 0.9 and got["dice"] > 0.9 and got["sign_agreement"] == 1.0
-    assert np.isnan(compare_maps(_seq(d, d < 0), _seq(d, d < 0))["dice"])   # nothing significant
+    assert np.isnan(compare_maps(_seq(d, d < 0), _seq(d, d < 0))["dice"])  # nothing significant
     with pytest.raises(SeegaanError, match="different features"):
         compare_maps(_seq(d, d > 0, "sex"), _seq(d, d > 0))
 
 
 # ------------------------------------------------------------------------------------------------ CLI
 
+
 def test_cli_writes_the_sequence_and_the_comparison(phantom, tmp_path):
     decoded = tmp_path / "decoded.nc"
-    first = run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
-                "--feature", "ahf", "--size", 16, "--perm", 30, "--seed", 2, "--no-plot", "--out", decoded)
+    first = run(
+        "pixel-test",
+        "--images",
+        phantom / "images",
+        "--table",
+        phantom / "clinical.csv",
+        "--feature",
+        "ahf",
+        "--size",
+        16,
+        "--perm",
+        30,
+        "--seed",
+        2,
+        "--no-plot",
+        "--out",
+        decoded,
+    )
     assert first.exit_code == 0, first.output
     out = tmp_path / "pix.nc"
-    r = run("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv", "--feature", "ahf",
-            "--size", 32, "--perm", 30, "--seed", 2, "--correction", "tfce", "--threads", 1, "--out", out,
-            "--compare", decoded)
+    r = run(
+        "pixel-test",
+        "--images",
+        phantom / "images",
+        "--table",
+        phantom / "clinical.csv",
+        "--feature",
+        "ahf",
+        "--size",
+        32,
+        "--perm",
+        30,
+        "--seed",
+        2,
+        "--correction",
+        "tfce",
+        "--threads",
+        1,
+        "--out",
+        out,
+        "--compare",
+        decoded,
+    )
     assert r.exit_code == 0, r.output
     assert out.exists() and out.with_suffix(".png").exists()
     assert "pixel test (model-free baseline)" in r.stdout and "Dice" in r.stdout and "sign agreement" in r.stdout
@@ -333,12 +500,20 @@ def test_cli_writes_the_sequence_and_the_comparison(phantom, tmp_path):
             direct = compare_maps(dec.load(), ds.load())
         for key in ("correlation", "dice", "sign_agreement"):
             assert ds.attrs[f"compare_{key}"] == pytest.approx(direct[key])
-        assert ds.attrs["compare_correlation"] > 0.9       # one phantom at two sizes
+        assert ds.attrs["compare_correlation"] > 0.9  # one phantom at two sizes
 
 
 def test_cli_one_line_errors(phantom, tmp_path):
-    base = ("pixel-test", "--images", phantom / "images", "--table", phantom / "clinical.csv",
-            "--out", tmp_path / "x.nc", "--no-plot")
+    base = (
+        "pixel-test",
+        "--images",
+        phantom / "images",
+        "--table",
+        phantom / "clinical.csv",
+        "--out",
+        tmp_path / "x.nc",
+        "--no-plot",
+    )
     assert "nope" in one_line_error(run(*base, "--feature", "nope", "--size", 16))
     assert "size" in one_line_error(run(*base, "--feature", "ahf", "--size", 1))
     empty = tmp_path / "empty"

@@ -1,8 +1,8 @@
 """sequence() and the streaming permutation engine: p-value properties, brute force, same bits, masks."""
 
-from pathlib import Path
 import itertools
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seegaan
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.stats import TFCE, Cluster, MaxD, MaxT, SeegaanWarning, as_correction
-
-from ._decoders import linear8, planted
-from .conftest import make_cohort
+from seegaan.testing.cohorts import make_cohort
+from seegaan.testing.decoders import linear8, planted
 
 
 def _small_cohort(n_pat, per_patient, D, seed, patient_level=True):
@@ -25,8 +24,14 @@ def _small_cohort(n_pat, per_patient, D, seed, patient_level=True):
     n = pid.size
     pat_x = rng.normal(size=n_pat)
     x = np.concatenate([[pat_x[i]] * s for i, s in enumerate(sizes)]) if patient_level else rng.normal(size=n)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": pid, "x": x,
-                          "g": np.where(np.arange(n) % 2 == 0, "a", "b")})
+    table = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(n)],
+            "patient_id": pid,
+            "x": x,
+            "g": np.where(np.arange(n) % 2 == 0, "a", "b"),
+        }
+    )
     return seegaan.create_cohort(rng.normal(size=(n, D)), table)
 
 
@@ -34,11 +39,15 @@ def _small_cohort(n_pat, per_patient, D, seed, patient_level=True):
 # the test statistics
 # ---------------------------------------------------------------------------------------------
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n_pat=st.integers(4, 10), per=st.sampled_from([[1], [1, 2], [2], [1, 3, 2]]), B=st.integers(1, 40),
-       seed=st.integers(0, 1000), alternative=st.sampled_from(["two-sided", "greater", "less"]),
-       correction=st.sampled_from(["maxt", "maxd", "none", "fdr_bh", "fdr_by", "bonferroni", "holm", "tfce",
-                                   "cluster"]),
-       method=st.sampled_from(["linear", "class-mean-g"]))
+@given(
+    n_pat=st.integers(4, 10),
+    per=st.sampled_from([[1], [1, 2], [2], [1, 3, 2]]),
+    B=st.integers(1, 40),
+    seed=st.integers(0, 1000),
+    alternative=st.sampled_from(["two-sided", "greater", "less"]),
+    correction=st.sampled_from(["maxt", "maxd", "none", "fdr_bh", "fdr_by", "bonferroni", "holm", "tfce", "cluster"]),
+    method=st.sampled_from(["linear", "class-mean-g"]),
+)
 def test_pvalue_properties(n_pat, per, B, seed, alternative, correction, method):
     ds = _small_cohort(n_pat, per, 8, seed)
     feature, meth = ("g", "class-mean") if method == "class-mean-g" else ("x", "linear")
@@ -46,8 +55,7 @@ def test_pvalue_properties(n_pat, per, B, seed, alternative, correction, method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)
         try:
-            res = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative,
-                                   correction=correction)
+            res = seegaan.sequence(interp, linear8, n_perm=B, seed=seed, alternative=alternative, correction=correction)
         except seegaan.SeegaanError as exc:  # e.g. B = 1 with two almost equal maps: z ~ 1e6 (found by hypothesis)
             assert correction == "tfce" and "use more permutations" in str(exc)
             return
@@ -91,28 +99,45 @@ def _brute_force_p(ds, feature, decoder, steps, alternative):
 def test_exact_enumeration_equals_brute_force(alternative):
     rng = np.random.default_rng(11)
     n = 6
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "x": rng.normal(size=n)})
+    table = pd.DataFrame(
+        {"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)], "x": rng.normal(size=n)}
+    )
     ds = seegaan.create_cohort(rng.normal(size=(n, 8)), table)
     interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
-    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative,
-                           statistic="difference")
+    res = seegaan.sequence(
+        interp, linear8, n_perm="exact", correction="none", alternative=alternative, statistic="difference"
+    )
     assert res.attrs["n_perm"] == 719
     brute = _brute_force_p(ds, "x", linear8, 3, alternative)
     np.testing.assert_allclose(res.p_value, brute, atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [dict(method="linear", feature="age"),
-                                    dict(feature="age", gam_lam="auto"),
-                                    dict(feature="sex"),
-                                    dict(feature="age", method="linear", adjust="bnpp")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(method="linear", feature="age"),
+        dict(feature="age", gam_lam="auto"),
+        dict(feature="sex"),
+        dict(feature="age", method="linear", adjust="bnpp"),
+    ],
+)
 @pytest.mark.parametrize("correction", ["maxt", "maxd", "tfce", "cluster"])
 def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     ds = make_cohort(n=40, seed=3, images_per_patient=2, effect=1.0)
     interp = seegaan.interpolate(ds, steps=4, **kwargs)
-    runs = [seegaan.sequence(interp, linear8, n_perm=37, seed=123, batch_size=bs, null_cache_mb=cache,
-                             backend=backend, correction=Cluster(threshold=1.5) if correction == "cluster" else correction)
-            for bs, cache in [(1, 1024), (5, 0), (64, 1024), (7, 0)]]
+    runs = [
+        seegaan.sequence(
+            interp,
+            linear8,
+            n_perm=37,
+            seed=123,
+            batch_size=bs,
+            null_cache_mb=cache,
+            backend=backend,
+            correction=Cluster(threshold=1.5) if correction == "cluster" else correction,
+        )
+        for bs, cache in [(1, 1024), (5, 0), (64, 1024), (7, 0)]
+    ]
     for other in runs[1:]:
         for name in ("p_value", "p_adjusted", "null_max", "images"):
             np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
@@ -132,16 +157,23 @@ def _all_maps(interp, observed, n_perm, seed, null_pivot):
     return np.stack(maps)[:, 1:].astype(np.float64)
 
 
-@pytest.mark.parametrize("correction,sd_offset", [("maxt", None), ("maxt", "median"), ("maxt", "p90"), ("maxt", 0.05),
-                                                   ("maxd", None)])
+@pytest.mark.parametrize(
+    "correction,sd_offset", [("maxt", None), ("maxt", "median"), ("maxt", "p90"), ("maxt", 0.05), ("maxd", None)]
+)
 def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     """maxt/maxd adjusted p = share of the B + 1 maps (identity included) whose largest statistic over all
     pixels and steps reaches the observed one, with the SD taken over those B + 1 maps (maxt) plus s0 (0 by
     default, or a percentile of those SDs, or a number)."""
     ds = make_cohort(n=24, seed=4, effect=0.8)
     interp = seegaan.interpolate(ds, feature="age", method="linear", steps=4)
-    res = seegaan.sequence(interp, linear8, n_perm=60, seed=9, correction=as_correction(correction, sd_offset=sd_offset),
-                           statistic="difference")
+    res = seegaan.sequence(
+        interp,
+        linear8,
+        n_perm=60,
+        seed=9,
+        correction=as_correction(correction, sd_offset=sd_offset),
+        statistic="difference",
+    )
     maps = _all_maps(interp, res.difference, 60, seed=9, null_pivot=res.attrs["null_pivot"])
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
     s0 = 0.0
@@ -156,8 +188,9 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
     np.testing.assert_allclose(res.null_max, null_max, rtol=1e-6)
 
 
-@pytest.mark.parametrize("correction,alternative", [("maxt", "two-sided"), ("maxd", "two-sided"), ("maxt", "greater"),
-                                                    ("maxt", "less")])
+@pytest.mark.parametrize(
+    "correction,alternative", [("maxt", "two-sided"), ("maxd", "two-sided"), ("maxt", "greater"), ("maxt", "less")]
+)
 def test_min_change_equals_brute_force_and_only_removes(correction, alternative):
     """With min_change m the observed difference d is shrunk to sign(d) max(|d| - m, 0) before it meets the
     same null maxima; what is significant is then a subset of the plain test's, and nothing whose |d| <= m."""
@@ -243,23 +276,23 @@ def test_mask_leaves_pixels_out_of_every_correction(correction, tmp_path):
     n = 200
     age = rng.uniform(20, 90, n)
     w = rng.standard_normal((n, 8))
-    w[:, 0] += (age - 55) / 15                      # the planted effect: top half of the 8x8 image
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "age": age})
+    w[:, 0] += (age - 55) / 15  # the planted effect: top half of the 8x8 image
+    table = pd.DataFrame(
+        {"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)], "age": age}
+    )
     interp = seegaan.interpolate(seegaan.create_cohort(w, table), feature="age", steps=4)
     mask = np.ones((8, 8), bool)
-    mask[:2] = False                                # two of the four planted rows left out
+    mask[:2] = False  # two of the four planted rows left out
     full = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction)
     part = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction, mask=mask)
     assert full.significant[:, :2].any() and not part.significant[:, :2].any()
     assert part.significant[-1, 2:4].mean() > 0.7  # the rest of the planted region is still found
     assert part.attrs["mask_pixels"] == 48 and len(part.attrs["mask_sha256"]) == 64
-    np.testing.assert_array_equal(part.p_value, full.p_value)   # uncorrected p-values are per pixel
+    np.testing.assert_array_equal(part.p_value, full.p_value)  # uncorrected p-values are per pixel
     if correction in ("maxt", "maxd"):  # the null maxima now run over the mask only: never larger
         assert np.all(part.null_max <= full.null_max + 1e-12)
     np.save(tmp_path / "mask.npy", mask)
-    from_file = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction,
-                                 mask=tmp_path / "mask.npy")
+    from_file = seegaan.sequence(interp, planted, n_perm=200, seed=1, correction=correction, mask=tmp_path / "mask.npy")
     np.testing.assert_array_equal(from_file.significant, part.significant)
 
 
@@ -309,8 +342,10 @@ def test_options_objects_equal_their_names_and_record_their_parameters():
     np.testing.assert_array_equal(by_name.p_adjusted, by_object.p_adjusted)
     other = seegaan.sequence(interp, linear8, n_perm=30, seed=1, correction=TFCE(E=1.0, connectivity=8))
     assert other.attrs["tfce_E"] == 1.0 and other.attrs["connectivity"] == 8
-    assert seegaan.sequence(interp, linear8, n_perm=30, correction=Cluster(threshold=2.5)).attrs[
-        "cluster_threshold"] == 2.5
+    assert (
+        seegaan.sequence(interp, linear8, n_perm=30, correction=Cluster(threshold=2.5)).attrs["cluster_threshold"]
+        == 2.5
+    )
     assert as_correction("fdr_bh") == seegaan.PValues("fdr_bh")
     with pytest.raises(SeegaanError, match="unknown correction"):
         seegaan.sequence(interp, linear8, n_perm=10, correction="bogus")
@@ -335,8 +370,9 @@ def test_engine_takes_any_producer_of_null_maps():
 
     observed = maps_for(np.arange(n))
     plan = draw_permutations([f"p{i}" for i in range(n)], 40, seed=3)
-    test = permutation_test(observed, lambda rows: np.stack([maps_for(r).reshape(-1) for r in rows]), plan,
-                            correction=MaxD(), batch_size=7)
+    test = permutation_test(
+        observed, lambda rows: np.stack([maps_for(r).reshape(-1) for r in rows]), plan, correction=MaxD(), batch_size=7
+    )
     maps = np.stack([observed, *[maps_for(r) for r in plan.indices]]).astype(np.float64)
     null_max = np.abs(maps[1:]).reshape(40, -1).max(1)
     np.testing.assert_allclose(test.null_max, null_max, rtol=1e-6)
@@ -360,7 +396,7 @@ def test_save_writes_both_files_or_neither(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise Boom
 
-    monkeypatch.setattr("seegaan.plotting.plot_sequence", fail)
+    monkeypatch.setattr("seegaan.sequences.plot_sequence", fail)
     with pytest.raises(Boom):
         res.save(tmp_path / "c.nc", tmp_path / "c.png")
     monkeypatch.undo()
@@ -379,9 +415,12 @@ def test_save_writes_both_files_or_neither(tmp_path, monkeypatch):
 def test_welch_same_bits_across_batch_sizes_and_schemes(per, scheme, correction):
     ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
     interp = seegaan.interpolate(ds, feature="sex", steps=4)
-    runs = [seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache,
-                             scheme=scheme, correction=correction)
-            for bs, cache in [(1, 1024), (4, 0), (64, 1024)]]
+    runs = [
+        seegaan.sequence(
+            interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache, scheme=scheme, correction=correction
+        )
+        for bs, cache in [(1, 1024), (4, 0), (64, 1024)]
+    ]
     assert runs[0].attrs["statistic"] == "welch" and runs[0].attrs["welch_decodes"] == 16
     assert runs[0].attrs["permutation_scheme"] == (scheme or ("image" if per == 1 else "patient-label"))
     for other in runs[1:]:
@@ -392,8 +431,8 @@ def test_welch_same_bits_across_batch_sizes_and_schemes(per, scheme, correction)
 def test_welch_observed_z_is_the_identity_row_and_null_is_studentised():
     """The observed z is the identity permutation through the producer: with a plan that holds only the
     identity, every null map ties with the observed one (p = 1 everywhere it can vary)."""
-    from seegaan._welch import linearise
-    from seegaan.sequences import _null_differences
+    from seegaan.decoding import NullDifferences
+    from seegaan.stats.standard_errors import linearise
     from seegaan.stats.welch import WelchDesign, welch_z
 
     ds = make_cohort(n=30, seed=8)
@@ -403,10 +442,10 @@ def test_welch_observed_z_is_the_identity_row_and_null_is_studentised():
     diff = images - images[0]
     design = WelchDesign(linearise(dec, interp.latents), interp.feature_codes, interp.grid, "image")
     ident = np.arange(interp.image_index.size)[None]
-    z_null = design.null_maps(_null_differences(interp, dec, "image", diff.shape))(ident)
+    z_null = design.null_maps(NullDifferences(interp, dec, "image", diff.shape))(ident)
     se, dof = design.se(ident)
     np.testing.assert_array_equal(z_null, welch_z(diff.reshape(1, -1), se, dof))
-    assert np.all(z_null.reshape(diff.shape)[0] == 0)         # step 0: se 0, untestable
+    assert np.all(z_null.reshape(diff.shape)[0] == 0)  # step 0: se 0, untestable
 
 
 @pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
@@ -426,22 +465,26 @@ def test_welch_choice_and_refusals():
     res = seegaan.sequence(cm, linear8, n_perm=9)
     assert res.attrs["welch_linearisation"].startswith("J at cohort mean, central differences")
     assert "statistic" in res.summary().as_text()
-    for interp, kwargs, message in ((age, {}, "class-mean trajectory without covariates"),
-                                    (adj, {}, "with covariates"),
-                                    (cm, {"correction": "maxd"}, "raw difference"),
-                                    (cm, {"correction": MaxT(sd_offset="median")}, "--sd-offset applies"),
-                                    (cm, {"statistic": "studentised"}, "unknown statistic")):
+    for interp, kwargs, message in (
+        (age, {}, "class-mean trajectory without covariates"),
+        (adj, {}, "with covariates"),
+        (cm, {"correction": "maxd"}, "raw difference"),
+        (cm, {"correction": MaxT(sd_offset="median")}, "--sd-offset applies"),
+        (cm, {"statistic": "studentised"}, "unknown statistic"),
+    ):
         with pytest.raises(SeegaanError, match=message):
             seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "welch", **kwargs})
     adj_age = seegaan.interpolate(ds, feature="age", method="linear", steps=3, adjust="sex")
-    for interp, kwargs, message in ((gam, {}, "needs a linear trajectory without covariates .* gam trajectory"),
-                                    (cm, {}, "class-mean trajectory"),
-                                    (adj_age, {}, "with covariates"),
-                                    (age, {"correction": "maxd"}, "raw difference"),
-                                    (age, {"correction": MaxT(sd_offset="median")}, "the hc3 statistic")):
+    for interp, kwargs, message in (
+        (gam, {}, "needs a linear trajectory without covariates .* gam trajectory"),
+        (cm, {}, "class-mean trajectory"),
+        (adj_age, {}, "with covariates"),
+        (age, {"correction": "maxd"}, "raw difference"),
+        (age, {"correction": MaxT(sd_offset="median")}, "the hc3 statistic"),
+    ):
         with pytest.raises(SeegaanError, match=message):
             seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "hc3", **kwargs})
-    with pytest.raises(SeegaanError, match="--sd-offset applies"):       # auto resolves to welch here
+    with pytest.raises(SeegaanError, match="--sd-offset applies"):  # auto resolves to welch here
         seegaan.sequence(cm, linear8, n_perm=9, correction=MaxT(sd_offset="median"))
 
 
@@ -462,21 +505,27 @@ def test_cpu_sequence_records_fp32_and_restores_tf32_flags():
     torch = pytest.importorskip("torch")
     ds = make_cohort(n=20, seed=1)
     interp = seegaan.interpolate(ds, feature="sex", steps=3)
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-              torch.get_float32_matmul_precision())
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
     seen = {}
 
     def spy(w):
-        seen["flags"] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                         torch.get_float32_matmul_precision())
+        seen["flags"] = (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.get_float32_matmul_precision(),
+        )
         return linear8(w)
 
     torch.backends.cudnn.allow_tf32 = True
     try:
         res = seegaan.sequence(interp, spy, n_perm=5)
-        assert seen["flags"] == (False, False, "highest")           # decoded in strict fp32
+        assert seen["flags"] == (False, False, "highest")  # decoded in strict fp32
         assert res.attrs["precision"].startswith("fp32 (TF32 off) on cpu")
-        assert torch.backends.cudnn.allow_tf32 is True              # restored after
+        assert torch.backends.cudnn.allow_tf32 is True  # restored after
     finally:
         torch.backends.cudnn.allow_tf32 = before[1]
     assert (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == (before[0], before[2])
@@ -488,7 +537,7 @@ def test_memory_check_refuses_a_huge_plan_with_the_number():
 
     with pytest.raises(SeegaanError, match=r"1000000000 permutations of 100 images need 745 GiB"):
         check_memory(10**9, 100, available=64 * 2**30)
-    check_memory(1000, 100, 64 * 64 * 8, available=64 * 2**30)   # fits
+    check_memory(1000, 100, 64 * 64 * 8, available=64 * 2**30)  # fits
     with pytest.raises(SeegaanError, match="null cache"):
         check_memory(10**6, 10, 512 * 512 * 8, null_cache_mb=10**8, available=2**30)
 
@@ -523,9 +572,8 @@ def test_hc3_exact_enumeration_equals_brute_force(alternative):
     rng = np.random.default_rng(3)
     n = 6
     x = rng.normal(size=n)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)],
-                          "x": x})
-    W = rng.normal(size=(n, 8)) * (1 + np.abs(x - x.mean()))[:, None]      # spread largest at both ends
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)], "x": x})
+    W = rng.normal(size=(n, 8)) * (1 + np.abs(x - x.mean()))[:, None]  # spread largest at both ends
     ds = seegaan.create_cohort(W, table)
     interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
     res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative)
@@ -534,26 +582,32 @@ def test_hc3_exact_enumeration_equals_brute_force(alternative):
     stat = {"two-sided": np.abs, "less": lambda v: -v}[alternative]
     t_obs = stat(np.divide(*_hc3_slope_se(x, Y)))
     t_all = np.array([stat(np.divide(*_hc3_slope_se(x[list(p)], Y))) for p in itertools.permutations(range(n))])
-    tol = 1e-4 * np.abs(t_obs) + 1e-6     # u is a float32 central difference: near-ties may go either way
-    at_least = (((t_all >= t_obs + tol).sum(0) + 1) / 720).reshape(8, 8)      # + the identity itself
+    tol = 1e-4 * np.abs(t_obs) + 1e-6  # u is a float32 central difference: near-ties may go either way
+    at_least = (((t_all >= t_obs + tol).sum(0) + 1) / 720).reshape(8, 8)  # + the identity itself
     at_most = ((t_all >= t_obs - tol).sum(0) / 720).reshape(8, 8)
     assert np.all((at_least - 1e-12 <= res.p_value[1]) & (res.p_value[1] <= at_most + 1e-12))
     assert np.mean(at_least == at_most) > 0.5 and len(np.unique(res.p_value[1])) > 20
-    np.testing.assert_allclose(res.p_value[2], res.p_value[1])      # the same t at every step
+    np.testing.assert_allclose(res.p_value[2], res.p_value[1])  # the same t at every step
     assert np.all(res.p_value[0] == 1)
 
 
 @pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
-@pytest.mark.parametrize("per, feature, scheme, units", [(1, "age", "image", "HC3 over images"),
-                                                        (2, "age", "patient-label", "CR3 over patients"),
-                                                        (2, "bnpp", "whole-block", "HC3 over images")])
+@pytest.mark.parametrize(
+    "per, feature, scheme, units",
+    [
+        (1, "age", "image", "HC3 over images"),
+        (2, "age", "patient-label", "CR3 over patients"),
+        (2, "bnpp", "whole-block", "HC3 over images"),
+    ],
+)
 @pytest.mark.parametrize("correction", ["maxt", "tfce"])
 def test_hc3_same_bits_across_batch_sizes_and_schemes(per, feature, scheme, units, correction):
     ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
     interp = seegaan.interpolate(ds, feature=feature, method="linear", transform="none", steps=4)
-    runs = [seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache,
-                             correction=correction)
-            for bs, cache in [(1, 1024), (4, 0), (64, 1024)]]
+    runs = [
+        seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache, correction=correction)
+        for bs, cache in [(1, 1024), (4, 0), (64, 1024)]
+    ]
     a = runs[0].attrs
     assert a["statistic"] == "hc3" and a["hc3_decodes"] == 16 and a["hc3_se"].startswith(units)
     assert a["permutation_scheme"] == scheme and "HC3 SE of the permuted fit" in runs[0].summary().as_text()
@@ -571,7 +625,7 @@ def test_save_on_ctrl_c_while_the_figure_is_written_leaves_neither_file(tmp_path
     import seegaan
 
     interp = seegaan.interpolate(make_cohort(n=30), feature="sex", method="class-mean", steps=3)
-    result = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=0)
+    result = seegaan.sequence(interp, "seegaan.testing.decoders:linear8", n_perm=0)
 
     def plot_interrupted(self, path=None, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)  # held back until both files are written, then raised
@@ -587,10 +641,12 @@ def test_seed_none_draws_a_seed_and_records_it():
     import seegaan
 
     interp = seegaan.interpolate(make_cohort(n=30), feature="sex", method="class-mean", steps=3)
-    first = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=30, seed=None, statistic="difference")
+    first = seegaan.sequence(interp, "seegaan.testing.decoders:linear8", n_perm=30, seed=None, statistic="difference")
     seed = first.attrs["seed"]
     assert seed.isdigit()  # fresh randomness, but the output says which
-    again = seegaan.sequence(interp, "tests._decoders:linear8", n_perm=30, seed=int(seed), statistic="difference")
+    again = seegaan.sequence(
+        interp, "seegaan.testing.decoders:linear8", n_perm=30, seed=int(seed), statistic="difference"
+    )
     assert np.array_equal(first.p_value, again.p_value) and np.array_equal(first.null_max, again.null_max)
 
 
@@ -622,8 +678,7 @@ def test_batches_waiting_for_the_kernels_give_the_same_bits(monkeypatch, null_ca
             return thread
 
         monkeypatch.setattr(seegaan_kernels, "preload", slow_preload)
-        return permutation_test(observed, producer, plan, correction=MaxT(), batch_size=4,
-                                null_cache_mb=null_cache_mb)
+        return permutation_test(observed, producer, plan, correction=MaxT(), batch_size=4, null_cache_mb=null_cache_mb)
 
     loaded = run(0.0)
     waited = run(0.5)

@@ -3,8 +3,8 @@
 Every way a command can end badly prints one line on stderr and exits non-zero (:class:`OneLineErrors`):
 
 * a usage error (bad option, missing value, invalid choice): the message and a ``--help`` hint, exit 2;
-* a :class:`~seegaan._errors.SeegaanError` (bad input): its message, exit 2;
-* Ctrl-C: ``interrupted``, exit 130; SIGTERM/SIGHUP (:func:`seegaan._io.terminate_cleanly`): exit 128 + signal;
+* a :class:`~seegaan._internal.errors.SeegaanError` (bad input): its message, exit 2;
+* Ctrl-C: ``interrupted``, exit 130; SIGTERM/SIGHUP (:func:`seegaan._internal.io.terminate_cleanly`): exit 128 + signal;
 * anything else is a bug: ``internal error (TypeName: message)``, exit 1; with ``SEEGAAN_DEBUG=1`` in the
   environment the full traceback is shown instead.
 
@@ -18,13 +18,20 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Annotated, Iterator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from seegaan._errors import SeegaanError
-from seegaan._progress import progress_bar  # noqa: F401  (re-exported for the command modules)
+from seegaan import demo
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import Terminated, terminate_cleanly
+from seegaan._internal.progress import progress_bar  # noqa: F401  (re-exported for the command modules)
+from seegaan._version import __version__
+from seegaan.decoder import decoder_device, is_checkpoint
+from seegaan.model.allocator import keep_freed_memory
 
 #: Environment variable that shows the full traceback of an internal error.
 DEBUG_ENV = "SEEGAAN_DEBUG"
@@ -32,7 +39,6 @@ DEBUG_ENV = "SEEGAAN_DEBUG"
 
 def version_option(program: str):
     """A ``--version`` option (eager) for a typer callback."""
-    from seegaan._version import __version__
 
     def callback(value: bool):
         if value:
@@ -43,18 +49,30 @@ def version_option(program: str):
 
 
 #: ``--device`` of the seegaan-stats commands that decode (a checkpoint decoder's device)
-DeviceOption = Annotated[str, typer.Option(
-    help="cpu, cuda or auto: where a checkpoint decoder decodes (cuda:N for one GPU; auto: cuda when there "
-         "is a GPU). A module:callable decoder runs where its own code puts it: cpu only.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="cpu, cuda or auto: where a checkpoint decoder decodes (cuda:N for one GPU; auto: cuda when there "
+        "is a GPU). A module:callable decoder runs where its own code puts it: cpu only."
+    ),
+]
 
 
 #: ``--workers`` / ``--scheduler`` of the seegaan-stats commands whose permutations can run on Dask
-WorkersOption = Annotated[int | None, typer.Option(
-    help="Decode the permutations on a local Dask cluster of N single-threaded worker processes (pip "
-         "install 'seegaan[distributed]'); the same result as one process.")]
-SchedulerOption = Annotated[str | None, typer.Option(
-    help="Decode the permutations on the workers of a running Dask scheduler, e.g. tcp://host:8786 "
-         "(reached within 5 s); the same result as one process.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Decode the permutations on a local Dask cluster of N single-threaded worker processes (pip "
+        "install 'seegaan[distributed]'); the same result as one process."
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Decode the permutations on the workers of a running Dask scheduler, e.g. tcp://host:8786 "
+        "(reached within 5 s); the same result as one process."
+    ),
+]
 
 
 def decoding_device(decoder, device: str) -> str:
@@ -62,12 +80,8 @@ def decoding_device(decoder, device: str) -> str:
     cuda without a CUDA GPU, an unknown device, or a device other than cpu for a module:callable decoder),
     and, when a checkpoint decodes on the CPU, glibc told to keep freed blocks (faster repeated decoding; a
     process-wide setting a command may make, as the ``seegaan`` model commands do). Returns the device."""
-    from seegaan.decoder import decoder_device, is_checkpoint
-
     device = decoder_device(decoder, device)
     if device == "cpu" and is_checkpoint(decoder):
-        from seegaan.model.allocator import keep_freed_memory
-
         keep_freed_memory()
     return device
 
@@ -76,7 +90,7 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
-def fail(message: str, code: int = 2) -> "typer.Exit":
+def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr and return the Exit to raise."""
     typer.echo(f"error: {_one_line(message)}", err=True)
     return typer.Exit(code)
@@ -106,7 +120,7 @@ def internal_error_line(exc: BaseException) -> str:
     if len(detail) > 300:
         detail = detail[:297] + "..."
     shown = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    return (f"error: internal error ({shown}); rerun with {DEBUG_ENV}=1 for the traceback and report it")
+    return f"error: internal error ({shown}); rerun with {DEBUG_ENV}=1 for the traceback and report it"
 
 
 def _signal_name(signum: int) -> str:
@@ -124,7 +138,7 @@ def _is_no_args_help(exc: BaseException) -> bool:
 class OneLineErrors(TyperGroup):
     """A typer group whose every failure is one stderr line and a non-zero exit (see the module docstring).
 
-    The command runs inside :func:`seegaan._io.terminate_cleanly`, so SIGTERM/SIGHUP unwind through the
+    The command runs inside :func:`seegaan._internal.io.terminate_cleanly`, so SIGTERM/SIGHUP unwind through the
     commands' clean-up (temporary files removed, targets untouched) instead of killing the process.
     """
 
@@ -136,12 +150,11 @@ class OneLineErrors(TyperGroup):
             raise fail(_INTERRUPTED, code=130) from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        from seegaan._io import Terminated, terminate_cleanly
-
         try:
             with terminate_cleanly():
-                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                                  standalone_mode=False, **extra)
+                rv = super().main(
+                    args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+                )
         except typer.TyperException as exc:  # usage errors (click's ClickException family)
             if _is_no_args_help(exc):
                 typer.echo(exc.format_message(), err=True)
@@ -172,3 +185,17 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def default_inputs(cohort: Path | None, decoder: str | None):
+    """The bundled demo when neither --cohort nor --decoder is given."""
+    if cohort is not None and decoder is not None:
+        return cohort, decoder
+
+    if cohort is None and decoder is None:
+        typer.echo(
+            "note: no --cohort or --decoder given: using the bundled demo (a phantom cohort and its small model)",
+            err=True,
+        )
+        return demo.cohort_path(), demo.decoder_path()
+    raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")

@@ -1,195 +1,27 @@
-"""``seegaan-stats``: the statistics side (inspect cohorts, interpolate + permutation-test sequences).
+"""``seegaan-stats``: the statistics side. This module only builds the typer app from the command modules.
 
-Each command parses its options and calls the library: :func:`seegaan.interpolate`,
-:func:`seegaan.sequence` and :meth:`seegaan.SequenceResult.save`.
+stats_interpolate (``inspect``, ``interpolate``), stats_table1 (``table1``), stats_explain (``predict``,
+``explain``, ``local``), stats_pixel (``pixel-test``), stats_report (``report``, ``animate``).
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
-from seegaan._choices import ALTERNATIVES, CORRECTIONS, METHODS, NULL_PIVOTS, STATISTICS, TRANSFORMS, cli_enum
-from seegaan.cli._common import (DeviceOption, OneLineErrors, SchedulerOption, WorkersOption, decoding_device,
-                                 fail, progress_bar, user_errors, version_option)
+from seegaan.cli import stats_explain as _explain
+from seegaan.cli import stats_interpolate as _interpolate
+from seegaan.cli import stats_pixel as _pixel
+from seegaan.cli import stats_report as _report
+from seegaan.cli import stats_table1 as _table1
+from seegaan.cli._common import OneLineErrors, version_option
 
-Method = cli_enum("Method", METHODS)
-Transform = cli_enum("Transform", TRANSFORMS)
-Correction = cli_enum("Correction", CORRECTIONS)
-Alternative = cli_enum("Alternative", ALTERNATIVES)
-Statistic = cli_enum("Statistic", STATISTICS)
-NullPivot = cli_enum("NullPivot", NULL_PIVOTS)
-
-
-def inspect_command(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
-    """Summarise a latent cohort: images, patients, and every clinical feature's type, levels or range."""
-    with user_errors():
-        from seegaan.cohort import cohort_summary, open_cohort
-
-        typer.echo(cohort_summary(open_cohort(cohort)).as_text())
-
-
-def _default_inputs(cohort: Path | None, decoder: str | None):
-    """The bundled demo when neither --cohort nor --decoder is given."""
-    if cohort is not None and decoder is not None:
-        return cohort, decoder
-    from seegaan import demo
-
-    if cohort is None and decoder is None:
-        typer.echo("note: no --cohort or --decoder given: using the bundled demo (a phantom cohort and its "
-                   "small model)", err=True)
-        return demo.cohort_path(), demo.decoder_path()
-    raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
-
-
-def interpolate_command(
-    feature: Annotated[str, typer.Option("--feature", help="Clinical feature to move along.")],
-    cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
-    decoder: Annotated[str | None, typer.Option(
-        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model. "
-             "module:callable imports that module and runs its code: give only code you trust.")] = None,
-    method: Annotated[Method, typer.Option(help="Interpolator (auto: class-mean for categories, gam for numbers).")] = Method("auto"),
-    levels: Annotated[str | None, typer.Option(help="Class-mean groups 'A,B' (from A to B).")] = None,
-    steps: Annotated[int, typer.Option(help="Number of steps K (grid from the 5th to the 95th percentile).")] = 8,
-    grid: Annotated[str | None, typer.Option(help="Explicit grid values 'v1,v2,...' in feature units.")] = None,
-    transform: Annotated[Transform, typer.Option(help="Fit on log(feature) for skewed lab values.")] = Transform("none"),
-    gam_lam: Annotated[str, typer.Option(help="GAM smoothing: a positive number or 'auto' (GCV per dimension).")] = "0.6",
-    gam_splines: Annotated[int, typer.Option(help="Number of GAM B-splines.")] = 20,
-    adjust: Annotated[str | None, typer.Option(help="Covariates 'COL,COL' (Freedman-Lane under permutation).")] = None,
-    perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
-    correction: Annotated[Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
-    statistic: Annotated[Statistic, typer.Option(
-        help="Pixel statistic: welch (class-mean: each map over its own Welch SE, delta method; valid when "
-             "groups differ in spread), hc3 (linear: slope over its HC3 SE of the permuted fit; valid when the "
-             "spread changes along the feature), difference, or auto (welch for class-mean, hc3 for linear, "
-             "both without covariates and unless --correction maxd; else difference, e.g. gam).")] = Statistic("auto"),
-    null_pivot: Annotated[NullPivot | None, typer.Option(
-        help="Where the null lines of a linear trajectory pivot: x0 (where the fitted level and slope are "
-             "uncorrelated; hc3 takes its Jacobian there; valid when the spread changes along the feature, exact "
-             "under exchangeability only approximately) or mean (every line through the mean latent, exact under "
-             "exchangeability). Default: x0 for linear without covariates, else mean (the only choice).",
-        show_default=False)] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
-    tfce_e: Annotated[float | None, typer.Option(
-        help="tfce: extent exponent (H = 2; E = 0.5 or 1 for 2-D maps); default 0.5.")] = None,
-    tfce_connectivity: Annotated[int | None, typer.Option(
-        help="tfce: pixel neighbourhood, 4 (edges) or 8 (edges and corners); default 4.")] = None,
-    cluster_threshold: Annotated[float | None, typer.Option(
-        help="cluster: cluster-forming threshold on the standardised difference; default 3.")] = None,
-    alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative("two-sided"),
-    mask: Annotated[Path | None, typer.Option(
-        help="Test only these pixels: .npy (bool or 0/1) or PNG (nonzero = tested) of the image size.")] = None,
-    sd_offset: Annotated[str | None, typer.Option(
-        help="maxt: s0 added to each pixel's permutation SD (z = d / (SD + s0)): a number (image units), "
-             "'median' or 'pNN' (that percentile of the SDs); default 0, the plain studentised max-T.")] = None,
-    min_change: Annotated[float, typer.Option(
-        help="maxt/maxd: call a pixel significant only where its change exceeds this many image units "
-             "([-1, 1] scale; 0.05 = 2.5% of the range); default 0, any change.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
-    threads: Annotated[int, typer.Option(
-        help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
-             "default, is fastest for small models and on shared machines).")] = 1,
-    device: DeviceOption = "cpu",
-    out: Annotated[Path | None, typer.Option(help="Output netCDF (default: seegaan-FEATURE.nc).")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
-    workers: WorkersOption = None,
-    scheduler: SchedulerOption = None,
-    animate: Annotated[Path | None, typer.Option(
-        help="Also write an animation of the sequence and its significant differences (.gif, or .mp4 with "
-             "the [report] extra).")] = None,
-    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
-):
-    """Trajectory along FEATURE, decoded, with permutation-tested pixel differences (netCDF + figure)."""
-    with user_errors():
-        from seegaan._io import check_output_path
-        from seegaan._runtime import _check_threads, command_threads
-        from seegaan.stats import as_correction, load_mask
-        from seegaan.stats.distributed import client_from_options
-        from seegaan.stats.engine import check_run
-
-        _check_threads(threads)
-        out = out if out is not None else Path(f"seegaan-{feature}.nc")
-        png = None if no_plot else (plot or out.with_suffix(".png"))
-        cohort, decoder = _default_inputs(cohort, decoder)
-        inputs = [cohort, mask, decoder if Path(str(decoder)).is_file() else None]
-        # every output is checked before any work: not an input, the right suffix, not each other
-        check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc")
-        if png is not None:
-            check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=(".png", ".pdf", ".svg"),
-                              others=[out])
-        if animate is not None:
-            from seegaan.animate import check_animation_path
-
-            check_animation_path(animate, overwrite=overwrite, inputs=inputs)  # .gif/.mp4: never --out/--plot
-        check_run(n_perm=perm, alpha=alpha, batch_size=batch_size, seed=seed)   # before any work
-        roi = load_mask(mask) if mask is not None else None  # a bad mask fails before the fit
-        options = as_correction(correction.value, sd_offset=sd_offset, min_change=min_change, tfce_e=tfce_e,
-                                tfce_connectivity=tfce_connectivity, cluster_threshold=cluster_threshold)
-        checkpoint = Path(str(decoder)).is_file()
-        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
-        # a cluster is reached (or refused) before any work; its workers load the decoder themselves
-        with client_from_options(workers, scheduler) as client, command_threads(threads, torch=checkpoint):
-            result = _interpolate_and_test(
-                cohort, decoder, feature=feature, method=method.value, levels=levels, steps=steps, grid=grid,
-                transform=transform.value, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust, perm=perm,
-                options=options, statistic=statistic.value, alpha=alpha, alternative=alternative.value,
-                seed=seed, batch_size=batch_size, mask=roi, client=client,
-                null_pivot=None if null_pivot is None else null_pivot.value, device=device)
-        result.save(out, png, overwrite=overwrite)
-        if animate is not None:
-            from seegaan.animate import animate_option_hook
-
-            animate_option_hook(result, animate, overwrite=overwrite)
-        typer.echo(result.summary().as_text())
-        typer.echo(f"wrote {out}" + (f" and {png}" if png is not None else "")
-                   + (f" and {animate}" if animate is not None else ""))
-
-
-def _interpolate_and_test(cohort, decoder, *, feature, method, levels, steps, grid, transform, gam_lam,
-                          gam_splines, adjust, perm, options, statistic, alpha, alternative, seed, batch_size,
-                          mask, client=None, null_pivot=None, device="cpu"):
-    """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
-    from seegaan.cohort import open_cohort
-    from seegaan.interpolation import interpolate
-    from seegaan.sequences import sequence
-    from seegaan.stats import SeegaanWarning
-
-    interp = interpolate(open_cohort(cohort), feature=feature, method=method, levels=levels, steps=steps,
-                         grid=grid, transform=transform, gam_lam=gam_lam, gam_splines=gam_splines, adjust=adjust)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SeegaanWarning)
-        with progress_bar(f"permutations ({feature})", None) as advance:
-            # the spec: sequence() loads it on the device (Dask workers load it themselves, on the same device)
-            result = sequence(interp, str(decoder), n_perm=perm, correction=options, statistic=statistic,
-                              alpha=alpha, alternative=alternative, seed=seed, batch_size=batch_size, mask=mask,
-                              progress=advance, client=client, null_pivot=null_pivot, device=device,
-                              command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
-    # notes after the test: an error in the test's own checks stays the only line on stderr
-    for note in interp.notes:
-        typer.echo(f"note: {note}", err=True)
-    if interp.n_missing:
-        typer.echo(f"note: {interp.n_missing} image(s) without {feature}"
-                   f"{' or a covariate' if interp.covariates else ''} were left out", err=True)
-    for w in caught:
-        if issubclass(w.category, SeegaanWarning):
-            typer.echo(f"warning: {w.message}", err=True)
-    return result
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``inspect`` and ``interpolate`` to the ``seegaan-stats`` app."""
-    app.command("inspect")(inspect_command)
-    app.command("interpolate")(interpolate_command)
-
-
-app = typer.Typer(name="seegaan-stats", add_completion=False, no_args_is_help=True, cls=OneLineErrors,
-                  help="SEE-GAAN statistics: latent cohorts, trajectories and permutation-tested sequences.")
+app = typer.Typer(
+    name="seegaan-stats",
+    add_completion=False,
+    no_args_is_help=True,
+    cls=OneLineErrors,
+    help="SEE-GAAN statistics: latent cohorts, trajectories and permutation-tested sequences.",
+)
 
 
 @app.callback()
@@ -197,12 +29,7 @@ def _root(version: bool = version_option("seegaan-stats")):
     """SEE-GAAN statistics side."""
 
 
-from seegaan.cli import stats_explain as _explain  # noqa: E402
-from seegaan.cli import stats_pixel as _pixel  # noqa: E402
-from seegaan.cli import stats_report as _report  # noqa: E402
-from seegaan.cli import stats_table1 as _table1  # noqa: E402
-
-register(app)
+_interpolate.register(app)
 _table1.register(app)
 _explain.register(app)
 _pixel.register(app)

@@ -1,23 +1,35 @@
 """``seegaan-stats predict``, ``explain`` and ``local``: a CNN's predictions over a cohort, a
 counterfactual (with attribution maps) for one image, and one image's permutation-tested local sequence.
 
-Each command parses its options and calls :func:`seegaan.predict.predict`, :func:`seegaan.explain.explain`
-or :func:`seegaan.local.local_sequence`.
+Each command parses its options and calls :func:`seegaan.explain.predictions.predict`, :func:`seegaan.explain.explain`
+or :func:`seegaan.explain.local.local_sequence`.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from seegaan._choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
-from seegaan._runtime import command_threads
-from seegaan.cli._common import (DeviceOption, SchedulerOption, WorkersOption, decoding_device, progress_bar,
-                                 user_errors)
-from seegaan.cnn import INPUT_SCALES
+from seegaan import demo
+from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import check_output_path
+from seegaan._internal.runtime import command_threads
+from seegaan.cli._common import DeviceOption, SchedulerOption, WorkersOption, decoding_device, progress_bar, user_errors
+from seegaan.cli._common import default_inputs as _default_inputs
+from seegaan.data.cohort import open_cohort, save_cohort
+from seegaan.explain.attribution import check_methods
+from seegaan.explain.cnn import INPUT_SCALES, load_model
+from seegaan.explain.counterfactual import _check_tol, explain, parse_lambda_range
+from seegaan.explain.local import local_sequence, parse_lambdas
+from seegaan.explain.predictions import check_feature_name, predict
+from seegaan.stats import SeegaanWarning
+from seegaan.stats.distributed import client_from_options
 
 InputScale = cli_enum("InputScale", INPUT_SCALES)
 On = cli_enum("On", ("reconstruction",))
@@ -27,25 +39,25 @@ Alternative = cli_enum("Alternative", ALTERNATIVES)
 Statistic = cli_enum("Statistic", tuple(s for s in STATISTICS if s != "hc3"))  # no hc3 for local
 Transform = cli_enum("Transform", TRANSFORMS)
 
-_MODEL_HELP = ("TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
-               "function; it maps float32 images (B, 1, H, W) to B numbers.")
+_MODEL_HELP = (
+    "TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
+    "function; it maps float32 images (B, 1, H, W) to B numbers."
+)
 _SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
 _SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."
-Threads = Annotated[int, typer.Option(
-    help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
-         "default, is fastest for small models and on shared machines).")]
+Threads = Annotated[
+    int,
+    typer.Option(
+        help="Threads for torch, Numba and BLAS together (0 = the libraries' defaults, all cores; 1, the "
+        "default, is fastest for small models and on shared machines)."
+    ),
+]
 
 
 def _inputs(cohort: Path | None, decoder: str | None, *, decoder_needed: bool = True):
     """The bundled demo when neither --cohort nor --decoder is given (as ``seegaan-stats interpolate``)."""
     if not decoder_needed:
-        if cohort is not None:
-            return cohort, None
-        from seegaan import demo
-
-        return demo.cohort_path(), None
-    from seegaan.cli.stats import _default_inputs
-
+        return (demo.cohort_path() if cohort is None else cohort), None
     return _default_inputs(cohort, decoder)
 
 
@@ -58,12 +70,17 @@ def predict_command(
     name: Annotated[str, typer.Option(help="Name of the new numeric feature holding the predictions.")],
     out: Annotated[Path, typer.Option(help="Output cohort (.nc) with the new feature.")],
     cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
-    decoder: Annotated[str | None, typer.Option(
-        help="Checkpoint or module:callable, for --on reconstruction; default: the demo model.")] = None,
-    images: Annotated[Path | None, typer.Option(
-        help="Folder of the cohort's radiographs, read by image_id (instead of reconstructions).")] = None,
-    on: Annotated[On | None, typer.Option(
-        help="Run the CNN on the reconstructions G(w) (the default without --images).")] = None,
+    decoder: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint or module:callable, for --on reconstruction; default: the demo model."),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the cohort's radiographs, read by image_id (instead of reconstructions)."),
+    ] = None,
+    on: Annotated[
+        On | None, typer.Option(help="Run the CNN on the reconstructions G(w) (the default without --images).")
+    ] = None,
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     batch_size: Annotated[int, typer.Option(help="Images per model call (memory only).")] = 32,
@@ -73,34 +90,37 @@ def predict_command(
 ):
     """Add a CNN's predictions for every cohort image as a numeric feature (on images or reconstructions)."""
     with user_errors():
-        import numpy as np
-
-        from seegaan._errors import SeegaanError
-        from seegaan._io import check_output_path
-        from seegaan.cnn import load_model
-        from seegaan.cohort import open_cohort, save_cohort
-        from seegaan.predict import check_feature_name, predict
-
         if images is not None and on is not None:
             raise SeegaanError("give either --images or --on reconstruction, not both")
         cohort, decoder = _inputs(cohort, decoder, decoder_needed=images is None)
         check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
         if images is None:
-            device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
+            device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
         elif device != "cpu":
-            raise SeegaanError("--device is where the decoder runs; predictions on --images decode nothing: "
-                               "drop --device")
+            raise SeegaanError(
+                "--device is where the decoder runs; predictions on --images decode nothing: drop --device"
+            )
         ds = open_cohort(cohort)
         check_feature_name(ds, name)
         with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
-                result = predict(ds, net, name=name, images=images, decoder=decoder,
-                                 batch_size=batch_size, progress=advance, device=device)
+                result = predict(
+                    ds,
+                    net,
+                    name=name,
+                    images=images,
+                    decoder=decoder,
+                    batch_size=batch_size,
+                    progress=advance,
+                    device=device,
+                )
         save_cohort(result, out, overwrite=overwrite)
         values = result[name].values
-        typer.echo(f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
-                   f"over {values.size} images")
+        typer.echo(
+            f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
+            f"over {values.size} images"
+        )
         typer.echo(f"wrote {out}")
 
 
@@ -109,19 +129,28 @@ def explain_command(
     model: Annotated[str, typer.Option(help=_MODEL_HELP)],
     target: Annotated[float, typer.Option(help="The prediction wanted (in the model's output units).")],
     out: Annotated[Path, typer.Option(help="Output netCDF (.nc).")],
-    feature: Annotated[str | None, typer.Option(
-        help="Feature defining the direction (class: own level -> other; numeric: split at the target); "
-             "default: the model's predictions over the cohort.")] = None,
+    feature: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature defining the direction (class: own level -> other; numeric: split at the target); "
+            "default: the model's predictions over the cohort."
+        ),
+    ] = None,
     levels: Annotated[str | None, typer.Option(help="Class feature: CURRENT,DESIRED levels.")] = None,
     tol: Annotated[float, typer.Option(help="Accept |prediction - target| <= tol.")] = 0.01,
     lambda_range: Annotated[str, typer.Option(help="λ interval searched, A:B with A < B.")] = "0:3",
     n_scan: Annotated[int, typer.Option(help="λ values scanned for a sign change.")] = 25,
-    attributions: Annotated[str | None, typer.Option(
-        help="Attribution maps of the reconstruction: any of vg,gradcam,ig (needs captum).")] = None,
+    attributions: Annotated[
+        str | None, typer.Option(help="Attribution maps of the reconstruction: any of vg,gradcam,ig (needs captum).")
+    ] = None,
     layer: Annotated[str | None, typer.Option(help="Grad-CAM layer name (default: the last Conv2d).")] = None,
     cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
-    decoder: Annotated[str | None, typer.Option(
-        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+    decoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model."
+        ),
+    ] = None,
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     plot: Annotated[Path | None, typer.Option(help="Also write the panel figure (PNG).")] = None,
@@ -131,11 +160,6 @@ def explain_command(
 ):
     """Move one image along its local latent direction until the CNN predicts TARGET (counterfactual)."""
     with user_errors():
-        from seegaan._io import check_output_path
-        from seegaan.cnn import load_model
-        from seegaan.cohort import open_cohort
-        from seegaan.explain import _check_methods, _check_tol, explain, parse_lambda_range
-
         cohort, decoder = _inputs(cohort, decoder)
         inputs = _existing(cohort, decoder, model)
         check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[plot])
@@ -143,15 +167,28 @@ def explain_command(
             check_output_path(plot, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         _check_tol(tol)
         span = parse_lambda_range(lambda_range)
-        methods = _check_methods(attributions or ())
-        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
+        methods = check_methods(attributions or ())
+        device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
         with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar("explain", None) as advance:
-                result = explain(open_cohort(cohort), decoder, net, image_id=image, target=target,
-                                 feature=feature, levels=levels, tol=tol, lambda_range=span, n_scan=n_scan,
-                                 attributions=methods, layer=layer, progress=advance, device=device,
-                                 command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+                result = explain(
+                    open_cohort(cohort),
+                    decoder,
+                    net,
+                    image_id=image,
+                    target=target,
+                    feature=feature,
+                    levels=levels,
+                    tol=tol,
+                    lambda_range=span,
+                    n_scan=n_scan,
+                    attributions=methods,
+                    layer=layer,
+                    progress=advance,
+                    device=device,
+                    command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
+                )
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
         typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))
@@ -161,30 +198,50 @@ def local_command(
     image: Annotated[str, typer.Option("--image", help="image_id of the image to move.")],
     feature: Annotated[str, typer.Option(help="Class feature (local direction) or numeric one (global trajectory).")],
     out: Annotated[Path, typer.Option(help="Output netCDF (.nc).")],
-    levels: Annotated[str | None, typer.Option(
-        help="Class feature: CURRENT,DESIRED levels (default: the image's own level and the other one).")] = None,
-    lambdas: Annotated[str | None, typer.Option(
-        help="Class feature: λ values, A:B:N (N values from A to B, 0 <= A < B) or v1,v2,...; default 0:1:5.")] = None,
-    values: Annotated[str | None, typer.Option(
-        help="Numeric feature: target values v1,v2,... (default: 5 from the 5th to the 95th percentile).")] = None,
-    method: Annotated[LocalMethod, typer.Option(
-        help="Numeric feature: the global trajectory (auto = gam).")] = LocalMethod("auto"),
+    levels: Annotated[
+        str | None,
+        typer.Option(help="Class feature: CURRENT,DESIRED levels (default: the image's own level and the other one)."),
+    ] = None,
+    lambdas: Annotated[
+        str | None,
+        typer.Option(
+            help="Class feature: λ values, A:B:N (N values from A to B, 0 <= A < B) or v1,v2,...; default 0:1:5."
+        ),
+    ] = None,
+    values: Annotated[
+        str | None,
+        typer.Option(help="Numeric feature: target values v1,v2,... (default: 5 from the 5th to the 95th percentile)."),
+    ] = None,
+    method: Annotated[
+        LocalMethod, typer.Option(help="Numeric feature: the global trajectory (auto = gam).")
+    ] = LocalMethod("auto"),
     transform: Annotated[Transform, typer.Option(help="Numeric feature: fit on log(feature).")] = Transform("none"),
     gam_lam: Annotated[str, typer.Option(help="GAM smoothing: a positive number or 'auto'.")] = "0.6",
     perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only).")] = 1000,
-    correction: Annotated[Correction, typer.Option(
-        help="Multiple-testing correction over pixels x steps.")] = Correction("maxt"),
-    statistic: Annotated[Statistic, typer.Option(
-        help="welch (class features: own Welch SE per permutation, J at the image), difference, or auto "
-             "(welch for a class feature unless --correction maxd; difference for numeric features).")] = Statistic("auto"),
+    correction: Annotated[
+        Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")
+    ] = Correction("maxt"),
+    statistic: Annotated[
+        Statistic,
+        typer.Option(
+            help="welch (class features: own Welch SE per permutation, J at the image), difference, or auto "
+            "(welch for a class feature unless --correction maxd; difference for numeric features)."
+        ),
+    ] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
-    alternative: Annotated[Alternative, typer.Option(
-        help="Direction of the difference tested.")] = Alternative("two-sided"),
-    images: Annotated[Path | None, typer.Option(
-        help="Folder of the cohort's radiographs: the original image is shown in the figure.")] = None,
+    alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative(
+        "two-sided"
+    ),
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of the cohort's radiographs: the original image is shown in the figure.")
+    ] = None,
     cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
-    decoder: Annotated[str | None, typer.Option(
-        help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model.")] = None,
+    decoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Threads = 1,
@@ -197,14 +254,6 @@ def local_command(
 ):
     """Move one image along FEATURE (local sequence) and permutation-test every pixel of its change."""
     with user_errors():
-        import warnings
-
-        from seegaan._io import check_output_path
-        from seegaan.cohort import open_cohort
-        from seegaan.local import local_sequence, parse_lambdas
-        from seegaan.stats import SeegaanWarning
-        from seegaan.stats.distributed import client_from_options
-
         cohort, decoder = _inputs(cohort, decoder)
         inputs = _existing(cohort, decoder)
         png = None if no_plot else (plot or out.with_suffix(".png"))
@@ -213,19 +262,39 @@ def local_command(
             check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         if lambdas is not None:
             parse_lambdas(lambdas)
-        device = decoding_device(decoder, device)   # before any work: e.g. cuda without a GPU
+        device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
         # a cluster is reached (or refused) before any work; its workers load the decoder themselves
-        with client_from_options(workers, scheduler) as client, command_threads(threads), \
-                warnings.catch_warnings(record=True) as caught:
+        with (
+            client_from_options(workers, scheduler) as client,
+            command_threads(threads),
+            warnings.catch_warnings(record=True) as caught,
+        ):
             warnings.simplefilter("always", SeegaanWarning)
             with progress_bar(f"permutations ({feature}, {image})", None) as advance:
-                result = local_sequence(open_cohort(cohort), decoder, image_id=image, feature=feature, levels=levels,
-                                        lambdas=lambdas, values=values, method=method.value,
-                                        transform=transform.value, gam_lam=gam_lam, n_perm=perm,
-                                        correction=correction.value, statistic=statistic.value, alpha=alpha,
-                                        alternative=alternative.value, seed=seed, batch_size=batch_size,
-                                        images=images, progress=advance, device=device, client=client,
-                                        command_line=" ".join(["seegaan-stats", *sys.argv[1:]]))
+                result = local_sequence(
+                    open_cohort(cohort),
+                    decoder,
+                    image_id=image,
+                    feature=feature,
+                    levels=levels,
+                    lambdas=lambdas,
+                    values=values,
+                    method=method.value,
+                    transform=transform.value,
+                    gam_lam=gam_lam,
+                    n_perm=perm,
+                    correction=correction.value,
+                    statistic=statistic.value,
+                    alpha=alpha,
+                    alternative=alternative.value,
+                    seed=seed,
+                    batch_size=batch_size,
+                    images=images,
+                    progress=advance,
+                    device=device,
+                    client=client,
+                    command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
+                )
         for w in caught:
             if issubclass(w.category, SeegaanWarning):
                 typer.echo(f"warning: {w.message}", err=True)

@@ -6,10 +6,8 @@ Public functions: :func:`read_image`, :func:`load_dataset` (-> :class:`ImageSet`
 
 from __future__ import annotations
 
-from seegaan._lazy import lazy_module
-
-#: side of the square images the model reads (bicubic resize); defined here so the CLI needs no numpy
-DEFAULT_SIZE = 256
+from seegaan._internal.choices import DEFAULT_SIZE  # noqa: F401  (the side of the square images the model reads)
+from seegaan._internal.lazy import lazy_module
 
 _LAZY = {
     "read_image": "seegaan.data.images",
@@ -20,8 +18,8 @@ _LAZY = {
     "ImageSet": "seegaan.data.dataset",
     "read_table": "seegaan.data.tables",
     "patient_splits": "seegaan.data.tables",
-    "table1": "seegaan.data.table1",
-    "Table1Result": "seegaan.data.table1",
+    "table1": "seegaan.data.tableone",
+    "Table1Result": "seegaan.data.tableone",
 }
 
 __all__ = sorted(_LAZY)

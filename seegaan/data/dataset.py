@@ -7,35 +7,61 @@ import hmac
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from seegaan._choices import SPLITS
-from seegaan._errors import SeegaanError
-from seegaan._io import atomic_path
-from seegaan.data import DEFAULT_SIZE
-from seegaan.data.images import (DEFAULT_PERCENTILES, IMAGE_EXTENSIONS, Scaling,
-                                 _read_dicom_dataset, check_dicom_header, check_scaling, detect_format,
-                                 header_fields, image_id_from_path, open_pil, read_image)
-from seegaan.data.tables import (PATH_COLUMN_GUESSES, RESERVED, check_fractions, check_numeric_columns,
-                                 check_split_column, feature_names, is_table_file, patient_splits, read_table,
-                                 require_column)
+from seegaan._internal.choices import DEFAULT_SIZE, SPLITS
+from seegaan._internal.errors import SeegaanError
+from seegaan.data.images import (
+    DEFAULT_PERCENTILES,
+    IMAGE_EXTENSIONS,
+    Scaling,
+    _read_dicom_dataset,
+    check_dicom_header,
+    check_scaling,
+    detect_format,
+    header_fields,
+    image_id_from_path,
+    open_pil,
+    read_image,
+)
+from seegaan.data.tables import (
+    PATH_COLUMN_GUESSES,
+    RESERVED,
+    check_fractions,
+    check_numeric_columns,
+    check_split_column,
+    feature_names,
+    is_table_file,
+    patient_splits,
+    read_table,
+    require_column,
+)
+from seegaan.formats import save_csv
 
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 #: how error messages name the join options (``seegaan check-data`` has them; ``train``/``encode`` join
 #: on ``image_id`` or a listing's ``path``/``file`` column)
-_ID_OPTION = ("id_column=... (seegaan check-data --id-column; for train/encode name the column image_id "
-              "in the table)")
+_ID_OPTION = "id_column=... (seegaan check-data --id-column; for train/encode name the column image_id in the table)"
 _PATH_OPTION = "path_column=... (seegaan check-data --path-column)"
 #: skipped files named in :meth:`ImageSet.report` (all of them go to :meth:`ImageSet.write_skipped`)
 REPORT_SKIPPED = 5
 #: view names folded together by the view filter (DICOM ViewPosition uses LL/RL for laterals)
-VIEW_ALIASES = {"LL": "LAT", "RL": "LAT", "LATERAL": "LAT", "LLD": "LAT", "RLD": "LAT", "L": "LAT",
-                "POSTEROANTERIOR": "PA", "ANTEROPOSTERIOR": "AP"}
+VIEW_ALIASES = {
+    "LL": "LAT",
+    "RL": "LAT",
+    "LATERAL": "LAT",
+    "LLD": "LAT",
+    "RLD": "LAT",
+    "L": "LAT",
+    "POSTEROANTERIOR": "PA",
+    "ANTEROPOSTERIOR": "AP",
+}
 
 
 def _norm_view(value) -> str:
@@ -46,10 +72,45 @@ def _norm_view(value) -> str:
 
 
 #: words that often appear in image file names and are not identifiers (ignored by looks_identifying)
-_COMMON_ID_WORDS = frozenset({"im", "img", "image", "images", "patient", "pat", "pt", "study", "series", "view",
-                              "pa", "ap", "lat", "ll", "rl", "cxr", "xr", "dx", "cr", "dcm", "dicom", "png",
-                              "jpg", "jpeg", "npy", "chest", "frontal", "lateral", "scan", "file", "normal",
-                              "raw", "proc", "processed", "id"})
+_COMMON_ID_WORDS = frozenset(
+    {
+        "im",
+        "img",
+        "image",
+        "images",
+        "patient",
+        "pat",
+        "pt",
+        "study",
+        "series",
+        "view",
+        "pa",
+        "ap",
+        "lat",
+        "ll",
+        "rl",
+        "cxr",
+        "xr",
+        "dx",
+        "cr",
+        "dcm",
+        "dicom",
+        "png",
+        "jpg",
+        "jpeg",
+        "npy",
+        "chest",
+        "frontal",
+        "lateral",
+        "scan",
+        "file",
+        "normal",
+        "raw",
+        "proc",
+        "processed",
+        "id",
+    }
+)
 
 
 def looks_identifying(value) -> bool:
@@ -63,8 +124,7 @@ def looks_identifying(value) -> bool:
     text = str(value)
     if re.search(r"\d{6,}", text):
         return True
-    words = [w for w in re.split(r"[\W_]+", text)
-             if len(w) >= 2 and w.isalpha() and w.lower() not in _COMMON_ID_WORDS]
+    words = [w for w in re.split(r"[\W_]+", text) if len(w) >= 2 and w.isalpha() and w.lower() not in _COMMON_ID_WORDS]
     return len(words) >= 2
 
 
@@ -79,16 +139,20 @@ def resolve_salt(pseudonymize) -> bytes | None:
     if pseudonymize is True:
         salt = os.environ.get("SEEGAAN_ID_SALT", "")
         if not salt:
-            raise SeegaanError("pseudonymize=True needs a salt: set the environment variable SEEGAAN_ID_SALT "
-                               "(or pass the salt, --salt) to a long random secret")
+            raise SeegaanError(
+                "pseudonymize=True needs a salt: set the environment variable SEEGAAN_ID_SALT "
+                "(or pass the salt, --salt) to a long random secret"
+            )
     elif isinstance(pseudonymize, (str, bytes)):
         salt = pseudonymize
     else:
         raise SeegaanError(f"pseudonymize must be True, False or a salt string; got {type(pseudonymize).__name__}")
     salt = salt.encode() if isinstance(salt, str) else bytes(salt)
     if len(salt.strip()) < 8:
-        raise SeegaanError("the pseudonymisation salt must hold at least 8 characters; use a long random "
-                           "secret (e.g. python -c 'import secrets; print(secrets.token_hex(16))')")
+        raise SeegaanError(
+            "the pseudonymisation salt must hold at least 8 characters; use a long random "
+            "secret (e.g. python -c 'import secrets; print(secrets.token_hex(16))')"
+        )
     return salt
 
 
@@ -180,8 +244,10 @@ def _guess_path_column(frame: pd.DataFrame, source: str) -> str:
     for name in PATH_COLUMN_GUESSES:
         if name in frame.columns:
             return name
-    raise SeegaanError(f"{source} lists no image paths: none of the columns {list(PATH_COLUMN_GUESSES)} "
-                       f"exists; name the path column with {_PATH_OPTION}")
+    raise SeegaanError(
+        f"{source} lists no image paths: none of the columns {list(PATH_COLUMN_GUESSES)} "
+        f"exists; name the path column with {_PATH_OPTION}"
+    )
 
 
 @dataclass
@@ -226,14 +292,16 @@ class ImageSet:
 
     def __repr__(self) -> str:
         splits = self.table["split"].value_counts().reindex(list(SPLITS), fill_value=0)
-        return (f"<ImageSet {len(self)} images, {self.table['patient_id'].nunique()} patients "
-                f"(train {splits['train']}, val {splits['val']}, test {splits['test']}), size {self.size}>")
+        return (
+            f"<ImageSet {len(self)} images, {self.table['patient_id'].nunique()} patients "
+            f"(train {splits['train']}, val {splits['val']}, test {splits['test']}), size {self.size}>"
+        )
 
     @property
     def image_ids(self) -> list[str]:
         return list(self.table["image_id"])
 
-    def subset(self, split_name: str | Sequence[str]) -> "ImageSet":
+    def subset(self, split_name: str | Sequence[str]) -> ImageSet:
         """The images of one split (``"train"``, ``"val"``, ``"test"``) or of several."""
         names = [split_name] if isinstance(split_name, str) else list(split_name)
         bad = [n for n in names if n not in SPLITS]
@@ -242,22 +310,31 @@ class ImageSet:
         keep = self.table["split"].isin(names).to_numpy()
         return self._take(np.flatnonzero(keep))
 
-    def _take(self, index: np.ndarray) -> "ImageSet":
+    def _take(self, index: np.ndarray) -> ImageSet:
         table = self.table.iloc[index].reset_index(drop=True)
         ids = set(table["image_id"])
-        return replace(self, table=table, paths=[self.paths[i] for i in index],
-                       skipped=list(self.skipped), counts=dict(self.counts),
-                       headers={k: v for k, v in self.headers.items() if k in ids}, attrs=dict(self.attrs))
+        return replace(
+            self,
+            table=table,
+            paths=[self.paths[i] for i in index],
+            skipped=list(self.skipped),
+            counts=dict(self.counts),
+            headers={k: v for k, v in self.headers.items() if k in ids},
+            attrs=dict(self.attrs),
+        )
 
     # ------------------------------------------------------------------ pixels
     def _read(self, i: int) -> np.ndarray:
-        arr = read_image(self.paths[i], size=self.size, scaling=self.scaling, window=self.window,
-                         percentiles=self.percentiles)
+        arr = read_image(
+            self.paths[i], size=self.size, scaling=self.scaling, window=self.window, percentiles=self.percentiles
+        )
         if self.size is None:
             expected = self.attrs.get("native_shape")
             if expected is not None and tuple(arr.shape) != tuple(expected):
-                raise SeegaanError(f"{self.paths[i]}: image is {arr.shape[0]}x{arr.shape[1]} but the others "
-                                   f"are {expected[0]}x{expected[1]}; pass size=... to resize all images")
+                raise SeegaanError(
+                    f"{self.paths[i]}: image is {arr.shape[0]}x{arr.shape[1]} but the others "
+                    f"are {expected[0]}x{expected[1]}; pass size=... to resize all images"
+                )
         return arr
 
     def __getitem__(self, i: int) -> np.ndarray:
@@ -285,7 +362,6 @@ class ImageSet:
             for i in range(len(self)):
                 yield i, self._try_read(i)
             return
-        from concurrent.futures import ThreadPoolExecutor
 
         chunk = 4 * workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -323,11 +399,10 @@ class ImageSet:
         Keep that file apart from the cohort: with it the pseudonyms are identifiers again.
         """
         if self.id_map is None:
-            raise SeegaanError("the ids are not pseudonymised; load the images with pseudonymize=... "
-                               "(--pseudonymize) to get a mapping")
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            self.id_map.to_csv(tmp, index=False)
-        return Path(path)
+            raise SeegaanError(
+                "the ids are not pseudonymised; load the images with pseudonymize=... (--pseudonymize) to get a mapping"
+            )
+        return save_csv(self.id_map, path, overwrite=overwrite)
 
     def identifier_like_ids(self) -> list[str]:
         """Image and patient ids that look like they may carry identifiers (see :func:`looks_identifying`);
@@ -342,9 +417,7 @@ class ImageSet:
         if not self.skipped:
             return None
         frame = pd.DataFrame(self.skipped, columns=["path", "reason"])
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            frame.to_csv(tmp, index=False)
-        return Path(path)
+        return save_csv(frame, path, overwrite=overwrite)
 
     # ------------------------------------------------------------------ report
     def report(self) -> str:
@@ -354,33 +427,40 @@ class ImageSet:
         if c.get("ignored_files"):
             lines.append(f"other files ignored: {c['ignored_files']}")
         lines.append(f"files skipped at loading (unreadable, bad header): {c.get('probe_failures', 0)}")
-        lines.append(f"duplicate image ids among files (first kept, rest skipped): "
-                     f"{c.get('duplicate_files', 0)}")
+        lines.append(f"duplicate image ids among files (first kept, rest skipped): {c.get('duplicate_files', 0)}")
         if c.get("id_scheme"):
             lines.append(f"image ids: {c['id_scheme']}")
         if c.get("header_values_dropped"):
-            lines.append("DICOM header values outside their defined terms, left blank: "
-                         f"{c['header_values_dropped']}")
+            lines.append(f"DICOM header values outside their defined terms, left blank: {c['header_values_dropped']}")
         if c.get("table_rows") is not None:
-            lines.append(f"table rows: {c['table_rows']}; duplicate ids in the table (first row kept): "
-                         f"{c.get('duplicate_rows', 0)}")
+            lines.append(
+                f"table rows: {c['table_rows']}; duplicate ids in the table (first row kept): "
+                f"{c.get('duplicate_rows', 0)}"
+            )
             kept = "kept, clinical values missing" if c.get("keep_unmatched") else "excluded"
             lines.append(f"images without a table row ({kept}): {c.get('images_without_row', 0)}")
             lines.append(f"table rows without an image: {c.get('rows_without_image', 0)}")
         if c.get("view_filter"):
-            lines.append(f"excluded by the view filter {c['view_filter']}: {c.get('view_excluded', 0)} "
-                         f"(of which without a view: {c.get('view_missing', 0)})")
+            lines.append(
+                f"excluded by the view filter {c['view_filter']}: {c.get('view_excluded', 0)} "
+                f"(of which without a view: {c.get('view_missing', 0)})"
+            )
         if c.get("size_mismatch"):
             lines.append(f"skipped for a different image size: {c['size_mismatch']}")
         splits = self.table["split"].value_counts().reindex(list(SPLITS), fill_value=0)
         pats = self.table.groupby("split")["patient_id"].nunique().reindex(list(SPLITS), fill_value=0)
         lines.append(f"usable images: {len(self)} from {self.table['patient_id'].nunique()} patients")
-        lines.append("split (images/patients): " + ", ".join(
-            f"{s} {splits[s]}/{pats[s]}" for s in SPLITS) + f" [{self.attrs.get('split_source', '')}]")
+        lines.append(
+            "split (images/patients): "
+            + ", ".join(f"{s} {splits[s]}/{pats[s]}" for s in SPLITS)
+            + f" [{self.attrs.get('split_source', '')}]"
+        )
         lines.append(f"skipped while reading pixels: {c.get('read_failures', 0)}")
         if self.skipped:
-            lines.append(f"skipped files: {len(self.skipped)} (first {min(REPORT_SKIPPED, len(self.skipped))}; "
-                         "all of them: seegaan check-data --skipped FILE, or ImageSet.write_skipped):")
+            lines.append(
+                f"skipped files: {len(self.skipped)} (first {min(REPORT_SKIPPED, len(self.skipped))}; "
+                "all of them: seegaan check-data --skipped FILE, or ImageSet.write_skipped):"
+            )
             lines.extend(f"  {p}: {reason.removeprefix(f'{p}: ')}" for p, reason in self.skipped[:REPORT_SKIPPED])
         lines.extend(self._column_lines())
         if self.id_map is not None:
@@ -388,8 +468,10 @@ class ImageSet:
         else:
             suspicious = self.identifier_like_ids()
             if suspicious:
-                lines.append(f"warning: {len(suspicious)} ids look like they may carry identifiers (e.g. "
-                             f"{', '.join(suspicious[:3])}); consider --pseudonymize")
+                lines.append(
+                    f"warning: {len(suspicious)} ids look like they may carry identifiers (e.g. "
+                    f"{', '.join(suspicious[:3])}); consider --pseudonymize"
+                )
         return "\n".join(lines)
 
     def _column_lines(self) -> list[str]:
@@ -405,14 +487,17 @@ class ImageSet:
             lines.append(f"  {col}: {missing} ({100.0 * missing / n:.1f}%)")
         renamed = {col: name for col, name in feature_names(columns).items() if col != name}
         if renamed:
-            lines.append("note: columns renamed in a cohort (netCDF cannot keep spaces or '/'; the "
-                         "original name is in the coordinate's attrs): "
-                         + ", ".join(f"{col!r} -> {name}" for col, name in renamed.items()))
+            lines.append(
+                "note: columns renamed in a cohort (netCDF cannot keep spaces or '/'; the "
+                "original name is in the coordinate's attrs): "
+                + ", ".join(f"{col!r} -> {name}" for col, name in renamed.items())
+            )
         return lines
 
 
-def _images_and_listing(images, path_column: str | None, text_columns: Sequence[str] = ()
-                        ) -> tuple[list[Path], pd.DataFrame | None, str | None, int, str]:
+def _images_and_listing(
+    images, path_column: str | None, text_columns: Sequence[str] = ()
+) -> tuple[list[Path], pd.DataFrame | None, str | None, int, str]:
     """Resolve ``images`` to files; returns (files, listing table, its path column, ignored, source)."""
     if isinstance(images, (list, tuple)):
         files = [Path(p) for p in images]
@@ -426,8 +511,9 @@ def _images_and_listing(images, path_column: str | None, text_columns: Sequence[
             raise SeegaanError(f"{src}: no images found (PNG, JPEG, DICOM or .npy, searched recursively)")
         return files, None, None, ignored, str(src)
     if is_table_file(src):
-        listing = read_table(src, str_columns=[c for c in (path_column, "image_id", "patient_id") if c],
-                             text_columns=text_columns)
+        listing = read_table(
+            src, str_columns=[c for c in (path_column, "image_id", "patient_id") if c], text_columns=text_columns
+        )
         column = path_column or _guess_path_column(listing, str(src))
         require_column(listing, column, source=str(src), option=_PATH_OPTION)
         listing = listing.copy()
@@ -438,14 +524,25 @@ def _images_and_listing(images, path_column: str | None, text_columns: Sequence[
     return [src], None, None, 0, str(src)
 
 
-def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling: Scaling = "minmax",
-                 view: Sequence[str] | str | None = None, id_column: str = "image_id",
-                 path_column: str | None = None, patient_column: str = "patient_id",
-                 split: Sequence[float] = (0.8, 0.1, 0.1), stratify: str | None = None,
-                 seed: int | np.random.Generator | None = 0, window: tuple[float, float] | None = None,
-                 percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
-                 keep_unmatched: bool = False, text_columns: Sequence[str] = (),
-                 pseudonymize: bool | str | bytes | None = None) -> ImageSet:
+def load_dataset(
+    images,
+    table=None,
+    *,
+    size: int | None = DEFAULT_SIZE,
+    scaling: Scaling = "minmax",
+    view: Sequence[str] | str | None = None,
+    id_column: str = "image_id",
+    path_column: str | None = None,
+    patient_column: str = "patient_id",
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    stratify: str | None = None,
+    seed: int | np.random.Generator | None = 0,
+    window: tuple[float, float] | None = None,
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+    keep_unmatched: bool = False,
+    text_columns: Sequence[str] = (),
+    pseudonymize: bool | str | bytes | None = None,
+) -> ImageSet:
     """Find radiographs, join them with a clinical table and make patient-level splits.
 
     Parameters
@@ -513,16 +610,31 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
     _relative_ids(probes, base, counts)
     probes = _drop_duplicate_ids(probes, counts, skipped)
     if not probes:
-        raise SeegaanError(f"{source}: none of the {len(files)} image files could be read (first problem: "
-                           f"{skipped[0][1] if skipped else 'none'})")
-    clinical, join_path = _clinical_table(table, listing, listed_column, id_column=id_column,
-                                          path_column=path_column, patient_column=patient_column,
-                                          text_columns=text_columns)
+        raise SeegaanError(
+            f"{source}: none of the {len(files)} image files could be read (first problem: "
+            f"{skipped[0][1] if skipped else 'none'})"
+        )
+    clinical, join_path = _clinical_table(
+        table,
+        listing,
+        listed_column,
+        id_column=id_column,
+        path_column=path_column,
+        patient_column=patient_column,
+        text_columns=text_columns,
+    )
     if clinical is None:
         base_rows = pd.DataFrame({"image_id": [p.image_id for p in probes]})
     else:
-        probes, base_rows = _join_clinical(probes, clinical, join_path, id_column=id_column,
-                                           keep_unmatched=keep_unmatched, counts=counts, skipped=skipped)
+        probes, base_rows = _join_clinical(
+            probes,
+            clinical,
+            join_path,
+            id_column=id_column,
+            keep_unmatched=keep_unmatched,
+            counts=counts,
+            skipped=skipped,
+        )
     headers = _add_dicom_views(probes, base_rows)
     paths = [p.path for p in probes]
     if view is not None:
@@ -530,21 +642,42 @@ def load_dataset(images, table=None, *, size: int | None = DEFAULT_SIZE, scaling
     native_shape = None
     if size is None:
         base_rows, paths, native_shape = _filter_sizes(base_rows, paths, probes, counts, skipped)
-    final, split_source = _patients_and_splits(base_rows, patient_column=patient_column, stratify=stratify,
-                                               fractions=fractions, seed=seed)
-    feature_names([c for c in final.columns if c not in RESERVED],
-                  source="the clinical table" if table is None or isinstance(table, pd.DataFrame) else str(table))
+    final, split_source = _patients_and_splits(
+        base_rows, patient_column=patient_column, stratify=stratify, fractions=fractions, seed=seed
+    )
+    feature_names(
+        [c for c in final.columns if c not in RESERVED],
+        source="the clinical table" if table is None or isinstance(table, pd.DataFrame) else str(table),
+    )
     id_map = None
     if salt is not None:
         final, headers, id_map = _pseudonymize(final, headers, salt)
-    attrs = {"source": source, "size": 0 if size is None else int(size), "scaling": scaling,
-             "split_fractions": list(fractions), "split_seed": seed if isinstance(seed, int) else None,
-             "split_source": split_source, "stratify": stratify or "", "view_filter": counts.get(
-                 "view_filter", ""), "window": list(window) if window else None,
-             "native_shape": native_shape, "pseudonymized": salt is not None}
-    return ImageSet(table=final, paths=paths, size=None if size is None else int(size), scaling=scaling,
-                    window=window, percentiles=tuple(percentiles), skipped=skipped, counts=counts,
-                    headers=headers, attrs=attrs, id_map=id_map)
+    attrs = {
+        "source": source,
+        "size": 0 if size is None else int(size),
+        "scaling": scaling,
+        "split_fractions": list(fractions),
+        "split_seed": seed if isinstance(seed, int) else None,
+        "split_source": split_source,
+        "stratify": stratify or "",
+        "view_filter": counts.get("view_filter", ""),
+        "window": list(window) if window else None,
+        "native_shape": native_shape,
+        "pseudonymized": salt is not None,
+    }
+    return ImageSet(
+        table=final,
+        paths=paths,
+        size=None if size is None else int(size),
+        scaling=scaling,
+        window=window,
+        percentiles=tuple(percentiles),
+        skipped=skipped,
+        counts=counts,
+        headers=headers,
+        attrs=attrs,
+        id_map=id_map,
+    )
 
 
 # ------------------------------------------------------------------ the stages of load_dataset
@@ -552,15 +685,13 @@ def _probe_files(files: list[Path], counts: dict, skipped: list) -> list[_Probe]
     """Look at every file (headers only); unreadable ones go to ``skipped``."""
     probes: list[_Probe] = []
     for path in files:
-        probe = _probe(path) if path.exists() else _Probe(path, image_id_from_path(path),
-                                                          error=f"{path}: no such file")
+        probe = _probe(path) if path.exists() else _Probe(path, image_id_from_path(path), error=f"{path}: no such file")
         if probe.error:
             skipped.append((str(path), probe.error))
         else:
             probes.append(probe)
     counts["probe_failures"] = len(skipped)
-    counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(
-        Counter(p.fmt for p in probes).items()))
+    counts["formats"] = ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.fmt for p in probes).items()))
     dropped = Counter(key for p in probes for key in p.dropped)
     counts["header_values_dropped"] = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
     return probes
@@ -589,12 +720,12 @@ def _relative_ids(probes: list[_Probe], base: Path | None, counts: dict) -> None
         return
     for p, rid in zip(probes, relative):
         p.image_id = rid
-    counts["id_scheme"] = (f"paths relative to {base} without extension (file names repeat across "
-                           "folders; e.g. " + relative[0] + ")")
+    counts["id_scheme"] = (
+        f"paths relative to {base} without extension (file names repeat across folders; e.g. " + relative[0] + ")"
+    )
 
 
-def _pseudonymize(final: pd.DataFrame, headers: dict, salt: bytes
-                  ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+def _pseudonymize(final: pd.DataFrame, headers: dict, salt: bytes) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Replace image and patient ids by their pseudonyms; returns (table, headers, mapping)."""
     final = final.copy()
     img = {i: pseudonym(i, salt, prefix="img") for i in dict.fromkeys(final["image_id"])}
@@ -605,8 +736,10 @@ def _pseudonymize(final: pd.DataFrame, headers: dict, salt: bytes
     final["image_id"] = final["image_id"].map(img)
     final["patient_id"] = final["patient_id"].map(pat)
     headers = {img[k]: v for k, v in headers.items() if k in img}
-    id_map = pd.DataFrame([("image", k, v) for k, v in img.items()] + [("patient", k, v) for k, v in pat.items()],
-                          columns=["kind", "original", "pseudonym"])
+    id_map = pd.DataFrame(
+        [("image", k, v) for k, v in img.items()] + [("patient", k, v) for k, v in pat.items()],
+        columns=["kind", "original", "pseudonym"],
+    )
     return final, headers, id_map
 
 
@@ -617,17 +750,28 @@ def _drop_duplicate_ids(probes: list[_Probe], counts: dict, skipped: list) -> li
     for probe in probes:
         if probe.image_id in first:
             dup_files += 1
-            skipped.append((str(probe.path), f"duplicate image id '{probe.image_id}' (also "
-                                             f"{first[probe.image_id].path}); first file kept"))
+            skipped.append(
+                (
+                    str(probe.path),
+                    f"duplicate image id '{probe.image_id}' (also {first[probe.image_id].path}); first file kept",
+                )
+            )
         else:
             first[probe.image_id] = probe
     counts["duplicate_files"] = dup_files
     return list(first.values())
 
 
-def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | None, *, id_column: str,
-                    path_column: str | None, patient_column: str,
-                    text_columns: Sequence[str] = ()) -> tuple[pd.DataFrame | None, str | None]:
+def _clinical_table(
+    table,
+    listing: pd.DataFrame | None,
+    listed_column: str | None,
+    *,
+    id_column: str,
+    path_column: str | None,
+    patient_column: str,
+    text_columns: Sequence[str] = (),
+) -> tuple[pd.DataFrame | None, str | None]:
     """The clinical table (or None) and the path column it is joined on (None: joined on ``id_column``)."""
     if table is None:
         return (listing, listed_column) if listing is not None else (None, None)
@@ -635,9 +779,12 @@ def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | No
         clinical = table.copy()
         clinical.columns = [str(c) for c in clinical.columns]
         table_src = "table"
-        check_numeric_columns(clinical, source=table_src,
-                              skip=[id_column, patient_column, *([path_column] if path_column else []),
-                                    *text_columns], id_column=id_column if id_column in clinical else None)
+        check_numeric_columns(
+            clinical,
+            source=table_src,
+            skip=[id_column, patient_column, *([path_column] if path_column else []), *text_columns],
+            id_column=id_column if id_column in clinical else None,
+        )
     else:
         clinical = read_table(table, str_columns=[id_column, patient_column], text_columns=text_columns)
         table_src = str(table)
@@ -650,8 +797,16 @@ def _clinical_table(table, listing: pd.DataFrame | None, listed_column: str | No
     return clinical, None
 
 
-def _join_clinical(probes: list[_Probe], clinical: pd.DataFrame, join_path: str | None, *, id_column: str,
-                   keep_unmatched: bool, counts: dict, skipped: list) -> tuple[list[_Probe], pd.DataFrame]:
+def _join_clinical(
+    probes: list[_Probe],
+    clinical: pd.DataFrame,
+    join_path: str | None,
+    *,
+    id_column: str,
+    keep_unmatched: bool,
+    counts: dict,
+    skipped: list,
+) -> tuple[list[_Probe], pd.DataFrame]:
     """Join the files with the table's rows (by path or id); returns the kept files and their rows."""
     clinical = clinical.reset_index(drop=True)
     counts["table_rows"] = len(clinical)
@@ -682,11 +837,16 @@ def _join_clinical(probes: list[_Probe], clinical: pd.DataFrame, join_path: str 
         probes = [p for p, ok in zip(probes, matched) if ok]
         probe_key = [k for k, ok in zip(probe_key, matched) if ok]
         if not probes:
-            hint = (f"; the image ids are relative paths such as {example!r}, as file names repeat"
-                    if counts.get("id_scheme") and join_path is None else "")
-            raise SeegaanError(f"no image matches a row of the clinical table (join on "
-                               f"{'path' if join_path else repr(id_column)}){hint}; check the table's ids "
-                               f"and the join column: {_PATH_OPTION if join_path else _ID_OPTION}")
+            hint = (
+                f"; the image ids are relative paths such as {example!r}, as file names repeat"
+                if counts.get("id_scheme") and join_path is None
+                else ""
+            )
+            raise SeegaanError(
+                f"no image matches a row of the clinical table (join on "
+                f"{'path' if join_path else repr(id_column)}){hint}; check the table's ids "
+                f"and the join column: {_PATH_OPTION if join_path else _ID_OPTION}"
+            )
     rows = clinical.reindex(probe_key).reset_index(drop=True)
     if "image_id" in rows.columns:  # a table joined by path may carry its own ids: keep them
         ids = rows["image_id"].where(rows["image_id"].notna(), pd.Series([p.image_id for p in probes]))
@@ -705,14 +865,16 @@ def _add_dicom_views(probes: list[_Probe], rows: pd.DataFrame) -> dict:
     return headers
 
 
-def _filter_views(rows: pd.DataFrame, paths: list[Path], view: Sequence[str] | str,
-                  counts: dict) -> tuple[pd.DataFrame, list[Path]]:
+def _filter_views(
+    rows: pd.DataFrame, paths: list[Path], view: Sequence[str] | str, counts: dict
+) -> tuple[pd.DataFrame, list[Path]]:
     """Keep the images whose (normalised) view is one of ``view``."""
     wanted = [view] if isinstance(view, str) else list(view)
     wanted = [_norm_view(v) for v in wanted if str(v).strip()]
     if "view" not in rows.columns:
-        raise SeegaanError("a view filter needs a 'view' column in the table or DICOM files with "
-                           "ViewPosition; none was found")
+        raise SeegaanError(
+            "a view filter needs a 'view' column in the table or DICOM files with ViewPosition; none was found"
+        )
     have = rows["view"].map(_norm_view)
     keep = have.isin(wanted).to_numpy()
     counts["view_filter"] = "/".join(wanted)
@@ -721,13 +883,13 @@ def _filter_views(rows: pd.DataFrame, paths: list[Path], view: Sequence[str] | s
     rows = rows.loc[keep].reset_index(drop=True)
     paths = [p for p, k in zip(paths, keep) if k]
     if not len(rows):
-        raise SeegaanError(f"no image has a view in {wanted}; views present: "
-                           f"{sorted(set(have) - {''})[:10]}")
+        raise SeegaanError(f"no image has a view in {wanted}; views present: {sorted(set(have) - {''})[:10]}")
     return rows, paths
 
 
-def _filter_sizes(rows: pd.DataFrame, paths: list[Path], probes: list[_Probe], counts: dict,
-                  skipped: list) -> tuple[pd.DataFrame, list[Path], tuple[int, int] | None]:
+def _filter_sizes(
+    rows: pd.DataFrame, paths: list[Path], probes: list[_Probe], counts: dict, skipped: list
+) -> tuple[pd.DataFrame, list[Path], tuple[int, int] | None]:
     """Without resizing: keep the images of the most common size (unknown sizes kept); returns it too."""
     kept_paths = set(paths)
     shapes = [probe.shape for probe in probes if probe.path in kept_paths]
@@ -739,16 +901,21 @@ def _filter_sizes(rows: pd.DataFrame, paths: list[Path], probes: list[_Probe], c
         s = shape_of[path]
         ok = native_shape is None or s is None or s == native_shape
         if not ok:
-            skipped.append((str(path), f"image is {s[0]}x{s[1]} but most are "
-                                       f"{native_shape[0]}x{native_shape[1]}; pass size=... to resize"))
+            skipped.append(
+                (
+                    str(path),
+                    f"image is {s[0]}x{s[1]} but most are {native_shape[0]}x{native_shape[1]}; pass size=... to resize",
+                )
+            )
         keep.append(ok)
     counts["size_mismatch"] = int(len(keep) - sum(keep))
     rows = rows.loc[keep].reset_index(drop=True)
     return rows, [p for p, k in zip(paths, keep) if k], native_shape
 
 
-def _patients_and_splits(rows: pd.DataFrame, *, patient_column: str, stratify: str | None,
-                         fractions: tuple[float, ...], seed) -> tuple[pd.DataFrame, str]:
+def _patients_and_splits(
+    rows: pd.DataFrame, *, patient_column: str, stratify: str | None, fractions: tuple[float, ...], seed
+) -> tuple[pd.DataFrame, str]:
     """The final table (``image_id``, ``patient_id``, ``split``, then the clinical columns) and where its
     split came from (the table's ``split`` column, filled or drawn by patient with ``seed``)."""
     out = rows.copy()
@@ -763,22 +930,30 @@ def _patients_and_splits(rows: pd.DataFrame, *, patient_column: str, stratify: s
         split_col = check_split_column(out.pop("split"), source="the clinical table")
         missing = split_col == ""
         if missing.any():
-            fill = patient_splits(pid[missing], split=fractions,
-                                  stratify=None if stratify is None else out.loc[missing, stratify],
-                                  seed=seed)
+            fill = patient_splits(
+                pid[missing],
+                split=fractions,
+                stratify=None if stratify is None else out.loc[missing, stratify],
+                seed=seed,
+            )
             split_col = split_col.copy()
             split_col[missing] = fill
             split_source = "split column of the table, missing values drawn with the seed"
         else:
             split_source = "split column of the table"
     else:
-        split_col = pd.Series(patient_splits(pid, split=fractions,
-                                             stratify=None if stratify is None else out[stratify],
-                                             seed=seed))
-        split_source = f"drawn by patient, fractions {fractions}, seed {seed if isinstance(seed, int) else 'rng'}" \
-                       + (f", stratified on {stratify}" if stratify else "")
-    front = pd.DataFrame({"image_id": out["image_id"].astype(str).to_numpy(),
-                          "patient_id": pid.astype(str).to_numpy(),
-                          "split": split_col.astype(str).to_numpy()})
+        split_col = pd.Series(
+            patient_splits(pid, split=fractions, stratify=None if stratify is None else out[stratify], seed=seed)
+        )
+        split_source = f"drawn by patient, fractions {fractions}, seed {seed if isinstance(seed, int) else 'rng'}" + (
+            f", stratified on {stratify}" if stratify else ""
+        )
+    front = pd.DataFrame(
+        {
+            "image_id": out["image_id"].astype(str).to_numpy(),
+            "patient_id": pid.astype(str).to_numpy(),
+            "split": split_col.astype(str).to_numpy(),
+        }
+    )
     rest = out.drop(columns=[c for c in out.columns if c in RESERVED]).reset_index(drop=True)
     return pd.concat([front, rest], axis=1), split_source

@@ -11,26 +11,52 @@ Every problem with a file raises :class:`~seegaan.SeegaanError` with one line th
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
+import PIL
+import pydicom
+from PIL import Image
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from seegaan._errors import SeegaanError
-from seegaan.data import DEFAULT_SIZE
+from seegaan._internal.choices import DEFAULT_SIZE
+from seegaan._internal.errors import SeegaanError
 
 Scaling = Literal["minmax", "percentile"]
 SCALINGS: tuple[str, ...] = get_args(Scaling)
 
 #: extensions recognised when scanning a folder (lower case); extension-less files are probed for DICOM
-IMAGE_EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".dcm": "dicom", ".dicom": "dicom",
-                    ".dic": "dicom", ".npy": "npy"}
+IMAGE_EXTENSIONS = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".dcm": "dicom",
+    ".dicom": "dicom",
+    ".dic": "dicom",
+    ".npy": "npy",
+}
 
 #: DICOM header fields that may reach an output (non-identifying acquisition facts only)
-DICOM_WHITELIST = ("ViewPosition", "Modality", "Manufacturer", "ManufacturerModelName",
-                   "PhotometricInterpretation", "Rows", "Columns", "PixelSpacing", "ImagerPixelSpacing",
-                   "BitsAllocated", "BitsStored", "PixelRepresentation", "SamplesPerPixel",
-                   "NumberOfFrames", "BodyPartExamined")
+DICOM_WHITELIST = (
+    "ViewPosition",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "SamplesPerPixel",
+    "NumberOfFrames",
+    "BodyPartExamined",
+)
 
 #: DICOM header fields whose value must come from a defined vocabulary (PS3.3 defined terms or enumerated
 #: values); anything else (free text can carry a name or a note) is dropped and counted, never copied
@@ -38,11 +64,23 @@ DICOM_VOCABULARY = {
     # DX Positioning module, C.8.11.5: ViewPosition (0018,5101) defined terms
     "ViewPosition": frozenset({"AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO"}),
     # Image Pixel module, C.7.6.3.1.2: PhotometricInterpretation (0028,0004) defined terms
-    "PhotometricInterpretation": frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL",
-                                            "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"}),
+    "PhotometricInterpretation": frozenset(
+        {
+            "MONOCHROME1",
+            "MONOCHROME2",
+            "PALETTE COLOR",
+            "RGB",
+            "YBR_FULL",
+            "YBR_FULL_422",
+            "YBR_PARTIAL_420",
+            "YBR_ICT",
+            "YBR_RCT",
+        }
+    ),
     # General Series module, C.7.3.1.1.1: the Modality (0008,0060) defined terms a radiograph may carry
-    "Modality": frozenset({"CR", "DX", "RG", "RF", "XA", "MG", "IO", "PX", "OT", "CT", "MR", "US", "NM",
-                           "PT", "SC", "XC", "DOC"}),
+    "Modality": frozenset(
+        {"CR", "DX", "RG", "RF", "XA", "MG", "IO", "PX", "OT", "CT", "MR", "US", "NM", "PT", "SC", "XC", "DOC"}
+    ),
     # Patient module, C.7.1.1: PatientSex (0010,0040) enumerated values (not whitelisted; for callers)
     "PatientSex": frozenset({"M", "F", "O"}),
 }
@@ -52,15 +90,15 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 
 def max_image_pixels() -> int | None:
     """The largest image (in pixels) read: Pillow's decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``."""
-    from PIL import Image
-
     limit = Image.MAX_IMAGE_PIXELS
     return None if limit is None else int(limit)
 
 
 def _too_large(path, width: int, height: int) -> SeegaanError:
-    return SeegaanError(f"{path}: image too large: {width}x{height} pixels (more than {max_image_pixels():,}; "
-                        "a decompression bomb or a corrupt header); replace or remove it")
+    return SeegaanError(
+        f"{path}: image too large: {width}x{height} pixels (more than {max_image_pixels():,}; "
+        "a decompression bomb or a corrupt header); replace or remove it"
+    )
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -81,9 +119,6 @@ def open_pil(path: Path):
 
     Only the header is read; the caller closes the image (``with open_pil(p) as img``).
     """
-    import warnings
-
-    from PIL import Image
 
     try:
         with warnings.catch_warnings():
@@ -93,8 +128,10 @@ def open_pil(path: Path):
         size = _png_size(path)
         if size is not None:
             raise _too_large(path, *size) from None
-        raise SeegaanError(f"{path}: image too large (more than {2 * (max_image_pixels() or 0):,} pixels; a "
-                           "decompression bomb or a corrupt header); replace or remove it") from None
+        raise SeegaanError(
+            f"{path}: image too large (more than {2 * (max_image_pixels() or 0):,} pixels; a "
+            "decompression bomb or a corrupt header); replace or remove it"
+        ) from None
     limit = max_image_pixels()
     if limit is not None and img.size[0] * img.size[1] > limit:
         img.close()
@@ -150,8 +187,9 @@ def _decode_pil(path: Path) -> np.ndarray:
     except SeegaanError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
-        raise SeegaanError(f"{path}: cannot read the image ({_short(exc)}); the file is unreadable or "
-                           "truncated: replace or remove it") from None
+        raise SeegaanError(
+            f"{path}: cannot read the image ({_short(exc)}); the file is unreadable or truncated: replace or remove it"
+        ) from None
     return arr.astype(np.float64)
 
 
@@ -159,8 +197,9 @@ def _decode_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise SeegaanError(f"{path}: cannot read the .npy array ({_short(exc)}); the file is unreadable "
-                           "or truncated") from None
+        raise SeegaanError(
+            f"{path}: cannot read the .npy array ({_short(exc)}); the file is unreadable or truncated"
+        ) from None
     arr = np.asarray(arr)
     if arr.ndim == 3 and 1 in (arr.shape[0], arr.shape[-1]):
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
@@ -179,7 +218,7 @@ def _short(exc: BaseException) -> str:
 def _plugin_hint(uid) -> str:
     """Name the decoder plugins that would read ``uid``."""
     try:
-        from pydicom.pixels import get_decoder
+        from pydicom.pixels import get_decoder  # deferred: pydicom.pixels (decoder plugins)
 
         missing = get_decoder(uid).missing_dependencies
     except Exception:  # noqa: BLE001 - unknown syntax: no decoder at all
@@ -192,16 +231,20 @@ def _plugin_hint(uid) -> str:
 def check_dicom_header(ds, path: Path) -> None:
     """Raise SeegaanError for DICOM files this package cannot turn into one 2-D image."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise SeegaanError(f"{path}: DICOM file has no pixel data (a report, structured report or "
-                           "presentation state?); remove it from the image folder")
+        raise SeegaanError(
+            f"{path}: DICOM file has no pixel data (a report, structured report or "
+            "presentation state?); remove it from the image folder"
+        )
     frames = ds.get("NumberOfFrames", 1)
     try:
         frames = int(frames or 1)
     except (TypeError, ValueError):
         frames = 1
     if frames > 1:
-        raise SeegaanError(f"{path}: multi-frame DICOM ({frames} frames) is not supported; export the "
-                           "frame you want as a single-frame file")
+        raise SeegaanError(
+            f"{path}: multi-frame DICOM ({frames} frames) is not supported; export the "
+            "frame you want as a single-frame file"
+        )
     try:
         rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     except (TypeError, ValueError):
@@ -211,31 +254,30 @@ def check_dicom_header(ds, path: Path) -> None:
         raise _too_large(path, cols, rows)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if spp != 1:
-        raise SeegaanError(f"{path}: DICOM has {spp} samples per pixel (colour); radiographs must be "
-                           "grayscale")
+        raise SeegaanError(f"{path}: DICOM has {spp} samples per pixel (colour); radiographs must be grayscale")
     uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if uid is not None and getattr(uid, "is_compressed", False):
-        from pydicom.pixels import get_decoder
+        from pydicom.pixels import get_decoder  # deferred: pydicom.pixels (decoder plugins)
 
         try:
             available = get_decoder(uid).is_available
         except Exception:  # noqa: BLE001 - pydicom has no decoder for this syntax
             available = False
         if not available:
-            raise SeegaanError(f"{path}: DICOM transfer syntax '{uid.name}' ({uid}) is compressed and no "
-                               f"decoder plugin is installed: {_plugin_hint(uid)}")
+            raise SeegaanError(
+                f"{path}: DICOM transfer syntax '{uid.name}' ({uid}) is compressed and no "
+                f"decoder plugin is installed: {_plugin_hint(uid)}"
+            )
 
 
 def _read_dicom_dataset(path: Path, *, stop_before_pixels: bool):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     try:
         # "header only": large values (the pixel data) are deferred, so their presence is still seen
         return pydicom.dcmread(path, force=True, defer_size="64 KB" if stop_before_pixels else None)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
-        raise SeegaanError(f"{path}: cannot read the DICOM file ({_short(exc)}); it is unreadable or "
-                           "truncated") from None
+        raise SeegaanError(
+            f"{path}: cannot read the DICOM file ({_short(exc)}); it is unreadable or truncated"
+        ) from None
 
 
 def _decode_dicom(path: Path, window: tuple[float, float] | None) -> tuple[np.ndarray, bool]:
@@ -243,8 +285,6 @@ def _decode_dicom(path: Path, window: tuple[float, float] | None) -> tuple[np.nd
 
     The file's VOI LUT or window is applied only when no ``window`` is given by the caller.
     """
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
     ds = _read_dicom_dataset(path, stop_before_pixels=False)
     if "SOPClassUID" not in ds and "PixelData" not in ds and len(ds) == 0:
         raise SeegaanError(f"{path}: not a DICOM file (empty or unrecognised); remove it from the folder")
@@ -254,10 +294,12 @@ def _decode_dicom(path: Path, window: tuple[float, float] | None) -> tuple[np.nd
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken pixel data
         uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         if uid is not None and getattr(uid, "is_compressed", False) and "plugin" in str(exc).lower():
-            raise SeegaanError(f"{path}: DICOM transfer syntax '{uid.name}' needs a decoder plugin: "
-                               f"{_plugin_hint(uid)}") from None
-        raise SeegaanError(f"{path}: cannot decode the DICOM pixel data ({_short(exc)}); the file is "
-                           "truncated or corrupt") from None
+            raise SeegaanError(
+                f"{path}: DICOM transfer syntax '{uid.name}' needs a decoder plugin: {_plugin_hint(uid)}"
+            ) from None
+        raise SeegaanError(
+            f"{path}: cannot decode the DICOM pixel data ({_short(exc)}); the file is truncated or corrupt"
+        ) from None
     if arr.ndim != 2:
         raise SeegaanError(f"{path}: DICOM pixel data has shape {arr.shape}; expected one 2-D frame")
     arr = apply_modality_lut(arr, ds)
@@ -314,8 +356,6 @@ def header_fields(ds, *, dropped: list | None = None) -> dict:
 # ----------------------------------------------------------------------------------------- transform
 def resize_bicubic(arr: np.ndarray, size: int) -> np.ndarray:
     """Bicubic resize of a 2-D float array to ``size x size`` (Pillow's antialiased bicubic filter)."""
-    from PIL import Image
-
     arr = np.asarray(arr, dtype=np.float32)
     if arr.shape == (size, size):
         return arr.copy()
@@ -324,8 +364,6 @@ def resize_bicubic(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def _pil_needs_mode() -> bool:
-    import PIL
-
     return int(PIL.__version__.split(".")[0]) < 11
 
 
@@ -345,8 +383,13 @@ def check_scaling(scaling) -> str:
     return scaling
 
 
-def scale_image(arr: np.ndarray, *, scaling: Scaling = "minmax",
-                percentiles: tuple[float, float] = DEFAULT_PERCENTILES, name: str = "image") -> np.ndarray:
+def scale_image(
+    arr: np.ndarray,
+    *,
+    scaling: Scaling = "minmax",
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+    name: str = "image",
+) -> np.ndarray:
     """Scale one image to [-1, 1]: min-max (the paper) or clipped percentiles."""
     check_scaling(scaling)
     arr = np.asarray(arr, dtype=np.float64)
@@ -355,15 +398,16 @@ def scale_image(arr: np.ndarray, *, scaling: Scaling = "minmax",
     else:
         lo, hi = (float(v) for v in np.percentile(arr, percentiles))
     if not hi > lo:
-        raise SeegaanError(f"{name}: the image is constant (all pixels {lo:g}"
-                           f"{' within the percentiles' if scaling == 'percentile' else ''}); it cannot "
-                           "be scaled to [-1, 1]: remove it")
+        raise SeegaanError(
+            f"{name}: the image is constant (all pixels {lo:g}"
+            f"{' within the percentiles' if scaling == 'percentile' else ''}); it cannot "
+            "be scaled to [-1, 1]: remove it"
+        )
     out = (np.clip(arr, lo, hi) - lo) / (hi - lo) * 2.0 - 1.0
     return out.astype(np.float32)
 
 
-def read_raw(path: str | os.PathLike, *, window: tuple[float, float] | None = None
-             ) -> tuple[np.ndarray, bool]:
+def read_raw(path: str | os.PathLike, *, window: tuple[float, float] | None = None) -> tuple[np.ndarray, bool]:
     """Decode a file to a float64 2-D array with dense structures bright.
 
     Returns ``(array, windowed)`` where ``windowed`` says the array is already mapped to [-1, 1] by
@@ -393,9 +437,14 @@ def read_raw(path: str | os.PathLike, *, window: tuple[float, float] | None = No
     return arr, False
 
 
-def read_image(path: str | os.PathLike, *, size: int | None = DEFAULT_SIZE, scaling: Scaling = "minmax",
-               window: tuple[float, float] | None = None,
-               percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike,
+    *,
+    size: int | None = DEFAULT_SIZE,
+    scaling: Scaling = "minmax",
+    window: tuple[float, float] | None = None,
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+) -> np.ndarray:
     """Read one radiograph as a float32 (size, size) array in [-1, 1].
 
     Parameters
@@ -430,8 +479,10 @@ def read_image(path: str | os.PathLike, *, size: int | None = DEFAULT_SIZE, scal
         raise SeegaanError(f"{path}: image has shape {arr.shape}; expected a 2-D image")
     if size is not None:
         if float(arr.max()) == float(arr.min()) and not windowed:
-            raise SeegaanError(f"{path}: the image is constant (all pixels {float(arr.min()):g}); it cannot "
-                               "be scaled to [-1, 1]: remove it")
+            raise SeegaanError(
+                f"{path}: the image is constant (all pixels {float(arr.min()):g}); it cannot "
+                "be scaled to [-1, 1]: remove it"
+            )
         arr = resize_bicubic(arr, int(size))
     if windowed:
         return np.clip(arr, -1.0, 1.0).astype(np.float32)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from seegaan._choices import SPLITS
-from seegaan._errors import SeegaanError
+from seegaan._internal.choices import SPLITS
+from seegaan._internal.errors import SeegaanError
 
 #: the columns every image table leads with (also the reserved coordinates of a latent cohort)
 RESERVED = ("image_id", "patient_id", "split")
@@ -25,8 +25,9 @@ def is_table_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in TABLE_EXTENSIONS
 
 
-def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = (),
-               text_columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike, *, str_columns: Sequence[str] = (), text_columns: Sequence[str] = ()
+) -> pd.DataFrame:
     """Read a clinical table from CSV, TSV or Parquet.
 
     Parameters
@@ -73,8 +74,12 @@ def read_table(path: str | os.PathLike, *, str_columns: Sequence[str] = (),
     for col in str_columns:
         if col in frame.columns:
             frame[col] = frame[col].map(lambda v: v if pd.isna(v) else str(v))
-    check_numeric_columns(frame, source=str(path), skip=[*str_columns, *text_columns],
-                          id_column=next((c for c in str_columns if c in frame.columns), None))
+    check_numeric_columns(
+        frame,
+        source=str(path),
+        skip=[*str_columns, *text_columns],
+        id_column=next((c for c in str_columns if c in frame.columns), None),
+    )
     return frame
 
 
@@ -84,8 +89,9 @@ NUMERIC_TYPO_FRACTION = 0.1
 _NUMERIC_TYPO_MIN = 3
 
 
-def check_numeric_columns(frame: pd.DataFrame, *, source: str, skip: Sequence[str] = (),
-                          id_column: str | None = None) -> None:
+def check_numeric_columns(
+    frame: pd.DataFrame, *, source: str, skip: Sequence[str] = (), id_column: str | None = None
+) -> None:
     """Refuse a text column whose cells are numbers except for a few (at most
     ``max(3, 10%)`` of its non-missing cells, and fewer than its numbers).
 
@@ -94,8 +100,7 @@ def check_numeric_columns(frame: pd.DataFrame, *, source: str, skip: Sequence[st
     """
     skip = set(skip) | set(RESERVED) | set(PATH_COLUMN_GUESSES)
     for col in frame.columns:
-        if col in skip or not (pd.api.types.is_object_dtype(frame[col])
-                               or pd.api.types.is_string_dtype(frame[col])):
+        if col in skip or not (pd.api.types.is_object_dtype(frame[col]) or pd.api.types.is_string_dtype(frame[col])):
             continue
         values = frame[col]
         present = values[values.notna() & (values.astype(str).str.strip() != "")]
@@ -104,8 +109,11 @@ def check_numeric_columns(frame: pd.DataFrame, *, source: str, skip: Sequence[st
         numbers = pd.to_numeric(present.map(lambda v: str(v).strip()), errors="coerce")
         bad = present[numbers.isna()]
         n_num = len(present) - len(bad)
-        if len(bad) == 0 or len(bad) >= n_num or len(bad) > max(_NUMERIC_TYPO_MIN,
-                                                                NUMERIC_TYPO_FRACTION * len(present)):
+        if (
+            len(bad) == 0
+            or len(bad) >= n_num
+            or len(bad) > max(_NUMERIC_TYPO_MIN, NUMERIC_TYPO_FRACTION * len(present))
+        ):
             continue
         where = []
         for idx, value in bad.head(3).items():
@@ -114,9 +122,11 @@ def check_numeric_columns(frame: pd.DataFrame, *, source: str, skip: Sequence[st
                 row += f" ({id_column} {frame.at[idx, id_column]})"
             where.append(f"{str(value)!r} at {row}")
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise SeegaanError(f"{source}: column {col!r} is numeric except for {len(bad)} cell(s): "
-                           f"{', '.join(where)}{more}; fix those cells or blank them (missing), or keep the "
-                           f"column as text with text_columns=[{col!r}] (--text-column {col!r})")
+        raise SeegaanError(
+            f"{source}: column {col!r} is numeric except for {len(bad)} cell(s): "
+            f"{', '.join(where)}{more}; fix those cells or blank them (missing), or keep the "
+            f"column as text with text_columns=[{col!r}] (--text-column {col!r})"
+        )
 
 
 #: names a clinical column cannot take in a cohort (the Dataset's variable and dims)
@@ -147,12 +157,16 @@ def feature_names(columns: Sequence, *, source: str = "the clinical table") -> d
             continue
         name = feature_name(col)
         if name in RESERVED_FEATURE_NAMES or name in RESERVED:
-            raise SeegaanError(f"{source}: clinical column {col!r} would be named {name!r} in the cohort, "
-                               f"which is reserved ({', '.join(RESERVED + RESERVED_FEATURE_NAMES)}); "
-                               "rename the column")
+            raise SeegaanError(
+                f"{source}: clinical column {col!r} would be named {name!r} in the cohort, "
+                f"which is reserved ({', '.join(RESERVED + RESERVED_FEATURE_NAMES)}); "
+                "rename the column"
+            )
         if name in taken:
-            raise SeegaanError(f"{source}: columns {taken[name]!r} and {col!r} both become {name!r} in the "
-                               "cohort (spaces and '/' turn into '_'); rename one of them")
+            raise SeegaanError(
+                f"{source}: columns {taken[name]!r} and {col!r} both become {name!r} in the "
+                "cohort (spaces and '/' turn into '_'); rename one of them"
+            )
         taken[name] = col
         out[col] = name
     return out
@@ -162,14 +176,16 @@ def require_column(frame: pd.DataFrame, column: str, *, source: str, option: str
     """Raise a one-line error when ``column`` is missing from ``frame``."""
     if column not in frame.columns:
         cols = ", ".join(map(str, frame.columns[:20])) + (" ..." if len(frame.columns) > 20 else "")
-        raise SeegaanError(f"{source} has no column '{column}' (columns: {cols}); name the right one "
-                           f"with {option}")
+        raise SeegaanError(f"{source} has no column '{column}' (columns: {cols}); name the right one with {option}")
 
 
 def _strata(values: pd.Series, n_bins: int = 5) -> pd.Series:
     """Turn a stratification column into string strata (numeric with many values -> quantile bins)."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
-            and values.nunique(dropna=True) > 10:
+    if (
+        pd.api.types.is_numeric_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+        and values.nunique(dropna=True) > 10
+    ):
         binned = pd.qcut(values, q=n_bins, duplicates="drop")
         return binned.astype(str).where(values.notna(), "<missing>")
     return values.map(lambda v: "<missing>" if pd.isna(v) else str(v))
@@ -181,16 +197,18 @@ def check_fractions(split: Sequence[float]) -> tuple[float, float, float]:
         fractions = tuple(float(f) for f in split)
     except (TypeError, ValueError):
         raise SeegaanError(f"split must be three fractions (train, val, test); got {split!r}") from None
-    if len(fractions) != 3 or any(not np.isfinite(f) or f < 0 for f in fractions) \
-            or abs(sum(fractions) - 1.0) > 1e-6:
-        raise SeegaanError(f"split must be three non-negative fractions (train, val, test) summing to 1; "
-                           f"got {split!r}")
+    if len(fractions) != 3 or any(not np.isfinite(f) or f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise SeegaanError(f"split must be three non-negative fractions (train, val, test) summing to 1; got {split!r}")
     return fractions  # type: ignore[return-value]
 
 
-def patient_splits(patient_id: Sequence, *, split: Sequence[float] = (0.8, 0.1, 0.1),
-                   stratify: Sequence | None = None,
-                   seed: int | np.random.Generator | None = 0) -> np.ndarray:
+def patient_splits(
+    patient_id: Sequence,
+    *,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    stratify: Sequence | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> np.ndarray:
     """Assign each image to train/val/test so that all images of a patient share one split.
 
     Parameters
@@ -218,8 +236,7 @@ def patient_splits(patient_id: Sequence, *, split: Sequence[float] = (0.8, 0.1, 
     if stratify is None:
         patient_stratum = pd.Series("all", index=patients)
     else:
-        values = pd.Series(list(stratify)) if not isinstance(stratify, pd.Series) \
-            else stratify.reset_index(drop=True)
+        values = pd.Series(list(stratify)) if not isinstance(stratify, pd.Series) else stratify.reset_index(drop=True)
         strata = _strata(values)
         patient_stratum = strata.groupby(pid.values).first().reindex(patients)
     assignment: dict[str, str] = {}
@@ -242,6 +259,8 @@ def check_split_column(values: pd.Series, *, source: str) -> pd.Series:
     norm = norm.replace({"validation": "val", "valid": "val", "training": "train"})
     bad = sorted(set(norm) - set(SPLITS))
     if bad:
-        raise SeegaanError(f"{source}: the split column has values {bad[:5]} besides train/val/test; fix "
-                           "them or drop the column to let seegaan make splits")
+        raise SeegaanError(
+            f"{source}: the split column has values {bad[:5]} besides train/val/test; fix "
+            "them or drop the column to let seegaan make splits"
+        )
     return norm

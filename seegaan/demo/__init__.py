@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 COHORT_NAME = "phantom_cohort.nc"
 MODEL_NAME = "phantom_model.pt"
@@ -20,8 +20,10 @@ MODEL_NAME = "phantom_model.pt"
 def _demo_file(name: str) -> Path:
     path = Path(str(resources.files(__name__) / name))
     if not path.is_file():
-        raise SeegaanError(f"the bundled demo file {name} is not installed with this copy of seegaan; "
-                           "pass --cohort and --decoder (or build it with analyses/make_demo.py)")
+        raise SeegaanError(
+            f"the bundled demo file {name} is not installed with this copy of seegaan; "
+            "pass --cohort and --decoder (or build it with analyses/make_demo.py)"
+        )
     return path
 
 

@@ -10,7 +10,7 @@ for CPU decoding) is called by the ``seegaan`` commands, not by the library.
 
 from __future__ import annotations
 
-from seegaan._lazy import lazy_module
+from seegaan._internal.lazy import lazy_module
 
 _LAZY = {
     "ModelConfig": "seegaan.model.config",

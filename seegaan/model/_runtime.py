@@ -8,11 +8,11 @@ GPU only while it runs (:func:`cuda_settings`), and draws its random numbers fro
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -26,15 +26,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):  # torch.device("gpu")
-        raise SeegaanError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto "
-                           "(device= or --device)") from None
+        raise SeegaanError(
+            f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto (device= or --device)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SeegaanError(f"device {str(device)!r} was asked for but no CUDA GPU is available; "
-                           "use cpu (device='cpu' or --device cpu)")
+        raise SeegaanError(
+            f"device {str(device)!r} was asked for but no CUDA GPU is available; use cpu (device='cpu' or --device cpu)"
+        )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         n = torch.cuda.device_count()
-        raise SeegaanError(f"device {str(device)!r} was asked for but this machine has {n} CUDA GPU(s) "
-                           f"(cuda:0 .. cuda:{n - 1})")
+        raise SeegaanError(
+            f"device {str(device)!r} was asked for but this machine has {n} CUDA GPU(s) (cuda:0 .. cuda:{n - 1})"
+        )
     return device
 
 
@@ -79,8 +82,7 @@ class TorchStream:
     def __init__(self, seed: int, device: torch.device):
         self.device = device
         self._cpu = torch.Generator().manual_seed(seed).get_state()
-        self._accel = (torch.Generator(device).manual_seed(seed).get_state() if device.type == "cuda"
-                       else None)
+        self._accel = torch.Generator(device).manual_seed(seed).get_state() if device.type == "cuda" else None
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 
 def hub_checkpoints() -> Path:

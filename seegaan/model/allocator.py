@@ -26,8 +26,8 @@ def keep_freed_memory() -> bool:
         return _TUNED
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-    import ctypes.util
+    import ctypes  # deferred: ctypes (malloc tuning on request)
+    import ctypes.util  # deferred: ctypes (malloc tuning on request)
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

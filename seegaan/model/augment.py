@@ -24,8 +24,9 @@ class AugmentLimits:
     brightness: float = 0.25
 
 
-def augment(images: torch.Tensor, p: float, *, limits: AugmentLimits = AugmentLimits(),
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, p: float, *, limits: AugmentLimits = AugmentLimits(), generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Augment each image of (B, C, H, W) in [-1, 1] with probability ``p``; differentiable in images."""
     batch = images.shape[0]
     if p <= 0 or batch == 0:
@@ -42,8 +43,9 @@ def augment(images: torch.Tensor, p: float, *, limits: AugmentLimits = AugmentLi
     shift = torch.stack([uniform(limits.translate), uniform(limits.translate)], 1) * 2 * chosen[:, None]
     bright = uniform(limits.brightness) * 2 * chosen  # fraction of the range [-1, 1] (width 2)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(images.dtype)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1).to(
+        images.dtype
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     out = out + bright.to(images.dtype)[:, None, None, None]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from seegaan._errors import SeegaanError
-from seegaan._io import atomic_path, file_sha256
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import atomic_path, file_sha256
 from seegaan.model.config import CHECKPOINT_VERSION, ModelConfig
 from seegaan.model.networks import Networks
 
@@ -43,11 +43,11 @@ def networks_state(nets: Networks, ema: Networks | None) -> dict:
     return state
 
 
-def save_checkpoint(path: str | os.PathLike, cfg: ModelConfig, state: dict, *, train: dict | None = None,
-                    overwrite: bool = True) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, cfg: ModelConfig, state: dict, *, train: dict | None = None, overwrite: bool = True
+) -> Path:
     """Write a checkpoint atomically (temporary file renamed on success)."""
-    payload = {"format": FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(),
-               "state": state, "train": train}
+    payload = {"format": FORMAT, "version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "state": state, "train": train}
     with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -61,16 +61,21 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise SeegaanError(f"cannot read {path} as a seegaan checkpoint ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); "
-                           "give a file written by `seegaan train`") from None
+        raise SeegaanError(
+            f"cannot read {path} as a seegaan checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+            "give a file written by `seegaan train`"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise SeegaanError(f"{path} is not a seegaan checkpoint (no 'format: {FORMAT}' entry); "
-                           "give a file written by `seegaan train`")
+        raise SeegaanError(
+            f"{path} is not a seegaan checkpoint (no 'format: {FORMAT}' entry); give a file written by `seegaan train`"
+        )
     version = payload.get("version")
     if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-        raise SeegaanError(f"{path} has checkpoint format version {version!r}, newer than this seegaan "
-                           f"reads ({CHECKPOINT_VERSION}); upgrade seegaan")
+        raise SeegaanError(
+            f"{path} has checkpoint format version {version!r}, newer than this seegaan "
+            f"reads ({CHECKPOINT_VERSION}); upgrade seegaan"
+        )
     payload["config_obj"] = ModelConfig.from_dict(payload["config"])
     return payload
 
@@ -81,5 +86,7 @@ def load_state(module: torch.nn.Module, state: dict, *, name: str, path) -> None
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise SeegaanError(f"the {name} weights in {path} do not fit the architecture in its config "
-                           f"({first[:200]}); the checkpoint is corrupt or from another architecture")
+        raise SeegaanError(
+            f"the {name} weights in {path} do not fit the architecture in its config "
+            f"({first[:200]}); the checkpoint is corrupt or from another architecture"
+        ) from None

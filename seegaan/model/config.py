@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal, get_args
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 #: how training augments images: per-image probability ``augment_p`` on the data, adaptive (ADA) on
 #: what the discriminator sees, or not at all
@@ -70,9 +70,16 @@ class ModelConfig:
             raise SeegaanError(f"image_size must be a power of two from 32 to 1024, got {size!r}")
         if self.channels not in (1, 3):
             raise SeegaanError(f"channels must be 1 or 3, got {self.channels!r}")
-        for name in ("latent_size", "mapping_layers", "generator_base_channels", "generator_max_channels",
-                     "encoder_base_channels", "encoder_max_channels", "encoder_hidden",
-                     "discriminator_hidden"):
+        for name in (
+            "latent_size",
+            "mapping_layers",
+            "generator_base_channels",
+            "generator_max_channels",
+            "encoder_base_channels",
+            "encoder_max_channels",
+            "encoder_hidden",
+            "discriminator_hidden",
+        ):
             if int(getattr(self, name)) < 1:
                 raise SeegaanError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
 
@@ -86,14 +93,12 @@ class ModelConfig:
     def generator_channels(self) -> list[int]:
         """Channels of generator block i (i = 0 is the 4x4 block)."""
         n = self.n_blocks
-        return [min(self.generator_base_channels * 2 ** (n - 1 - i), self.generator_max_channels)
-                for i in range(n)]
+        return [min(self.generator_base_channels * 2 ** (n - 1 - i), self.generator_max_channels) for i in range(n)]
 
     @property
     def encoder_channels(self) -> list[int]:
         """Channels of encoder/discriminator stage k (k = 0 at full resolution, last one at 4x4)."""
-        return [min(self.encoder_base_channels * 2 ** k, self.encoder_max_channels)
-                for k in range(self.n_blocks)]
+        return [min(self.encoder_base_channels * 2**k, self.encoder_max_channels) for k in range(self.n_blocks)]
 
     @property
     def n_style_layers(self) -> int:
@@ -104,19 +109,29 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SeegaanError(f"the checkpoint's model config has unknown fields {unknown}; "
-                               "it was written by a newer seegaan: upgrade seegaan to read it")
+            raise SeegaanError(
+                f"the checkpoint's model config has unknown fields {unknown}; "
+                "it was written by a newer seegaan: upgrade seegaan to read it"
+            )
         return cls(**data)
 
 
-def small_config(image_size: int = 64, *, width: int = 16, latent_size: int = 64,
-                 mapping_layers: int = 2) -> ModelConfig:
+def small_config(
+    image_size: int = 64, *, width: int = 16, latent_size: int = 64, mapping_layers: int = 2
+) -> ModelConfig:
     """A narrow model that trains on a CPU: generator/encoder widths capped at ``width``."""
-    return ModelConfig(image_size=image_size, latent_size=latent_size, mapping_layers=mapping_layers,
-                       generator_base_channels=max(width // 4, 1), generator_max_channels=width,
-                       encoder_base_channels=max(width // 4, 1), encoder_max_channels=width,
-                       encoder_hidden=latent_size, discriminator_hidden=latent_size)
+    return ModelConfig(
+        image_size=image_size,
+        latent_size=latent_size,
+        mapping_layers=mapping_layers,
+        generator_base_channels=max(width // 4, 1),
+        generator_max_channels=width,
+        encoder_base_channels=max(width // 4, 1),
+        encoder_max_channels=width,
+        encoder_hidden=latent_size,
+        discriminator_hidden=latent_size,
+    )

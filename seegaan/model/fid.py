@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.model._weights import find_weights, read_state_dict
 
 FEATURES = 2048
@@ -39,8 +39,7 @@ class BasicConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,8 +193,19 @@ class InceptionV3(nn.Module):
         x = F.max_pool2d(x, 3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, 3, stride=2)
-        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-                     "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+        for name in (
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+            "Mixed_7a",
+            "Mixed_7b",
+            "Mixed_7c",
+        ):
             x = getattr(self, name)(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
@@ -205,24 +215,33 @@ class InceptionV3(nn.Module):
 
 def find_inception_weights(path: str | os.PathLike | None = None) -> Path | None:
     """The given file, else an Inception-v3 state dict in the torch hub cache, else None."""
-    return find_weights(path, HUB_PATTERNS,
-                        missing="--fid-weights {path} does not exist; give an Inception-v3 state dict "
-                                "(pytorch-fid pt_inception-2015-12-05-*.pth or torchvision "
-                                "inception_v3_google-*.pth) or leave it out to select checkpoints by L2")
+    return find_weights(
+        path,
+        HUB_PATTERNS,
+        missing="--fid-weights {path} does not exist; give an Inception-v3 state dict "
+        "(pytorch-fid pt_inception-2015-12-05-*.pth or torchvision "
+        "inception_v3_google-*.pth) or leave it out to select checkpoints by L2",
+    )
 
 
 def load_inception(path: str | os.PathLike) -> InceptionV3:
     """Inception-v3 from a pytorch-fid or torchvision state dict (the auxiliary classifier is ignored)."""
-    bad = (f"{path} is not an Inception-v3 state dict; give pytorch-fid's pt_inception-2015-12-05-*.pth "
-           "or torchvision's inception_v3_google-*.pth")
-    state = read_state_dict(path, what="Inception", hint="a state dict file (pytorch-fid pt_inception-*.pth "
-                            "or torchvision inception_v3_google-*.pth)")
+    bad = (
+        f"{path} is not an Inception-v3 state dict; give pytorch-fid's pt_inception-2015-12-05-*.pth "
+        "or torchvision's inception_v3_google-*.pth"
+    )
+    state = read_state_dict(
+        path,
+        what="Inception",
+        hint="a state dict file (pytorch-fid pt_inception-*.pth or torchvision inception_v3_google-*.pth)",
+    )
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise SeegaanError(bad)
     classes = int(state["fc.weight"].shape[0])
     model = InceptionV3(num_classes=classes, tf_graph=classes == 1008)
-    wanted = {k: v for k, v in state.items()
-              if not k.startswith("AuxLogits.") and not k.endswith("num_batches_tracked")}
+    wanted = {
+        k: v for k, v in state.items() if not k.startswith("AuxLogits.") and not k.endswith("num_batches_tracked")
+    }
     expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
     if set(wanted) != expected:
         raise SeegaanError(bad)
@@ -242,8 +261,7 @@ class InceptionFeatures:
         The weights file, and which graph ran ('tensorflow-fid' or 'torchvision').
     """
 
-    def __init__(self, model: InceptionV3, *, source: str, device: torch.device | str = "cpu",
-                 batch_size: int = 32):
+    def __init__(self, model: InceptionV3, *, source: str, device: torch.device | str = "cpu", batch_size: int = 32):
         self.model = model.to(device)
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -256,7 +274,7 @@ class InceptionFeatures:
             raise SeegaanError(f"images must have shape (B, 1 or 3, H, W), got {tuple(x_all.shape)}")
         out = []
         for start in range(0, len(x_all), self.batch_size):
-            x = x_all[start:start + self.batch_size].to(self.device, torch.float32)
+            x = x_all[start : start + self.batch_size].to(self.device, torch.float32)
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
             if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
+from seegaan.formats import save_array_png
 from seegaan.model._runtime import resolve_device
 from seegaan.model.checkpoint import checkpoint_identity, load_state, read_checkpoint
 from seegaan.model.config import ModelConfig
@@ -60,8 +61,17 @@ class CheckpointDecoder:
         Suggested number of latents per call.
     """
 
-    def __init__(self, generator: Generator, cfg: ModelConfig, *, identity: str, device: torch.device,
-                 noise_mode: str = "const", autocast_bf16: bool = False, channels_last: bool = True):
+    def __init__(
+        self,
+        generator: Generator,
+        cfg: ModelConfig,
+        *,
+        identity: str,
+        device: torch.device,
+        noise_mode: str = "const",
+        autocast_bf16: bool = False,
+        channels_last: bool = True,
+    ):
         if noise_mode not in NOISE_MODES:
             raise SeegaanError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         self.generator = generator.eval().requires_grad_(False).use_channels_last(channels_last)
@@ -82,17 +92,19 @@ class CheckpointDecoder:
     def __call__(self, w) -> np.ndarray:
         w = np.asarray(w, dtype=np.float32)
         if w.ndim != 2 or w.shape[1] != self.latent_size:
-            raise SeegaanError(f"latents must have shape (B, {self.latent_size}) for this decoder, "
-                               f"got {w.shape}")
+            raise SeegaanError(f"latents must have shape (B, {self.latent_size}) for this decoder, got {w.shape}")
         chunk = self._chunk
         out = []
         for start in range(0, len(w), chunk):
-            part = w[start:start + chunk]
+            part = w[start : start + chunk]
             padded = np.zeros((chunk, self.latent_size), np.float32)
-            padded[:len(part)] = part
-            out.append(self._forward(padded)[:len(part)])
-        out = np.concatenate(out) if out else np.zeros((0, self.cfg.channels, self.image_size,
-                                                        self.image_size), np.float32)
+            padded[: len(part)] = part
+            out.append(self._forward(padded)[: len(part)])
+        out = (
+            np.concatenate(out)
+            if out
+            else np.zeros((0, self.cfg.channels, self.image_size, self.image_size), np.float32)
+        )
         return out[:, 0] if out.shape[1] == 1 else np.moveaxis(out, 1, -1)
 
     def _forward(self, w: np.ndarray) -> np.ndarray:
@@ -101,8 +113,10 @@ class CheckpointDecoder:
         return images.float().cpu().numpy()
 
     def __repr__(self) -> str:
-        return (f"CheckpointDecoder({self.identity!r}, image_size={self.image_size}, "
-                f"latent_size={self.latent_size}, noise_mode={self.noise_mode!r})")
+        return (
+            f"CheckpointDecoder({self.identity!r}, image_size={self.image_size}, "
+            f"latent_size={self.latent_size}, noise_mode={self.noise_mode!r})"
+        )
 
 
 class CheckpointEncoder:
@@ -121,8 +135,10 @@ class CheckpointEncoder:
         x = np.asarray(images, dtype=np.float32)
         expected = (self.cfg.channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise SeegaanError(f"images must have shape (B, {', '.join(map(str, expected))}) for this "
-                               f"encoder, got {x.shape}; load them with size={self.image_size}")
+            raise SeegaanError(
+                f"images must have shape (B, {', '.join(map(str, expected))}) for this "
+                f"encoder, got {x.shape}; load them with size={self.image_size}"
+            )
         with torch.inference_mode():
             w = self.encoder(torch.from_numpy(x).to(self.device))
         return w.float().cpu().numpy()
@@ -136,8 +152,14 @@ def _ema_module(payload: dict, name: str, module: torch.nn.Module, path, device)
     return module.to(device)
 
 
-def load_checkpoint_decoder(path: str | os.PathLike, *, device: str = "cpu", noise_mode: str = "const",
-                            autocast_bf16: bool = False, payload: dict | None = None) -> CheckpointDecoder:
+def load_checkpoint_decoder(
+    path: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    noise_mode: str = "const",
+    autocast_bf16: bool = False,
+    payload: dict | None = None,
+) -> CheckpointDecoder:
     """Decoder from a checkpoint's EMA generator (see :class:`CheckpointDecoder`).
 
     The torch-backed callable itself; :func:`seegaan.load_decoder` wraps it (or any other decoder spec)
@@ -149,8 +171,14 @@ def load_checkpoint_decoder(path: str | os.PathLike, *, device: str = "cpu", noi
     payload = read_checkpoint(path) if payload is None else payload
     cfg = payload["config_obj"]
     generator = _ema_module(payload, "generator", Generator(cfg), path, device)
-    return CheckpointDecoder(generator, cfg, identity=checkpoint_identity(path), device=device,
-                             noise_mode=noise_mode, autocast_bf16=autocast_bf16)
+    return CheckpointDecoder(
+        generator,
+        cfg,
+        identity=checkpoint_identity(path),
+        device=device,
+        noise_mode=noise_mode,
+        autocast_bf16=autocast_bf16,
+    )
 
 
 def load_encoder(path: str | os.PathLike, *, device: str = "cpu", payload: dict | None = None) -> CheckpointEncoder:
@@ -171,8 +199,9 @@ def load_mapping(path: str | os.PathLike, *, device: str = "cpu") -> MappingNetw
     return mapping.eval().requires_grad_(False)
 
 
-def sample_latents(path: str | os.PathLike, n: int, *, seed: int = 0, truncation: float = 1.0,
-                   device: str = "cpu") -> np.ndarray:
+def sample_latents(
+    path: str | os.PathLike, n: int, *, seed: int = 0, truncation: float = 1.0, device: str = "cpu"
+) -> np.ndarray:
     """``n`` latents w = mapping(z), z ~ N(0, I) from ``seed`` (an integer >= 0); truncation (a finite
     number >= 0; 1 = none) towards the mean w."""
     check_seed(seed)
@@ -203,16 +232,10 @@ def image_grid(images: np.ndarray, *, columns: int = 8) -> np.ndarray:
     grid = np.zeros((rows * height, columns * width) + images.shape[3:], np.float32) - 1
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
-        grid[r * height:(r + 1) * height, c * width:(c + 1) * width] = img
+        grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = img
     return np.clip(np.round((grid + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
 def save_png(array: np.ndarray, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a uint8 array as a PNG atomically."""
-    from PIL import Image
-
-    from seegaan._io import atomic_path
-
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-    return Path(path)
+    return save_array_png(array, path, overwrite=overwrite)

@@ -49,8 +49,18 @@ def _param_key(*params) -> tuple:
 class EqualizedLinear(nn.Module):
     """Dense layer with equalised learning rate."""
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, bias_init: float = 0.0,
-                 lr_mul: float = 1.0, gain: float = 1.2, activation: bool = False, slope: float = 0.2):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        gain: float = 1.2,
+        activation: bool = False,
+        slope: float = 0.2,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None
@@ -61,6 +71,7 @@ class EqualizedLinear(nn.Module):
 
     def effective(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The weight and bias the layer applies (equalised-lr scaling included)."""
+
         def compute():
             bias = None if self.bias is None else self.bias * self.lr_mul
             return self.weight * self.scale, bias
@@ -76,8 +87,17 @@ class EqualizedLinear(nn.Module):
 class EqualizedConv2d(nn.Module):
     """Plain convolution ('same' padding) with equalised learning rate."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, bias: bool = True,
-                 gain: float = 1.2, activation: bool = False, slope: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        gain: float = 1.2,
+        activation: bool = False,
+        slope: float = 0.2,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
@@ -111,9 +131,18 @@ class ModulatedConv2d(nn.Module):
     convolution over the batch (each sample its own weights).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, latent_size: int, *,
-                 demodulate: bool = True, gain: float = 1.2, style_bias_init: float = 1.0,
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        latent_size: int,
+        *,
+        demodulate: bool = True,
+        gain: float = 1.2,
+        style_bias_init: float = 1.0,
+        eps: float = 1e-8,
+    ):
         super().__init__()
         self.affine = EqualizedLinear(latent_size, in_channels, bias_init=style_bias_init, gain=gain)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -164,6 +193,7 @@ class ModulatedConv2d(nn.Module):
     def _weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled weight (in ``dtype``) and, for demodulation, ``sum_k W^2`` transposed to (in, out):
         sum over (in, k, k) of (W s)^2 = (s^2) @ that."""
+
         def compute():
             weight = self.weight * self.scale
             wsq_t = weight.square().sum(dim=(2, 3)).t().contiguous()
@@ -200,12 +230,23 @@ class NoiseInjection(nn.Module):
 class StyleLayer(nn.Module):
     """Modulated 3x3 conv -> + noise -> + bias -> LeakyReLU(0.2) (no activation gain)."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_size: int, resolution: int, *,
-                 gain: float = 1.2, style_bias_init: float = 1.0, eps: float = 1e-8, slope: float = 0.2,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        latent_size: int,
+        resolution: int,
+        *,
+        gain: float = 1.2,
+        style_bias_init: float = 1.0,
+        eps: float = 1e-8,
+        slope: float = 0.2,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, 3, latent_size, gain=gain,
-                                    style_bias_init=style_bias_init, eps=eps)
+        self.conv = ModulatedConv2d(
+            in_channels, out_channels, 3, latent_size, gain=gain, style_bias_init=style_bias_init, eps=eps
+        )
         self.noise = NoiseInjection(resolution, generator=generator)
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.slope = slope
@@ -220,8 +261,9 @@ class StyleLayer(nn.Module):
             return F.leaky_relu_(x.add_(bias), self.slope)
         return F.leaky_relu(x + bias, self.slope)
 
-    def inference_modulated(self, x_modulated: torch.Tensor, style: torch.Tensor,
-                            noise_mode: NoiseMode) -> torch.Tensor:
+    def inference_modulated(
+        self, x_modulated: torch.Tensor, style: torch.Tensor, noise_mode: NoiseMode
+    ) -> torch.Tensor:
         """Inference on an input already multiplied by ``style`` (B, in); the convolution's output is
         finished in place (``addcmul`` into itself, LeakyReLU in place): no new full-size tensor, which
         on CPUs costs more than the arithmetic (fresh pages fault in)."""
@@ -243,19 +285,20 @@ class StyleLayer(nn.Module):
                     offset = offset.contiguous(memory_format=torch.channels_last)
             return offset
 
-        key = _param_key(self.bias, self.noise.strength, self.noise.const_noise) + (
-            y.dtype, noise_mode, channels_last)
+        key = _param_key(self.bias, self.noise.strength, self.noise.const_noise) + (y.dtype, noise_mode, channels_last)
         return _inference_cache(self, key, compute)
 
 
 class ToGray(nn.Module):
     """ToRGB of a one-channel image: 1x1 modulated conv without demodulation, plus bias."""
 
-    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, gain: float = 1.2,
-                 style_bias_init: float = 1.0):
+    def __init__(
+        self, in_channels: int, out_channels: int, latent_size: int, *, gain: float = 1.2, style_bias_init: float = 1.0
+    ):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, 1, latent_size, demodulate=False,
-                                    gain=gain, style_bias_init=style_bias_init)
+        self.conv = ModulatedConv2d(
+            in_channels, out_channels, 1, latent_size, demodulate=False, gain=gain, style_bias_init=style_bias_init
+        )
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -15,12 +15,12 @@ def l2_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def psnr_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio (dB) with data range 2, (B,)."""
-    return 10 * torch.log10(DATA_RANGE ** 2 / l2_per_image(x, y).clamp_min(1e-12))
+    return 10 * torch.log10(DATA_RANGE**2 / l2_per_image(x, y).clamp_min(1e-12))
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-coords.square() / (2 * sigma ** 2))
+    g = torch.exp(-coords.square() / (2 * sigma**2))
     g = g / g.sum()
     return (g[:, None] * g[None, :])[None, None]
 

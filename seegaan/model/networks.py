@@ -5,11 +5,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.model._runtime import global_rng_kept
 from seegaan.model.config import ModelConfig
-from seegaan.model.layers import (NOISE_MODES, ConstantInput, EqualizedConv2d, EqualizedLinear,
-                                  MinibatchStd, NoiseMode, ResidualBlock, StyleLayer, ToGray, upsample2x)
+from seegaan.model.layers import (
+    NOISE_MODES,
+    ConstantInput,
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStd,
+    NoiseMode,
+    ResidualBlock,
+    StyleLayer,
+    ToGray,
+    upsample2x,
+)
 
 
 class MappingNetwork(nn.Module):
@@ -19,8 +29,11 @@ class MappingNetwork(nn.Module):
         super().__init__()
         size = cfg.latent_size
         self.layers = nn.ModuleList(
-            EqualizedLinear(size, size, lr_mul=cfg.mapping_lr_mul, gain=cfg.gain, activation=True,
-                            slope=cfg.lrelu_slope) for _ in range(cfg.mapping_layers))
+            EqualizedLinear(
+                size, size, lr_mul=cfg.mapping_lr_mul, gain=cfg.gain, activation=True, slope=cfg.lrelu_slope
+            )
+            for _ in range(cfg.mapping_layers)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
@@ -32,18 +45,32 @@ class MappingNetwork(nn.Module):
 class GeneratorBlock(nn.Module):
     """One resolution of the generator: [upsample] -> style layer(s) -> ToGray added to the skip image."""
 
-    def __init__(self, in_channels: int, out_channels: int, resolution: int, cfg: ModelConfig, *,
-                 first: bool, generator: torch.Generator):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        resolution: int,
+        cfg: ModelConfig,
+        *,
+        first: bool,
+        generator: torch.Generator,
+    ):
         super().__init__()
-        kw = dict(gain=cfg.gain, style_bias_init=cfg.style_bias_init, eps=cfg.demod_eps,
-                  slope=cfg.lrelu_slope, generator=generator)
+        kw = dict(
+            gain=cfg.gain,
+            style_bias_init=cfg.style_bias_init,
+            eps=cfg.demod_eps,
+            slope=cfg.lrelu_slope,
+            generator=generator,
+        )
         self.first = first
         layers = [StyleLayer(in_channels, out_channels, cfg.latent_size, resolution, **kw)]
         if not first:
             layers.append(StyleLayer(out_channels, out_channels, cfg.latent_size, resolution, **kw))
         self.layers = nn.ModuleList(layers)
-        self.to_gray = ToGray(out_channels, cfg.channels, cfg.latent_size, gain=cfg.gain,
-                              style_bias_init=cfg.style_bias_init)
+        self.to_gray = ToGray(
+            out_channels, cfg.channels, cfg.latent_size, gain=cfg.gain, style_bias_init=cfg.style_bias_init
+        )
 
     @property
     def n_styles(self) -> int:
@@ -100,11 +127,11 @@ class Generator(nn.Module):
         blocks = []
         for i, out_ch in enumerate(chans):
             in_ch = chans[0] if i == 0 else chans[i - 1]
-            blocks.append(GeneratorBlock(in_ch, out_ch, 4 * 2 ** i, cfg, first=i == 0, generator=gen))
+            blocks.append(GeneratorBlock(in_ch, out_ch, 4 * 2**i, cfg, first=i == 0, generator=gen))
         self.blocks = nn.ModuleList(blocks)
         self.channels_last = False
 
-    def use_channels_last(self, enabled: bool = True) -> "Generator":
+    def use_channels_last(self, enabled: bool = True) -> Generator:
         """Run convolutions in channels-last layout (faster on CPUs with oneDNN and on GPUs)."""
         self.channels_last = enabled
         return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
@@ -141,19 +168,19 @@ class Encoder(nn.Module):
         super().__init__()
         chans = cfg.encoder_channels
         n = len(chans) - 1  # residual blocks: image_size -> 4
-        self.from_gray = EqualizedConv2d(cfg.channels, chans[0], 1, gain=cfg.gain, activation=True,
-                                         slope=cfg.lrelu_slope)
+        self.from_gray = EqualizedConv2d(
+            cfg.channels, chans[0], 1, gain=cfg.gain, activation=True, slope=cfg.lrelu_slope
+        )
         self.blocks = nn.ModuleList(
-            ResidualBlock(chans[max(k - 1, 0)], chans[k], gain=cfg.gain, slope=cfg.lrelu_slope)
-            for k in range(n))
+            ResidualBlock(chans[max(k - 1, 0)], chans[k], gain=cfg.gain, slope=cfg.lrelu_slope) for k in range(n)
+        )
         self.mbstd = MinibatchStd(cfg.mbstd_group) if mbstd else None
-        self.conv = EqualizedConv2d(chans[n - 1] + (1 if mbstd else 0), chans[n], 3, gain=cfg.gain,
-                                    activation=True, slope=cfg.lrelu_slope)
+        self.conv = EqualizedConv2d(
+            chans[n - 1] + (1 if mbstd else 0), chans[n], 3, gain=cfg.gain, activation=True, slope=cfg.lrelu_slope
+        )
         hidden = cfg.discriminator_hidden if mbstd else cfg.encoder_hidden
-        self.dense = EqualizedLinear(chans[n] * 16, hidden, gain=cfg.gain, activation=True,
-                                     slope=cfg.lrelu_slope)
-        self.out = EqualizedLinear(hidden, cfg.latent_size if out_features is None else out_features,
-                                   gain=cfg.gain)
+        self.dense = EqualizedLinear(chans[n] * 16, hidden, gain=cfg.gain, activation=True, slope=cfg.lrelu_slope)
+        self.out = EqualizedLinear(hidden, cfg.latent_size if out_features is None else out_features, gain=cfg.gain)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = self.from_gray(image)
@@ -209,24 +236,23 @@ def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
     """Trainable parameters of each network, computed by building them on the meta device."""
     with torch.device("meta"):
         nets = Networks(cfg)
-    return {name: count_parameters(getattr(nets, name))
-            for name in ("mapping", "generator", "encoder", "discriminator")}
+    return {
+        name: count_parameters(getattr(nets, name)) for name in ("mapping", "generator", "encoder", "discriminator")
+    }
 
 
 def conv_flops_per_image(cfg: ModelConfig) -> float:
     """Multiply-adds x 2 of the generator's convolutions for one image (FLOP)."""
-    return sum(2.0 * in_ch * out_ch * k * k * res * res
-               for in_ch, out_ch, res, k in generator_convolutions(cfg))
+    return sum(2.0 * in_ch * out_ch * k * k * res * res for in_ch, out_ch, res, k in generator_convolutions(cfg))
 
 
 def generator_convolutions(cfg: ModelConfig):
     """(in, out, resolution, kernel) of every generator convolution, ToGray included."""
     chans = cfg.generator_channels
     for i, out_ch in enumerate(chans):
-        res = 4 * 2 ** i
+        res = 4 * 2**i
         in_ch = chans[0] if i == 0 else chans[i - 1]
         yield in_ch, out_ch, res, 3
         if i > 0:
             yield out_ch, out_ch, res, 3
         yield out_ch, cfg.channels, res, 1
-

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.model._weights import find_weights, read_state_dict
 
 # VGG16 "D" configuration; "M" is a 2x2 max-pool
@@ -64,20 +64,23 @@ class VGG16Perceptual(nn.Module):
 
 def find_vgg_weights(path: str | os.PathLike | None = None) -> Path | None:
     """The given file, else a torchvision ``vgg16-*.pth`` in the torch hub cache, else None."""
-    return find_weights(path, ("vgg16-*.pth",),
-                        missing="--vgg-weights {path} does not exist; give a torchvision VGG16 state dict "
-                                "(vgg16-*.pth) or leave it out to train without the perceptual loss")
+    return find_weights(
+        path,
+        ("vgg16-*.pth",),
+        missing="--vgg-weights {path} does not exist; give a torchvision VGG16 state dict "
+        "(vgg16-*.pth) or leave it out to train without the perceptual loss",
+    )
 
 
 def load_vgg16(path: str | os.PathLike) -> VGG16Perceptual:
     """Load a torchvision-compatible VGG16 state dict (only the ``features.*`` entries are used)."""
     state = read_state_dict(path, what="VGG16", hint="a torchvision vgg16-*.pth state dict")
     model = VGG16Perceptual()
-    wanted = {k: v for k, v in state.items() if k.startswith("features.")
-              and int(k.split(".")[1]) <= _TAPS[-1]}
+    wanted = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) <= _TAPS[-1]}
     try:
         model.load_state_dict({**wanted, "mean": model.mean, "std": model.std})
     except RuntimeError:
-        raise SeegaanError(f"{path} is not a VGG16 state dict (features.* entries do not match); give a "
-                           "torchvision vgg16-*.pth file") from None
+        raise SeegaanError(
+            f"{path} is not a VGG16 state dict (features.* entries do not match); give a torchvision vgg16-*.pth file"
+        ) from None
     return model.eval()

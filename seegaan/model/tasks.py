@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
+import pandas as pd
 
-from seegaan._errors import SeegaanError
-from seegaan._io import check_output_path
-from seegaan._progress import Progress, no_progress
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import check_output_path
+from seegaan._internal.progress import Progress, no_progress
+from seegaan.data import ImageSet, load_dataset
+from seegaan.data.cohort import create_cohort, save_cohort
+from seegaan.formats import save_csv, save_figure
 
 #: how ``encode`` fills the cohort's ``split``: ``auto`` keeps a split that means something (the table's
 #: split column, or the training split when the images are the checkpoint's training images) and leaves
@@ -26,15 +31,16 @@ def _quiet(_message: str) -> None:
 
 
 def _load(images, table, *, size: int, view=None, split_seed: int = 0, text_columns=(), pseudonymize=None):
-    from seegaan.data import ImageSet, load_dataset
-
     if isinstance(images, ImageSet):
         if images.size != size:
-            raise SeegaanError(f"the images are loaded at {images.size}x{images.size} but the checkpoint's "
-                               f"model is {size}x{size}; load them with size={size}")
+            raise SeegaanError(
+                f"the images are loaded at {images.size}x{images.size} but the checkpoint's "
+                f"model is {size}x{size}; load them with size={size}"
+            )
         return images
-    return load_dataset(images, table, size=size, view=view, seed=split_seed, text_columns=text_columns,
-                        pseudonymize=pseudonymize)
+    return load_dataset(
+        images, table, size=size, view=view, seed=split_seed, text_columns=text_columns, pseudonymize=pseudonymize
+    )
 
 
 def _training_record(payload: dict) -> dict:
@@ -44,47 +50,76 @@ def _training_record(payload: dict) -> dict:
 
 def _is_training_cohort(data, record: dict) -> bool:
     """Whether ``data`` holds exactly the checkpoint's training cohort (all images) with its split."""
-    from seegaan.model.training import ids_sha256
+    from seegaan.model.training import ids_sha256  # deferred: seegaan.model.training imports torch
 
-    return (bool(record.get("image_ids_sha256")) and ids_sha256(data.image_ids) == record["image_ids_sha256"]
-            and ids_sha256(data.subset("train").image_ids) == record.get("train_ids_sha256"))
+    return (
+        bool(record.get("image_ids_sha256"))
+        and ids_sha256(data.image_ids) == record["image_ids_sha256"]
+        and ids_sha256(data.subset("train").image_ids) == record.get("train_ids_sha256")
+    )
 
 
-def _with_split(images, table, data, mode: str, record: dict, *, load: dict, split_seed: int | None,
-                log: Callable[[str], None]):
+def _with_split(
+    images, table, data, mode: str, record: dict, *, load: dict, split_seed: int | None, log: Callable[[str], None]
+):
     """(data, split column for the cohort, a line saying where it comes from)."""
     if mode not in SPLIT_MODES:
         raise SeegaanError(f"split must be one of {', '.join(SPLIT_MODES)}, got {mode!r}")
     from_table = str(data.attrs.get("split_source", "")).startswith("split column of the table")
     if mode == "table" or (mode == "auto" and from_table):
         if not from_table:
-            raise SeegaanError("--split table: the table has no split column; add one or use --split "
-                               "random/none")
+            raise SeegaanError("--split table: the table has no split column; add one or use --split random/none")
         return data, data.table["split"].to_numpy(), "split: from the table's split column"
     if mode == "random":
         if from_table:
-            raise SeegaanError("--split random: the table has its own split column; use --split table, "
-                               "or drop the column")
+            raise SeegaanError(
+                "--split random: the table has its own split column; use --split table, or drop the column"
+            )
         return data, data.table["split"].to_numpy(), f"split: {data.attrs.get('split_source')} (--split random)"
     if mode == "auto" and record.get("image_ids_sha256"):
         seed = record.get("split_seed")
-        if (split_seed is None and not _is_training_cohort(data, record) and isinstance(seed, int)
-                and not isinstance(images, type(data))):
+        if (
+            split_seed is None
+            and not _is_training_cohort(data, record)
+            and isinstance(seed, int)
+            and not isinstance(images, type(data))
+        ):
             data = _load(images, table, split_seed=seed, **load)  # the seed training used
         if _is_training_cohort(data, record):
-            return data, data.table["split"].to_numpy(), ("split: the checkpoint's training split (these "
-                                                          "are its training images)")
+            return (
+                data,
+                data.table["split"].to_numpy(),
+                ("split: the checkpoint's training split (these are its training images)"),
+            )
     empty = np.full(len(data), "", dtype=object)
-    why = ("these are not the checkpoint's training images" if mode == "auto" else "--split none")
-    return data, empty, (f"split: left empty ({why}); pass --split random for a patient-level split, or "
-                         "give a table with a split column")
+    why = "these are not the checkpoint's training images" if mode == "auto" else "--split none"
+    return (
+        data,
+        empty,
+        (
+            f"split: left empty ({why}); pass --split random for a patient-level split, or "
+            "give a table with a split column"
+        ),
+    )
 
 
-def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=None,
-                  out: str | os.PathLike | None = None, overwrite: bool = False, batch_size: int | None = None,
-                  device: str = "cpu", split: SplitMode = "auto", split_seed: int | None = None,
-                  text_columns=(), pseudonymize=None, progress: Progress | None = None,
-                  log: Callable[[str], None] | None = None):
+def encode_images(
+    checkpoint: str | os.PathLike,
+    images,
+    *,
+    table=None,
+    view=None,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    split: SplitMode = "auto",
+    split_seed: int | None = None,
+    text_columns=(),
+    pseudonymize=None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+):
     """Encode radiographs with a checkpoint's EMA encoder into a latent cohort (xarray Dataset).
 
     Parameters
@@ -115,24 +150,23 @@ def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=Non
     xarray.Dataset
         The latent cohort: ``w`` (image, latent) and the table's columns as coordinates.
     """
-    from seegaan.cohort import create_cohort, save_cohort
-    from seegaan.model.checkpoint import read_checkpoint
-    from seegaan.model.inference import check_seed, load_encoder
+    from seegaan.model.checkpoint import read_checkpoint  # deferred: seegaan.model.checkpoint imports torch
+    from seegaan.model.inference import check_seed, load_encoder  # deferred: seegaan.model.inference imports torch
 
     log = log or _quiet
     if split_seed is not None:
         check_seed(split_seed, "split_seed")
     if out is not None:
-        check_output_path(out, overwrite=overwrite, inputs=_input_paths(checkpoint, images, table),
-                          suffixes=".nc")
+        check_output_path(out, overwrite=overwrite, inputs=_input_paths(checkpoint, images, table), suffixes=".nc")
     payload = read_checkpoint(checkpoint)
     encoder = load_encoder(checkpoint, device=device, payload=payload)
     load = dict(size=encoder.image_size, view=view, text_columns=text_columns, pseudonymize=pseudonymize)
     data = _load(images, table, split_seed=0 if split_seed is None else split_seed, **load)
     if len(data) == 0:
         raise SeegaanError("no usable images to encode; check the images folder, table and --view")
-    data, split_values, split_line = _with_split(images, table, data, split, _training_record(payload),
-                                                 load=load, split_seed=split_seed, log=log)
+    data, split_values, split_line = _with_split(
+        images, table, data, split, _training_record(payload), load=load, split_seed=split_seed, log=log
+    )
     log(split_line)
     split_of = dict(zip(data.table["image_id"], split_values))
     progress = progress or no_progress
@@ -147,8 +181,11 @@ def encode_images(checkpoint: str | os.PathLike, images, *, table=None, view=Non
     table_rows = data.table.set_index("image_id", drop=False).loc[ids].reset_index(drop=True)
     table_rows["split"] = [split_of[i] for i in ids]
     w = np.concatenate(latents).astype(np.float32)
-    attrs = {"image_count_skipped": len(data.skipped), "view": ",".join(view) if view else "",
-             "split_source": split_line.removeprefix("split: ")}
+    attrs = {
+        "image_count_skipped": len(data.skipped),
+        "view": ",".join(view) if view else "",
+        "split_source": split_line.removeprefix("split: "),
+    }
     ds = create_cohort(w, table_rows, model=encoder.identity, image_size=encoder.image_size, attrs=attrs)
     if out is not None:
         save_cohort(ds, out, overwrite=overwrite)
@@ -164,25 +201,38 @@ def _split_filter(data, split: str | None, record: dict) -> tuple[object, str]:
     images otherwise; None or "all": all) and a line that says which."""
     if split == "auto":
         if _is_training_cohort(data, record):
-            return data.subset("val"), ("images: the validation split of the checkpoint's training images "
-                                        "(--split all for every image)")
+            return data.subset("val"), (
+                "images: the validation split of the checkpoint's training images (--split all for every image)"
+            )
         return data, "images: all (they are not the checkpoint's training images, so no split is implied)"
     if split in (None, "all"):
         return data, "images: all (--split all)"
     return data.subset(split), f"images: split {split} only (--split {split})"
 
 
-def reconstruct_images(checkpoint: str | os.PathLike, images, *, out: str | os.PathLike, table=None,
-                       view=None, n: int = 8, seed: int | np.random.Generator | None = 0,
-                       split: str | None = "auto", overwrite: bool = False, device: str = "cpu",
-                       log: Callable[[str], None] | None = None) -> Path:
+def reconstruct_images(
+    checkpoint: str | os.PathLike,
+    images,
+    *,
+    out: str | os.PathLike,
+    table=None,
+    view=None,
+    n: int = 8,
+    seed: int | np.random.Generator | None = 0,
+    split: str | None = "auto",
+    overwrite: bool = False,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """PNG grid: ``n`` images (first row of each pair) over their EMA encoder+generator reconstructions.
 
     The images are drawn with ``seed`` from ``split``: ``"auto"`` (default) is the validation split when
     the images are the checkpoint's own training images and all images otherwise; None or ``"all"``: all
     images; ``log`` receives a line saying which.
     """
-    from seegaan.model.checkpoint import read_checkpoint
+    from seegaan.model.checkpoint import read_checkpoint  # deferred: seegaan.model.checkpoint imports torch
+
+    # deferred: seegaan.model.inference imports torch
     from seegaan.model.inference import check_seed, image_grid, load_checkpoint_decoder, load_encoder, save_png
 
     check_seed(seed)
@@ -192,8 +242,9 @@ def reconstruct_images(checkpoint: str | os.PathLike, images, *, out: str | os.P
     payload = read_checkpoint(checkpoint)
     encoder = load_encoder(checkpoint, device=device, payload=payload)
     decoder = load_checkpoint_decoder(checkpoint, device=device, payload=payload)
-    data, line = _split_filter(_load(images, table, size=encoder.image_size, view=view), split,
-                               _training_record(payload))
+    data, line = _split_filter(
+        _load(images, table, size=encoder.image_size, view=view), split, _training_record(payload)
+    )
     (log or _quiet)(line)
     if len(data) == 0:
         raise SeegaanError(f"no images in split {split!r} to reconstruct; pass another --split")
@@ -206,12 +257,27 @@ def reconstruct_images(checkpoint: str | os.PathLike, images, *, out: str | os.P
     return save_png(grid, out, overwrite=overwrite)
 
 
-def sample_images(checkpoint: str | os.PathLike, *, out: str | os.PathLike, n: int = 16, seed: int = 0,
-                  truncation: float = 1.0, columns: int = 8, overwrite: bool = False,
-                  device: str = "cpu") -> Path:
+def sample_images(
+    checkpoint: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    n: int = 16,
+    seed: int = 0,
+    truncation: float = 1.0,
+    columns: int = 8,
+    overwrite: bool = False,
+    device: str = "cpu",
+) -> Path:
     """PNG grid of ``n`` random images G(mapping(z)) from the EMA networks (fixed noise)."""
-    from seegaan.model.inference import (check_columns, check_seed, image_grid, load_checkpoint_decoder,
-                                         sample_latents, save_png)
+    # deferred: seegaan.model.inference imports torch
+    from seegaan.model.inference import (
+        check_columns,
+        check_seed,
+        image_grid,
+        load_checkpoint_decoder,
+        sample_latents,
+        save_png,
+    )
 
     if n < 1:
         raise SeegaanError(f"n must be >= 1, got {n}")
@@ -255,8 +321,11 @@ class Evaluation:
 
     def as_text(self) -> str:
         """The summary table as text."""
-        lines = [f"{len(self.per_image)} images; {self.selection}", f"checkpoint {self.checkpoint}",
-                 f"{'metric':<8}{'mean':>10}{'sd':>10}{'median':>10}{'min':>10}{'max':>10}"]
+        lines = [
+            f"{len(self.per_image)} images; {self.selection}",
+            f"checkpoint {self.checkpoint}",
+            f"{'metric':<8}{'mean':>10}{'sd':>10}{'median':>10}{'min':>10}{'max':>10}",
+        ]
         for name, row in self.overall().iterrows():
             lines.append(f"{name:<8}" + "".join(f"{row[c]:>10.4g}" for c in ("mean", "std", "median", "min", "max")))
         worst = self.per_image.head(3)
@@ -270,13 +339,17 @@ def _reconstruct_batch(encoder, decoder, x: np.ndarray) -> np.ndarray:
 
 
 def _metrics(x: np.ndarray, y: np.ndarray) -> dict:
-    import torch
+    import torch  # deferred: torch (heavy)
 
+    # deferred: seegaan.model.metrics imports torch
     from seegaan.model.metrics import l2_per_image, psnr_per_image, ssim_per_image
 
     a, b = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-    return {"l2": l2_per_image(b, a).numpy(), "psnr": psnr_per_image(b, a).numpy(),
-            "ssim": ssim_per_image(b, a).numpy()}
+    return {
+        "l2": l2_per_image(b, a).numpy(),
+        "psnr": psnr_per_image(b, a).numpy(),
+        "ssim": ssim_per_image(b, a).numpy(),
+    }
 
 
 def _selected(data, *, ids, n, seed, worst):
@@ -286,8 +359,10 @@ def _selected(data, *, ids, n, seed, worst):
         known = set(data.image_ids)
         missing = [i for i in ids if i not in known]
         if missing:
-            raise SeegaanError(f"image id {missing[0]!r} is not among the {len(data)} usable images "
-                               f"({len(missing)} missing); check --ids against the table")
+            raise SeegaanError(
+                f"image id {missing[0]!r} is not among the {len(data)} usable images "
+                f"({len(missing)} missing); check --ids against the table"
+            )
         position = {i: k for k, i in enumerate(data.image_ids)}
         # ImageSet has no public row selection yet (only subset by split)
         return data._take(np.array([position[i] for i in ids])), f"{len(ids)} images given by id"
@@ -297,12 +372,28 @@ def _selected(data, *, ids, n, seed, worst):
     return data, "all images"
 
 
-def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=None, split: str | None = None,
-                    ids=None, n: int | None = None, worst: int | None = None, seed: int = 0,
-                    out_csv: str | os.PathLike | None = None, panel: str | os.PathLike | None = None,
-                    panel_images: int = 6, overwrite: bool = False, batch_size: int | None = None,
-                    device: str = "cpu", text_columns=(), pseudonymize=None,
-                    progress: Progress | None = None, log: Callable[[str], None] | None = None) -> Evaluation:
+def evaluate_images(
+    checkpoint: str | os.PathLike,
+    images,
+    *,
+    table=None,
+    view=None,
+    split: str | None = None,
+    ids=None,
+    n: int | None = None,
+    worst: int | None = None,
+    seed: int = 0,
+    out_csv: str | os.PathLike | None = None,
+    panel: str | os.PathLike | None = None,
+    panel_images: int = 6,
+    overwrite: bool = False,
+    batch_size: int | None = None,
+    device: str = "cpu",
+    text_columns=(),
+    pseudonymize=None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
     """Per-image and overall L2, PSNR and SSIM of the EMA encoder+generator on any set of radiographs.
 
     Parameters
@@ -330,7 +421,9 @@ def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=N
     -------
     Evaluation
     """
-    from seegaan.model.checkpoint import read_checkpoint
+    from seegaan.model.checkpoint import read_checkpoint  # deferred: seegaan.model.checkpoint imports torch
+
+    # deferred: seegaan.model.inference imports torch
     from seegaan.model.inference import check_seed, load_checkpoint_decoder, load_encoder
 
     check_seed(seed)
@@ -347,8 +440,9 @@ def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=N
     payload = read_checkpoint(checkpoint)
     encoder = load_encoder(checkpoint, device=device, payload=payload)
     decoder = load_checkpoint_decoder(checkpoint, device=device, payload=payload)
-    data = _load(images, table, size=encoder.image_size, view=view, text_columns=text_columns,
-                 pseudonymize=pseudonymize)
+    data = _load(
+        images, table, size=encoder.image_size, view=view, text_columns=text_columns, pseudonymize=pseudonymize
+    )
     data, line = _split_filter(data, split, _training_record(payload))
     data, selection = _selected(data, ids=ids, n=n, seed=seed, worst=worst)
     if len(data) == 0:
@@ -365,20 +459,23 @@ def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=N
         progress(len(batch_ids))
     if not rows:
         raise SeegaanError("none of the images could be read; see the skipped list")
-    import pandas as pd
 
     per_image = pd.DataFrame(rows)
     per_image.insert(1, "split", per_image["image_id"].map(dict(zip(data.table["image_id"], data.table["split"]))))
     per_image = per_image.sort_values("l2", ascending=False, kind="stable").reset_index(drop=True)
-    shown = (list(per_image["image_id"]) if (ids is not None or n is not None)
-             else list(per_image["image_id"].head(worst or panel_images)))[:16]
-    result = Evaluation(per_image=per_image, checkpoint=encoder.identity,
-                        selection=f"{selection}; {line.removeprefix('images: ')}", panel_ids=shown)
+    shown = (
+        list(per_image["image_id"])
+        if (ids is not None or n is not None)
+        else list(per_image["image_id"].head(worst or panel_images))
+    )[:16]
+    result = Evaluation(
+        per_image=per_image,
+        checkpoint=encoder.identity,
+        selection=f"{selection}; {line.removeprefix('images: ')}",
+        panel_ids=shown,
+    )
     if out_csv is not None:
-        from seegaan._io import atomic_path
-
-        with atomic_path(out_csv, overwrite=overwrite, inputs=inputs, suffixes=".csv") as tmp:
-            per_image.to_csv(tmp, index=False)
+        save_csv(per_image, out_csv, overwrite=overwrite, inputs=inputs, suffixes=".csv")
     if panel is not None:
         position = {i: k for k, i in enumerate(data.image_ids)}
         x = data.array([position[i] for i in shown])
@@ -387,17 +484,22 @@ def evaluate_images(checkpoint: str | os.PathLike, images, *, table=None, view=N
     return result
 
 
-def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: str | os.PathLike, *,
-               overwrite: bool = False, dpi: int = 120) -> Path:
+def save_panel(
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    rows,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    dpi: int = 120,
+) -> Path:
     """PNG: per image an original, its reconstruction and |difference| (one colour scale for all rows,
     with a colour bar), titled with its id, L2, PSNR and SSIM.
 
     ``originals`` and ``reconstructions`` are (N, C, S, S) in [-1, 1]; ``rows`` a DataFrame with
     ``image_id``, ``l2``, ``psnr``, ``ssim`` in the same order.
     """
-    from matplotlib.figure import Figure
-
-    from seegaan.plotting import save_figure
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy, figures only)
 
     def gray(a):
         return a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
@@ -410,9 +512,11 @@ def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: s
     image = None
     for k in range(count):
         row = rows.iloc[k]
-        panels = ((gray(originals[k]), "original", dict(cmap="gray", vmin=-1, vmax=1)),
-                  (gray(reconstructions[k]), "reconstruction", dict(cmap="gray", vmin=-1, vmax=1)),
-                  (diff[k], "|difference|", dict(cmap="magma", vmin=0, vmax=vmax)))
+        panels = (
+            (gray(originals[k]), "original", dict(cmap="gray", vmin=-1, vmax=1)),
+            (gray(reconstructions[k]), "reconstruction", dict(cmap="gray", vmin=-1, vmax=1)),
+            (diff[k], "|difference|", dict(cmap="magma", vmin=0, vmax=vmax)),
+        )
         for ax, (array, name, style) in zip(axes[k], panels):
             shown = ax.imshow(array, interpolation="nearest", **style)
             ax.set_xticks([])
@@ -420,8 +524,9 @@ def save_panel(originals: np.ndarray, reconstructions: np.ndarray, rows, path: s
             ax.set_title(name if k else name, fontsize=10)
             if name == "|difference|":
                 image = shown
-        axes[k, 0].set_ylabel(f"{row['image_id']}\nL2 {row['l2']:.4f}  PSNR {row['psnr']:.1f} dB\n"
-                              f"SSIM {row['ssim']:.3f}", fontsize=9)
+        axes[k, 0].set_ylabel(
+            f"{row['image_id']}\nL2 {row['l2']:.4f}  PSNR {row['psnr']:.1f} dB\nSSIM {row['ssim']:.3f}", fontsize=9
+        )
     fig.colorbar(image, ax=axes[:, 2].tolist(), shrink=0.8, label="|original - reconstruction| (range 2)")
     save_figure(fig, path, dpi=dpi, overwrite=overwrite, suffixes=".png")
     return Path(path)

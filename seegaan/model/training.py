@@ -17,29 +17,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seegaan._errors import SeegaanError
-from seegaan._io import Terminated, check_output_path, clean_stale_parts_note, folder_lock, make_output_folder
-from seegaan._progress import Progress, no_progress
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import Terminated, check_output_path, clean_stale_parts_note, folder_lock, make_output_folder
+from seegaan._internal.progress import Progress, no_progress
+from seegaan.data import ImageSet, load_dataset
 from seegaan.model._runtime import TorchStream, cuda_settings, global_rng_kept, resolve_device
 from seegaan.model.augment import AdaptiveP, augment
-from seegaan.model.checkpoint import (EMA_NAMES, NET_NAMES, load_state, networks_state, read_checkpoint,
-                                      save_checkpoint)
+from seegaan.model.checkpoint import EMA_NAMES, NET_NAMES, load_state, networks_state, read_checkpoint, save_checkpoint
 from seegaan.model.config import AUGMENT_MODES, AugmentMode, ModelConfig
 from seegaan.model.metrics import l2_per_image, psnr_per_image, ssim_per_image
 from seegaan.model.networks import Networks, build_networks
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -78,8 +80,15 @@ class TrainConfig:
     def __post_init__(self):
         if self.augment not in AUGMENT_MODES:
             raise SeegaanError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
-        for name in ("steps", "batch_size", "r1_interval", "checkpoint_every", "val_every", "ada_interval",
-                     "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "r1_interval",
+            "checkpoint_every",
+            "val_every",
+            "ada_interval",
+            "log_every",
+        ):
             value = getattr(self, name)
             if value is None and name == "val_every":
                 continue
@@ -150,7 +159,7 @@ class _Dist:
         flat /= self.world
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
     def broadcast_module(self, module: torch.nn.Module) -> None:
@@ -213,36 +222,40 @@ def _mixed_latents(nets: Networks, z1: torch.Tensor, z2: torch.Tensor, prob: flo
 
 def ids_sha256(ids) -> str:
     """SHA-256 (hex) of the sorted image ids, one per line: what a checkpoint records of its images."""
-    import hashlib
-
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode("utf-8")).hexdigest()
 
 
 def _training_sets(data, *, image_size: int, view=None, table=None, split_seed: int = 0):
     """(train subset, val subset, provenance) of an ImageSet or an images folder/table."""
-    from seegaan.data import ImageSet, load_dataset
-
     if not isinstance(data, ImageSet):
         data = load_dataset(data, table, size=image_size, view=view, seed=split_seed)
     if data.size != image_size:
-        raise SeegaanError(f"the images are {data.size}x{data.size} but the model is {image_size}x"
-                           f"{image_size}; load them with size={image_size}")
+        raise SeegaanError(
+            f"the images are {data.size}x{data.size} but the model is {image_size}x"
+            f"{image_size}; load them with size={image_size}"
+        )
     train_set, val_set = data.subset("train"), data.subset("val")
     if len(train_set) < 2:
-        raise SeegaanError(f"only {len(train_set)} training images; give at least 2 (check the folder, "
-                           "table and --view)")
-    provenance = {"image_ids_sha256": ids_sha256(data.image_ids),
-                  "train_ids_sha256": ids_sha256(train_set.image_ids),
-                  "split_seed": data.attrs.get("split_seed"), "split_source": data.attrs.get("split_source", ""),
-                  "n_images": len(data), "n_train": len(train_set), "n_val": len(val_set)}
+        raise SeegaanError(
+            f"only {len(train_set)} training images; give at least 2 (check the folder, table and --view)"
+        )
+    provenance = {
+        "image_ids_sha256": ids_sha256(data.image_ids),
+        "train_ids_sha256": ids_sha256(train_set.image_ids),
+        "split_seed": data.attrs.get("split_seed"),
+        "split_source": data.attrs.get("split_source", ""),
+        "n_images": len(data),
+        "n_train": len(train_set),
+        "n_val": len(val_set),
+    }
     return train_set, val_set, provenance
 
 
-def load_training_images(data, *, image_size: int, view=None, table=None, split_seed: int = 0,
-                         log: Callable[[str], None] = print):
+def load_training_images(
+    data, *, image_size: int, view=None, table=None, split_seed: int = 0, log: Callable[[str], None] = print
+):
     """Train and validation images as float32 arrays, from an ImageSet or an images folder/table."""
-    train_set, val_set, _ = _training_sets(data, image_size=image_size, view=view, table=table,
-                                           split_seed=split_seed)
+    train_set, val_set, _ = _training_sets(data, image_size=image_size, view=view, table=table, split_seed=split_seed)
     log(f"loading {len(train_set)} training and {len(val_set)} validation images at {image_size}x{image_size}")
     return _stack(train_set), _stack(val_set)
 
@@ -263,8 +276,16 @@ class Trainer:
     that RNG as it was.
     """
 
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, *, device: torch.device, dist: _Dist,
-                 perceptual=None, fid_features=None):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        *,
+        device: torch.device,
+        dist: _Dist,
+        perceptual=None,
+        fid_features=None,
+    ):
         self.model_cfg, self.cfg, self.device, self.dist = model_cfg, cfg, device, dist
         self.nets = build_networks(model_cfg, seed=cfg.seed).to(device)
         dist.broadcast_module(self.nets)
@@ -274,8 +295,12 @@ class Trainer:
         adam = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps)
         self.opt_g = torch.optim.Adam(self.g_params, **adam)
         self.opt_d = torch.optim.Adam(self.d_params, **adam)
-        self.ada = AdaptiveP(cfg.augment_p if cfg.augment == "fixed" else 0.0, target=cfg.ada_target,
-                             interval=cfg.ada_interval, kimg=cfg.ada_kimg)
+        self.ada = AdaptiveP(
+            cfg.augment_p if cfg.augment == "fixed" else 0.0,
+            target=cfg.ada_target,
+            interval=cfg.ada_interval,
+            kimg=cfg.ada_kimg,
+        )
         self.perceptual = perceptual.to(device) if perceptual is not None else None
         self.fid_features = fid_features  # InceptionFeatures or None
         self._fid_real = None  # statistics of the validation images, computed once
@@ -313,8 +338,7 @@ class Trainer:
             if cfg.channels_last and self.device.type == "cuda":
                 real = real.contiguous(memory_format=torch.channels_last)
             batch, latent = real.shape[0], self.model_cfg.latent_size
-            z1, z2 = (torch.randn(batch, latent, device=self.device),
-                      torch.randn(batch, latent, device=self.device))
+            z1, z2 = (torch.randn(batch, latent, device=self.device), torch.randn(batch, latent, device=self.device))
             logs = self._discriminator_step(real, z1, z2)
             logs.update(self._generator_step(real, z1, z2))
         self._update_ema()
@@ -340,8 +364,7 @@ class Trainer:
             logits_real = d_real(real_aug).float()
             logits_m = run["D"](self._d_aug(fake_m.float())).float()
             logits_e = run["D"](self._d_aug(fake_e.float())).float()
-        loss_d = (F.softplus(-logits_real).mean() + 0.5 * F.softplus(logits_m).mean()
-                  + 0.5 * F.softplus(logits_e).mean())
+        loss_d = F.softplus(-logits_real).mean() + 0.5 * F.softplus(logits_m).mean() + 0.5 * F.softplus(logits_e).mean()
         if do_r1:
             (grad,) = torch.autograd.grad(logits_real.sum(), real_d, create_graph=True)
             r1 = grad.float().square().flatten(1).sum(1).mean()
@@ -419,19 +442,22 @@ class Trainer:
         Inception weights the FID of as many EMA samples (fixed z, fixed noise) against those images."""
         l2, psnr, ssim = [], [], []
         for start in range(0, len(val), 32):
-            x = torch.from_numpy(val[start:start + 32]).to(self.device)
+            x = torch.from_numpy(val[start : start + 32]).to(self.device)
             y = self.ema.generator(self.ema.encoder(x), noise_mode="const").float()
             l2.append(l2_per_image(y, x))
             psnr.append(psnr_per_image(y, x))
             ssim.append(ssim_per_image(y, x))
-        metrics = {"val_l2": float(torch.cat(l2).mean()), "val_psnr": float(torch.cat(psnr).mean()),
-                   "val_ssim": float(torch.cat(ssim).mean())}
+        metrics = {
+            "val_l2": float(torch.cat(l2).mean()),
+            "val_psnr": float(torch.cat(psnr).mean()),
+            "val_ssim": float(torch.cat(ssim).mean()),
+        }
         if self.fid_features is not None and len(val) >= 2:
             metrics["val_fid"] = self._fid(val)
         return metrics
 
     def _fid(self, val: np.ndarray) -> float:
-        from seegaan.model.fid import feature_statistics, frechet_distance
+        from seegaan.model.fid import feature_statistics, frechet_distance  # deferred: seegaan.model.fid imports torch
 
         if self._fid_real is None:
             self._fid_real = feature_statistics(self.fid_features(val))
@@ -440,7 +466,7 @@ class Trainer:
         z = torch.randn(len(val), self.model_cfg.latent_size, generator=z_rng).to(self.device)
         samples = []
         for start in range(0, len(z), 32):
-            w = self.ema.mapping(z[start:start + 32])
+            w = self.ema.mapping(z[start : start + 32])
             samples.append(self.ema.generator(w, noise_mode="const").float().cpu())
         fake = feature_statistics(self.fid_features(torch.cat(samples)))
         return frechet_distance(*self._fid_real, *fake)
@@ -449,10 +475,18 @@ class Trainer:
     def train_state(self, extra: dict) -> dict:
         rng_state = {**self.torch_rng.state(), "numpy": self.rng.bit_generator.state}
         rng_states = self.dist.all_gather(rng_state)
-        return {"step": self.step, "train_config": asdict(self.cfg),
-                "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
-                "augment": self.ada.state_dict(), "rng": rng_states, "world_size": self.dist.world,
-                "best_metric": self.best_metric, "history": list(self.history), **extra}
+        return {
+            "step": self.step,
+            "train_config": asdict(self.cfg),
+            "optimizer_g": self.opt_g.state_dict(),
+            "optimizer_d": self.opt_d.state_dict(),
+            "augment": self.ada.state_dict(),
+            "rng": rng_states,
+            "world_size": self.dist.world,
+            "best_metric": self.best_metric,
+            "history": list(self.history),
+            **extra,
+        }
 
     def load(self, payload: dict, path) -> None:
         state, train = payload["state"], payload.get("train") or {}
@@ -471,15 +505,20 @@ class Trainer:
         self.history = list(train.get("history", []))
         rng = train["rng"]
         if len(rng) != self.dist.world:
-            raise SeegaanError(f"{path} was written by a run with {len(rng)} processes; resume it with the "
-                               f"same number (got {self.dist.world})")
+            raise SeegaanError(
+                f"{path} was written by a run with {len(rng)} processes; resume it with the "
+                f"same number (got {self.dist.world})"
+            )
         self.torch_rng.set_state(rng[self.dist.rank])
         self.rng.bit_generator.state = rng[self.dist.rank]["numpy"]
 
 
 def _config_differences(a: ModelConfig, b: ModelConfig) -> list[str]:
-    return [f"{f.name} {getattr(a, f.name)!r} != {getattr(b, f.name)!r}" for f in fields(a)
-            if getattr(a, f.name) != getattr(b, f.name)]
+    return [
+        f"{f.name} {getattr(a, f.name)!r} != {getattr(b, f.name)!r}"
+        for f in fields(a)
+        if getattr(a, f.name) != getattr(b, f.name)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- train()
@@ -499,26 +538,35 @@ class _Judges:
 
 
 def _load_judges(vgg_weights, fid_weights, *, device: torch.device, say: Callable[[str], None]) -> _Judges:
-    from seegaan.model.fid import find_inception_weights, load_fid_features
+    from seegaan.model.fid import find_inception_weights, load_fid_features  # deferred: seegaan.model.fid imports torch
+
+    # deferred: seegaan.model.perceptual imports torch
     from seegaan.model.perceptual import find_vgg_weights, load_vgg16
 
     vgg_path = find_vgg_weights(vgg_weights)
     perceptual = load_vgg16(vgg_path) if vgg_path is not None else None
     if vgg_path is None:
-        say("perceptual: none (no VGG16 weights in --vgg-weights or the torch hub cache; training with "
-            "L2 + adversarial losses only)")
+        say(
+            "perceptual: none (no VGG16 weights in --vgg-weights or the torch hub cache; training with "
+            "L2 + adversarial losses only)"
+        )
     else:
         say(f"perceptual: VGG16 from {vgg_path}")
     fid_path = find_inception_weights(fid_weights)
     fid_features = load_fid_features(fid_path, device=device) if fid_path is not None else None
     if fid_features is None:
-        say("FID: none (no Inception-v3 weights in --fid-weights or the torch hub cache; best.pt is the "
-            "step with the lowest validation L2)")
+        say(
+            "FID: none (no Inception-v3 weights in --fid-weights or the torch hub cache; best.pt is the "
+            "step with the lowest validation L2)"
+        )
     else:
         say(f"FID: Inception-v3 from {fid_features.source}; best.pt is the step with the lowest validation FID")
-    return _Judges(perceptual=perceptual, perceptual_name=str(vgg_path) if vgg_path is not None else "none",
-                   fid_features=fid_features,
-                   fid_name=fid_features.source if fid_features is not None else "none")
+    return _Judges(
+        perceptual=perceptual,
+        perceptual_name=str(vgg_path) if vgg_path is not None else "none",
+        fid_features=fid_features,
+        fid_name=fid_features.source if fid_features is not None else "none",
+    )
 
 
 def _training_device(device: str | None, dist: _Dist) -> torch.device:
@@ -542,14 +590,17 @@ def _saved_run(last_path: Path, model_config: ModelConfig | None, *, resume: boo
         saved_cfg = payload["config_obj"]
         if model_config is not None and model_config != saved_cfg:
             differences = "; ".join(_config_differences(saved_cfg, model_config))[:300]
-            raise SeegaanError(f"{last_path} holds a different architecture ({differences}); "
-                               "use another --out-dir or the same model options")
+            raise SeegaanError(
+                f"{last_path} holds a different architecture ({differences}); "
+                "use another --out-dir or the same model options"
+            )
         model_config = saved_cfg
     return payload, model_config or ModelConfig()
 
 
-def _training_arrays(data, model_config: ModelConfig, config: TrainConfig, *, table, view,
-                     say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray, dict]:
+def _training_arrays(
+    data, model_config: ModelConfig, config: TrainConfig, *, table, view, say: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """(train, val) float32 arrays and what the checkpoints record of the images (their ids' hashes:
     ``seegaan encode`` keeps the training split only for these very images)."""
     if isinstance(data, tuple):
@@ -573,8 +624,7 @@ def _resume(trainer: Trainer, payload: dict, path: Path, selection: str, say: Ca
         say(f"Adam {key} {before} in the checkpoint, {now} from this run's settings: using {now}")
     previous = (payload.get("train") or {}).get("selection_metric", "val_l2")
     if previous != selection:
-        say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation "
-            "starts a new best.pt")
+        say(f"the checkpoint selected by {previous}, this run by {selection}: the next validation starts a new best.pt")
         trainer.best_metric = math.inf
 
 
@@ -621,7 +671,7 @@ class _StopRequest:
         self.signum: int | None = None
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator["_StopRequest"]:
+    def installed(self) -> Iterator[_StopRequest]:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -648,10 +698,12 @@ class _StopRequest:
 def _schedule_line(config: TrainConfig, step: int, end_step: int) -> str:
     """``checkpoint every N steps or M minutes; validation every K steps (next at step S)``."""
     every = config.validation_interval
-    minutes = (f" or {config.checkpoint_minutes:g} minutes" if config.checkpoint_minutes is not None else "")
+    minutes = f" or {config.checkpoint_minutes:g} minutes" if config.checkpoint_minutes is not None else ""
     next_val = min((step // every + 1) * every, end_step)
-    return (f"checkpoint (last.pt) every {config.checkpoint_every} steps{minutes} and at every validation; "
-            f"validation every {every} steps (next at step {next_val}) and at the end")
+    return (
+        f"checkpoint (last.pt) every {config.checkpoint_every} steps{minutes} and at every validation; "
+        f"validation every {every} steps (next at step {next_val}) and at the end"
+    )
 
 
 @dataclass
@@ -684,9 +736,14 @@ class _Run:
             improved = metrics[judges.selection] < trainer.best_metric
             if improved:
                 trainer.best_metric = metrics[judges.selection]
-        extra = {"perceptual": judges.perceptual_name, "fid": judges.fid_name,
-                 "selection_metric": judges.selection, "baseline_l2": self.baseline,
-                 "model_config": self.model_config.to_dict(), "data": dict(self.provenance)}
+        extra = {
+            "perceptual": judges.perceptual_name,
+            "fid": judges.fid_name,
+            "selection_metric": judges.selection,
+            "baseline_l2": self.baseline,
+            "model_config": self.model_config.to_dict(),
+            "data": dict(self.provenance),
+        }
         train_state = trainer.train_state(extra)  # collective (RNG gather): every rank takes part
         if is_main:
             state = networks_state(trainer.nets, trainer.ema)
@@ -742,18 +799,25 @@ class _Run:
             if metrics is not None or step % config.log_every == 0 or step == first or now - last_line >= 30:
                 rate = images_seen / (time.perf_counter() - t0)
                 values = {**_floats(logs), **(metrics or {})}
-                self.say(f"step {step}/{end_step}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-                         + f", {rate:.1f} images/s")
+                self.say(
+                    f"step {step}/{end_step}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+                    + f", {rate:.1f} images/s"
+                )
                 last_line = now
             if stop:
                 name = "Ctrl-C" if self.stop.signum == signal.SIGINT else signal.Signals(self.stop.signum).name
-                raise TrainingInterrupted(f"interrupted ({name}) at step {step}; last.pt (step {step}) kept in "
-                                          f"{self.out_dir}; rerun the same command to resume",
-                                          signum=self.stop.signum or signal.SIGINT, step=step)
+                raise TrainingInterrupted(
+                    f"interrupted ({name}) at step {step}; last.pt (step {step}) kept in "
+                    f"{self.out_dir}; rerun the same command to resume",
+                    signum=self.stop.signum or signal.SIGINT,
+                    step=step,
+                )
         return logs
 
-    def _checkpoint_on_schedule(self, val_x: np.ndarray, end_step: int, *,
-                                force: bool = False) -> tuple[dict | None, bool]:
+    def _checkpoint_on_schedule(
+        self, val_x: np.ndarray, end_step: int, *, force: bool = False
+    ) -> tuple[dict | None, bool]:
         """Validate (rank 0) and checkpoint when the schedule, the end or ``force`` (wall time, a stop
         request) says so; (the metrics if any, whether a checkpoint was written)."""
         trainer, config = self.trainer, self.trainer.cfg
@@ -777,17 +841,27 @@ def _check_outputs(out_dir: Path, inputs: list, *, resume: bool) -> None:
     replaced by resuming it."""
     last, best = out_dir / "last.pt", out_dir / "best.pt"
     if not resume and last.exists():
-        raise SeegaanError(f"{last} exists and resume is off (--no-resume); use another --out-dir, or "
-                           "resume that run")
+        raise SeegaanError(f"{last} exists and resume is off (--no-resume); use another --out-dir, or resume that run")
     check_output_path(last, overwrite=True, inputs=inputs, suffixes=".pt")
     check_output_path(best, overwrite=True, inputs=inputs, suffixes=".pt", others=[last], probe=False)
 
 
-def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None = None,
-          config: TrainConfig = TrainConfig(), table=None, view=None, vgg_weights=None,
-          fid_weights=None, resume: bool = True, device: str | None = "cpu",
-          progress: Progress | None = None, log: Callable[[str], None] = print,
-          stop_after: int | None = None) -> TrainResult:
+def train(
+    data,
+    *,
+    out_dir: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig = TrainConfig(),
+    table=None,
+    view=None,
+    vgg_weights=None,
+    fid_weights=None,
+    resume: bool = True,
+    device: str | None = "cpu",
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> TrainResult:
     """Train (or resume training of) the adversarial autoencoder.
 
     Parameters
@@ -854,26 +928,56 @@ def train(data, *, out_dir: str | os.PathLike, model_config: ModelConfig | None 
             if note:
                 say(note)
             _check_outputs(out_dir, _data_paths(data, table, vgg_weights, fid_weights), resume=resume)
-        return _train(data, out_dir=out_dir, model_config=model_config, config=config, table=table,
-                      view=view, vgg_weights=vgg_weights, fid_weights=fid_weights, resume=resume,
-                      device=device, dist=dist, progress=progress or no_progress, say=say,
-                      stop_after=stop_after)
+        return _train(
+            data,
+            out_dir=out_dir,
+            model_config=model_config,
+            config=config,
+            table=table,
+            view=view,
+            vgg_weights=vgg_weights,
+            fid_weights=fid_weights,
+            resume=resume,
+            device=device,
+            dist=dist,
+            progress=progress or no_progress,
+            say=say,
+            stop_after=stop_after,
+        )
 
 
-def _train(data, *, out_dir: Path, model_config, config: TrainConfig, table, view, vgg_weights, fid_weights,
-           resume: bool, device: torch.device, dist: _Dist, progress: Progress, say, stop_after) -> TrainResult:
+def _train(
+    data,
+    *,
+    out_dir: Path,
+    model_config,
+    config: TrainConfig,
+    table,
+    view,
+    vgg_weights,
+    fid_weights,
+    resume: bool,
+    device: torch.device,
+    dist: _Dist,
+    progress: Progress,
+    say,
+    stop_after,
+) -> TrainResult:
     """:func:`train` on a resolved device, inside its settings scope and folder lock."""
     payload, model_config = _saved_run(out_dir / "last.pt", model_config, resume=resume)
     judges = _load_judges(vgg_weights, fid_weights, device=device, say=say)
     train_x, val_x, provenance = _training_arrays(data, model_config, config, table=table, view=view, say=say)
-    trainer = Trainer(model_config, config, device=device, dist=dist, perceptual=judges.perceptual,
-                      fid_features=judges.fid_features)
+    trainer = Trainer(
+        model_config, config, device=device, dist=dist, perceptual=judges.perceptual, fid_features=judges.fid_features
+    )
     if payload is not None:
         _resume(trainer, payload, out_dir / "last.pt", judges.selection, say)
         saved = (payload.get("train") or {}).get("data") or {}
         if saved.get("image_ids_sha256") and provenance and saved != provenance:
-            say("the images differ from those of the resumed run (their ids' hashes differ); the "
-                "checkpoints now record these images")
+            say(
+                "the images differ from those of the resumed run (their ids' hashes differ); the "
+                "checkpoints now record these images"
+            )
     baseline = float(np.mean((val_x - train_x.mean(0, keepdims=True)) ** 2)) if len(val_x) else None
     if baseline is not None:
         say(f"validation L2 of predicting the mean training image: {baseline:.5f}")
@@ -882,7 +986,16 @@ def _train(data, *, out_dir: Path, model_config, config: TrainConfig, table, vie
     end_step = max(end_step, trainer.step)  # a run already past config.steps trains no further
     with run.stop.installed():
         logs = run.loop(train_x, val_x, end_step=end_step, progress=progress)
-    return TrainResult(out_dir=out_dir, last=run.last, best=run.best if run.best.exists() else None,
-                       step=trainer.step, history=list(trainer.history), baseline_l2=baseline,
-                       perceptual=judges.perceptual_name, augment_p=trainer.ada.p, last_logs=_floats(logs),
-                       networks=trainer.nets, ema=trainer.ema)
+    return TrainResult(
+        out_dir=out_dir,
+        last=run.last,
+        best=run.best if run.best.exists() else None,
+        step=trainer.step,
+        history=list(trainer.history),
+        baseline_l2=baseline,
+        perceptual=judges.perceptual_name,
+        augment_p=trainer.ada.p,
+        last_logs=_floats(logs),
+        networks=trainer.nets,
+        ema=trainer.ema,
+    )

@@ -26,7 +26,8 @@ Clinical effects (documented in ``truth/README.md`` of every phantom cohort, see
 Nuisance: position shift, small rotation, body size, inspiration depth (lung height), individual heart
 size, breast size and rib position, detector noise, and a radiopaque side marker (the letter ``L``) in an
 upper corner; optionally (``PhantomParams.token``, off by default) a burned-in square token in the lower
-image-left corner at :func:`shortcut_mask`, which an experiment can tie to a label (a shortcut); the marker is the brightest thing on every image and the air around the body the darkest,
+image-left corner at :func:`shortcut_mask`, which an experiment can tie to a label (a shortcut); the marker is the
+brightest thing on every image and the air around the body the darkest,
 so per-image min-max scaling does not turn local effects into global ones.
 
 The ground-truth *direct* effect of a feature (:func:`effect_map`) is ``render(feature=b) -
@@ -35,22 +36,77 @@ mean. Its *marginal* effect (:func:`marginal_effect_map`) lets the other clinica
 joint distribution given the feature (what an unadjusted comparison of images estimates).
 """
 
-
-from seegaan.phantom.anatomy import (DISPLAY, EFFECTS, FEATURES, FULL_SCALE, LOG_BNPP_CENTER, MANUFACTURERS,
-                                     MARKER_CENTER, MARKER_HALF, MARKER_JITTER, MIN_SIZE, NUMERIC_FEATURES,
-                                     REFERENCE, SEXES, TOKEN_CENTER, TOKEN_HALF, PhantomParams, density,
-                                     marker_free_mask, render, shortcut_mask)
-from seegaan.phantom.clinical import (AGE_MEAN, AGE_SD, LOG_BNPP_SD, MANUFACTURER_P, sample_clinical,
-                                      sample_cohort)
-from seegaan.phantom.truth import (CATEGORICAL_CONTRAST, MASK_FRACTION, effect_map, effect_mask, explanation_scores,
-                                   marginal_effect_map, read_truth, score_map, truth_contrasts)
+from seegaan.phantom.anatomy import (
+    DISPLAY,
+    EFFECTS,
+    FEATURES,
+    FULL_SCALE,
+    LOG_BNPP_CENTER,
+    MANUFACTURERS,
+    MARKER_CENTER,
+    MARKER_HALF,
+    MARKER_JITTER,
+    MIN_SIZE,
+    NUMERIC_FEATURES,
+    REFERENCE,
+    SEXES,
+    TOKEN_CENTER,
+    TOKEN_HALF,
+    PhantomParams,
+    density,
+    marker_free_mask,
+    render,
+    shortcut_mask,
+)
+from seegaan.phantom.clinical import AGE_MEAN, AGE_SD, LOG_BNPP_SD, MANUFACTURER_P, sample_clinical, sample_cohort
+from seegaan.phantom.truth import (
+    CATEGORICAL_CONTRAST,
+    MASK_FRACTION,
+    effect_map,
+    effect_mask,
+    explanation_scores,
+    marginal_effect_map,
+    read_truth,
+    score_map,
+    truth_contrasts,
+)
 from seegaan.phantom.writer import write_phantom
 
 __all__ = [
-    "AGE_MEAN", "AGE_SD", "CATEGORICAL_CONTRAST", "DISPLAY", "EFFECTS", "FEATURES", "FULL_SCALE",
-    "LOG_BNPP_CENTER", "LOG_BNPP_SD", "MANUFACTURERS", "MANUFACTURER_P", "MARKER_CENTER", "MARKER_HALF",
-    "MARKER_JITTER", "MASK_FRACTION", "MIN_SIZE", "NUMERIC_FEATURES", "REFERENCE", "SEXES", "TOKEN_CENTER",
-    "TOKEN_HALF", "PhantomParams", "density", "effect_map", "effect_mask", "explanation_scores",
-    "marginal_effect_map", "marker_free_mask", "read_truth", "render", "sample_clinical", "sample_cohort",
-    "score_map", "shortcut_mask", "truth_contrasts", "write_phantom",
+    "AGE_MEAN",
+    "AGE_SD",
+    "CATEGORICAL_CONTRAST",
+    "DISPLAY",
+    "EFFECTS",
+    "FEATURES",
+    "FULL_SCALE",
+    "LOG_BNPP_CENTER",
+    "LOG_BNPP_SD",
+    "MANUFACTURERS",
+    "MANUFACTURER_P",
+    "MARKER_CENTER",
+    "MARKER_HALF",
+    "MARKER_JITTER",
+    "MASK_FRACTION",
+    "MIN_SIZE",
+    "NUMERIC_FEATURES",
+    "REFERENCE",
+    "SEXES",
+    "TOKEN_CENTER",
+    "TOKEN_HALF",
+    "PhantomParams",
+    "density",
+    "effect_map",
+    "effect_mask",
+    "explanation_scores",
+    "marginal_effect_map",
+    "marker_free_mask",
+    "read_truth",
+    "render",
+    "sample_clinical",
+    "sample_cohort",
+    "score_map",
+    "shortcut_mask",
+    "truth_contrasts",
+    "write_phantom",
 ]

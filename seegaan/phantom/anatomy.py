@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 FEATURES = ("bnpp", "ahf", "sex", "age", "manufacturer")
 MANUFACTURERS = ("vendor_a", "vendor_b", "vendor_c")
@@ -33,17 +33,15 @@ MIN_SIZE = 16
 
 EFFECTS = {
     "bnpp": "cardiac silhouette larger (scale 1 + 0.06 log(BNPP/300), growing mostly towards image right) "
-            "and denser (+0.035 per unit log BNPP); hilar vessels larger and denser (scale and density "
-            "1 + 0.12 log(BNPP/300))",
+    "and denser (+0.035 per unit log BNPP); hilar vessels larger and denser (scale and density "
+    "1 + 0.12 log(BNPP/300))",
     "ahf": "bilateral pleural effusions: denser lateral lung bases (costophrenic regions) when AHF is "
-           "present (direct effect; AHF also raises BNPP, see the marginal maps)",
+    "present (direct effect; AHF also raises BNPP, see the marginal maps)",
     "sex": "breast soft tissue over the lateral lung fields in women (so M - F is negative there)",
     "age": "clavicles and humeral heads less dense with age (bone density x (1 - 0.012 (age - 60)))",
     "manufacturer": "display curve: vendor_b has gamma 0.75 and 92% dynamic range, vendor_c gamma 1.35 "
-                    "and 97%, vendor_a is linear (a global contrast change)",
+    "and 97%, vendor_a is linear (a global contrast change)",
 }
-
-
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ class PhantomParams:
     # nuisance an experiment may tie to a label: a burned-in square token (0 = absent, 1 = full white)
     token: float = 0.0
 
-    def replace(self, **changes) -> "PhantomParams":
+    def replace(self, **changes) -> PhantomParams:
         return dataclasses.replace(self, **changes)
 
 
@@ -124,7 +122,6 @@ def _ellipse(x, y, cx, cy, ax, ay, *, edge=0.08, angle=0.0, power=2.0):
 def _band(dist, half_width):
     """Smooth band profile of a curve, given the distance to it."""
     return np.exp(-0.5 * (dist / half_width) ** 2)
-
 
 
 def _pixel_centres(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,8 +223,9 @@ def density(params, *, size: int) -> np.ndarray:
     d += 0.07 * _ribs(x, y, p.rib_phase)
     # bnpp: heart and central vasculature
     s = 1.0 + 0.06 * log_b + p.heart_jitter
-    d += (0.20 + 0.035 * log_b) * _ellipse(x, y, 0.06 + 0.12 * (s - 1.0), 0.40 + 0.05 * (s - 1.0),
-                                           0.28 * s, 0.21 * s, edge=0.06, angle=-15.0)
+    d += (0.20 + 0.035 * log_b) * _ellipse(
+        x, y, 0.06 + 0.12 * (s - 1.0), 0.40 + 0.05 * (s - 1.0), 0.28 * s, 0.21 * s, edge=0.06, angle=-15.0
+    )
     d += 0.15 * _ellipse(x, y, 0.12, -0.32, 0.08, 0.07, edge=0.15)  # aortic knob
     h = 1.0 + 0.12 * log_b
     for cx, cy in ((-0.17, -0.02), (0.19, 0.0)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 from seegaan.phantom.anatomy import MANUFACTURERS, MARKER_JITTER, PhantomParams
 
 # closed-form pieces of the joint distribution (age clipping and rounding ignored in the truth maps)
@@ -42,21 +42,28 @@ def sample_clinical(n_patients: int, *, seed: int | np.random.Generator | None =
     order = np.lexsort((log_bnpp, ahf))
     male = np.zeros(n, dtype=bool)
     for start in range(0, n, 2):
-        block = order[start:start + 2]
+        block = order[start : start + 2]
         male[block] = rng.permutation([True, False])[: len(block)]
     pattern = np.repeat(np.arange(3), (9, 7, 4))  # 45/35/20 % in blocks of 20
     codes = np.empty(n, dtype=int)
     for start in range(0, n, 20):
-        block = order[start:start + 20]
+        block = order[start : start + 20]
         codes[block] = rng.permutation(pattern)[: len(block)]
     manufacturer = np.array(MANUFACTURERS)[codes]
-    return pd.DataFrame({"sex": np.where(male, "M", "F"), "age": age, "ahf": ahf,
-                         "bnpp": np.round(np.exp(log_bnpp), 1), "manufacturer": manufacturer})
+    return pd.DataFrame(
+        {
+            "sex": np.where(male, "M", "F"),
+            "age": age,
+            "ahf": ahf,
+            "bnpp": np.round(np.exp(log_bnpp), 1),
+            "manufacturer": manufacturer,
+        }
+    )
 
 
-
-def sample_cohort(n_images: int, *, seed: int | np.random.Generator | None = 0
-                  ) -> tuple[pd.DataFrame, list[PhantomParams]]:
+def sample_cohort(
+    n_images: int, *, seed: int | np.random.Generator | None = 0
+) -> tuple[pd.DataFrame, list[PhantomParams]]:
     """Clinical table and render parameters of a phantom cohort of ``n_images`` images.
 
     About 20% of patients have two images (same anatomy and clinical values, new nuisance). Returns the
@@ -73,28 +80,49 @@ def sample_cohort(n_images: int, *, seed: int | np.random.Generator | None = 0
     rows, params = [], []
     for i in range(n_patients):
         c = clinical.iloc[i]
-        anatomy = {"heart_jitter": float(rng.normal(0, 0.025)),
-                   "breast_jitter": float(np.clip(rng.normal(0, 0.06), -0.15, 0.15)),
-                   "rib_phase": float(rng.normal(0, 0.02))}
+        anatomy = {
+            "heart_jitter": float(rng.normal(0, 0.025)),
+            "breast_jitter": float(np.clip(rng.normal(0, 0.06), -0.15, 0.15)),
+            "rib_phase": float(rng.normal(0, 0.02)),
+        }
         for k in range(int(n_per[i])):
             if len(rows) == n_images:
                 break
-            nuisance = {"shift_x": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
-                        "shift_y": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
-                        "rotation": float(np.clip(rng.normal(0, 0.8), -2.5, 2.5)),
-                        "scale": float(np.clip(rng.normal(1, 0.02), 0.94, 1.06)),
-                        "inspiration": float(np.clip(rng.normal(1, 0.025), 0.92, 1.08)),
-                        "noise": 0.02, "noise_seed": int(rng.integers(2**31 - 1)),
-                        "marker_side": int(rng.choice([-1, 1])),
-                        "marker_dx": float(rng.uniform(-MARKER_JITTER[0], MARKER_JITTER[0])),
-                        "marker_dy": float(rng.uniform(-MARKER_JITTER[1], MARKER_JITTER[1]))}
-            params.append(PhantomParams(sex=c.sex, age=float(c.age), ahf=bool(c.ahf), bnpp=float(c.bnpp),
-                                        manufacturer=c.manufacturer, **anatomy, **nuisance))
-            rows.append({"image_id": f"ph{i:05d}_{k}", "patient_id": f"p{i:05d}", "sex": c.sex,
-                         "age": float(c.age), "ahf": bool(c.ahf), "bnpp": float(c.bnpp),
-                         "manufacturer": c.manufacturer, "view": "PA"})
+            nuisance = {
+                "shift_x": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
+                "shift_y": float(np.clip(rng.normal(0, 0.015), -0.05, 0.05)),
+                "rotation": float(np.clip(rng.normal(0, 0.8), -2.5, 2.5)),
+                "scale": float(np.clip(rng.normal(1, 0.02), 0.94, 1.06)),
+                "inspiration": float(np.clip(rng.normal(1, 0.025), 0.92, 1.08)),
+                "noise": 0.02,
+                "noise_seed": int(rng.integers(2**31 - 1)),
+                "marker_side": int(rng.choice([-1, 1])),
+                "marker_dx": float(rng.uniform(-MARKER_JITTER[0], MARKER_JITTER[0])),
+                "marker_dy": float(rng.uniform(-MARKER_JITTER[1], MARKER_JITTER[1])),
+            }
+            params.append(
+                PhantomParams(
+                    sex=c.sex,
+                    age=float(c.age),
+                    ahf=bool(c.ahf),
+                    bnpp=float(c.bnpp),
+                    manufacturer=c.manufacturer,
+                    **anatomy,
+                    **nuisance,
+                )
+            )
+            rows.append(
+                {
+                    "image_id": f"ph{i:05d}_{k}",
+                    "patient_id": f"p{i:05d}",
+                    "sex": c.sex,
+                    "age": float(c.age),
+                    "ahf": bool(c.ahf),
+                    "bnpp": float(c.bnpp),
+                    "manufacturer": c.manufacturer,
+                    "view": "PA",
+                }
+            )
         if len(rows) == n_images:
             break
     return pd.DataFrame(rows), params
-
-

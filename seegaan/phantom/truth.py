@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from seegaan._errors import SeegaanError
-from seegaan.phantom.anatomy import (FEATURES, MANUFACTURERS, NUMERIC_FEATURES, REFERENCE, PhantomParams,
-                                     _as_params, _check_size, _display, density, render)
+from seegaan._internal.errors import SeegaanError
+from seegaan.phantom.anatomy import (
+    FEATURES,
+    MANUFACTURERS,
+    NUMERIC_FEATURES,
+    REFERENCE,
+    PhantomParams,
+    _as_params,
+    _check_size,
+    _display,
+    density,
+    render,
+)
 from seegaan.phantom.clinical import AGE_MEAN, AGE_SD, LOG_BNPP_SD, MANUFACTURER_P, _mu_log_bnpp, _p_ahf
 
 #: levels compared by the categorical truth maps: effect = render(b) - render(a)
@@ -90,14 +100,19 @@ def score_map(significant, mask) -> dict:
     """
     sig, true = np.asarray(significant, dtype=bool), np.asarray(mask, dtype=bool)
     if sig.shape != true.shape:
-        raise SeegaanError(f"significance map {sig.shape} and truth mask {true.shape} differ in shape; "
-                           "render the truth at the sequence's image size")
+        raise SeegaanError(
+            f"significance map {sig.shape} and truth mask {true.shape} differ in shape; "
+            "render the truth at the sequence's image size"
+        )
     both = int((sig & true).sum())
     n_sig, n_true = int(sig.sum()), int(true.sum())
-    return {"dice": 2.0 * both / (n_sig + n_true) if n_sig + n_true else 1.0,
-            "sensitivity": both / n_true if n_true else float("nan"),
-            "outside": (n_sig - both) / n_sig if n_sig else 0.0,
-            "n_significant": n_sig, "n_true": n_true}
+    return {
+        "dice": 2.0 * both / (n_sig + n_true) if n_sig + n_true else 1.0,
+        "sensitivity": both / n_true if n_true else float("nan"),
+        "outside": (n_sig - both) / n_sig if n_sig else 0.0,
+        "n_significant": n_sig,
+        "n_true": n_true,
+    }
 
 
 def explanation_scores(attribution, region) -> dict:
@@ -137,8 +152,7 @@ def explanation_scores(attribution, region) -> dict:
     return out
 
 
-def read_truth(folder: str | os.PathLike, feature: str, *, marginal: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
+def read_truth(folder: str | os.PathLike, feature: str, *, marginal: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The (effect, mask) written by :func:`write_phantom` for ``feature`` (direct or marginal)."""
     feature = _check_feature(feature)
     truth = Path(folder) / "truth"
@@ -147,8 +161,10 @@ def read_truth(folder: str | os.PathLike, feature: str, *, marginal: bool = Fals
     paths = truth / f"{stem}.npy", truth / f"{mask_name}.npy"
     for path in paths:
         if not path.exists():
-            raise SeegaanError(f"{path} does not exist; is {folder} a phantom folder written by "
-                               "`seegaan phantom`" + (" with --marginal" if marginal else "") + "?")
+            raise SeegaanError(
+                f"{path} does not exist; is {folder} a phantom folder written by "
+                "`seegaan phantom`" + (" with --marginal" if marginal else "") + "?"
+            )
     return np.load(paths[0]), np.load(paths[1])
 
 
@@ -165,8 +181,13 @@ def _conditional_nodes(feature: str, value, n_nodes: int) -> list[tuple[float, d
     """
     z, wz = _hermite(n_nodes)
     nodes: list[tuple[float, dict]] = []
-    sexes = [("F", 0.5)] if feature == "sex" and value == "F" else [("M", 0.5)] if feature == "sex" else \
-        [("F", 0.5), ("M", 0.5)]
+    sexes = (
+        [("F", 0.5)]
+        if feature == "sex" and value == "F"
+        else [("M", 0.5)]
+        if feature == "sex"
+        else [("F", 0.5), ("M", 0.5)]
+    )
     ages = [(float(value), 1.0)] if feature == "age" else list(zip(AGE_MEAN + AGE_SD * z, wz))
     for sex, w_sex in sexes:
         for age, w_age in ages:
@@ -180,8 +201,9 @@ def _conditional_nodes(feature: str, value, n_nodes: int) -> list[tuple[float, d
                 else:
                     bnpps = [(float(math.exp(mu + LOG_BNPP_SD * zk)), float(wk)) for zk, wk in zip(z, wz)]
                 for bnpp, w_b in bnpps:
-                    nodes.append((w_sex * w_age * w_ahf * w_b,
-                                  {"sex": sex, "age": float(age), "ahf": ahf, "bnpp": bnpp}))
+                    nodes.append(
+                        (w_sex * w_age * w_ahf * w_b, {"sex": sex, "age": float(age), "ahf": ahf, "bnpp": bnpp})
+                    )
     total = sum(w for w, _ in nodes)
     if not total > 0:
         raise SeegaanError(f"{feature} = {value!r} has zero probability under the phantom's distribution")
@@ -227,5 +249,3 @@ def truth_contrasts(table: pd.DataFrame) -> dict[str, tuple]:
         else:
             out[f] = CATEGORICAL_CONTRAST[f]
     return out
-
-

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from seegaan._errors import SeegaanError
-from seegaan._progress import Progress
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.progress import Progress
 from seegaan._version import __version__
 from seegaan.phantom.anatomy import EFFECTS, FEATURES, MIN_SIZE, REFERENCE, marker_free_mask, render
 from seegaan.phantom.clinical import sample_cohort
@@ -25,9 +26,13 @@ MARKER = ".seegaan-phantom"
 # what a phantom folder holds: top-level names, and the file endings allowed in its sub-folders
 _TOP = {MARKER, "images", "truth", "clinical.csv", "params.csv", "phantom.json"}
 # (the names it writes, not just their endings: a user's scan.png dropped into images/ is not the phantom's)
-_INSIDE = {"images": re.compile(r"ph\d{5}_\d+\.png"),
-           "truth": re.compile(r"(?:(?:effect|marginal)_(?:{f})\.npy|(?:marginal_)?(?:{f})_mask\.npy"
-                               r"|marker_free_mask\.npy|README\.md)".replace("{f}", "|".join(FEATURES)))}
+_INSIDE = {
+    "images": re.compile(r"ph\d{5}_\d+\.png"),
+    "truth": re.compile(
+        r"(?:(?:effect|marginal)_(?:{f})\.npy|(?:marginal_)?(?:{f})_mask\.npy"
+        r"|marker_free_mask\.npy|README\.md)".replace("{f}", "|".join(FEATURES))
+    ),
+}
 
 
 def _foreign_entries(folder: Path) -> list[str]:
@@ -58,8 +63,12 @@ def _legacy_phantom(folder: Path) -> bool:
         readme = (folder / "truth" / "README.md").read_text()
     except (OSError, ValueError):
         return False
-    return (isinstance(meta, dict) and {"seegaan_version", "contrasts", "n_images"} <= meta.keys()
-            and readme.startswith("# Phantom ground truth") and (folder / "clinical.csv").is_file())
+    return (
+        isinstance(meta, dict)
+        and {"seegaan_version", "contrasts", "n_images"} <= meta.keys()
+        and readme.startswith("# Phantom ground truth")
+        and (folder / "clinical.csv").is_file()
+    )
 
 
 def _check_replaceable(out: Path) -> None:
@@ -71,17 +80,19 @@ def _check_replaceable(out: Path) -> None:
     if not names:
         return
     if MARKER not in names and not _legacy_phantom(out):
-        raise SeegaanError(f"{out} is not a phantom folder written by seegaan (no {MARKER} file); --overwrite "
-                           "replaces only those: choose another --out or remove the folder yourself")
+        raise SeegaanError(
+            f"{out} is not a phantom folder written by seegaan (no {MARKER} file); --overwrite "
+            "replaces only those: choose another --out or remove the folder yourself"
+        )
     foreign = _foreign_entries(out)
     if foreign:
-        raise SeegaanError(f"{out} holds files a phantom does not write ({', '.join(foreign)}); --overwrite "
-                           "would delete them: move them out or choose another --out")
+        raise SeegaanError(
+            f"{out} holds files a phantom does not write ({', '.join(foreign)}); --overwrite "
+            "would delete them: move them out or choose another --out"
+        )
 
 
 def _to_png(img: np.ndarray, path: Path, bit_depth: int) -> None:
-    from PIL import Image
-
     unit = (np.clip(img, -1, 1) + 1.0) / 2.0
     if bit_depth == 16:
         Image.fromarray(np.round(unit * 65535).astype(np.uint16)).save(path)
@@ -140,7 +151,7 @@ def _readme(contrasts: dict, *, size: int, n: int, seed, fraction: float) -> str
         "sex 50/50; age ~ N(60, 14) in [20, 95]; P(AHF) = logistic(-0.8 + 0.035 (age - 60)) (AHF patients "
         "are older); log BNPP ~ N(4.9 + 2.0 AHF + 0.005 (age - 60), 0.75) (pg/mL); manufacturer "
         "vendor_a/b/c 45/35/20 %; sex and manufacturer independent of the rest, assigned by blocked "
-        "randomisation along (AHF, BNPP) (blocks of 2 and 20 patients) so that every sample is balanced. About 20% of patients have two images (same anatomy and clinical values, new "
+        "randomisation along (AHF, BNPP) (blocks of 2 and 20 patients) so that every sample is balanced. About 20% of patients have two images (same anatomy and clinical values, new "  # noqa: E501
         "nuisance). Every image is a frontal PA view. `params.csv` lists every image's nuisance values.",
         "",
         "Reproduce any map with `seegaan.phantom.effect_map(feature, a, b, size=...)` or "
@@ -149,9 +160,17 @@ def _readme(contrasts: dict, *, size: int, n: int, seed, fraction: float) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
-                  seed: int | np.random.Generator | None = 0, bit_depth: int = 16, overwrite: bool = False,
-                  marginal: bool = True, progress: Progress | None = None) -> Path:
+def write_phantom(
+    out: str | os.PathLike,
+    *,
+    n: int = 1200,
+    size: int = 64,
+    seed: int | np.random.Generator | None = 0,
+    bit_depth: int = 16,
+    overwrite: bool = False,
+    marginal: bool = True,
+    progress: Progress | None = None,
+) -> Path:
     """Write a phantom cohort folder, atomically (built under a temporary name, then renamed).
 
     Layout: ``images/<image_id>.png``, ``clinical.csv`` (image_id, patient_id, sex, age, ahf, bnpp,
@@ -172,7 +191,7 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
     marginal : bool
         Also write the marginal truth maps (a few hundred renders in all).
     progress : callable, optional
-        ``progress(n=1, total=None)`` (see :mod:`seegaan._progress`): called once with ``total=n`` images,
+        ``progress(n=1, total=None)`` (see :mod:`seegaan._internal.progress`): called once with ``total=n`` images,
         then with the number of images written since the last call.
     """
     out = Path(out)
@@ -217,12 +236,21 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
                 np.save(tmp / "truth" / f"marginal_{f}.npy", marg)
                 np.save(tmp / "truth" / f"marginal_{f}_mask.npy", effect_mask(marg))
         np.save(tmp / "truth" / "marker_free_mask.npy", marker_free_mask(int(size)))
-        (tmp / "truth" / "README.md").write_text(_readme(contrasts, size=int(size), n=int(n), seed=seed_value,
-                                                         fraction=MASK_FRACTION))
-        meta = {"seegaan_version": __version__, "n_images": int(n), "size": int(size), "seed": seed_value,
-                "bit_depth": bit_depth, "mask_fraction": MASK_FRACTION, "reference": REFERENCE,
-                "contrasts": {f: list(v) for f, v in contrasts.items()}, "effects": EFFECTS,
-                "n_patients": int(table["patient_id"].nunique())}
+        (tmp / "truth" / "README.md").write_text(
+            _readme(contrasts, size=int(size), n=int(n), seed=seed_value, fraction=MASK_FRACTION)
+        )
+        meta = {
+            "seegaan_version": __version__,
+            "n_images": int(n),
+            "size": int(size),
+            "seed": seed_value,
+            "bit_depth": bit_depth,
+            "mask_fraction": MASK_FRACTION,
+            "reference": REFERENCE,
+            "contrasts": {f: list(v) for f, v in contrasts.items()},
+            "effects": EFFECTS,
+            "n_patients": int(table["patient_id"].nunique()),
+        }
         (tmp / "phantom.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
         (tmp / MARKER).write_text(f"seegaan {__version__} phantom; --overwrite may replace this folder\n")
         _replace_folder(tmp, out)
@@ -233,7 +261,8 @@ def write_phantom(out: str | os.PathLike, *, n: int = 1200, size: int = 64,
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` onto ``out``; an existing ``out`` (checked again now) is removed only after the new one is in place."""
+    """Move ``tmp`` onto ``out``; an existing ``out`` (checked again now) is removed only after the new one is in
+    place."""
     if out.exists():
         _check_replaceable(out)
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))

@@ -22,7 +22,7 @@ Names load on first use, so ``import seegaan.stats`` stays light.
 
 from __future__ import annotations
 
-from seegaan._lazy import lazy_module
+from seegaan._internal.lazy import lazy_module
 
 _LAZY = {
     "PermutationPlan": "seegaan.stats.permutation",
@@ -30,10 +30,10 @@ _LAZY = {
     "draw_permutations": "seegaan.stats.permutation",
     "permutation_test": "seegaan.stats.engine",
     "PermutationTest": "seegaan.stats.engine",
-    "permutation_sd": "seegaan.stats.engine",
-    "FamilyWise": "seegaan.stats.engine",
-    "PixelStatistic": "seegaan.stats.engine",
-    "SeegaanWarning": "seegaan.stats.engine",
+    "permutation_sd": "seegaan.stats.base",
+    "FamilyWise": "seegaan.stats.base",
+    "PixelStatistic": "seegaan.stats.base",
+    "SeegaanWarning": "seegaan._internal.errors",
     "check_memory": "seegaan.stats.engine",
     "WelchZ": "seegaan.stats.welch",
     "WelchDesign": "seegaan.stats.welch",

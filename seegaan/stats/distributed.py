@@ -1,14 +1,14 @@
 """Permutations decoded and reduced on Dask workers (``pip install 'seegaan[distributed]'``).
 
 :func:`seegaan.stats.permutation_test` with ``client=`` hands the pre-drawn plan to the workers in tasks
-of whole blocks of :data:`~seegaan.stats.engine.SUM_BLOCK` rows. Pass 1: each task produces its null maps
+of whole blocks of :data:`~seegaan.stats.base.SUM_BLOCK` rows. Pass 1: each task produces its null maps
 and returns only their exceedance counts and per-block partial sums (the maps never travel); the client
 adds the partials in plan order, exactly as the single-process loop does, so the bits are the same. Pass 2
 (family-wise corrections): each task returns the per-permutation maxima of its maps, read from the worker's
 memory where pass 1 kept them (when all B maps fit in ``null_cache_mb``, as in one process) or produced
 again.
 The observed map, the scale and the producer of null maps are broadcast to every worker once; a producer
-that holds a decoder *spec* loads it once per worker process (:func:`worker_decoder`). A task whose
+that holds a decoder *spec* loads it once per worker process (:func:`seegaan.decoding.worker_decoder`). A task whose
 worker dies is run again elsewhere (the scheduler reschedules it; ``retries`` covers a failing task), and
 its result is the same bits.
 
@@ -22,42 +22,17 @@ import math
 import os
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
+from seegaan.stats.base import SUM_BLOCK, BlockSums
 
 #: seconds to wait for a scheduler given by address
 CONNECT_TIMEOUT = 5
 #: how often a task is run again after it raised (a worker lost mid-task is rescheduled by the scheduler)
 RETRIES = 2
-
-_DECODERS: dict[str, object] = {}
-
-
-def worker_decoder(spec, device: str = "cpu"):
-    """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and device and
-    cached. A checkpoint is loaded on ``device`` (``"cpu"``, ``"cuda"``: on a dask-cuda worker its own GPU,
-    ``"cuda:N"``); a ``module:attr`` decoder runs where its own code puts it (the client accepts only
-    ``"cpu"`` for it).
-
-    A worker that decodes on the CPU calls :func:`seegaan.model.keep_freed_memory` first, as the ``seegaan``
-    commands do in their own process (``SEEGAAN_KEEP_FREED_MEMORY=0`` in the workers' environment turns it
-    off): Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's mmap
-    threshold at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the
-    demo generator decoded 2.5x slower).
-    """
-    key = f"{spec}\0{device}"   # the spec and the device (a path cannot hold NUL)
-    dec = _DECODERS.get(key)
-    if dec is None:
-        from seegaan.decoder import load_decoder
-        from seegaan.model.allocator import keep_freed_memory
-
-        if str(device) == "cpu":
-            keep_freed_memory()
-        dec = _DECODERS[key] = load_decoder(str(spec), device=str(device))
-    return dec
 
 
 @contextlib.contextmanager
@@ -76,7 +51,7 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
         yield None
         return
     try:
-        import distributed
+        import distributed  # deferred: distributed (optional extra)
     except ImportError:
         raise SeegaanError("--workers/--scheduler need Dask: pip install 'seegaan[distributed]'") from None
     if scheduler is not None:
@@ -84,14 +59,20 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
             client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT, set_as_default=False)
         except Exception as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SeegaanError(f"cannot connect to the Dask scheduler {scheduler!r} within {CONNECT_TIMEOUT} s "
-                               f"({why}); give a running scheduler's address, e.g. tcp://host:8786") from None
+            raise SeegaanError(
+                f"cannot connect to the Dask scheduler {scheduler!r} within {CONNECT_TIMEOUT} s "
+                f"({why}); give a running scheduler's address, e.g. tcp://host:8786"
+            ) from None
         with client:
             yield client
         return
-    with distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
+    assert workers is not None
+    with (
+        distributed.LocalCluster(
+            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
         yield client
 
 
@@ -106,7 +87,7 @@ def _batches(source, rows, batch_size) -> Iterator[np.ndarray]:
         yield from source
     else:
         for pos in range(0, len(rows), batch_size):
-            yield source(rows[pos:pos + batch_size])
+            yield source(rows[pos : pos + batch_size])
 
 
 _THREAD = threading.local()
@@ -128,17 +109,15 @@ def _task_threads(backend) -> None:
     n = os.environ.get("OMP_NUM_THREADS", "")
     if not n.isdigit() or int(n) < 1:
         return
-    import numba
+    import numba  # deferred: numba (JIT start-up)
 
-    numba.set_num_threads(max(1, min(int(n), int(numba.config.NUMBA_NUM_THREADS))))
-    if "torch" in sys.modules:   # starting Numba's pool may have set this thread's OpenMP count
+    numba.set_num_threads(max(1, min(int(n), int(numba.config.NUMBA_NUM_THREADS))))  # type: ignore[attr-defined]
+    if "torch" in sys.modules:  # starting Numba's pool may have set this thread's OpenMP count
         sys.modules["torch"].set_num_threads(int(n))
 
 
 def _moments_task(source, observed, rows, start, batch_size, code, backend):
     """Counts (M,) and the per-block partial sums [(sum, sum_sq), ...] of plan rows ``start ..`` on a worker."""
-    from seegaan.stats.engine import BlockSums
-
     _task_threads(backend)
 
     blocks = []
@@ -154,8 +133,9 @@ def _moments_task(source, observed, rows, start, batch_size, code, backend):
 def _maxima_task(source, correction, scale, rows, batch_size, code, shape, backend):
     """Per-permutation maxima of the corrected statistic of plan rows ``rows`` on a worker."""
     _task_threads(backend)
-    return np.concatenate([correction.null_maxima(batch, scale, code, shape, backend)
-                           for batch in _batches(source, rows, batch_size)])
+    return np.concatenate(
+        [correction.null_maxima(batch, scale, code, shape, backend) for batch in _batches(source, rows, batch_size)]
+    )
 
 
 class RemoteTest:
@@ -167,13 +147,21 @@ class RemoteTest:
     produced again from the plan, the same bits).
     """
 
-    def __init__(self, client, null_maps, observed: np.ndarray, plan, *, code: int, batch_size: int, backend,
-                 keep_maps: bool = False):
-        from seegaan.stats.engine import SUM_BLOCK
-
+    def __init__(
+        self,
+        client,
+        null_maps,
+        observed: np.ndarray,
+        plan,
+        *,
+        code: int,
+        batch_size: int,
+        backend,
+        keep_maps: bool = False,
+    ):
         self.client, self.plan, self.code, self.backend = client, plan, code, backend
         self.keep_maps = bool(keep_maps)
-        self._kept = None
+        self._kept: list | None = None
         self.batch_size = int(batch_size)
         step = SUM_BLOCK * max(1, math.ceil(self.batch_size / SUM_BLOCK))
         self.spans = [(lo, min(lo + step, plan.n_perm)) for lo in range(0, plan.n_perm, step)]
@@ -182,24 +170,33 @@ class RemoteTest:
         except SeegaanError:
             raise
         except Exception as exc:
-            raise SeegaanError(f"cannot send the producer of null maps to the Dask workers ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise SeegaanError(
+                f"cannot send the producer of null maps to the Dask workers ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         self._observed = client.scatter(observed, broadcast=True, hash=False)
         self._size = int(observed.size)
 
     def _submit(self, fn, args):
         sources = self._kept or [self._null_maps] * len(self.spans)
-        return [self.client.submit(fn, source, *args(lo, hi), retries=RETRIES, pure=False)
-                for source, (lo, hi) in zip(sources, self.spans)]
+        return [
+            self.client.submit(fn, source, *args(lo, hi), retries=RETRIES, pure=False)
+            for source, (lo, hi) in zip(sources, self.spans)
+        ]
 
     def moments(self, add_block, progress) -> np.ndarray:
         """Pass 1: the exceedance counts; ``add_block(sum, sum_sq)`` gets every block's partials in plan order."""
         idx = self.plan.indices
         if self.keep_maps:
-            self._kept = [self.client.submit(_produce_task, self._null_maps, idx[lo:hi], self.batch_size,
-                                             retries=RETRIES, pure=False) for lo, hi in self.spans]
-        futures = self._submit(_moments_task, lambda lo, hi: (self._observed, idx[lo:hi], lo, self.batch_size,
-                                                              self.code, self.backend))
+            self._kept = [
+                self.client.submit(
+                    _produce_task, self._null_maps, idx[lo:hi], self.batch_size, retries=RETRIES, pure=False
+                )
+                for lo, hi in self.spans
+            ]
+        futures = self._submit(
+            _moments_task, lambda lo, hi: (self._observed, idx[lo:hi], lo, self.batch_size, self.code, self.backend)
+        )
         counts = np.zeros(self._size, dtype=np.int64)
         for (lo, hi), fut in zip(self.spans, futures):
             part, blocks = _result(fut)
@@ -215,8 +212,10 @@ class RemoteTest:
         # a task, not a scatter: a worker lost between the passes would make a broadcast wait for it, and a
         # task's result is made again elsewhere when its worker is lost
         scale_f = self.client.submit(_value, scale, pure=False)
-        futures = self._submit(_maxima_task, lambda lo, hi: (correction, scale_f, idx[lo:hi], self.batch_size,
-                                                             self.code, tuple(shape), self.backend))
+        futures = self._submit(
+            _maxima_task,
+            lambda lo, hi: (correction, scale_f, idx[lo:hi], self.batch_size, self.code, tuple(shape), self.backend),
+        )
         null_max = np.empty(self.plan.n_perm, dtype=np.float64)
         for (lo, hi), fut in zip(self.spans, futures):
             null_max[lo:hi] = _result(fut)
@@ -237,5 +236,7 @@ def _result(future):
     except SeegaanError:
         raise
     except Exception as exc:
-        raise SeegaanError(f"a permutation task failed on a Dask worker ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise SeegaanError(
+            f"a permutation task failed on a Dask worker ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None

@@ -32,78 +32,27 @@ workers (:mod:`seegaan.stats.distributed`) and the result is bit-identical to th
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seegaan._choices import Alternative, Backend
-from seegaan._errors import SeegaanError
-from seegaan._progress import Progress, no_progress
+import seegaan_kernels as kern
+from seegaan._internal.choices import Alternative, Backend
+from seegaan._internal.errors import SeegaanError, SeegaanWarning
+from seegaan._internal.progress import Progress, no_progress
+from seegaan.stats.base import BlockSums, FamilyWise, NullMaps, permutation_sd
+from seegaan.stats.distributed import RemoteTest
 from seegaan.stats.permutation import PermutationPlan
 
 if TYPE_CHECKING:
     from seegaan.stats.correction import CorrectionOptions
 
-#: ``null_maps(rows)``: rows (nb, n_images) of a plan's indices -> float32 C-contiguous maps (nb, M), a new
-#: array on every call (the engine may keep it for its second pass)
-NullMaps = Callable[[np.ndarray], np.ndarray]
-
-#: plan rows whose per-pixel sums are added into one partial sum; the partials are then added in plan order
-SUM_BLOCK = 16
+__all__ = ["PermutationTest", "SeegaanWarning", "available_memory", "check_memory", "check_run", "permutation_test"]
 
 #: null maps (bytes) that may wait for the kernels to load when they are not kept for pass 2 anyway
 PRELOAD_WAIT_BYTES = 256 * 2**20
-
-
-class SeegaanWarning(UserWarning):
-    """A result is valid but probably not what the user wants (e.g. B too small to reject)."""
-
-
-class PixelStatistic(ABC):
-    """How a map becomes the statistic a family-wise correction acts on: ``z = map * scale``."""
-
-    @abstractmethod
-    def scale(self, sd: np.ndarray, tested: np.ndarray) -> tuple[np.ndarray, dict]:
-        """Per-pixel factor (M,) from the permutation SD (M,) over all B + 1 maps, and attrs to record.
-
-        Pixels outside ``tested`` (bool, (M,)) and pixels that cannot be tested get 0.
-        """
-
-    def shrink(self, observed: np.ndarray, min_change: float) -> np.ndarray:
-        """The observed map (M,) with only the change beyond ``min_change`` image units left, before scaling.
-
-        Default: the map is the difference itself, shrunk towards 0 by ``min_change``. A statistic that is
-        not the difference (e.g. a Welch z) shrinks its difference and recomputes itself.
-        """
-        return (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
-
-
-class FamilyWise(ABC):
-    """A correction with family-wise error control: the null distribution of a maximum over the family."""
-
-    family_wise = True
-    name: str
-
-    @property
-    @abstractmethod
-    def statistic(self) -> PixelStatistic:
-        """The pixel statistic the correction acts on."""
-
-    @abstractmethod
-    def null_maxima(self, batch: np.ndarray, scale: np.ndarray, code: int, shape: tuple[int, ...],
-                    backend: Backend) -> np.ndarray:
-        """Per-permutation maximum (nb,) of the corrected statistic of a batch of null maps (nb, M)."""
-
-    @abstractmethod
-    def adjusted_pvalues(self, observed: np.ndarray, scale: np.ndarray, code: int, shape: tuple[int, ...],
-                         null_max: np.ndarray, backend: Backend) -> np.ndarray:
-        """Family-wise adjusted p-values (``shape``) of the observed map (M,) given the null maxima (B,)."""
-
-    def attrs(self) -> dict:
-        """The correction's parameters, recorded in the output's attrs."""
-        return {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,11 +83,21 @@ class PermutationTest:
     messages: tuple[str, ...] = ()
 
 
-def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: PermutationPlan, *,
-                     correction: CorrectionOptions,
-                     family: np.ndarray | None = None, alpha: float = 0.05, alternative: Alternative = "two-sided",
-                     batch_size: int = 16, null_cache_mb: float = 1024, backend: Backend = "numba",
-                     progress: Progress | None = None, client=None) -> PermutationTest:
+def permutation_test(
+    observed: np.ndarray,
+    null_maps: NullMaps,
+    plan: PermutationPlan,
+    *,
+    correction: CorrectionOptions,
+    family: np.ndarray | None = None,
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    batch_size: int = 16,
+    null_cache_mb: float = 1024,
+    backend: Backend = "numba",
+    progress: Progress | None = None,
+    client=None,
+) -> PermutationTest:
     """Test every pixel of ``observed`` against the null maps of ``plan``.
 
     Parameters
@@ -176,8 +135,6 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     -------
     PermutationTest
     """
-    import seegaan_kernels as kern
-
     shape = tuple(observed.shape)
     flat = np.ascontiguousarray(observed.reshape(-1))
     M, B = flat.size, plan.n_perm
@@ -191,10 +148,9 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     keep = family_wise and B * M * 4 <= null_cache_mb * 2**20
     remote = None
     if client is not None:
-        from seegaan.stats.distributed import RemoteTest
-
-        remote = RemoteTest(client, null_maps, flat, plan, code=code, batch_size=int(batch_size),
-                            backend=backend, keep_maps=keep)
+        remote = RemoteTest(
+            client, null_maps, flat, plan, code=code, batch_size=int(batch_size), backend=backend, keep_maps=keep
+        )
     total = np.zeros(M, dtype=np.float64)
     total_sq = np.zeros(M, dtype=np.float64)
 
@@ -205,7 +161,7 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
     local = remote is None
     # pass 2 reads the batches kept as they were produced (no copy into one big array: the same bits, no
     # first-touch cost of a (B, M) buffer)
-    cache = {} if local and keep else None
+    cache: dict[int, np.ndarray] | None = {} if local and keep else None
     progress(0, total=B * (2 if family_wise and not keep else 1))
     if local:
         sums = BlockSums(flat, code, backend, add_block)
@@ -235,11 +191,12 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
         sums.flush()
         counts = sums.counts
     else:
+        assert remote is not None
         counts = remote.moments(add_block, progress)
     p_value = ((counts + 1) / (B + 1)).reshape(shape)
     attrs = {"correction": correction.name}
 
-    if not family_wise:
+    if not isinstance(correction, FamilyWise):
         p_adjusted, significant, messages = correction.adjust(p_value, family, alpha=alpha, n_perm=B)
         return PermutationTest(p_value, p_adjusted, significant, None, attrs, messages)
 
@@ -249,81 +206,26 @@ def permutation_test(observed: np.ndarray, null_maps: NullMaps, plan: Permutatio
         null_max = np.empty(B, dtype=np.float64)
         for start, rows in plan.batches(int(batch_size)):
             batch = cache.pop(start) if cache is not None else null_maps(rows)
-            null_max[start:start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
+            null_max[start : start + len(rows)] = correction.null_maxima(batch, scale, code, shape, backend)
             if cache is None:
                 progress(len(rows))
     else:
+        assert remote is not None
         null_max = remote.maxima(correction, scale, shape, progress)
     p_adjusted = correction.adjusted_pvalues(flat, scale, code, shape, null_max, backend)
     significant = (p_adjusted <= alpha) & family
     messages = ()
     if 1.0 / (B + 1) > alpha:
-        messages = (f"{correction.name}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
-                    f"{alpha}; nothing can be significant; use more permutations",)
+        messages = (
+            f"{correction.name}: with {B} permutations the smallest p-value 1/{B + 1} is above alpha "
+            f"{alpha}; nothing can be significant; use more permutations",
+        )
     attrs.update(stat_attrs, **correction.attrs())
     return PermutationTest(p_value, p_adjusted, significant, null_max, attrs, messages)
 
 
-class BlockSums:
-    """Exceedance counts and per-pixel sums of null maps streamed in plan order.
-
-    Rows are added one at a time into the partial sums of their block of :data:`SUM_BLOCK` plan rows;
-    ``on_block(sum, sum_sq)`` receives each block's partials (float64, (M,)) when its last row was added
-    (or at :meth:`flush`), so whoever adds the partials in plan order gets the same bits whatever the
-    batches or the processes that produced the rows.
-    """
-
-    def __init__(self, observed: np.ndarray, code: int, backend: Backend,
-                 on_block: Callable[[np.ndarray, np.ndarray], None]):
-        self.observed, self.code, self.backend, self.on_block = observed, code, backend, on_block
-        self.counts = np.zeros(observed.size, dtype=np.int64)
-        self._rows = 0
-        self._new_block()
-
-    def _new_block(self) -> None:
-        self._sum = np.zeros(self.observed.size, dtype=np.float64)
-        self._sq = np.zeros(self.observed.size, dtype=np.float64)
-        self._rows = 0
-
-    def add(self, batch: np.ndarray, start: int) -> None:
-        """Add the null maps ``batch`` (nb, M) of plan rows ``start .. start + nb - 1`` (rows in order)."""
-        import seegaan_kernels as kern
-
-        pos = 0
-        while pos < len(batch):
-            stop = min(len(batch), pos + SUM_BLOCK - (start + pos) % SUM_BLOCK)
-            kern.accumulate_exceedances(batch[pos:stop], self.observed, self.code, self.counts, self._sum,
-                                        self._sq, backend=self.backend)
-            self._rows += stop - pos
-            pos = stop
-            if (start + pos) % SUM_BLOCK == 0:
-                self.flush()
-
-    def flush(self) -> None:
-        """Hand over the current block's partial sums (if it has rows) and start a new block."""
-        if self._rows:
-            self.on_block(self._sum, self._sq)
-            self._new_block()
-
-
-def permutation_sd(total: np.ndarray, total_sq: np.ndarray, observed: np.ndarray, n_perm: int) -> np.ndarray:
-    """Per-pixel SD over all B + 1 maps (the observed one included) from the null maps' running sums.
-
-    A symmetric function of the maps, so max-statistic tests built on it stay exact. Where the variance is
-    pure cancellation error (below 1e-12 of the mean square) the pixel does not vary: SD 0.
-    """
-    obs64 = observed.astype(np.float64)
-    s1 = total + obs64
-    s2 = total_sq + obs64 * obs64
-    var = (s2 - s1 * s1 / (n_perm + 1)) / (n_perm + 1)
-    var[var <= 1e-12 * (s2 / (n_perm + 1))] = 0.0
-    return np.sqrt(np.maximum(var, 0.0))
-
-
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else ``os.sysconf``); None if unknown."""
-    import os
-
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
@@ -337,8 +239,15 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(n_perm: int, n_images: int, n_pixels: int | None = None, *, null_cache_mb: float = 1024,
-                 extra_bytes: int = 0, available: int | None = None) -> None:
+def check_memory(
+    n_perm: int,
+    n_images: int,
+    n_pixels: int | None = None,
+    *,
+    null_cache_mb: float = 1024,
+    extra_bytes: int = 0,
+    available: int | None = None,
+) -> None:
     """Refuse, before drawing, a test whose plan and null cache cannot fit in half of the available memory.
 
     The plan is ``B x n`` int64 (8 bytes each); the null cache ``B x M`` float32 when it fits in
@@ -358,8 +267,10 @@ def check_memory(n_perm: int, n_images: int, n_pixels: int | None = None, *, nul
     total = sum(need.values())
     if available is not None and total > available / 2:
         parts = ", ".join(f"{what} {size / 2**30:.3g} GiB" for what, size in need.items() if size >= 2**20)
-        raise SeegaanError(f"{B} permutations of {n} images need {total / 2**30:.3g} GiB ({parts}), more than half "
-                           f"of the {available / 2**30:.3g} GiB of memory available; use fewer permutations")
+        raise SeegaanError(
+            f"{B} permutations of {n} images need {total / 2**30:.3g} GiB ({parts}), more than half "
+            f"of the {available / 2**30:.3g} GiB of memory available; use fewer permutations"
+        )
 
 
 def check_run(*, n_perm, alpha: float, batch_size: int, seed=None) -> None:

@@ -6,8 +6,9 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from seegaan._errors import SeegaanError
+from seegaan._internal.errors import SeegaanError
 
 
 def load_mask(path) -> np.ndarray:
@@ -28,8 +29,6 @@ def load_mask(path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             arr = np.load(path, allow_pickle=False)
         else:
-            from PIL import Image
-
             with Image.open(path) as img:
                 arr = np.asarray(img.convert("L"))
     except Exception as exc:  # noqa: BLE001
@@ -53,8 +52,10 @@ def check_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     if np.issubdtype(roi.dtype, np.number):
         _check_finite(roi, "the mask")
     if roi.shape != shape:
-        raise SeegaanError(f"the mask has shape {roi.shape} but the decoded images are {shape[0]}x{shape[1]}; "
-                           "give a mask of the image size")
+        raise SeegaanError(
+            f"the mask has shape {roi.shape} but the decoded images are {shape[0]}x{shape[1]}; "
+            "give a mask of the image size"
+        )
     roi = roi != 0
     if not roi.any():
         raise SeegaanError("the mask selects no pixel; give a mask with at least one nonzero pixel")

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seegaan._choices import Backend
-from seegaan._errors import SeegaanError
-from seegaan.stats.engine import FamilyWise, PixelStatistic
+import seegaan_kernels as kern
+from seegaan._internal.choices import Backend
+from seegaan._internal.errors import SeegaanError
+from seegaan.stats.base import FamilyWise, PixelStatistic
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,13 +102,9 @@ class _MaxStatistic(FamilyWise):
     min_change: float
 
     def null_maxima(self, batch, scale, code, shape, backend: Backend):
-        import seegaan_kernels as kern
-
         return kern.accumulate_maxima(batch, scale, code, backend=backend)
 
     def adjusted_pvalues(self, observed, scale, code, shape, null_max, backend: Backend):
-        import seegaan_kernels as kern
-
         if self.min_change > 0:  # only a change beyond min_change can be significant
             observed = self.statistic.shrink(observed, self.min_change)
         z_obs = kern.standardized_statistic(observed, scale, code).reshape(shape)
@@ -154,9 +151,11 @@ class MaxT(_MaxStatistic):
         spec = parse_sd_offset(self.sd_offset)
         object.__setattr__(self, "min_change", _check_min_change(self.min_change))
         if self.pixel_statistic is not None and spec[0] != "0":
-            raise SeegaanError("--sd-offset applies to the difference statistic z = d / (SD + s0); a studentised "
-                               "statistic divides every map by its own SE: drop --sd-offset or give "
-                               "--statistic difference")
+            raise SeegaanError(
+                "--sd-offset applies to the difference statistic z = d / (SD + s0); a studentised "
+                "statistic divides every map by its own SE: drop --sd-offset or give "
+                "--statistic difference"
+            )
 
     @property
     def statistic(self) -> PixelStatistic:

@@ -26,8 +26,8 @@ from typing import Literal
 
 import numpy as np
 
-from seegaan._choices import SCHEMES, Scheme
-from seegaan._errors import SeegaanError
+from seegaan._internal.choices import SCHEMES, Scheme
+from seegaan._internal.errors import SeegaanError
 
 MAX_EXACT = 200_000
 
@@ -55,7 +55,7 @@ class PermutationPlan:
     def batches(self, batch_size: int):
         """Yield ``(start, indices[start:start+batch_size])`` in order."""
         for start in range(0, self.n_perm, batch_size):
-            yield start, self.indices[start:start + batch_size]
+            yield start, self.indices[start : start + batch_size]
 
 
 def _groups(patient_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -108,19 +108,30 @@ def _one_draw(rng: np.random.Generator, scheme: Scheme, layout: _Layout) -> np.n
     return idx
 
 
-def _exact_draws(scheme: Scheme, members: list[np.ndarray], n: int,
-                 size_groups: list[np.ndarray]) -> np.ndarray:
-    """Every rearrangement of the scheme except the identity, in lexicographic order."""
+def _exact_units(scheme: Scheme, members: list[np.ndarray], n: int, size_groups: list[np.ndarray]) -> list[np.ndarray]:
+    """What an exact enumeration rearranges: the images, the patients, or the patients of each block size."""
     if scheme == "image":
-        units = [np.arange(n)]
-    elif scheme == "patient-label":
-        units = [np.arange(len(members))]
-    else:
-        units = size_groups
+        return [np.arange(n)]
+    if scheme == "patient-label":
+        return [np.arange(len(members))]
+    return size_groups
+
+
+def _exact_total(units: list[np.ndarray]) -> int:
+    """The number of rearrangements (the identity included); a one-line error above :data:`MAX_EXACT`."""
     total = math.prod(math.factorial(len(u)) for u in units)
     if total - 1 > MAX_EXACT:
-        raise SeegaanError(f"exact enumeration needs {total - 1} permutations (more than {MAX_EXACT}); "
-                           "give a number of permutations instead")
+        raise SeegaanError(
+            f"exact enumeration needs {total - 1} permutations (more than {MAX_EXACT}); "
+            "give a number of permutations instead"
+        )
+    return total
+
+
+def _exact_draws(scheme: Scheme, members: list[np.ndarray], n: int, size_groups: list[np.ndarray]) -> np.ndarray:
+    """Every rearrangement of the scheme except the identity, in lexicographic order."""
+    units = _exact_units(scheme, members, n, size_groups)
+    _exact_total(units)
     rows = []
     for combo in itertools.product(*(itertools.permutations(range(len(u))) for u in units)):
         if all(c == tuple(range(len(c))) for c in combo):
@@ -139,9 +150,45 @@ def _exact_draws(scheme: Scheme, members: list[np.ndarray], n: int,
     return np.array(rows, dtype=np.int64).reshape(len(rows), n)
 
 
-def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=None,
-                      covariates: bool = False, scheme: Scheme | None = None,
-                      seed: int | np.random.Generator | None = 0) -> PermutationPlan:
+def _layout(patient_ids, feature, covariates: bool, scheme):
+    """The ids as strings, the scheme (checked or chosen), each patient's images and the block-size groups."""
+    patient_ids = np.asarray(patient_ids).astype(str)
+    if scheme is None:
+        scheme = choose_scheme(patient_ids, feature, covariates=covariates)
+    elif scheme not in SCHEMES:
+        raise SeegaanError(f"unknown permutation scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
+    _, members = _groups(patient_ids)
+    sizes = np.array([len(m) for m in members])
+    size_groups = [np.flatnonzero(sizes == s) for s in np.unique(sizes)]
+    return patient_ids, scheme, members, size_groups
+
+
+def check_plan(
+    patient_ids, n_perm: int | Literal["exact"], *, feature=None, covariates: bool = False, scheme: Scheme | None = None
+) -> Scheme:
+    """Every refusal of :func:`draw_permutations` for these settings, without drawing; returns the scheme.
+
+    An unknown scheme, and for ``"exact"`` an enumeration larger than :data:`MAX_EXACT` or one that holds
+    only the identity (a cohort too small to test), are one-line errors.
+    """
+    patient_ids, scheme, members, size_groups = _layout(patient_ids, feature, covariates, scheme)
+    if n_perm == "exact":
+        if _exact_total(_exact_units(scheme, members, patient_ids.size, size_groups)) <= 1:
+            raise SeegaanError(
+                "exact enumeration found no permutation other than the identity; the cohort is too small"
+            )
+    return scheme
+
+
+def draw_permutations(
+    patient_ids,
+    n_perm: int | Literal["exact"],
+    *,
+    feature=None,
+    covariates: bool = False,
+    scheme: Scheme | None = None,
+    seed: int | np.random.Generator | None = 0,
+) -> PermutationPlan:
     """Draw every permutation of a test before any work is done.
 
     Parameters
@@ -163,15 +210,8 @@ def draw_permutations(patient_ids, n_perm: int | Literal["exact"], *, feature=No
     -------
     PermutationPlan
     """
-    patient_ids = np.asarray(patient_ids).astype(str)
+    patient_ids, scheme, members, size_groups = _layout(patient_ids, feature, covariates, scheme)
     n = patient_ids.size
-    if scheme is None:
-        scheme = choose_scheme(patient_ids, feature, covariates=covariates)
-    elif scheme not in SCHEMES:
-        raise SeegaanError(f"unknown permutation scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
-    _, members = _groups(patient_ids)
-    sizes = np.array([len(m) for m in members])
-    size_groups = [np.flatnonzero(sizes == s) for s in np.unique(sizes)]
     if isinstance(n_perm, str):
         if n_perm != "exact":
             raise SeegaanError(f"n_perm must be a non-negative integer or 'exact', not {n_perm!r}")

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seegaan._choices import CONNECTIVITIES, Backend, Connectivity
-from seegaan._errors import SeegaanError
-from seegaan.stats.engine import FamilyWise, PixelStatistic
+import seegaan_kernels as kern
+from seegaan._internal.choices import CONNECTIVITIES, Backend, Connectivity
+from seegaan._internal.errors import SeegaanError
+from seegaan.stats.base import FamilyWise, PixelStatistic
 from seegaan.stats.maxstat import PermutationSD
+from seegaan_kernels import spatial
+from seegaan_kernels.spatial import TooManyLevelsError
 
 
 def _signed_codes(code: int) -> tuple[int, ...]:
@@ -27,8 +30,6 @@ def _signed_codes(code: int) -> tuple[int, ...]:
 
 def _standardise(batch: np.ndarray, scale: np.ndarray, code: int) -> np.ndarray:
     """z = stat(null) * scale for a batch (nb, M); -inf where a pixel cannot be tested (scale 0)."""
-    import seegaan_kernels as kern
-
     return np.stack([kern.standardized_statistic(row, scale, code) for row in batch])
 
 
@@ -74,8 +75,6 @@ class _Spatial(FamilyWise):
         return out
 
     def adjusted_pvalues(self, observed, scale, code, shape, null_max, backend: Backend):
-        import seegaan_kernels as kern
-
         p = np.ones(shape)
         with self._guard():
             for sign in _signed_codes(code):
@@ -89,8 +88,6 @@ class _Spatial(FamilyWise):
 
 
 def _pvalues(scores: np.ndarray, null_max: np.ndarray) -> np.ndarray:
-    import seegaan_kernels as kern
-
     return (kern.maxt_counts(scores, null_max) + 1) / (null_max.size + 1)
 
 
@@ -122,34 +119,33 @@ class TFCE(_Spatial):
         for key in ("H", "E", "dh"):
             value = _finite(getattr(self, key), f"TFCE {key}")
             if value <= 0:
-                raise SeegaanError(f"TFCE {key} must be > 0 (got {value:g}); the usual 2-D values are H = 2, "
-                                   "E = 0.5 or 1, dh = 0.1 (--tfce-e)")
+                raise SeegaanError(
+                    f"TFCE {key} must be > 0 (got {value:g}); the usual 2-D values are H = 2, "
+                    "E = 0.5 or 1, dh = 0.1 (--tfce-e)"
+                )
             object.__setattr__(self, key, value)
         object.__setattr__(self, "connectivity", _check_connectivity(self.connectivity))
 
     def _null_score(self, z, shape, backend):
-        from seegaan_kernels import spatial
-
-        return spatial.tfce_max(z, shape=shape, dh=self.dh, H=self.H, E=self.E, connectivity=self.connectivity,
-                                backend=backend)
+        return spatial.tfce_max(
+            z, shape=shape, dh=self.dh, H=self.H, E=self.E, connectivity=self.connectivity, backend=backend
+        )
 
     def _observed_p(self, z, null_max, backend):
-        from seegaan_kernels import spatial
-
         score = spatial.tfce(z, dh=self.dh, H=self.H, E=self.E, connectivity=self.connectivity, backend=backend)
         return score > 0, _pvalues(score, null_max)
 
     @contextlib.contextmanager
     def _guard(self):
         """TFCE refuses a map that would need too many thresholds: a one-line user error."""
-        from seegaan_kernels.spatial import TooManyLevelsError
-
         try:
             yield
         except TooManyLevelsError as exc:
-            raise SeegaanError(f"tfce: a pixel whose permutation SD is almost 0 gives standardised differences "
-                               f"too large for TFCE steps of {self.dh:g} ({exc}); use more permutations or "
-                               "--correction maxt") from None
+            raise SeegaanError(
+                f"tfce: a pixel whose permutation SD is almost 0 gives standardised differences "
+                f"too large for TFCE steps of {self.dh:g} ({exc}); use more permutations or "
+                "--correction maxt"
+            ) from None
 
     def attrs(self) -> dict:
         return {"tfce_H": self.H, "tfce_E": self.E, "tfce_dh": self.dh, "connectivity": self.connectivity}
@@ -181,14 +177,11 @@ class Cluster(_Spatial):
         object.__setattr__(self, "connectivity", _check_connectivity(self.connectivity))
 
     def _null_score(self, z, shape, backend):
-        from seegaan_kernels import spatial
-
-        return spatial.cluster_max(z, shape=shape, threshold=self.threshold, connectivity=self.connectivity,
-                                   backend=backend)
+        return spatial.cluster_max(
+            z, shape=shape, threshold=self.threshold, connectivity=self.connectivity, backend=backend
+        )
 
     def _observed_p(self, z, null_max, backend):
-        from seegaan_kernels import spatial
-
         labels, masses = spatial.cluster_masses(z, self.threshold, connectivity=self.connectivity, backend=backend)
         p_cluster = np.concatenate([[1.0], _pvalues(masses, null_max)])
         return labels > 0, p_cluster[labels]

@@ -9,9 +9,9 @@ regression (linear) -- which keeps the test exact under exchangeability and make
 under unequal spread. The Welch t is carried through its Welch–Satterthwaite df onto the normal scale
 (PALM's v -> z, Winkler et al. 2014); the HC3 t is used as z (n - 2 df changed nothing at n = 150,
 ``docs/welch.md``). The standard errors come from the delta-method linearised images ``u_i = J (w_i - w̄)``
-(:func:`seegaan._welch.linearise`); a permutation only changes which images are summed in which group
-(:func:`seegaan._welch.iter_welch_se`) or which feature value a latent is paired with
-(:func:`seegaan._welch.iter_slope_se`). Details and calibration: ``docs/welch.md``.
+(:func:`seegaan.stats.standard_errors.linearise`); a permutation only changes which images are summed in which group
+(:func:`seegaan.stats.standard_errors.iter_welch_se`) or which feature value a latent is paired with
+(:func:`seegaan.stats.standard_errors.iter_slope_se`). Details and calibration: ``docs/welch.md``.
 
 Arrays in, arrays out: :class:`WelchDesign` / :class:`SlopeDesign` hold ``u`` and the design; their
 ``z`` turns difference maps and their permutation rows into z maps and ``null_maps`` wraps a producer of
@@ -22,11 +22,13 @@ standardising by the permutation SD).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from seegaan.stats.engine import NullMaps, PixelStatistic
+from seegaan.stats.base import NullMaps, PixelStatistic
+from seegaan.stats.standard_errors import finite_difference_step, iter_welch_se, linearise, slope_se, t_to_z
 
 #: a z beyond this is where the t tail underflows float64 (ndtri(5e-324) = -38.5): capped, not inf
 Z_CAP = 38.5
@@ -44,7 +46,7 @@ def _per_step(step_scale: np.ndarray, se: np.ndarray, dof: np.ndarray | None):
 class _Design:
     """Shared by the designs: ``se(rows) -> (se, dof or None)``, each (nb, K * M)."""
 
-    def se(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:   # pragma: no cover
+    def se(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:  # pragma: no cover
         raise NotImplementedError
 
     def z(self, difference: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -82,7 +84,7 @@ class WelchDesign(_Design):
         The class-mean grid t_k (fraction from group A to group B); the SE of step k is
         ``|t_k - t_0|`` times that of the group-mean difference.
     scheme : {"image", "whole-block", "patient-label"}
-        The plan's scheme (:func:`seegaan._welch.group_indicator` conventions).
+        The plan's scheme (:func:`seegaan.stats.standard_errors.group_indicator` conventions).
     step_scale : ndarray (K,), optional
         Replaces ``|t_k - t_0|`` (e.g. ``|λ_k|`` of a local sequence).
     """
@@ -95,11 +97,8 @@ class WelchDesign(_Design):
 
     def se(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Welch SE and Welch–Satterthwaite df, each (nb, K * M), of the permutation ``rows`` (nb, n)."""
-        from seegaan._welch import iter_welch_se
-
         rows = np.atleast_2d(rows)
-        _, se, dof = next(iter_welch_se(self.u, self.groups, rows, self.scheme, batch_size=max(len(rows), 1),
-                                        df=True))
+        _, se, dof = next(iter_welch_se(self.u, self.groups, rows, self.scheme, batch_size=max(len(rows), 1), df=True))
         g = np.asarray(self.grid, np.float64)
         scale = np.abs(g - g[0]) if self.step_scale is None else np.asarray(self.step_scale, np.float64)
         return _per_step(scale, se, dof)
@@ -118,7 +117,7 @@ class SlopeDesign(_Design):
     step_scale : ndarray (K,)
         ``|g_k - g_0|`` (grid on the feature's transformed scale): step k's SE is that times the slope's.
     scheme : {"image", "whole-block", "patient-label"}
-        See :func:`seegaan._welch.feature_per_latent`.
+        See :func:`seegaan.stats.standard_errors.feature_per_latent`.
     clusters : ndarray (n,), optional
         Patient of every image when the units are patients (cluster-robust CR3).
     """
@@ -131,11 +130,8 @@ class SlopeDesign(_Design):
 
     def se(self, rows: np.ndarray) -> tuple[np.ndarray, None]:
         """HC3 (or CR3) SE (nb, K * M) of the permutation ``rows`` (nb, n); no df (z = t)."""
-        from seegaan._welch import slope_se
-
         rows = np.atleast_2d(rows)
-        se = slope_se(self.u, self.x, rows, self.scheme, hc="HC3", clusters=self.clusters,
-                      batch_size=max(len(rows), 1))
+        se = slope_se(self.u, self.x, rows, self.scheme, hc="HC3", clusters=self.clusters, batch_size=max(len(rows), 1))
         return _per_step(np.asarray(self.step_scale, np.float64), se, None)
 
 
@@ -146,8 +142,6 @@ def studentised_z(difference: np.ndarray, se: np.ndarray, dof: np.ndarray | None
     exchangeability is kept and the identity row reproduces the observed map bit for bit. z is capped at
     :data:`Z_CAP` where the t tail underflows.
     """
-    from seegaan._welch import t_to_z
-
     d = np.asarray(difference, dtype=np.float64)
     se = np.asarray(se, dtype=np.float64)
     ok = se > 0
@@ -178,7 +172,7 @@ class StudentisedZ(PixelStatistic):
 
     def scale(self, sd, tested):
         scale = np.zeros(sd.size, dtype=np.float64)
-        scale[(sd > 0) & tested] = 1.0   # a pixel whose z never varies (se 0 everywhere) is not tested
+        scale[(sd > 0) & tested] = 1.0  # a pixel whose z never varies (se 0 everywhere) is not tested
         return scale, {"pixel_statistic": self.description}
 
     def shrink(self, observed, min_change):
@@ -188,3 +182,88 @@ class StudentisedZ(PixelStatistic):
 
 #: the class-mean name of :class:`StudentisedZ`
 WelchZ = StudentisedZ
+
+
+def studentise(
+    decode,
+    W: np.ndarray,
+    x: np.ndarray,
+    grid_t: np.ndarray,
+    patient_ids: np.ndarray,
+    scheme: str,
+    difference: np.ndarray,
+    null_differences: NullMaps,
+    correction,
+    statistic: str,
+    *,
+    at: np.ndarray | None = None,
+    step_scale: np.ndarray | None = None,
+    where: str = "cohort mean",
+):
+    """Observed z, the producer of null z maps, the correction with the studentised pixel statistic, attrs.
+
+    ``W`` (n, D) are the analysed latents, ``x`` (n,) the feature codes the maps see, ``grid_t`` (K,) the grid
+    on the fitted scale (class-mean: fractions t), ``patient_ids`` (n,) the patients; ``decode`` maps float32
+    latents (B, D) to images (B, H, W) (its ``fn.autocast_bf16`` asks for a bf16-sized step).
+    ``u = J (w_i − w̄)`` is computed once from the analysed latents (2 min(n, D) decodes; J at ``at``,
+    default the cohort mean, described as ``where``). ``statistic="welch"``: the Welch SE of the
+    (permuted) group-mean difference of u, t through its df to z; ``"hc3"``: the HC3 SE of the slope of
+    the permuted regression of u on the feature (CR3 over patients when patients have several images, the
+    feature is constant within each and the plan moves whole patients), z = t. Step k's SE is ``step_scale[k]`` times
+    that (default
+    ``|g_k − g_0|``: the grid, on the feature's transformed scale for hc3). The observed map's SE is the
+    identity row through the same code as every null row.
+    """
+    W = np.asarray(W, np.float64)
+    n, D = W.shape
+    bf16 = bool(getattr(getattr(decode, "fn", decode), "autocast_bf16", False))
+    h = finite_difference_step(2.0**-8) if bf16 else finite_difference_step()  # docs/welch.md
+    along = "axes" if D <= n else "images"
+    u = linearise(decode, W, at=at, along=along, h=h)
+    x = np.asarray(x, np.float64)
+    how = (
+        "along the latent axes (step h x the latent's SD)"
+        if along == "axes"
+        else "along each w_i - w̄ (step h x |w_i - w̄|)"
+    )
+    attrs = {
+        "statistic": statistic,
+        f"{statistic}_linearisation": f"J at {where}, central differences {how}, h={h:.3g}",
+        f"{statistic}_decodes": 2 * min(n, D),
+    }
+    design: WelchDesign | SlopeDesign
+    if statistic == "welch":
+        design = WelchDesign(u, x, np.asarray(grid_t, np.float64), scheme, step_scale=step_scale)
+        description = "welch z (own SE per permutation, Welch-Satterthwaite df -> z)"
+    else:
+        g = np.asarray(grid_t, np.float64)
+        scale = np.abs(g - g[0]) if step_scale is None else np.asarray(step_scale, np.float64)
+        clusters = None if scheme == "image" else _patient_clusters(patient_ids, x)
+        design = SlopeDesign(u, x, scale, scheme, clusters)
+        description = f"hc3 z (slope over its HC3 SE of the permuted fit, delta method at {where}; z = t, no df)"
+        attrs["hc3_se"] = (
+            "CR3 over patients (several images per patient, feature constant within each)"
+            if clusters is not None
+            else "HC3 over images"
+        )
+    d_obs = np.ascontiguousarray(difference.reshape(1, -1))
+    se_obs, dof_obs = design.se(np.arange(n)[None])
+    observed = studentised_z(d_obs, se_obs, dof_obs).reshape(difference.shape)
+    if correction.family_wise:
+        stat = StudentisedZ(d_obs[0], se_obs[0], None if dof_obs is None else dof_obs[0], description)
+        correction = dataclasses.replace(correction, pixel_statistic=stat)
+    return observed, design.null_maps(null_differences), correction, attrs
+
+
+def _patient_clusters(patient_ids: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """``patient_ids`` when some patient has several images and ``x`` is constant within every patient."""
+    ids = np.asarray(patient_ids).astype(str)
+    _, codes = np.unique(ids, return_inverse=True)
+    codes = codes.ravel()
+    if codes.max(initial=-1) + 1 == ids.size:
+        return None
+    lo = np.full(codes.max() + 1, np.inf)
+    hi = np.full(codes.max() + 1, -np.inf)
+    np.minimum.at(lo, codes, x)
+    np.maximum.at(hi, codes, x)
+    return ids if np.array_equal(lo, hi) else None

@@ -1,0 +1,51 @@
+"""Every named choice of the library, defined once.
+
+The ``Literal`` types are the source; the tuples are derived from them, and the CLI builds its ``Enum``
+choices from the tuples (:func:`cli_enum`), so a new correction or method is added in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal, get_args
+
+Correction = Literal["maxt", "maxd", "tfce", "cluster", "none", "fdr_bh", "fdr_by", "bonferroni", "holm"]
+PValueMethod = Literal["none", "bonferroni", "holm", "fdr_bh", "fdr_by"]
+Alternative = Literal["two-sided", "greater", "less"]
+Method = Literal["auto", "class-mean", "linear", "gam"]
+Transform = Literal["none", "log"]
+Backend = Literal["numba", "numpy"]
+Split = Literal["train", "val", "test"]
+Scheme = Literal["image", "patient-label", "whole-block"]
+Connectivity = Literal[4, 8]
+#: the pixel statistic of a sequence (see :func:`seegaan.sequence`)
+Statistic = Literal["auto", "welch", "hc3", "difference"]
+#: where the null lines of a linear trajectory pivot (see :func:`seegaan.sequence`); None = by trajectory
+NullPivot = Literal["x0", "mean"]
+
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
+P_METHODS: tuple[str, ...] = get_args(PValueMethod)
+#: permutation corrections with family-wise error control (they need the null maxima)
+FWER_CORRECTIONS: tuple[str, ...] = ("maxt", "maxd", "tfce", "cluster")
+#: single-step max statistics over pixels and steps (standardised or raw difference)
+MAX_STATISTICS: tuple[str, ...] = ("maxt", "maxd")
+ALTERNATIVES: tuple[str, ...] = get_args(Alternative)
+METHODS: tuple[str, ...] = get_args(Method)
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
+BACKENDS: tuple[str, ...] = get_args(Backend)
+SPLITS: tuple[str, ...] = get_args(Split)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+CONNECTIVITIES: tuple[int, ...] = get_args(Connectivity)
+STATISTICS: tuple[str, ...] = get_args(Statistic)
+NULL_PIVOTS: tuple[str, ...] = get_args(NullPivot)
+
+assert set(P_METHODS) | set(FWER_CORRECTIONS) == set(CORRECTIONS)
+
+
+def cli_enum(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """A ``str`` Enum whose members are ``values`` (for typer choices); member names are identifiers."""
+    return enum.Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
+
+
+#: side of the square images the model reads (bicubic resize)
+DEFAULT_SIZE = 256

@@ -1,0 +1,616 @@
+"""Troubleshooting one prediction: how must the image change for the CNN to say ``target``?
+
+The counterfactual moves the image's latent ``w_E`` along the paper's local direction
+
+    w(λ) = w_E + λ (w̄_desired − w̄_current)
+
+and finds λ* where CNN(G(w(λ*))) = target (within ``tol``). The two means come from
+:func:`local_direction`:
+
+class feature (boolean or categorical)
+    ``current`` = the image's own level, ``desired`` = the other level (a feature with more than two
+    levels needs ``levels="CURRENT,DESIRED"``, which may also be given for two).
+numeric feature (ground truth, or predictions stored by :func:`seegaan.explain.predictions.predict`)
+    the target splits the cohort: when the target lies above the image's prediction, ``desired`` = the
+    images with a value ≥ target and ``current`` = those below it (mirrored for a lower target).
+no feature
+    the same split on the *model's predictions* for the reconstructions G(w_E) of every cohort image
+    (one pass of the decoder and CNN over the cohort; to reuse predictions, run ``predict`` first and pass
+    its feature name).
+
+λ* is found by scanning ``n_scan`` values over ``lambda_range`` for a sign change of
+f(λ) = CNN(G(w(λ))) − target, choosing the bracket nearest λ = 0, and solving it with
+:func:`scipy.optimize.brentq`; the answer is checked (|f(λ*)| ≤ tol) and refined once before giving up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy.optimize import brentq
+
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import atomic_paths, check_output_path
+from seegaan._internal.progress import Progress, no_progress
+from seegaan._internal.summary import Summary
+from seegaan._version import __version__
+from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
+from seegaan.decoder import decoder_device, load_decoder_on
+from seegaan.decoding import decoding_precision
+from seegaan.explain.attribution import attributions as attribute
+from seegaan.explain.attribution import check_attribution_model, check_methods, plot_explanation
+from seegaan.explain.cnn import load_model
+from seegaan.formats import write_netcdf
+from seegaan.interpolation.fit import _parse_levels
+
+#: decoded frames from λ = 0 to λ* kept in the result (the figure's bottom row)
+N_FRAMES = 5
+
+
+# --------------------------------------------------------------------------------------------------
+# the direction (shared with local sequences)
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Direction:
+    """A local latent direction ``delta = desired − current`` (float64, shape (D,)).
+
+    Attributes
+    ----------
+    delta : ndarray (D,)
+        ``w̄_desired − w̄_current``; λ = 1 moves a latent by the whole mean difference.
+    current, desired : ndarray (D,)
+        The two mean latents.
+    current_label, desired_label : str
+        What the groups are ("False", "bnpp < 1000", "prediction >= 0.5", ...).
+    n_current, n_desired : int
+        Images in each group.
+    basis : str
+        What defined the groups ("feature ahf", "feature bnpp", "model prediction").
+    """
+
+    delta: np.ndarray
+    current: np.ndarray
+    desired: np.ndarray
+    current_label: str
+    desired_label: str
+    n_current: int
+    n_desired: int
+    basis: str
+
+    @property
+    def norm(self) -> float:
+        return float(np.linalg.norm(self.delta))
+
+    @property
+    def unit(self) -> np.ndarray:
+        """The unit direction (D,)."""
+        return self.delta / self.norm
+
+    def latents(self, w0: np.ndarray, lambdas) -> np.ndarray:
+        """``w0 + λ delta`` for each λ, shape (len(lambdas), D), float64."""
+        lam = np.atleast_1d(np.asarray(lambdas, dtype=np.float64))
+        return np.asarray(w0, np.float64)[None] + lam[:, None] * self.delta[None]
+
+
+def _image_index(cohort: xr.Dataset, image_id: str) -> int:
+    ids = np.asarray(cohort["image_id"].values).astype(str)
+    hit = np.flatnonzero(ids == str(image_id))
+    if hit.size == 0:
+        raise SeegaanError(
+            f"image {image_id!r} is not in the cohort (ids look like {', '.join(ids[:3])}); "
+            "give an image_id of the cohort (seegaan-stats inspect)"
+        )
+    return int(hit[0])
+
+
+def _class_groups(cohort: xr.Dataset, feature: str, levels, index: int):
+    """(current mask, desired mask, current label, desired label) of a class feature."""
+    values = get_feature(cohort, feature)
+    kind = feature_kind(values)
+    missing = feature_missing(values)
+    present = np.asarray(values).astype(str)
+    found = sorted(set(present[~missing].tolist()))
+
+    levels = _parse_levels(levels)
+    if levels is None:
+        if missing[index]:
+            raise SeegaanError(
+                f"image {cohort['image_id'].values[index]!r} has no value of {feature!r}; give --levels CURRENT,DESIRED"
+            )
+        own = present[index]
+        others = [lv for lv in found if lv != own]
+        if len(others) != 1:
+            raise SeegaanError(
+                f"{feature!r} has {len(found)} levels ({', '.join(found[:8])}); choose the two with "
+                "--levels CURRENT,DESIRED"
+            )
+        levels = (own, others[0])
+    for lv in levels:
+        if lv not in found:
+            raise SeegaanError(f"level {lv!r} is not a value of {feature!r}; levels: {', '.join(found[:12])}")
+    cur, des = (present == levels[0]) & ~missing, (present == levels[1]) & ~missing
+    return cur, des, levels[0], levels[1], kind
+
+
+def _threshold_groups(values: np.ndarray, target: float, prediction: float, what: str):
+    """Split at ``target``: desired = on the target's side, seen from the image's ``prediction``."""
+    values = np.asarray(values, np.float64)
+    ok = np.isfinite(values)
+    up = target > prediction
+    if up:
+        des, cur = ok & (values >= target), ok & (values < target)
+        labels = (f"{what} < {target:g}", f"{what} >= {target:g}")
+    else:
+        des, cur = ok & (values <= target), ok & (values > target)
+        labels = (f"{what} > {target:g}", f"{what} <= {target:g}")
+    for group, label in ((des, labels[1]), (cur, labels[0])):
+        if not group.any():
+            span = f"{np.min(values[ok]):.4g} to {np.max(values[ok]):.4g}" if ok.any() else "no values"
+            raise SeegaanError(
+                f"no cohort image has {label} (the cohort's {what} range: {span}), so there is no "
+                "direction toward the target; choose a target inside that range or give a class "
+                "--feature"
+            )
+    return cur, des, labels[0], labels[1]
+
+
+def local_direction(
+    cohort: xr.Dataset,
+    *,
+    image_id: str,
+    feature: str | None = None,
+    levels: str | Sequence[str] | None = None,
+    target: float | None = None,
+    prediction: float | None = None,
+    scores: np.ndarray | None = None,
+) -> Direction:
+    """The local direction of one image (module docstring: how the two groups are chosen).
+
+    Parameters
+    ----------
+    cohort : xarray.Dataset
+        A latent cohort.
+    image_id : str
+        The image whose direction is wanted (its own level is ``current`` for a class feature).
+    feature : str, optional
+        A class feature (levels) or a numeric one (split at ``target``).
+    levels : "CURRENT,DESIRED" or (CURRENT, DESIRED), optional
+        Class features only; default: the image's own level and the other one.
+    target, prediction : float, optional
+        Numeric split: the target and the image's current prediction (which side is "desired").
+    scores : ndarray (n_images,), optional
+        Without ``feature``: the model's predictions for every cohort image (the split's values).
+
+    Returns
+    -------
+    Direction
+    """
+    validate_cohort(cohort)
+    index = _image_index(cohort, image_id)
+    if feature is not None and feature_kind(get_feature(cohort, feature)) != "numeric":
+        cur, des, cur_label, des_label, _ = _class_groups(cohort, feature, levels, index)
+        basis = f"feature {feature}"
+    else:
+        if levels is not None:
+            raise SeegaanError(f"--levels applies to class features; {feature or 'the model prediction'} is numeric")
+        if target is None or prediction is None:
+            raise SeegaanError("a numeric split needs the target and the image's prediction")
+        if feature is not None:
+            values, what, basis = get_feature(cohort, feature).astype(np.float64), feature, f"feature {feature}"
+        else:
+            if scores is None or np.shape(scores) != (cohort.sizes["image"],):
+                raise SeegaanError("without a feature, give the model's predictions for every cohort image (scores)")
+            values, what, basis = np.asarray(scores, np.float64), "prediction", "model prediction"
+        cur, des, cur_label, des_label = _threshold_groups(values, float(target), float(prediction), what)
+    if not cur.any() or not des.any():
+        empty = cur_label if not cur.any() else des_label
+        raise SeegaanError(f"group {empty!r} of {basis} has no images; choose other --levels")
+    w = cohort["w"].values.astype(np.float64)
+    current, desired = w[cur].mean(axis=0), w[des].mean(axis=0)
+    delta = desired - current
+    if not np.linalg.norm(delta) > 0:
+        raise SeegaanError(f"the mean latents of {cur_label!r} and {des_label!r} are equal; there is no direction")
+    return Direction(
+        delta=delta,
+        current=current,
+        desired=desired,
+        current_label=cur_label,
+        desired_label=des_label,
+        n_current=int(cur.sum()),
+        n_desired=int(des.sum()),
+        basis=basis,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# the λ solve
+# --------------------------------------------------------------------------------------------------
+def parse_lambda_range(lambda_range) -> tuple[float, float]:
+    """``(a, b)`` from a pair or ``"A:B"``; refuses a reversed, empty or non-finite range."""
+    if isinstance(lambda_range, str):
+        parts = lambda_range.split(":")
+        try:
+            pair = tuple(float(p) for p in parts)
+        except ValueError:
+            pair = ()
+    else:
+        try:
+            pair = tuple(float(v) for v in lambda_range)
+        except (TypeError, ValueError):
+            pair = ()
+    if len(pair) != 2 or not np.isfinite(pair).all():
+        raise SeegaanError(f"--lambda-range must be two numbers A:B, not {lambda_range!r}")
+    if not pair[0] < pair[1]:
+        raise SeegaanError(f"--lambda-range {pair[0]:g}:{pair[1]:g} is reversed or empty; give A:B with A < B")
+    return pair  # type: ignore[return-value]
+
+
+def _check_tol(tol) -> float:
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise SeegaanError(f"--tol must be a positive number, not {tol!r}") from None
+    if not (np.isfinite(tol) and tol > 0):
+        raise SeegaanError(f"--tol must be a positive number, not {tol:g}")
+    return tol
+
+
+def _bracket(lams: np.ndarray, g: np.ndarray) -> tuple[float, float] | None:
+    """The scan interval with a sign change (or an exact zero) nearest λ = 0, or None."""
+    best, best_dist = None, np.inf
+    for i in range(lams.size - 1):
+        if g[i] == 0 or g[i + 1] == 0 or np.sign(g[i]) != np.sign(g[i + 1]):
+            a, b = lams[i], lams[i + 1]
+            dist = 0.0 if a <= 0 <= b else min(abs(a), abs(b))
+            if dist < best_dist:
+                best, best_dist = (float(a), float(b)), dist
+    return best
+
+
+def solve_lambda(f, lams: np.ndarray, preds: np.ndarray, target: float, tol: float) -> tuple[float, float]:
+    """λ* with |f(λ*) − target| ≤ tol from a scan (``lams``, ``preds`` = f(lams)); returns (λ*, f(λ*)).
+
+    Raises a one-line SeegaanError naming the closest value reached (and where) when no scan interval
+    brackets the target, or where the prediction jumps across it (a step, not a crossing).
+    """
+    lams = np.asarray(lams, np.float64)
+    g = np.asarray(preds, np.float64) - target
+    bracket = _bracket(lams, g)
+    if bracket is None:
+        k = int(np.argmin(np.abs(g)))
+        if abs(g[k]) <= tol:
+            return float(lams[k]), float(preds[k])
+        raise SeegaanError(
+            f"the target {target:g} is not reached for λ in [{lams[0]:g}, {lams[-1]:g}]: the closest "
+            f"prediction is {preds[k]:.4g} at λ = {lams[k]:.4g}; widen --lambda-range or choose "
+            "another target"
+        )
+    a, b = bracket
+    at = dict(zip(lams.tolist(), g.tolist()))
+    for end in (a, b):  # a scan point on the target
+        if at[end] == 0:
+            return end, float(target)
+    cache: dict[float, float] = {a: at[a], b: at[b]}
+
+    def fg(lam: float) -> float:
+        if lam not in cache:
+            cache[lam] = float(f(lam)) - target
+        return cache[lam]
+
+    root = a
+    for xtol in ((b - a) * 1e-6, (b - a) * 1e-13):  # check, then refine once
+        root = brentq(fg, a, b, xtol=xtol, rtol=8.9e-16, maxiter=200)
+        if abs(fg(root)) <= tol:
+            return float(root), float(fg(root) + target)
+    raise SeegaanError(
+        f"the prediction jumps across the target {target:g} near λ = {root:.6g} (from "
+        f"{at[a] + target:.4g} at λ = {a:.4g} to {at[b] + target:.4g} at λ = {b:.4g}; "
+        f"{fg(root) + target:.4g} at the crossing) without reaching it within --tol {tol:g}; "
+        "increase --tol or choose another target"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ExplainResult:
+    """A counterfactual for one image (immutable).
+
+    Attributes
+    ----------
+    image_id : str
+    target, tol : float
+    lambda_star : float
+        λ with |CNN(G(w(λ))) − target| ≤ tol.
+    prediction_star, prediction_0 : float
+        The CNN's prediction at λ* and for the reconstruction G(w_E) (λ = 0).
+    lambdas, predictions : ndarray (n_scan,)
+        The scanned λ path and the CNN's predictions along it.
+    reconstruction, counterfactual, difference : ndarray (H, W)
+        G(w_E), G(w(λ*)) and their difference (counterfactual − reconstruction).
+    frame_lambdas, frame_predictions : ndarray (n_frames,)
+    frames : ndarray (n_frames, H, W)
+        Decoded images from λ = 0 to λ*.
+    direction : Direction
+    attributions : dict of str -> ndarray (H, W)
+        Attribution maps of the reconstruction (:func:`seegaan.explain.attribution.attributions`), if asked for.
+    """
+
+    image_id: str
+    target: float
+    tol: float
+    lambda_star: float
+    prediction_star: float
+    prediction_0: float
+    lambdas: np.ndarray
+    predictions: np.ndarray
+    reconstruction: np.ndarray
+    counterfactual: np.ndarray
+    frame_lambdas: np.ndarray
+    frame_predictions: np.ndarray
+    frames: np.ndarray
+    direction: Direction = field(repr=False)
+    w_image: np.ndarray = field(repr=False)
+    attributions: dict = field(default_factory=dict, repr=False)
+    attrs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def difference(self) -> np.ndarray:
+        return self.counterfactual - self.reconstruction
+
+    def to_dataset(self) -> xr.Dataset:
+        """Variables ``reconstruction``, ``counterfactual``, ``difference`` (y, x), ``prediction`` (lambda),
+        ``frames`` (frame, y, x) with ``frame_lambda``/``frame_prediction``, ``attribution_<method>`` (y, x),
+        ``direction`` and ``w_image`` (latent); attrs as listed in :attr:`attrs`."""
+        yx = ("y", "x")
+        data = {
+            "reconstruction": (yx, self.reconstruction.astype(np.float32)),
+            "counterfactual": (yx, self.counterfactual.astype(np.float32)),
+            "difference": (yx, self.difference.astype(np.float32)),
+            "prediction": (("lambda",), self.predictions.astype(np.float64)),
+            "frames": (("frame", "y", "x"), self.frames.astype(np.float32)),
+            "direction": (("latent",), self.direction.delta.astype(np.float32)),
+            "w_image": (("latent",), self.w_image.astype(np.float32)),
+        }
+        for name, amap in self.attributions.items():
+            data[f"attribution_{name}"] = (yx, np.asarray(amap, np.float32))
+        coords = {
+            "lambda": self.lambdas.astype(np.float64),
+            "frame_lambda": ("frame", self.frame_lambdas.astype(np.float64)),
+            "frame_prediction": ("frame", self.frame_predictions.astype(np.float64)),
+        }
+        return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
+
+    def summary(self) -> Summary:
+        a, d = self.attrs, self.direction
+        lines = (
+            ("image", self.image_id),
+            ("target", f"{self.target:g} (tol {self.tol:g})"),
+            ("prediction at λ = 0", f"{self.prediction_0:.4g}"),
+            ("λ*", f"{self.lambda_star:.4g}"),
+            ("prediction at λ*", f"{self.prediction_star:.4g}"),
+            (
+                "direction",
+                f"{d.basis}: {d.current_label} (n={d.n_current}) -> {d.desired_label} "
+                f"(n={d.n_desired}), |Δw| = {d.norm:.4g}",
+            ),
+            ("λ scanned", f"{self.lambdas[0]:g} to {self.lambdas[-1]:g} ({self.lambdas.size} values)"),
+            ("max |difference|", f"{float(np.abs(self.difference).max()):.4g}"),
+            ("attributions", ", ".join(self.attributions) or "none"),
+            ("model", str(a.get("model", ""))),
+            ("decoder", str(a.get("decoder", ""))),
+        )
+        return Summary(title="SEE-GAAN explanation", lines=lines)
+
+    def plot(self, path=None, **kwargs):
+        """Panel figure like the paper's Fig. 6; see :func:`seegaan.explain.attribution.plot_explanation`."""
+        return plot_explanation(self.to_dataset(), path=path, **kwargs)
+
+    def save(self, nc, png=None, *, overwrite: bool = False, inputs: Sequence = ()):
+        """Write the netCDF file and, with ``png``, the figure: both or neither, atomically.
+
+        ``inputs`` (cohort, decoder, model files) may not be overwritten.
+        """
+        check_output_path(nc, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[png])
+        if png is not None:
+            check_output_path(png, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[nc])
+        ds = self.to_dataset()
+        # one block for both files: a Ctrl-C while the figure is written drops the netCDF file too
+        with atomic_paths([nc, png], overwrite=overwrite, inputs=inputs, suffixes=[".nc", ".png"]) as temps:
+            write_netcdf(ds, temps[0])
+            if temps[1] is not None:
+                self.plot(temps[1])
+        return nc, png
+
+
+# --------------------------------------------------------------------------------------------------
+# the public function
+# --------------------------------------------------------------------------------------------------
+def _predict_latents(
+    decoder, model, w: np.ndarray, batch_size: int, progress: Progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images (K, H, W), predictions (K,)) of latents ``w`` (K, D), in batches."""
+    images, preds = [], []
+    for start in range(0, len(w), batch_size):
+        img = decoder(w[start : start + batch_size])
+        images.append(img)
+        preds.append(model(img[:, None]))
+        progress(len(img))
+    return np.concatenate(images), np.concatenate(preds)
+
+
+def explain(
+    cohort: xr.Dataset,
+    decoder,
+    model,
+    *,
+    image_id: str,
+    target: float,
+    feature: str | None = None,
+    levels: str | Sequence[str] | None = None,
+    tol: float = 0.01,
+    lambda_range=(0.0, 3.0),
+    n_scan: int = 25,
+    attributions: Sequence[str] = (),
+    layer: str | None = None,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    command_line: str = "",
+    device: str = "cpu",
+) -> ExplainResult:
+    """Move one image along its local latent direction until the CNN predicts ``target``.
+
+    Parameters
+    ----------
+    cohort : xarray.Dataset
+        A latent cohort holding the image.
+    decoder : Decoder or spec
+        G (:func:`seegaan.load_decoder`).
+    model : Model or spec
+        The CNN (:func:`seegaan.explain.cnn.load_model`).
+    image_id : str
+        The image to explain.
+    target : float
+        The prediction wanted (in the model's output units).
+    feature : str, optional
+        Defines the direction (module docstring); default: the model's own predictions over the cohort.
+    levels : "CURRENT,DESIRED", optional
+        Class features: the two levels (default: the image's own and the other one).
+    tol : float
+        Accept λ* when |CNN(G(w(λ*))) − target| ≤ tol (> 0).
+    lambda_range : (a, b) or "A:B"
+        The λ interval searched (a < b).
+    n_scan : int
+        λ values scanned for a sign change (>= 3).
+    attributions : sequence of {"vg", "gradcam", "ig"}
+        Attribution maps of the reconstruction to add (needs captum and an ``nn.Module`` model).
+    layer : str, optional
+        Grad-CAM layer name (default: the last Conv2d).
+    batch_size : int
+        Images per decoder/model call.
+    progress : callable, optional
+        ``progress(n=1, total=None)`` over the decoded images.
+    command_line : str
+        Recorded in the output's attrs.
+    device : {"cpu", "cuda", "cuda:N", "auto"}
+        Where a checkpoint decoder is loaded, as for :func:`seegaan.sequence` (checked before any work;
+        only ``"cpu"``, the default, for other decoders). Decoding runs in strict fp32, recorded with the
+        device in the ``precision`` attr.
+
+    Returns
+    -------
+    ExplainResult
+    """
+    # cheap checks first
+    validate_cohort(cohort)
+    device = decoder_device(decoder, device)
+    index = _image_index(cohort, image_id)
+    tol = _check_tol(tol)
+    lo, hi = parse_lambda_range(lambda_range)
+    if not (isinstance(n_scan, (int, np.integer)) and n_scan >= 3):
+        raise SeegaanError(f"n_scan must be an integer of at least 3, not {n_scan!r}")
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        raise SeegaanError(f"--target must be a number, not {target!r}") from None
+    if not np.isfinite(target):
+        raise SeegaanError("--target must be a finite number")
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise SeegaanError(f"batch_size must be a positive integer, not {batch_size!r}")
+    methods = check_methods(attributions)
+    class_feature = feature is not None and feature_kind(get_feature(cohort, feature)) != "numeric"
+    if class_feature:
+        direction = local_direction(cohort, image_id=image_id, feature=feature, levels=levels)
+    elif levels is not None:
+        raise SeegaanError(f"--levels applies to class features; {feature or 'the model prediction'} is numeric")
+    progress = progress or no_progress
+
+    decoder = load_decoder_on(decoder, device)
+    model = load_model(model)
+    if methods:
+        check_attribution_model(model, methods, layer)
+    with decoding_precision(decoder) as precision:  # strict fp32 (as a sequence), the device recorded
+        w0 = cohort["w"].values[index].astype(np.float64)
+        w_all = cohort["w"].values
+        n_work = n_scan + N_FRAMES + (0 if class_feature or feature is not None else cohort.sizes["image"])
+        progress(0, total=n_work)
+        recon, p0 = _predict_latents(decoder, model, w0[None], 1, no_progress)
+        recon, p0 = recon[0], float(p0[0])
+        if abs(p0 - target) <= tol:
+            raise SeegaanError(
+                f"the model already predicts {p0:.4g} for {image_id!r}, within --tol {tol:g} of the "
+                "target; choose another target"
+            )
+        if not class_feature:
+            scores = None
+            if feature is None:
+                scores = _predict_latents(decoder, model, w_all, int(batch_size), progress)[1]
+            direction = local_direction(
+                cohort, image_id=image_id, feature=feature, target=target, prediction=p0, scores=scores
+            )
+
+        lams = np.linspace(lo, hi, int(n_scan))
+        _, preds = _predict_latents(decoder, model, direction.latents(w0, lams), int(batch_size), progress)
+
+        def f(lam: float) -> float:
+            return float(model(decoder(direction.latents(w0, [lam]))[:, None])[0])
+
+        lam_star, pred_star = solve_lambda(f, lams, preds, target, tol)
+        frame_lams = np.linspace(0.0, lam_star, N_FRAMES)
+        frames, frame_preds = _predict_latents(
+            decoder, model, direction.latents(w0, frame_lams), int(batch_size), progress
+        )
+    maps = {}
+    if methods:
+        maps = {k: v[0] for k, v in attribute(model, recon[None], methods=methods, layer=layer).items()}
+    attrs = {
+        "image_id": str(image_id),
+        "target": target,
+        "tol": tol,
+        "lambda_star": lam_star,
+        "prediction_star": pred_star,
+        "prediction_0": p0,
+        "lambda_range": f"{lo:g}:{hi:g}",
+        "n_scan": int(n_scan),
+        "direction_basis": direction.basis,
+        "current": direction.current_label,
+        "desired": direction.desired_label,
+        "n_current": direction.n_current,
+        "n_desired": direction.n_desired,
+        "feature": feature or "",
+        "model": model.identity,
+        "model_sha256": model.sha256,
+        "input_size": "" if model.input_size is None else f"{model.input_size[0]},{model.input_size[1]}",
+        "input_scale": model.input_scale,
+        "decoder": decoder.identity,
+        "precision": precision,
+        "cohort_model": str(cohort.attrs.get("model", "")),
+        "attributions": ",".join(maps),
+        "attribution_layer": str(layer or ("default (last Conv2d)" if "gradcam" in maps else "")),
+        "ig_baseline": "all -1 image" if "ig" in maps else "",
+        "seegaan_version": __version__,
+        "command_line": command_line,
+    }
+    return ExplainResult(
+        image_id=str(image_id),
+        target=target,
+        tol=tol,
+        lambda_star=lam_star,
+        prediction_star=pred_star,
+        prediction_0=p0,
+        lambdas=lams,
+        predictions=preds,
+        reconstruction=recon,
+        counterfactual=frames[-1],
+        frame_lambdas=frame_lams,
+        frame_predictions=frame_preds,
+        frames=frames,
+        direction=direction,
+        w_image=w0,
+        attributions=maps,
+        attrs=attrs,
+    )
