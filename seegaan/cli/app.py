@@ -9,6 +9,7 @@ from seegaan.cli import model_cmds as _model_cmds
 from seegaan.cli._common import OneLineErrors, version_option
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="seegaan",
     add_completion=False,
     no_args_is_help=True,

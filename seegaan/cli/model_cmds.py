@@ -95,7 +95,11 @@ def _decoding_on(device: str) -> None:
 
 
 model_app = typer.Typer(
-    name="model", no_args_is_help=True, add_completion=False, help="Inspect model architectures and checkpoints."
+    rich_markup_mode=None,
+    name="model",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Inspect model architectures and checkpoints.",
 )
 
 

@@ -16,6 +16,7 @@ from seegaan.cli import stats_table1 as _table1
 from seegaan.cli._common import OneLineErrors, version_option
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="seegaan-stats",
     add_completion=False,
     no_args_is_help=True,

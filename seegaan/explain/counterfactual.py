@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
+from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import atomic_paths, check_output_path
 from seegaan._internal.progress import Progress, no_progress
@@ -443,6 +444,7 @@ def _predict_latents(
     return np.concatenate(images), np.concatenate(preds)
 
 
+@fill_doc
 def explain(
     cohort: xr.Dataset,
     decoder,
@@ -494,12 +496,8 @@ def explain(
         Images per decoder/model call.
     progress : callable, optional
         ``progress(n=1, total=None)`` over the decoded images.
-    command_line : str
-        Recorded in the output's attrs.
-    device : {"cpu", "cuda", "cuda:N", "auto"}
-        Where a checkpoint decoder is loaded, as for :func:`seegaan.sequence` (checked before any work;
-        only ``"cpu"``, the default, for other decoders). Decoding runs in strict fp32, recorded with the
-        device in the ``precision`` attr.
+    %(command_line)s
+    %(device)s
 
     Returns
     -------

@@ -40,6 +40,7 @@ import numpy as np
 
 import seegaan_kernels as kern
 from seegaan._internal.choices import Alternative, Backend
+from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.progress import Progress, no_progress
 from seegaan.stats.base import BlockSums, FamilyWise, NullMaps, permutation_sd
@@ -83,6 +84,7 @@ class PermutationTest:
     messages: tuple[str, ...] = ()
 
 
+@fill_doc
 def permutation_test(
     observed: np.ndarray,
     null_maps: NullMaps,
@@ -115,14 +117,14 @@ def permutation_test(
     family : bool ndarray of the shape of ``observed``, optional
         The tests (default: every pixel); the others are never significant and take no part in any
         correction.
-    alpha : float
-    alternative : {"two-sided", "greater", "less"}
+    %(alpha)s
+    %(alternative)s
     batch_size : int
         Null maps produced and streamed at a time (memory, not results).
     null_cache_mb : float
         Keep the null maps in memory for pass 2 when they fit in this many MiB (all B maps, in this process
         or over the Dask workers); else produce them again.
-    backend : {"numba", "numpy"}
+    %(backend)s
     progress : callable, optional
         ``progress(n, total=None)``: called once with ``total`` and then with the number of permutations
         just processed (each counts twice when pass 2 produces them again).
