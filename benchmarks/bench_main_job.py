@@ -1,7 +1,7 @@
 """The default main job on the bundled demo: how much of its wall time is decoding?
 
-Runs what ``seegaan-stats interpolate --feature bnpp --no-plot`` runs (GAM λ = 0.6, patient-label
-permutations, B = 1,000, max-T, batch 16, the netCDF written) through the API, with the CLI's settings:
+Runs what ``seegaan-stats interpolate --feature bnpp --no-plot`` runs (GAM λ = 0.6, the sign-flip null with
+one sign per patient, B = 1,000, max-T, batch 16, the netCDF written) through the API, with the CLI's settings:
 ``keep_freed_memory()`` (glibc keeps freed large blocks; the CLI calls it before decoding a checkpoint)
 and ``command_threads(1)`` (torch, Numba and BLAS on one thread, the ``--threads 1`` default). The
 decoder is wrapped so that every call to it is timed, and the null trajectories are timed the same way.
@@ -11,6 +11,10 @@ kernels, writing) and the share of decoding.
 ``--no-keep-freed`` leaves glibc's malloc at its defaults (freed large blocks go back to the OS, so every
 convolution output is fresh, zero-filled pages); ``--runs N`` runs the job N times in the one process
 (the first run is what the CLI sees; the later ones show the cost of a cold process).
+
+``--null permutation`` runs the permutation null (patient-label permutations) instead; ``--compare-nulls``
+runs both, alternating, for ``--repeat`` rounds: the cost of the default null against the permutation null
+(the default of earlier versions) on the same machine load.
 
 ``--old-null`` computes the patient-label null trajectories the way they were computed before the
 normal-equation path: one n x p QR refit per permutation (``penalised_map``); BLAS is now on one thread
@@ -77,7 +81,7 @@ def _old_null_trajectory(interp):
     return null_trajectory
 
 
-def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
+def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp", null_kind: str = "sign-flip") -> dict:
     """One main job; returns seconds (total, decoding, null trajectories) and the decoding share."""
 
     from seegaan import demo
@@ -101,11 +105,12 @@ def run(n_perm: int, *, old_null: bool = False, feature: str = "bnpp") -> dict:
         # the producer calls one of them: per permutation or per batch
         object.__setattr__(interp, "null_trajectory", null.wrap(one))
         object.__setattr__(interp, "null_trajectories", null.wrap(many))
-        result = sequence(interp, dec, n_perm=n_perm, seed=0, batch_size=16)
+        object.__setattr__(interp, "flip_trajectories", null.wrap(interp.flip_trajectories))
+        result = sequence(interp, dec, n_perm=n_perm, seed=0, batch_size=16, null=null_kind)
         result.save(Path(tmp) / "out.nc")
         total = time.perf_counter() - t0
     return {
-        "null": "old (QR per permutation)" if old_null else "new",
+        "null": "old (QR per permutation)" if old_null else null_kind,
         "n_perm": n_perm,
         "total_s": total,
         "decoding_s": decoding.seconds,
@@ -130,7 +135,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="B = 20 (a smoke run of a few seconds)")
     parser.add_argument("--perm", type=int, default=None, help="permutations B (default 1,000; 20 with --quick)")
     parser.add_argument("--old-null", action="store_true", help="the patient-label null as before (QR per permutation)")
-    parser.add_argument("--compare", action="store_true", help="new and old null, alternating")
+    parser.add_argument("--compare", action="store_true", help="new and old permutation null, alternating")
+    parser.add_argument("--null", default="sign-flip", choices=["sign-flip", "permutation"], help="the null")
+    parser.add_argument("--compare-nulls", action="store_true", help="sign-flip and permutation nulls, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of --compare")
     parser.add_argument("--runs", type=int, default=1, help="jobs in one process (without --compare)")
     parser.add_argument(
@@ -141,20 +148,26 @@ def main() -> None:
     args = parser.parse_args()
     n_perm = args.perm if args.perm is not None else (20 if args.quick else 1000)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"demo main job (bnpp, gam, patient-label, maxt), {os.cpu_count()} CPUs, load {load:.2f}", flush=True)
+    print(f"demo main job (bnpp, gam, {args.null}, maxt), {os.cpu_count()} CPUs, load {load:.2f}", flush=True)
     from seegaan._internal.runtime import command_threads
     from seegaan.model.allocator import keep_freed_memory
 
     # the CLI's settings: keep_freed_memory() before decoding a checkpoint, then --threads 1 for all libraries
     kept = False if args.no_keep_freed else keep_freed_memory()
     print(f"keep_freed_memory: {'on' if kept else 'off'}", flush=True)
-    modes = [False, True] * args.repeat if args.compare else [args.old_null] * args.runs
+    if args.compare_nulls:
+        modes = [(False, "sign-flip"), (False, "permutation")] * args.repeat
+    elif args.compare:
+        modes = [(False, "permutation"), (True, "permutation")] * args.repeat
+    else:
+        modes = [(args.old_null, "permutation" if args.old_null else args.null)] * args.runs
     with command_threads(1):
-        results = [run(n_perm, old_null=old) for old in modes]
+        results = [run(n_perm, old_null=old, null_kind=kind) for old, kind in modes]
     for r in results:
         _print(r)
-    if args.compare:
-        for label in ("new", "old (QR per permutation)"):
+    if args.compare or args.compare_nulls:
+        labels = ("sign-flip", "permutation") if args.compare_nulls else ("permutation", "old (QR per permutation)")
+        for label in labels:
             share = np.median([r["decoding_share"] for r in results if r["null"] == label])
             print(f"median decoding share, null {label}: {100 * share:.1f}%")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -42,6 +42,8 @@ _LAZY = {
     "LocalResult": "seegaan.explain.local",
     "plot_local": "seegaan.explain.local",
     "pixel_test": "seegaan.pixeltest",
+    "calibrate": "seegaan.calibration",
+    "Calibration": "seegaan.calibration",
     "load_model": "seegaan.explain.cnn",
     "ExplainResult": "seegaan.explain.counterfactual",
     "local_direction": "seegaan.explain.counterfactual",

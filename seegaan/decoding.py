@@ -29,6 +29,7 @@ from seegaan.model.allocator import keep_freed_memory
 
 if TYPE_CHECKING:
     from seegaan.interpolation import InterpolationResult
+    from seegaan.interpolation.nullmodel import NullModel
 
 __all__ = [
     "decoding_precision",
@@ -109,14 +110,14 @@ class RemoteNulls:
 
 
 class NullDifferences(RemoteNulls):
-    """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of permuted trajectories.
+    """``rows -> (nb, K * H * W)``: the differences from step 0 of the sequences of the null trajectories.
 
-    A decoder that declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as
-    seegaan checkpoints guarantee) decodes a whole batch of permutations at once; any other decoder gets
-    one permutation's K frames per call, so the bits never depend on ``batch_size``.
-
-    ``x0``: the null lines pivot there (:meth:`seegaan.InterpolationResult.null_trajectories`). Sent to
-    Dask workers as :class:`RemoteNulls` says.
+    ``null_model`` given: the rows are sign flips (:meth:`seegaan.InterpolationResult.flip_trajectories`);
+    else permutations of ``scheme`` (:meth:`seegaan.InterpolationResult.null_trajectories`). A decoder that
+    declares ``batch_invariant`` (an image's bits never depend on the rest of the call, as seegaan
+    checkpoints guarantee) decodes a whole batch of draws at once; any other decoder gets one draw's K
+    frames per call, so the bits never depend on ``batch_size``. Sent to Dask workers as
+    :class:`RemoteNulls` says (the null model travels with the producer).
     """
 
     def __init__(
@@ -127,17 +128,19 @@ class NullDifferences(RemoteNulls):
         shape: tuple[int, int, int],
         *,
         spec=None,
-        x0: float | None = None,
         device: str = "cpu",
+        null_model: NullModel | None = None,
     ):
         self._set_decoder(dec, spec, device)
         self.interp, self.scheme, self.shape = interp, scheme, tuple(shape)
-        self.x0 = None if x0 is None else float(x0)  # the pivot of the null lines (None: the mean)
+        self.null_model = null_model
 
     def _maps(self, rows: np.ndarray) -> np.ndarray:
         dec, shape = self.dec, self.shape
-        pivot = {} if self.x0 is None else {"x0": self.x0}
-        trajs = self.interp.null_trajectories(rows, self.scheme, **pivot).astype(np.float32)
+        if self.null_model is not None:
+            trajs = self.interp.flip_trajectories(rows, self.null_model).astype(np.float32)
+        else:
+            trajs = self.interp.null_trajectories(rows, self.scheme).astype(np.float32)
         if getattr(dec.fn, "batch_invariant", False):
             frames = dec(trajs.reshape(-1, trajs.shape[-1])).reshape(len(rows), *shape)
         else:
@@ -170,7 +173,8 @@ def local_frames(
 class LocalNulls(RemoteNulls):
     """``rows -> (nb, K * H * W)``: a local sequence's null differences ``G(w_E + offsets) - G(w_E)``.
 
-    The offsets of every step come from the permuted trajectories (:meth:`_Path.offsets`); steps that do
+    The offsets of every step come from the null trajectories (:meth:`_Path.offsets`): sign flips of the
+    other images' null model when ``null_model`` is given, else permutations of ``scheme``; steps that do
     not move are ``G(w_E)`` itself. Sent to Dask workers as :class:`RemoteNulls` says.
     """
 
@@ -185,14 +189,20 @@ class LocalNulls(RemoteNulls):
         *,
         spec=None,
         device: str = "cpu",
+        null_model: NullModel | None = None,
     ):
         self._set_decoder(dec, spec, device)
         self.interp, self.scheme, self.path = interp, scheme, path
         self.w_image, self.reconstruction = w_image, reconstruction
+        self.null_model = null_model
 
     def _maps(self, rows: np.ndarray) -> np.ndarray:
         dec = self.dec
-        offsets = self.path.offsets(self.interp.null_trajectories(rows, self.scheme))
+        if self.null_model is not None:
+            trajectories = self.interp.flip_trajectories(rows, self.null_model)
+        else:
+            trajectories = self.interp.null_trajectories(rows, self.scheme)
+        offsets = self.path.offsets(trajectories)
         together = bool(getattr(dec.fn, "batch_invariant", False))
         null = local_frames(dec, self.w_image, offsets, self.path.moving, self.reconstruction, together)
         null -= self.reconstruction

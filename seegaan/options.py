@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from seegaan._internal.choices import ALTERNATIVES, STATISTICS, Backend, Scheme
+from seegaan._internal.choices import ALTERNATIVES, NULLS, STATISTICS, Backend, Null, Scheme
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError
 from seegaan.decoder import decoder_device
 from seegaan.stats.correction import CorrectionOptions, as_correction
 from seegaan.stats.engine import check_memory, check_run
 from seegaan.stats.mask import check_mask, load_mask
-from seegaan.stats.maxstat import MaxT, parse_sd_offset
-from seegaan.stats.permutation import check_plan
+from seegaan.stats.permutation import MAX_EXACT, check_plan, patient_count
 
 if TYPE_CHECKING:
     from seegaan.interpolation import InterpolationResult
@@ -50,10 +49,11 @@ class TestOptions:
     Attributes
     ----------
     %(n_perm)s
+    %(null)s
     correction : MaxT, MaxD, TFCE, Cluster or PValues
         The correction's options object (a name given to :meth:`create` is resolved with its defaults).
     statistic : str
-        As asked (``"auto"`` until :meth:`resolve` picks one for the design).
+        ``"difference"``: the decoded difference is what every pixel tests.
     %(alpha)s
     %(alternative)s
     seed : int or Generator
@@ -71,6 +71,7 @@ class TestOptions:
     __test__ = False  # not a pytest test class
 
     n_perm: int | Literal["exact"] = 1000
+    null: Null = "sign-flip"
     correction: CorrectionOptions | None = None
     statistic: str = "auto"
     alpha: float = 0.05
@@ -89,6 +90,7 @@ class TestOptions:
         *,
         decoder=None,
         n_perm: int | Literal["exact"] = 1000,
+        null: Null = "sign-flip",
         correction="maxt",
         statistic: str = "auto",
         alpha: float = 0.05,
@@ -107,17 +109,23 @@ class TestOptions:
         without a GPU, an unknown device, or a GPU for a decoder that runs where its own code puts it.
         A mask given as a path is read here.
         """
+        if null not in NULLS:
+            raise SeegaanError(f"unknown null {null!r}; use one of {', '.join(NULLS)}")
         correction = as_correction(correction)
         if alternative not in ALTERNATIVES:
             raise SeegaanError(f"unknown alternative {alternative!r}; use {', '.join(ALTERNATIVES)}")
         check_run(n_perm=n_perm, alpha=alpha, batch_size=batch_size, seed=seed)
-        if statistic not in STATISTICS:
-            raise SeegaanError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
+        statistic = resolve_statistic(statistic)
+        if null == "sign-flip" and scheme is not None:
+            raise SeegaanError(
+                "a permutation scheme applies to --null permutation; the sign-flip null flips one sign per patient"
+            )
         device = decoder_device(decoder, device)
         if isinstance(mask, (str, os.PathLike)):
             mask = load_mask(mask)  # a bad file fails before any decoding
         return cls(
             n_perm=n_perm,
+            null=null,
             correction=correction,
             statistic=statistic,
             alpha=float(alpha),
@@ -142,18 +150,24 @@ class TestOptions:
         *,
         shape: tuple[int, int] | None = None,
         n_steps: int | None = None,
-        hc3: bool = True,
     ) -> TestOptions:
-        """These options checked against a design; the statistic resolved (see :func:`resolve_statistic`).
+        """These options checked against a design (before any decoding).
 
         ``interp`` gives the method, the covariates, the images and patients (the permutation plan is
         checked without being drawn: the scheme and the size of an exact enumeration); ``shape`` (H, W),
         when known before decoding (a pixel test), checks the mask and the memory of the whole test with
-        ``n_steps`` frames (default: the trajectory's). ``hc3=False``: the caller has no HC3 statistic.
+        ``n_steps`` frames (default: the trajectory's).
         """
-        statistic = resolve_statistic(self.statistic, interp, self.correction, hc3=hc3)
         n = int(interp.image_index.size)
-        if self.tests:
+        if self.tests and self.null == "sign-flip":
+            if self.n_perm == "exact":
+                patients = patient_count(interp.patient_ids)
+                if 2**patients - 1 > MAX_EXACT:
+                    raise SeegaanError(
+                        f"exact enumeration needs {2**patients - 1} sign flips of {patients} patients (more than "
+                        f"{MAX_EXACT}); give a number of draws instead"
+                    )
+        elif self.tests:
             check_plan(
                 interp.patient_ids,
                 self.n_perm,
@@ -161,32 +175,24 @@ class TestOptions:
                 covariates=bool(interp.covariates),
                 scheme=self.scheme,
             )
-            if not isinstance(self.n_perm, str):
-                check_memory(int(self.n_perm), n, null_cache_mb=self.null_cache_mb)  # the plan alone
+        if self.tests and not isinstance(self.n_perm, str):
+            check_memory(int(self.n_perm), n, null_cache_mb=self.null_cache_mb)  # the plan alone
         if shape is not None:
             self.family_mask(shape)
             if self.tests and not isinstance(self.n_perm, str):
                 k = interp.n_steps if n_steps is None else int(n_steps)
-                self.check_memory(n, (k, *shape), statistic)
-        return replace(self, statistic=statistic)
+                self.check_memory(n, (k, *shape))
+        return self
 
     def family_mask(self, shape: tuple[int, int]) -> np.ndarray | None:
         """The mask checked against the image ``shape`` (H, W), or None when every pixel is tested."""
         return None if self.mask is None else check_mask(self.mask, (int(shape[0]), int(shape[1])))
 
-    def check_memory(self, n_images: int, maps_shape: tuple[int, ...], statistic: str) -> None:
-        """The memory of the whole test: plan, null cache, maxima and, for welch/hc3, the linearised images."""
+    def check_memory(self, n_images: int, maps_shape: tuple[int, ...]) -> None:
+        """The memory of the whole test: plan, null cache and maxima."""
         if isinstance(self.n_perm, str) or not self.n_perm:
             return
-        n_pixels = int(np.prod(maps_shape))
-        studentised = statistic in ("welch", "hc3")
-        check_memory(
-            int(self.n_perm),
-            int(n_images),
-            n_pixels,
-            null_cache_mb=self.null_cache_mb,
-            extra_bytes=4 * int(n_images) * int(np.prod(maps_shape[1:])) * 8 if studentised else 0,
-        )
+        check_memory(int(self.n_perm), int(n_images), int(np.prod(maps_shape)), null_cache_mb=self.null_cache_mb)
 
     def rng_copy(self) -> TestOptions:
         """The same options with a Generator seed copied (a dry check must not advance the user's)."""
@@ -195,42 +201,18 @@ class TestOptions:
         return self
 
 
-def resolve_statistic(statistic: str, interp: InterpolationResult, correction, *, hc3: bool = True) -> str:
-    """``"welch"``, ``"hc3"`` or ``"difference"`` from ``statistic=`` (see :func:`seegaan.sequence`).
+#: statistics of earlier versions, retired with the sign-flip null
+RETIRED_STATISTICS = ("welch", "hc3")
 
-    ``auto`` takes the method's default (:attr:`seegaan.interpolation.methods.Method.default_statistic`)
-    without covariates, unless the correction is ``maxd``; a bad combination is a one-line error.
-    ``hc3=False``: the caller has no HC3 statistic (``auto`` gives ``difference`` for a linear trajectory,
-    ``hc3`` is refused).
-    """
+
+def resolve_statistic(statistic: str) -> str:
+    """``"difference"`` from ``statistic=`` (``"auto"`` or ``"difference"``); a retired or unknown one is a
+    one-line error."""
+    if statistic in RETIRED_STATISTICS:
+        raise SeegaanError(
+            f"--statistic {statistic} was retired: the sign-flip null (the default) is valid under unequal spread "
+            "without linearising the decoder (docs/statistics.md); drop --statistic"
+        )
     if statistic not in STATISTICS:
         raise SeegaanError(f"unknown statistic {statistic!r}; use one of {', '.join(STATISTICS)}")
-    default = interp._spec.default_statistic
-    fits = {
-        "welch": default == "welch" and not interp.covariates,
-        "hc3": hc3 and default == "hc3" and not interp.covariates,
-    }
-    if statistic == "auto":
-        statistic = next((k for k, ok in fits.items() if ok and correction.name != "maxd"), "difference")
-    if statistic in fits:
-        if not fits[statistic]:
-            need = "a class-mean" if statistic == "welch" else "a linear"
-            why = "with covariates" if interp.covariates else f"for a {interp.method} trajectory"
-            if statistic == "hc3" and not hc3:
-                why = "in a local sequence"
-            raise SeegaanError(
-                f"--statistic {statistic} needs {need} trajectory without covariates (got one "
-                f"{why}); use --statistic difference"
-            )
-        if correction.name == "maxd":
-            raise SeegaanError(
-                "--correction maxd tests the raw difference (it assumes equal spread); use "
-                f"--statistic difference with maxd, or --correction maxt with {statistic}"
-            )
-        if isinstance(correction, MaxT) and parse_sd_offset(correction.sd_offset)[0] != "0":
-            raise SeegaanError(
-                f"--sd-offset applies to the difference statistic z = d / (SD + s0); the {statistic} "
-                "statistic divides every map by its own SE: drop --sd-offset or give "
-                "--statistic difference"
-            )
-    return statistic
+    return "difference"

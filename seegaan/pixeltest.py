@@ -8,10 +8,8 @@ statistic -- and the result is an ordinary sequence (same netCDF layout) whose a
 ``decoder = "identity (pixel-test on images)"`` and ``pixel_test = 1``.
 
 With the identity decoder the class-mean trajectory's last frame is the mean image of group B, its first
-the mean of group A, so the tested difference is the plain difference of mean images; the Welch
-statistic's delta-method linearisation is the identity too (its central differences of the identity are
-exact up to float32 rounding). A linear trajectory's null lines pivot at x0 by default (``null_pivot``, as in
-:func:`seegaan.sequence`), which the identity cannot see: only the slopes reach its differences.
+the mean of group A, so the tested difference is the plain difference of mean images; the sign-flip null
+flips the residual images of the weighted null model (one sign per patient), as it flips residual latents.
 
 :func:`compare_maps` compares such a baseline with a decoded sequence of the same feature: the Pearson
 correlation of the last step's difference maps, the Dice coefficient of their significant pixels and the
@@ -33,7 +31,7 @@ from seegaan.data.cohort import create_cohort
 from seegaan.decoder import Decoder
 from seegaan.interpolation import interpolate
 from seegaan.options import TestOptions
-from seegaan.sequences import resolve_null_pivot, run_sequence
+from seegaan.sequences import run_sequence
 
 __all__ = ["pixel_test", "compare_maps", "identity_decoder", "load_flat_images", "IDENTITY", "COMPARE_KEYS"]
 
@@ -201,7 +199,7 @@ def pixel_test(
         raise SeegaanError(
             "pixel_test() runs in one process (its identity decoder cannot be sent to Dask workers); drop client="
         )
-    run = {k: sequence_options.pop(k) for k in ("null_pivot", "progress", "command_line") if k in sequence_options}
+    run = {k: sequence_options.pop(k) for k in ("progress", "command_line") if k in sequence_options}
     sequence_options.pop("client", None)
     sequence_options.pop("device", None)
     unknown = sorted(set(sequence_options) - set(_TEST_OPTIONS))
@@ -231,7 +229,6 @@ def pixel_test(
     # before any pixel is read: interpolate's checks, then the test's against that design and image size
     placeholder = interpolate(create_cohort(np.zeros((len(data), 1), np.float32), data.table), **trajectory)
     options.resolve(placeholder, shape=(side, side))
-    resolve_null_pivot(run.get("null_pivot"), placeholder)
     if log is not None:
         log(data.report())
     flat, rows, (height, width) = load_flat_images(data)
@@ -252,6 +249,7 @@ def pixel_test(
 #: the test settings of :class:`seegaan.options.TestOptions` that pixel_test passes on
 _TEST_OPTIONS = (
     "n_perm",
+    "null",
     "correction",
     "statistic",
     "alpha",

@@ -1,31 +1,22 @@
-"""Decode a latent trajectory and test every pixel of its differences by permutation.
+"""Decode a latent trajectory and test every pixel of its differences against a null distribution.
 
 The observed sequence is ``G(L @ W)``; its differences from step 0 are compared with the differences of
-``B`` null sequences, each decoded from the trajectory of permuted latents (the same linear map, no
-refitting; see :mod:`seegaan.stats.permutation`). The test itself is :func:`seegaan.stats.permutation_test`;
-this module decodes, hands it the observed maps and a producer of null maps, and wraps the result. The
-family of tests is every pixel of steps 1..K-1 (step 0 has no difference by definition) within the mask.
+``B`` null sequences, each decoded for real from a null trajectory through the same linear map ``L``. The
+null (``null=``): ``"sign-flip"`` (the default) flips the weighted null model's residual latents, one sign
+per patient (:meth:`seegaan.InterpolationResult.flip_trajectories`, :mod:`seegaan.interpolation.nullmodel`);
+``"permutation"`` permutes the feature's labels or the latents (:mod:`seegaan.stats.permutation`). The test
+itself is :func:`seegaan.stats.permutation_test`; this module decodes, hands it the observed maps and a
+producer of null maps, and wraps the result. The family of tests is every pixel of steps 1..K-1 (step 0 has
+no difference by definition) within the mask. What each null assumes and how it was calibrated:
+``docs/statistics.md``.
 
-The statistic (``statistic=``): ``difference`` tests the decoded difference itself (max-T divides it by
-its permutation SD); ``welch`` divides every map -- observed and null -- by its own Welch standard error
-from delta-method linearised images and maps the Welch t through its df onto z; ``hc3`` divides every map
-of a ``linear`` trajectory by the HC3 standard error of the slope of its own (permuted) regression
-(:mod:`seegaan.stats.welch`, ``docs/welch.md``); ``auto`` takes ``welch`` for a class-mean trajectory and
-``hc3`` for a linear one, both without covariates (except with ``maxd``, the paper's raw difference), and
-``difference`` otherwise (GAM).
-
-The null lines (``null_pivot=``): for a ``linear`` trajectory without covariates every null line pivots by
-default at x0, where the fitted level and slope are uncorrelated (``"x0"``,
-:meth:`seegaan.InterpolationResult.null_pivot_x0`; hc3 then takes its Jacobian at the observed line's point
-ŵ(x0)); ``"mean"`` is the usual null of the permuted fit, through the sample mean latent (the only one for
-class-mean, GAM and covariates). ``docs/welch.md``, "Pivoting the null lines at x₀".
 Decoding runs in strict fp32 (no TF32) unless the checkpoint decoder was loaded for bf16.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -34,15 +25,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from seegaan._internal.choices import (
-    NULL_PIVOTS,
-    Alternative,
-    Backend,
-    Correction,
-    NullPivot,
-    Scheme,
-    Statistic,
-)
+from seegaan._internal.choices import Alternative, Backend, Correction, Null, Scheme, Statistic
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.io import atomic_paths
@@ -58,8 +41,7 @@ from seegaan.options import TestOptions
 from seegaan.stats.correction import CorrectionOptions
 from seegaan.stats.engine import permutation_test
 from seegaan.stats.mask import mask_attrs
-from seegaan.stats.permutation import draw_permutations
-from seegaan.stats.welch import studentise as _studentise
+from seegaan.stats.permutation import PermutationPlan, draw_permutations, draw_signflips, patient_count
 from seegaan.viz.figures import plot_sequence
 
 
@@ -116,26 +98,21 @@ class SequenceResult:
             ("compared", _comparison(self.interpolation)),
             ("steps", str(self.images.shape[0])),
             ("image size", f"{self.images.shape[1]}x{self.images.shape[2]}"),
-            ("permutations", f"{a['n_perm']} ({a['permutation_scheme']})"),
+            ("null draws", f"{a['n_perm']} ({a['permutation_scheme']})"),
         ]
         if self.p_value is not None:
             sig = self.significant[1:]
             lines += [("correction", f"{a['correction']} at alpha {a['alpha']}")]
-            if "statistic" in a:
-                label = STATISTIC_LABELS.get(a["statistic"], a["statistic"])
-                if a.get("null_pivot") == "x0":
-                    label = label.replace("at the cohort mean", "at ŵ(x0)")
-                lines.append(("statistic", label))
-            if a.get("null_pivot") == "x0":
+            if a.get("null_model"):
+                lines.append(("null model", a["null_model"]))
+            if "calibration_verdict" in a:
                 lines.append(
                     (
-                        "null lines",
-                        f"pivot at x0 = {a['x0']:.6g} (x0 - mean {a['x0_shift']:+.4g}"
-                        f"{' on the log scale' if a['transform'] == 'log' else ''})",
+                        "calibration",
+                        f"family-wise error {a['calibration_fwer']:.3f} [{a['calibration_interval']}] on "
+                        f"{a['calibration_n']} null cohorts of these latents: {a['calibration_verdict']}",
                     )
                 )
-            elif "null_pivot" in a:
-                lines.append(("null lines", "through the mean latent (exact under exchangeability)"))
             if "sd_offset" in a:
                 how = "plain studentised max-T" if a["sd_offset"] == "0" else a["sd_offset"]
                 lines.append(("SD offset s0", f"{a['sd_offset_value']:.4g} ({how})"))
@@ -275,10 +252,10 @@ def sequence(
     progress: Progress | None = None,
     command_line: str = "",
     client=None,
-    null_pivot: NullPivot | None = None,
     device: str = "cpu",
+    null: Null = "sign-flip",
 ) -> SequenceResult:
-    """Decode a trajectory and test its pixels by permutation.
+    """Decode a trajectory and test its pixels against the sign-flip (or permutation) null.
 
     Parameters
     ----------
@@ -295,39 +272,16 @@ def sequence(
         cluster mass; every pixel of a cluster gets the cluster's p. ``"none"``, ``"fdr_bh"``, ``"fdr_by"``,
         ``"bonferroni"``, ``"holm"`` / :class:`~seegaan.stats.PValues`: the paper's uncorrected pixel-wise
         test, or a correction of those p-values.
-    statistic : {"auto", "welch", "hc3", "difference"}
-        What is tested at every pixel. ``"welch"``: every map (observed and null) over its own Welch
-        standard error, from delta-method linearised images ``u_i = J (w_i - w̄)`` (J the decoder Jacobian at
-        the cohort mean, by central differences: 2 min(n, D) extra decodes, once), the Welch t mapped
-        through its Welch–Satterthwaite df to z; the corrections act on z as it is. Null: equal group
-        means; valid when the groups differ in size and spread (asymptotically; exact under
-        exchangeability). Class-mean trajectories without covariates only. ``"difference"``: the decoded
-        difference (max-T, TFCE and cluster divide it by its permutation SD); exact under exchangeability,
-        too liberal when a small group is more variable (class-mean) or when the spread is largest at
-        both ends of the feature (linear). ``"hc3"``: every map of a ``linear`` trajectory over the HC3
-        SE of the slope of its own permuted regression (residuals and leverages of the permuted fit,
-        the same linearised images; cluster-robust CR3 over patients when patients have several images
-        and the feature is constant within each), times ``|g_k - g_0|``; z = t (no df). Null: no
-        linear association; valid when the spread changes along the feature (asymptotically; exact
-        under exchangeability). ``"auto"`` (default): ``welch`` for class-mean and ``hc3`` for linear,
-        both without covariates and unless ``correction`` is ``maxd``; else ``difference`` (GAM).
-        Recorded as ``statistic`` (with ``<statistic>_linearisation``, ``<statistic>_decodes`` and,
-        for hc3, ``hc3_se``).
+    statistic : {"auto", "difference"}
+        What is tested at every pixel: the decoded difference (max-T, TFCE and cluster divide it by its
+        SD over the B + 1 maps). The Welch and HC3 statistics of earlier versions were retired: the
+        sign-flip null is valid under unequal spread without linearising the decoder.
     %(alpha)s
     %(alternative)s
-    null_pivot : {"x0", "mean"}, optional
-        Where the null lines of a ``linear`` trajectory pivot. ``"x0"`` (the default for linear trajectories
-        without covariates): every null line is ``ŵ(x0) + b*_b (g_k − x0)`` -- the observed line's latent at
-        x0, the permutation's own slope -- with x0 where the fitted level and slope are uncorrelated under
-        sampling, estimated once from the observed residuals per patient
-        (:meth:`~seegaan.InterpolationResult.null_pivot_x0`); with ``hc3`` the Jacobian is taken at ŵ(x0).
-        It removes the excess of max-T when the latent spread changes along the feature (50 patients x 3
-        images, spread growing 1 -> 2, hc3 FWER 0.117 -> 0.058 at α = 0.05, ``docs/welch.md``); the test is then
-        exact under exchangeability only approximately (measured: indistinguishable). ``"mean"`` (the
-        default, and the only choice, for class-mean, GAM and covariates): the usual null, every line
-        through the sample mean latent; exact under exchangeability by construction. Recorded as
-        ``null_pivot`` (and ``x0``, ``x0_shift``).
     %(device)s
+    %(null)s
+        Recorded as ``null`` (with ``null_model`` for the sign flips).
+
     Returns
     -------
     SequenceResult
@@ -337,6 +291,7 @@ def sequence(
     options = TestOptions.create(
         decoder=decoder,
         n_perm=n_perm,
+        null=null,
         correction=correction,
         statistic=statistic,
         alpha=alpha,
@@ -349,9 +304,7 @@ def sequence(
         mask=mask,
         device=device,
     )
-    return run_sequence(
-        interp, decoder, options, null_pivot=null_pivot, progress=progress, command_line=command_line, client=client
-    )
+    return run_sequence(interp, decoder, options, progress=progress, command_line=command_line, client=client)
 
 
 def run_sequence(
@@ -359,7 +312,6 @@ def run_sequence(
     decoder,
     options: TestOptions,
     *,
-    null_pivot: NullPivot | None = None,
     progress: Progress | None = None,
     command_line: str = "",
     client=None,
@@ -367,12 +319,12 @@ def run_sequence(
     """:func:`sequence` with its test settings already validated (:meth:`TestOptions.create`).
 
     The options are resolved against the trajectory (statistic, plan, memory of the plan) and the null
-    pivot chosen before anything is decoded; the image size and so the mask and the memory of the whole
-    test are checked right after the observed trajectory is decoded.
+    model of the sign flips is estimated before anything is decoded; the image size and so the mask and
+    the memory of the whole test are checked right after the observed trajectory is decoded.
     """
     options = options.resolve(interp)
     statistic, correction = options.statistic, options.correction
-    null_pivot = resolve_null_pivot(null_pivot, interp)
+    null_model = interp.null_model() if options.tests and options.null == "sign-flip" else None
     dec = load_decoder_on(decoder, options.device)
     mismatch = model_mismatch(interp.cohort.attrs.get("model", ""), dec.identity)
     if mismatch:
@@ -398,28 +350,15 @@ def run_sequence(
         )
         if not options.tests:
             attrs = _attrs_for(n_perm=0, scheme="none", correction=correction.name, **attrs)
-            attrs.update(
-                statistic=statistic, null_pivot=null_pivot, precision=precision, **({"warnings": pre[0]} if pre else {})
-            )
+            attrs.update(statistic=statistic, precision=precision, **({"warnings": pre[0]} if pre else {}))
             return SequenceResult(interp, images, difference, None, None, None, None, attrs, pre)
 
-        # the pivot: computed once from the observed latents, before any permutation; fixed data (like w̄)
-        # that travels with the null producer
-        x0 = interp.null_pivot_x0() if null_pivot == "x0" else None
-        pivot_attrs, studentise_kwargs = {"null_pivot": null_pivot}, None
-        if x0 is not None:
-            _ = interp.observed_slope  # cached here, so that Dask workers receive it with the trajectory
-            pivot_attrs.update(
-                x0=_feature_units(x0, interp.transform),
-                x0_shift=x0
-                - math.fsum(np.asarray(interp.feature_codes, np.float64).tolist()) / interp.feature_codes.size,
-            )
-            if statistic == "hc3":
-                studentise_kwargs = dict(at=interp.pivot_point(x0), where="ŵ(x0)")
         spec = None if client is None else decoder
 
         def make_null(scheme: str):
-            return NullDifferences(interp, dec, scheme, difference.shape, spec=spec, x0=x0, device=options.device)
+            return NullDifferences(
+                interp, dec, scheme, difference.shape, spec=spec, device=options.device, null_model=null_model
+            )
 
         test, plan, correction, stat_attrs = _run_test(
             interp,
@@ -430,13 +369,14 @@ def run_sequence(
             options,
             progress=progress,
             client=client,
-            studentise_kwargs=studentise_kwargs,
         )
     messages = (*pre, *test.messages)
     attrs = _attrs_for(
         n_perm=plan.n_perm, scheme=plan.scheme + (" (exact)" if plan.exact else ""), correction=correction.name, **attrs
     )
-    attrs.update(stat_attrs, **pivot_attrs, precision=precision)
+    attrs.update(stat_attrs, precision=precision, null=options.null)
+    if null_model is not None:
+        attrs["null_model"] = null_model.description()
     attrs.update(test.attrs, **({} if roi is None else mask_attrs(roi)))
     if messages:
         attrs["warnings"] = "\n".join(messages)
@@ -455,36 +395,21 @@ def _run_test(
     *,
     progress=None,
     client=None,
-    studentise_kwargs: dict | None = None,
 ):
     """The plan and the test of a sequence whose observed difference maps are decoded (``options.tests``).
 
-    Checks the memory of the whole test, draws the plan (an error when it holds only the identity), makes
-    the null producer with ``make_null(plan.scheme)``, studentises when the resolved statistic is welch or
-    hc3 (:func:`studentise` with ``studentise_kwargs``), runs :func:`seegaan.stats.permutation_test` and
-    warns its messages. Returns ``(test, plan, correction, stat_attrs)``.
+    Checks the memory of the whole test, draws the plan (:func:`draw_plan`), makes the null producer with
+    ``make_null(plan.scheme)``, runs :func:`seegaan.stats.permutation_test` and warns its messages (and
+    when few patients make the sign flips coarse). Returns ``(test, plan, correction, stat_attrs)``.
     """
     statistic, correction = options.statistic, options.correction
     n = int(interp.image_index.size)
-    options.check_memory(n, difference.shape, statistic)
-    plan = draw_permutations(
-        interp.patient_ids,
-        options.n_perm,
-        feature=interp.feature_codes,
-        covariates=bool(interp.covariates),
-        scheme=options.scheme,
-        seed=options.seed,
-    )
-    if plan.n_perm == 0:
-        raise SeegaanError("exact enumeration found no permutation other than the identity; the cohort is too small")
-    observed, null_maps = difference, make_null(plan.scheme)
+    options.check_memory(n, difference.shape)
+    plan = draw_plan(interp, options)
+    null_maps = make_null(plan.scheme)
     stat_attrs = {"statistic": statistic}
-    if statistic in ("welch", "hc3"):
-        observed, null_maps, correction, stat_attrs = studentise(
-            interp, dec, plan.scheme, difference, null_maps, correction, statistic, **(studentise_kwargs or {})
-        )
     test = permutation_test(
-        observed,
+        difference,
         null_maps,
         plan,
         correction=correction,
@@ -497,64 +422,51 @@ def _run_test(
         progress=progress,
         client=client,
     )
-    for msg in test.messages:
+    note = few_patients_note(interp, options)
+    messages = (*(() if note is None else (note,)), *test.messages)
+    for msg in messages:
         warnings.warn(msg, SeegaanWarning, stacklevel=4)
-    return test, plan, correction, stat_attrs
+    return dataclasses.replace(test, messages=messages), plan, correction, stat_attrs
 
 
-#: how the summary names each statistic
-STATISTIC_LABELS = {
-    "welch": "Welch z (own SE per permutation, delta method at the cohort mean)",
-    "hc3": "HC3 z (slope over its HC3 SE of the permuted fit, delta method at the cohort mean)",
-    "difference": "difference",
-}
+#: with fewer patients than this the sign flips get a warning (measured: 20 patients x 2 images, a linear
+#: trajectory: 0.070 [0.049, 0.096]; 28 patients in two classes: 0.007-0.037; docs/statistics.md)
+FEW_PATIENTS = 40
 
 
-def resolve_null_pivot(null_pivot, interp: InterpolationResult) -> str:
-    """``"x0"`` or ``"mean"`` from ``null_pivot=`` (see :func:`sequence`): None gives ``"x0"`` for a linear
-    trajectory without covariates and ``"mean"`` otherwise; ``"x0"`` anywhere else is a one-line error."""
-    if null_pivot is None:
-        return "x0" if interp.method == "linear" and not interp.covariates else "mean"
-    if null_pivot not in NULL_PIVOTS:
-        raise SeegaanError(f"unknown null pivot {null_pivot!r}; use one of {', '.join(NULL_PIVOTS)}")
-    if null_pivot == "x0":
-        interp._check_pivot()
-    return null_pivot
+def draw_plan(interp: InterpolationResult, options: TestOptions) -> PermutationPlan:
+    """The null draws of a test, all before any decoding: sign flips (one per patient) or permutations.
+
+    A one-line error when an exact enumeration holds only the identity.
+    """
+    if options.null == "sign-flip":
+        plan = draw_signflips(interp.patient_ids, options.n_perm, seed=options.seed)
+    else:
+        plan = draw_permutations(
+            interp.patient_ids,
+            options.n_perm,
+            feature=interp.feature_codes,
+            covariates=bool(interp.covariates),
+            scheme=options.scheme,
+            seed=options.seed,
+        )
+    if plan.n_perm == 0:
+        raise SeegaanError("exact enumeration found no null draw other than the identity; the cohort is too small")
+    return plan
 
 
-def _feature_units(code: float, transform: str) -> float:
-    """A value of the fitted scale (``feature_codes``) in the feature's own units."""
-    return float(np.exp(code)) if transform == "log" else float(code)
-
-
-def studentise(
-    interp: InterpolationResult,
-    dec,
-    scheme: str,
-    difference: np.ndarray,
-    null_differences,
-    correction,
-    statistic: str,
-    *,
-    at: np.ndarray | None = None,
-    step_scale: np.ndarray | None = None,
-    where: str = "cohort mean",
-):
-    """:func:`seegaan.stats.welch.studentise` of a trajectory's latents, feature, grid and patients."""
-    return _studentise(
-        dec,
-        interp.latents,
-        interp.feature_codes,
-        interp._spec.grid_t,
-        interp.patient_ids,
-        scheme,
-        difference,
-        null_differences,
-        correction,
-        statistic,
-        at=at,
-        step_scale=step_scale,
-        where=where,
+def few_patients_note(interp: InterpolationResult, options: TestOptions) -> str | None:
+    """A warning when the sign flips have few patients to flip (conservative; the permutation null is exact
+    and more powerful when the patients are exchangeable)."""
+    if options.null != "sign-flip" or not options.tests:
+        return None
+    patients = patient_count(interp.patient_ids)
+    if patients >= FEW_PATIENTS:
+        return None
+    return (
+        f"only {patients} patients: the sign-flip null is approximate with few patients (measured family-wise "
+        "errors 0.01-0.07 at 20-28 patients, docs/statistics.md); if the groups have equal spread (exchangeable "
+        "patients), --null permutation is exact and more powerful"
     )
 
 

@@ -22,7 +22,7 @@ LAYERS = [
     {"seegaan.decoder"},
     {"seegaan.decoding", "seegaan.options"},
     {"seegaan.sequences"},
-    {"seegaan.pixeltest", "seegaan.explain"},
+    {"seegaan.pixeltest", "seegaan.explain", "seegaan.calibration"},
     {"seegaan.cli", "seegaan.testing"},
 ]
 

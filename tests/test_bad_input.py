@@ -136,6 +136,16 @@ def _sequence_of(trajectory: dict, **options):
     return seegaan.sequence(interp, linear8, n_perm=9, **options)
 
 
+def _calibrate_of(trajectory: dict, **options):
+    """seegaan.calibrate of a small test cohort's trajectory with ``options``."""
+    import seegaan
+    from seegaan.testing.cohorts import make_cohort
+    from seegaan.testing.decoders import linear8
+
+    interp = seegaan.interpolate(make_cohort(n=30, seed=1), steps=3, **trajectory)
+    return seegaan.calibrate(interp, linear8, **options)
+
+
 def _pixel_test_unread(folder: Path, **options):
     """seegaan.pixel_test on a small phantom (16x16) whose pixels must not be read: the options are refused first."""
     from unittest import mock
@@ -381,34 +391,24 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ),
     # ---- pixel test: every option interpolate or sequence would refuse, refused before any pixel is read
     (
-        "pixel-test --statistic welch --method gam",
-        lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, statistic="welch"),
-        "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)",
+        "pixel-test --statistic welch (retired)",
+        lambda t: _pixel_test_unread(t, feature="ahf", statistic="welch"),
+        "--statistic welch was retired: the sign-flip null (the default) is valid under unequal spread",
     ),
     (
-        "pixel-test --statistic hc3 --adjust",
-        lambda t: _pixel_test_unread(t, feature="age", method="linear", statistic="hc3", adjust="sex"),
-        "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)",
+        "sequence null='bootstrap'",
+        lambda t: _sequence_of(dict(feature="sex"), null="bootstrap"),
+        "unknown null 'bootstrap'; use one of sign-flip, permutation",
     ),
     (
-        "pixel-test --null-pivot x0 --method gam",
-        lambda t: _pixel_test_unread(t, feature="age", method="gam", gam_splines=6, null_pivot="x0"),
-        "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)",
+        "sequence scheme='image' with the sign-flip null",
+        lambda t: _sequence_of(dict(feature="sex"), scheme="image"),
+        "a permutation scheme applies to --null permutation",
     ),
     (
-        "sequence null_pivot='x0' with covariates",
-        lambda t: _sequence_of(dict(feature="age", method="linear", adjust="sex"), null_pivot="x0"),
-        "--null-pivot x0 needs a linear trajectory without covariates (got one with covariates)",
-    ),
-    (
-        "sequence null_pivot='x0' of a class-mean trajectory",
-        lambda t: _sequence_of(dict(feature="sex"), null_pivot="x0"),
-        "(got one for a class-mean trajectory); use --null-pivot mean",
-    ),
-    (
-        "sequence null_pivot='none'",
-        lambda t: _sequence_of(dict(feature="age", method="linear"), null_pivot="none"),
-        "unknown null pivot 'none'; use one of x0, mean",
+        "calibrate cohorts=0",
+        lambda t: _calibrate_of(dict(feature="sex"), n_cohorts=0),
+        "--cohorts must be a whole number of at least 1",
     ),
     (
         "pixel-test --mask of another size than --size",
@@ -423,7 +423,7 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
     (
         "pixel-test n_perm='exact' on 24 images",
         lambda t: _pixel_test_unread(t, feature="ahf", n_perm="exact"),
-        "permutations (more than 200000)",
+        "sign flips of 21 patients (more than 200000)",
     ),
     (
         "pixel-test --grid of one value",

@@ -34,7 +34,7 @@ def test_bench_main_job_quick_prints_the_decoding_share():
     share = re.search(r"decoding share\s+([\d.]+)%", done.stdout)
     assert share is not None, done.stdout
     assert 0.0 < float(share.group(1)) <= 100.0
-    assert "null trajectories" in done.stdout and "(patient-label)" in done.stdout
+    assert "null trajectories" in done.stdout and "(sign-flip)" in done.stdout
 
 
 def test_bench_scaling_quick_prints_a_row_per_point():

@@ -2,9 +2,10 @@
 with TFCE), ``local`` (class and numeric), ``explain`` (with attribution maps) and ``pixel-test`` (class and
 linear) with small B, every variable of every output compared with ``tests/golden/commands.json``.
 
-The golden file was written by the code before the package was reorganised (issue #21) and checks that
-the reorganisation changed no result. A change that is *meant* to change results regenerates it --
-``python tests/test_golden.py --update`` -- and says so in its commit and in CHANGELOG.md.
+The golden file was first written by the code before the package was reorganised (issue #21, which changed
+no result), then rewritten once when the default null became the sign flips (issue #22). A change that is
+*meant* to change results regenerates it -- ``python tests/test_golden.py --update`` -- and says so in its
+commit and in CHANGELOG.md.
 """
 
 from __future__ import annotations

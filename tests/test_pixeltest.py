@@ -13,7 +13,6 @@ from seegaan.cli.stats_pixel import register
 from seegaan.data import load_dataset
 from seegaan.phantom import write_phantom
 from seegaan.pixeltest import IDENTITY, compare_maps, identity_decoder, load_flat_images, pixel_test
-from seegaan.stats import MaxT
 
 app = typer.Typer(cls=OneLineErrors)
 register(app)
@@ -48,7 +47,7 @@ def test_pixel_test_finds_the_phantom_effect_and_equals_the_engine_by_hand(phant
     options = dict(n_perm=99, seed=5, correction="maxt", statistic="auto")
     result = pixel_test(phantom / "images", phantom / "clinical.csv", feature="ahf", size=32, **options)
     assert result.attrs["decoder"] == IDENTITY and result.attrs["pixel_test"] == 1
-    assert result.attrs["statistic"] == "welch"  # the auto path: linearised through the identity
+    assert result.attrs["statistic"] == "difference" and result.attrs["null"] == "sign-flip"
     truth = np.load(phantom / "truth" / "marginal_ahf_mask.npy")
     dice = _dice(result.significant[-1], truth)
     with capsys.disabled():
@@ -84,18 +83,6 @@ def test_same_seed_same_bits_and_the_identity_decoder(phantom):
         identity_decoder(16)(w[:, :10])
 
 
-def test_linear_pixel_test_pivots_at_x0_which_the_identity_does_not_see(phantom):
-    """The default null of a linear pixel test pivots at x0 (its J is the identity's); with the identity as
-    the decoder only the slopes reach the differences, so the pivot changes nothing measurable."""
-    options = dict(feature="age", method="linear", size=16, steps=3, n_perm=40, seed=2)
-    x0 = pixel_test(phantom / "images", phantom / "clinical.csv", **options)
-    mean = pixel_test(phantom / "images", phantom / "clinical.csv", null_pivot="mean", **options)
-    assert x0.attrs["statistic"] == "hc3" and x0.attrs["null_pivot"] == "x0" and mean.attrs["null_pivot"] == "mean"
-    assert np.isfinite(x0.attrs["x0"]) and x0.attrs["hc3_linearisation"].startswith("J at ŵ(x0)")
-    np.testing.assert_allclose(x0.null_max, mean.null_max, rtol=1e-4)
-    assert np.mean(x0.p_value == mean.p_value) > 0.99
-
-
 def test_bad_options_fail_before_reading_pixels(phantom, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("pixels were read")
@@ -115,54 +102,6 @@ def test_bad_options_fail_before_reading_pixels(phantom, monkeypatch):
 # (id, API keywords, CLI options, message fragment); None where that side cannot express it (a CLI choice
 # list, an API-only option). Features of the phantom: ahf (bool: class-mean), age (numeric), sex.
 REFUSED = [
-    (
-        "welch with a gam trajectory",
-        dict(feature="age", method="gam", statistic="welch"),
-        ("--feature", "age", "--method", "gam", "--statistic", "welch"),
-        "--statistic welch needs a class-mean trajectory without covariates (got one for a gam trajectory)",
-    ),
-    (
-        "welch with a linear trajectory",
-        dict(feature="age", method="linear", statistic="welch"),
-        ("--feature", "age", "--method", "linear", "--statistic", "welch"),
-        "--statistic welch needs a class-mean trajectory without covariates (got one for a linear trajectory)",
-    ),
-    (
-        "welch with covariates",
-        dict(feature="ahf", statistic="welch", adjust="sex"),
-        ("--feature", "ahf", "--statistic", "welch", "--adjust", "sex"),
-        "--statistic welch needs a class-mean trajectory without covariates (got one with covariates)",
-    ),
-    (
-        "hc3 with a gam trajectory",
-        dict(feature="age", method="gam", statistic="hc3"),
-        ("--feature", "age", "--method", "gam", "--statistic", "hc3"),
-        "--statistic hc3 needs a linear trajectory without covariates (got one for a gam trajectory)",
-    ),
-    (
-        "hc3 with covariates",
-        dict(feature="age", method="linear", statistic="hc3", adjust="sex"),
-        ("--feature", "age", "--method", "linear", "--statistic", "hc3", "--adjust", "sex"),
-        "--statistic hc3 needs a linear trajectory without covariates (got one with covariates)",
-    ),
-    (
-        "hc3 with class means",
-        dict(feature="ahf", statistic="hc3"),
-        ("--feature", "ahf", "--statistic", "hc3"),
-        "--statistic hc3 needs a linear trajectory",
-    ),
-    (
-        "welch with maxd",
-        dict(feature="ahf", statistic="welch", correction="maxd"),
-        ("--feature", "ahf", "--statistic", "welch", "--correction", "maxd"),
-        "--correction maxd tests the raw difference",
-    ),
-    (
-        "auto (welch) with an sd offset",
-        dict(feature="ahf", correction=MaxT(sd_offset=0.1)),
-        ("--feature", "ahf", "--sd-offset", "0.1"),
-        "--sd-offset applies to the difference statistic",
-    ),
     (
         "mask of another size",
         dict(feature="ahf", mask="MASK8"),
@@ -216,12 +155,17 @@ REFUSED = [
         ("--feature", "ahf", "--batch-size", "0"),
         "batch size must be at least 1",
     ),
-    ("unknown permutation scheme", dict(feature="ahf", scheme="nope"), None, "unknown permutation scheme 'nope'"),
+    (
+        "unknown permutation scheme",
+        dict(feature="ahf", scheme="nope", null="permutation"),
+        None,
+        "unknown permutation scheme 'nope'",
+    ),
     (
         "exact enumeration too large",
         dict(feature="ahf", n_perm="exact"),
         None,
-        "permutations (more than 200000); give a number of permutations instead",
+        "(more than 200000); give a number of draws instead",
     ),
     ("client (Dask)", dict(feature="ahf", client=object()), None, "pixel_test() runs in one process"),
     ("a decoder", dict(feature="ahf", decoder="x.pt"), None, "it takes no decoder"),
@@ -276,25 +220,14 @@ REFUSED = [
         "cannot be both the feature and a covariate",
     ),
     ("size 2", dict(feature="ahf", size=2), ("--feature", "ahf", "--size", "2"), "--size must be a whole number"),
+    ("unknown null", dict(feature="ahf", null="bootstrap"), None, "unknown null 'bootstrap'"),
+    ("welch retired", dict(feature="ahf", statistic="welch"), None, "--statistic welch was retired"),
     (
-        "null pivot x0 with a gam",
-        dict(feature="age", method="gam", null_pivot="x0"),
-        ("--feature", "age", "--method", "gam", "--null-pivot", "x0"),
-        "--null-pivot x0 needs a linear trajectory without covariates (got one for a gam trajectory)",
+        "a scheme with sign flips",
+        dict(feature="ahf", scheme="image"),
+        None,
+        "a permutation scheme applies to --null permutation",
     ),
-    (
-        "null pivot x0 with class means",
-        dict(feature="ahf", null_pivot="x0"),
-        ("--feature", "ahf", "--null-pivot", "x0"),
-        "--null-pivot x0 needs a linear trajectory without covariates (got one for a class-mean trajectory)",
-    ),
-    (
-        "null pivot x0 with covariates",
-        dict(feature="age", method="linear", adjust="sex", null_pivot="x0"),
-        ("--feature", "age", "--method", "linear", "--adjust", "sex", "--null-pivot", "x0"),
-        "(got one with covariates)",
-    ),
-    ("unknown null pivot", dict(feature="age", method="linear", null_pivot="nope"), None, "unknown null pivot 'nope'"),
 ]
 MASKS = {"MASK8": np.ones((8, 8), bool), "MASK0": np.zeros((16, 16), bool)}
 

@@ -105,7 +105,7 @@ def test_exact_enumeration_equals_brute_force(alternative):
     ds = seegaan.create_cohort(rng.normal(size=(n, 8)), table)
     interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
     res = seegaan.sequence(
-        interp, linear8, n_perm="exact", correction="none", alternative=alternative, statistic="difference"
+        interp, linear8, n_perm="exact", correction="none", alternative=alternative, null="permutation"
     )
     assert res.attrs["n_perm"] == 719
     brute = _brute_force_p(ds, "x", linear8, 3, alternative)
@@ -145,14 +145,13 @@ def test_same_seed_same_bits_across_batch_sizes(kwargs, backend, correction):
     assert not np.array_equal(different.null_max, runs[0].null_max)
 
 
-def _all_maps(interp, observed, n_perm, seed, null_pivot):
+def _all_maps(interp, observed, n_perm, seed):
     """The observed difference map and the B null ones, decoded one by one: (B + 1, K - 1, H, W) float64
-    (step 0 is not tested); the null lines pivot as the run's ``null_pivot`` attr says."""
-    plan = seegaan.draw_permutations(interp.patient_ids, n_perm, feature=interp.feature_codes, seed=seed)
-    x0 = interp.null_pivot_x0() if null_pivot == "x0" else None
+    (step 0 is not tested), for the default sign-flip null."""
+    plan = seegaan.stats.draw_signflips(interp.patient_ids, n_perm, seed=seed)
     maps = [observed]
-    for idx in plan.indices:
-        frames = linear8(interp.null_trajectory(idx, plan.scheme, x0=x0).astype(np.float32))
+    for signs in plan.indices:
+        frames = linear8(interp.flip_trajectories(signs[None])[0].astype(np.float32))
         maps.append(frames - frames[0])
     return np.stack(maps)[:, 1:].astype(np.float64)
 
@@ -174,7 +173,7 @@ def test_max_statistic_pvalues_equal_brute_force(correction, sd_offset):
         correction=as_correction(correction, sd_offset=sd_offset),
         statistic="difference",
     )
-    maps = _all_maps(interp, res.difference, 60, seed=9, null_pivot=res.attrs["null_pivot"])
+    maps = _all_maps(interp, res.difference, 60, seed=9)
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])  # SD of the signed maps
     s0 = 0.0
     if correction == "maxt":
@@ -204,7 +203,7 @@ def test_min_change_equals_brute_force_and_only_removes(correction, alternative)
     np.testing.assert_array_equal(res.null_max, plain.null_max)  # the null is untouched
     d = res.difference[1:].astype(np.float64)
     shrunk = np.sign(d) * np.maximum(np.abs(d) - m, 0)
-    maps = _all_maps(interp, res.difference, 60, seed=9, null_pivot=res.attrs["null_pivot"])
+    maps = _all_maps(interp, res.difference, 60, seed=9)
     sd = maps.std(axis=0) if correction == "maxt" else np.ones(maps.shape[1:])
     signed = {"two-sided": np.abs, "greater": lambda x: x, "less": lambda x: -x}[alternative]
     stat = np.divide(signed(shrunk), sd, out=np.zeros_like(shrunk), where=sd > 0)
@@ -323,16 +322,13 @@ def test_sd_offset_is_checked_and_only_for_maxt():
 
 def test_tfce_with_an_almost_constant_null_is_a_user_error():
     """B = 1 whose one permutation nearly reproduces the observed map: z ~ 1e6 needs more TFCE
-    thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis).
-    The difference statistic only: Welch z is bounded (z <= 38.5), so the same cohort runs with welch."""
+    thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis)."""
     ds = _small_cohort(7, [1, 3, 2], 8, 0)
     interp = seegaan.interpolate(ds, feature="g", method="class-mean", steps=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)
         with pytest.raises(seegaan.SeegaanError, match="use more permutations or --correction maxt"):
-            seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce", statistic="difference")
-        res = seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce")
-    assert res.attrs["statistic"] == "welch"
+            seegaan.sequence(interp, linear8, n_perm=1, seed=0, correction="tfce", null="permutation")
 
 
 def test_options_objects_equal_their_names_and_record_their_parameters():
@@ -410,97 +406,6 @@ def test_save_writes_both_files_or_neither(tmp_path, monkeypatch):
 # the Welch statistic (issue #11) and strict fp32 decoding
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
-@pytest.mark.parametrize("per, scheme", [(1, None), (2, None), (2, "whole-block")])
-@pytest.mark.parametrize("correction", ["maxt", "tfce", "fdr_bh"])
-def test_welch_same_bits_across_batch_sizes_and_schemes(per, scheme, correction):
-    ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
-    interp = seegaan.interpolate(ds, feature="sex", steps=4)
-    runs = [
-        seegaan.sequence(
-            interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache, scheme=scheme, correction=correction
-        )
-        for bs, cache in [(1, 1024), (4, 0), (64, 1024)]
-    ]
-    assert runs[0].attrs["statistic"] == "welch" and runs[0].attrs["welch_decodes"] == 16
-    assert runs[0].attrs["permutation_scheme"] == (scheme or ("image" if per == 1 else "patient-label"))
-    for other in runs[1:]:
-        for name in ("p_value", "p_adjusted", "null_max"):
-            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
-
-
-def test_welch_observed_z_is_the_identity_row_and_null_is_studentised():
-    """The observed z is the identity permutation through the producer: with a plan that holds only the
-    identity, every null map ties with the observed one (p = 1 everywhere it can vary)."""
-    from seegaan.decoding import NullDifferences
-    from seegaan.stats.standard_errors import linearise
-    from seegaan.stats.welch import WelchDesign, welch_z
-
-    ds = make_cohort(n=30, seed=8)
-    interp = seegaan.interpolate(ds, feature="ahf", steps=3)
-    dec = seegaan.load_decoder(planted)
-    images = dec(interp.trajectory.astype(np.float32))
-    diff = images - images[0]
-    design = WelchDesign(linearise(dec, interp.latents), interp.feature_codes, interp.grid, "image")
-    ident = np.arange(interp.image_index.size)[None]
-    z_null = design.null_maps(NullDifferences(interp, dec, "image", diff.shape))(ident)
-    se, dof = design.se(ident)
-    np.testing.assert_array_equal(z_null, welch_z(diff.reshape(1, -1), se, dof))
-    assert np.all(z_null.reshape(diff.shape)[0] == 0)  # step 0: se 0, untestable
-
-
-@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
-def test_welch_choice_and_refusals():
-    ds = make_cohort(n=30, seed=2, effect=1.0)
-    cm = seegaan.interpolate(ds, feature="sex", steps=3)
-    assert seegaan.sequence(cm, linear8, n_perm=9).attrs["statistic"] == "welch"
-    assert seegaan.sequence(cm, linear8, n_perm=9, correction="maxd").attrs["statistic"] == "difference"
-    assert seegaan.sequence(cm, linear8, n_perm=9, statistic="difference").attrs["statistic"] == "difference"
-    age = seegaan.interpolate(ds, feature="age", method="linear", steps=3)
-    assert seegaan.sequence(age, linear8, n_perm=9).attrs["statistic"] == "hc3"
-    assert seegaan.sequence(age, linear8, n_perm=9, correction="maxd").attrs["statistic"] == "difference"
-    gam = seegaan.interpolate(ds, feature="age", method="gam", steps=3)
-    assert seegaan.sequence(gam, linear8, n_perm=9).attrs["statistic"] == "difference"
-    adj = seegaan.interpolate(ds, feature="sex", steps=3, adjust="age")
-    assert seegaan.sequence(adj, linear8, n_perm=9).attrs["statistic"] == "difference"
-    res = seegaan.sequence(cm, linear8, n_perm=9)
-    assert res.attrs["welch_linearisation"].startswith("J at cohort mean, central differences")
-    assert "statistic" in res.summary().as_text()
-    for interp, kwargs, message in (
-        (age, {}, "class-mean trajectory without covariates"),
-        (adj, {}, "with covariates"),
-        (cm, {"correction": "maxd"}, "raw difference"),
-        (cm, {"correction": MaxT(sd_offset="median")}, "--sd-offset applies"),
-        (cm, {"statistic": "studentised"}, "unknown statistic"),
-    ):
-        with pytest.raises(SeegaanError, match=message):
-            seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "welch", **kwargs})
-    adj_age = seegaan.interpolate(ds, feature="age", method="linear", steps=3, adjust="sex")
-    for interp, kwargs, message in (
-        (gam, {}, "needs a linear trajectory without covariates .* gam trajectory"),
-        (cm, {}, "class-mean trajectory"),
-        (adj_age, {}, "with covariates"),
-        (age, {"correction": "maxd"}, "raw difference"),
-        (age, {"correction": MaxT(sd_offset="median")}, "the hc3 statistic"),
-    ):
-        with pytest.raises(SeegaanError, match=message):
-            seegaan.sequence(interp, linear8, n_perm=9, **{"statistic": "hc3", **kwargs})
-    with pytest.raises(SeegaanError, match="--sd-offset applies"):  # auto resolves to welch here
-        seegaan.sequence(cm, linear8, n_perm=9, correction=MaxT(sd_offset="median"))
-
-
-def test_welch_min_change_shrinks_the_difference_not_z():
-    ds = make_cohort(n=60, seed=3)
-    ds["w"].values[ds["sex"].values == "M", 0] += 1.5
-    interp = seegaan.interpolate(ds, feature="sex", levels="F,M", steps=3)
-    plain = seegaan.sequence(interp, planted, n_perm=99, seed=1)
-    shrunk = seegaan.sequence(interp, planted, n_perm=99, seed=1, correction=MaxT(min_change=0.05))
-    assert plain.significant.any()
-    assert not (shrunk.significant & ~plain.significant).any()
-    assert not shrunk.significant[np.abs(shrunk.difference) <= 0.05].any()
-    np.testing.assert_array_equal(plain.null_max, shrunk.null_max)
-
-
-@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
 def test_cpu_sequence_records_fp32_and_restores_tf32_flags():
     torch = pytest.importorskip("torch")
     ds = make_cohort(n=20, seed=1)
@@ -553,70 +458,6 @@ def test_nan_mask_is_refused():
 # ---------------------------------------------------------------------------------------------
 # the HC3 statistic of linear trajectories (issue #11 item 2)
 # ---------------------------------------------------------------------------------------------
-def _hc3_slope_se(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS slope of every column of y on x and its HC3 SE, written out directly (no shortcuts)."""
-    X = np.column_stack([np.ones_like(x), x])
-    XtX_inv = np.linalg.inv(X.T @ X)
-    beta = XtX_inv @ X.T @ y
-    e = y - X @ beta
-    h = np.einsum("ij,jk,ik->i", X, XtX_inv, X)
-    meat = np.einsum("ij,ik,im->jkm", X, X, (e / (1 - h)[:, None]) ** 2)
-    var = np.einsum("j,jkm,k->m", XtX_inv[1], meat, XtX_inv[1])
-    return beta[1], np.sqrt(var)
-
-
-@pytest.mark.parametrize("alternative", ["two-sided", "less"])
-def test_hc3_exact_enumeration_equals_brute_force(alternative):
-    """Linear decoder: every map of every relabelling is the slope of the images on x times |g_k - g_0|,
-    over its own HC3 SE; the exact p-value is the share of the 720 relabellings whose t reaches it."""
-    rng = np.random.default_rng(3)
-    n = 6
-    x = rng.normal(size=n)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n)], "patient_id": [f"p{i}" for i in range(n)], "x": x})
-    W = rng.normal(size=(n, 8)) * (1 + np.abs(x - x.mean()))[:, None]  # spread largest at both ends
-    ds = seegaan.create_cohort(W, table)
-    interp = seegaan.interpolate(ds, feature="x", method="linear", steps=3)
-    res = seegaan.sequence(interp, linear8, n_perm="exact", correction="none", alternative=alternative)
-    assert res.attrs["statistic"] == "hc3" and res.attrs["hc3_se"] == "HC3 over images"
-    Y = linear8(W.astype(np.float32)).reshape(n, -1).astype(np.float64)
-    stat = {"two-sided": np.abs, "less": lambda v: -v}[alternative]
-    t_obs = stat(np.divide(*_hc3_slope_se(x, Y)))
-    t_all = np.array([stat(np.divide(*_hc3_slope_se(x[list(p)], Y))) for p in itertools.permutations(range(n))])
-    tol = 1e-4 * np.abs(t_obs) + 1e-6  # u is a float32 central difference: near-ties may go either way
-    at_least = (((t_all >= t_obs + tol).sum(0) + 1) / 720).reshape(8, 8)  # + the identity itself
-    at_most = ((t_all >= t_obs - tol).sum(0) / 720).reshape(8, 8)
-    assert np.all((at_least - 1e-12 <= res.p_value[1]) & (res.p_value[1] <= at_most + 1e-12))
-    assert np.mean(at_least == at_most) > 0.5 and len(np.unique(res.p_value[1])) > 20
-    np.testing.assert_allclose(res.p_value[2], res.p_value[1])  # the same t at every step
-    assert np.all(res.p_value[0] == 1)
-
-
-@pytest.mark.filterwarnings("ignore::seegaan.SeegaanWarning")
-@pytest.mark.parametrize(
-    "per, feature, scheme, units",
-    [
-        (1, "age", "image", "HC3 over images"),
-        (2, "age", "patient-label", "CR3 over patients"),
-        (2, "bnpp", "whole-block", "HC3 over images"),
-    ],
-)
-@pytest.mark.parametrize("correction", ["maxt", "tfce"])
-def test_hc3_same_bits_across_batch_sizes_and_schemes(per, feature, scheme, units, correction):
-    ds = make_cohort(n=40, seed=5, images_per_patient=per, effect=1.0)
-    interp = seegaan.interpolate(ds, feature=feature, method="linear", transform="none", steps=4)
-    runs = [
-        seegaan.sequence(interp, planted, n_perm=29, seed=7, batch_size=bs, null_cache_mb=cache, correction=correction)
-        for bs, cache in [(1, 1024), (4, 0), (64, 1024)]
-    ]
-    a = runs[0].attrs
-    assert a["statistic"] == "hc3" and a["hc3_decodes"] == 16 and a["hc3_se"].startswith(units)
-    assert a["permutation_scheme"] == scheme and "HC3 SE of the permuted fit" in runs[0].summary().as_text()
-    assert "hc3 z" in a["pixel_statistic"]
-    for other in runs[1:]:
-        for name in ("p_value", "p_adjusted", "null_max"):
-            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
-
-
 def test_save_on_ctrl_c_while_the_figure_is_written_leaves_neither_file(tmp_path, monkeypatch):
     """A Ctrl-C during the figure (the second file) must also drop the netCDF file (one deferral)."""
     import os

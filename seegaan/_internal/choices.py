@@ -18,10 +18,10 @@ Backend = Literal["numba", "numpy"]
 Split = Literal["train", "val", "test"]
 Scheme = Literal["image", "patient-label", "whole-block"]
 Connectivity = Literal[4, 8]
-#: the pixel statistic of a sequence (see :func:`seegaan.sequence`)
-Statistic = Literal["auto", "welch", "hc3", "difference"]
-#: where the null lines of a linear trajectory pivot (see :func:`seegaan.sequence`); None = by trajectory
-NullPivot = Literal["x0", "mean"]
+#: the pixel statistic of a sequence (see :func:`seegaan.sequence`): the decoded difference
+Statistic = Literal["auto", "difference"]
+#: the null distribution of a test (see :func:`seegaan.sequence`)
+Null = Literal["sign-flip", "permutation"]
 
 CORRECTIONS: tuple[str, ...] = get_args(Correction)
 P_METHODS: tuple[str, ...] = get_args(PValueMethod)
@@ -37,7 +37,7 @@ SPLITS: tuple[str, ...] = get_args(Split)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 CONNECTIVITIES: tuple[int, ...] = get_args(Connectivity)
 STATISTICS: tuple[str, ...] = get_args(Statistic)
-NULL_PIVOTS: tuple[str, ...] = get_args(NullPivot)
+NULLS: tuple[str, ...] = get_args(Null)
 
 assert set(P_METHODS) | set(FWER_CORRECTIONS) == set(CORRECTIONS)
 

@@ -19,6 +19,16 @@ docdict["n_perm"] = """
 n_perm : int or "exact"
     Number of permutations B (0 = decode only, no test; ``"exact"`` enumerates every rearrangement)."""
 
+docdict["null"] = """
+null : {"sign-flip", "permutation"}
+    The null distribution. ``"sign-flip"`` (the default): the residual latents of the weighted null model
+    (one common mean, or the covariates' model) get one random sign per patient, and every flipped cohort
+    is decoded for real; valid when groups differ in size and spread, when the spread changes along the
+    feature, with several images per patient and with curved decoders (measured: ``docs/statistics.md``).
+    ``"permutation"``: the feature's labels (or the Freedman–Lane residuals) are permuted; exact when the
+    images (patients) are exchangeable -- equal spread -- and then more powerful, but far too liberal when a
+    small group is more variable."""
+
 docdict["alpha"] = """
 alpha : float
     Significance level of the corrected test (0 < alpha < 1)."""

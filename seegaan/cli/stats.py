@@ -1,13 +1,15 @@
 """``seegaan-stats``: the statistics side. This module only builds the typer app from the command modules.
 
 stats_interpolate (``inspect``, ``interpolate``), stats_table1 (``table1``), stats_explain (``predict``,
-``explain``, ``local``), stats_pixel (``pixel-test``), stats_report (``report``, ``animate``).
+``explain``, ``local``), stats_pixel (``pixel-test``), stats_calibrate (``calibrate``), stats_report
+(``report``, ``animate``).
 """
 
 from __future__ import annotations
 
 import typer
 
+from seegaan.cli import stats_calibrate as _calibrate
 from seegaan.cli import stats_explain as _explain
 from seegaan.cli import stats_interpolate as _interpolate
 from seegaan.cli import stats_pixel as _pixel
@@ -34,6 +36,7 @@ _interpolate.register(app)
 _table1.register(app)
 _explain.register(app)
 _pixel.register(app)
+_calibrate.register(app)
 _report.register(app)
 
 

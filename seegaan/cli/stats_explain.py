@@ -16,7 +16,7 @@ import numpy as np
 import typer
 
 from seegaan import demo
-from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, STATISTICS, TRANSFORMS, cli_enum
+from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, NULLS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import command_threads
@@ -36,7 +36,8 @@ On = cli_enum("On", ("reconstruction",))
 LocalMethod = cli_enum("LocalMethod", ("auto", "linear", "gam"))
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
-Statistic = cli_enum("Statistic", tuple(s for s in STATISTICS if s != "hc3"))  # no hc3 for local
+Statistic = cli_enum("Statistic", STATISTICS)
+NullChoice = cli_enum("Null", NULLS)
 Transform = cli_enum("Transform", TRANSFORMS)
 
 _MODEL_HELP = (
@@ -217,16 +218,22 @@ def local_command(
     ] = LocalMethod("auto"),
     transform: Annotated[Transform, typer.Option(help="Numeric feature: fit on log(feature).")] = Transform("none"),
     gam_lam: Annotated[str, typer.Option(help="GAM smoothing: a positive number or 'auto'.")] = "0.6",
-    perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only).")] = 1000,
+    perm: Annotated[int, typer.Option(help="Null draws B: sign flips or permutations (0 = decode only).")] = 1000,
+    null: Annotated[
+        NullChoice,
+        typer.Option(
+            "--null",
+            help="The null of the other images (the image itself is left out): sign-flip (their weighted null "
+            "model's residual latents, one random sign per patient) or permutation (of their labels; exact when "
+            "the patients are exchangeable).",
+        ),
+    ] = NullChoice("sign-flip"),
     correction: Annotated[
         Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")
     ] = Correction("maxt"),
     statistic: Annotated[
         Statistic,
-        typer.Option(
-            help="welch (class features: own Welch SE per permutation, J at the image), difference, or auto "
-            "(welch for a class feature unless --correction maxd; difference for numeric features)."
-        ),
+        typer.Option(help="Pixel statistic: the decoded difference (auto = difference; welch was retired)."),
     ] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative(
@@ -285,6 +292,7 @@ def local_command(
                     n_perm=perm,
                     correction=correction.value,
                     statistic=statistic.value,
+                    null=null.value,
                     alpha=alpha,
                     alternative=alternative.value,
                     seed=seed,

@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, METHODS, NULL_PIVOTS, STATISTICS, TRANSFORMS, cli_enum
+from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, METHODS, NULLS, STATISTICS, TRANSFORMS, cli_enum
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import _check_threads, command_threads
+from seegaan.calibration import calibrate as calibrate_test
 from seegaan.cli._common import (
     DeviceOption,
     SchedulerOption,
@@ -38,7 +39,7 @@ Transform = cli_enum("Transform", TRANSFORMS)
 Correction = cli_enum("Correction", CORRECTIONS)
 Alternative = cli_enum("Alternative", ALTERNATIVES)
 Statistic = cli_enum("Statistic", STATISTICS)
-NullPivot = cli_enum("NullPivot", NULL_PIVOTS)
+NullChoice = cli_enum("Null", NULLS)
 
 
 def inspect_command(cohort: Annotated[Path, typer.Argument(help="Latent cohort (.nc).")]):
@@ -70,30 +71,32 @@ def interpolate_command(
         str, typer.Option(help="GAM smoothing: a positive number or 'auto' (GCV per dimension).")
     ] = "0.6",
     gam_splines: Annotated[int, typer.Option(help="Number of GAM B-splines.")] = 20,
-    adjust: Annotated[str | None, typer.Option(help="Covariates 'COL,COL' (Freedman-Lane under permutation).")] = None,
-    perm: Annotated[int, typer.Option(help="Permutations B (0 = decode only; 100 reproduces the paper).")] = 1000,
+    adjust: Annotated[
+        str | None, typer.Option(help="Covariates 'COL,COL' (in the null model; Freedman-Lane under permutation).")
+    ] = None,
+    perm: Annotated[
+        int, typer.Option(help="Null draws B: sign flips or permutations (0 = decode only; 100 reproduces the paper).")
+    ] = 1000,
+    null: Annotated[
+        NullChoice,
+        typer.Option(
+            "--null",
+            help="The null: sign-flip (the weighted null model's residual latents, one random sign per patient; "
+            "valid under unequal spread, several images per patient and curved decoders) or permutation (of the "
+            "feature's labels; exact when the patients are exchangeable, i.e. equal spread, and then more powerful; "
+            "far too liberal when a small group is more variable).",
+        ),
+    ] = NullChoice("sign-flip"),
     correction: Annotated[
         Correction, typer.Option(help="Multiple-testing correction over pixels x steps.")
     ] = Correction("maxt"),
     statistic: Annotated[
         Statistic,
         typer.Option(
-            help="Pixel statistic: welch (class-mean: each map over its own Welch SE, delta method; valid when "
-            "groups differ in spread), hc3 (linear: slope over its HC3 SE of the permuted fit; valid when the "
-            "spread changes along the feature), difference, or auto (welch for class-mean, hc3 for linear, "
-            "both without covariates and unless --correction maxd; else difference, e.g. gam)."
+            help="Pixel statistic: the decoded difference (auto = difference; the welch and hc3 statistics of "
+            "earlier versions were retired)."
         ),
     ] = Statistic("auto"),
-    null_pivot: Annotated[
-        NullPivot | None,
-        typer.Option(
-            help="Where the null lines of a linear trajectory pivot: x0 (where the fitted level and slope are "
-            "uncorrelated; hc3 takes its Jacobian there; valid when the spread changes along the feature, exact "
-            "under exchangeability only approximately) or mean (every line through the mean latent, exact under "
-            "exchangeability). Default: x0 for linear without covariates, else mean (the only choice).",
-            show_default=False,
-        ),
-    ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     tfce_e: Annotated[
         float | None, typer.Option(help="tfce: extent exponent (H = 2; E = 0.5 or 1 for 2-D maps); default 0.5.")
@@ -147,6 +150,15 @@ def interpolate_command(
         ),
     ] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
+    calibrate: Annotated[
+        int | None,
+        typer.Option(
+            help="Also check the test on N null cohorts made from these latents (the feature's effect removed, "
+            "spread and patients kept; 99 draws each) and store its family-wise error and verdict in the output "
+            "(seegaan-stats calibrate; minutes on a CPU for N = 100 on the demo).",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
     """Trajectory along FEATURE, decoded, with permutation-tested pixel differences (netCDF + figure)."""
@@ -197,9 +209,24 @@ def interpolate_command(
                 batch_size=batch_size,
                 mask=roi,
                 client=client,
-                null_pivot=None if null_pivot is None else null_pivot.value,
+                null=null.value,
                 device=device,
             )
+        if calibrate is not None:
+            with command_threads(threads, torch=checkpoint):
+                result = calibrated(
+                    result,
+                    decoder,
+                    n_cohorts=calibrate,
+                    seed=seed,
+                    null=null.value,
+                    correction=options,
+                    alpha=alpha,
+                    alternative=alternative.value,
+                    mask=roi,
+                    batch_size=batch_size,
+                    device=device,
+                )
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             animate_option_hook(result, animate, overwrite=overwrite)
@@ -233,7 +260,7 @@ def _interpolate_and_test(
     batch_size,
     mask,
     client=None,
-    null_pivot=None,
+    null="sign-flip",
     device="cpu",
 ):
     """Fit the trajectory, decode and test it; notes and warnings go to stderr as single lines."""
@@ -266,7 +293,7 @@ def _interpolate_and_test(
                 mask=mask,
                 progress=advance,
                 client=client,
-                null_pivot=null_pivot,
+                null=null,
                 device=device,
                 command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
             )
@@ -289,3 +316,13 @@ def register(app: typer.Typer) -> None:
     """Add ``inspect`` and ``interpolate`` to the ``seegaan-stats`` app."""
     app.command("inspect")(inspect_command)
     app.command("interpolate")(interpolate_command)
+
+
+def calibrated(result, decoder, *, n_cohorts: int, seed: int, **test_options):
+    """``result`` with :func:`seegaan.calibration.calibrate` attached; the verdict goes to stderr as one line."""
+    with progress_bar(f"calibration ({n_cohorts} null cohorts)", None) as advance:
+        cal = calibrate_test(
+            result.interpolation, str(decoder), n_cohorts=n_cohorts, seed=seed, progress=advance, **test_options
+        )
+    typer.echo(f"{'warning' if cal.verdict == 'liberal' else 'note'}: calibration: {cal.line()}", err=True)
+    return cal.attach(result)

@@ -1,4 +1,4 @@
-"""Local sequences: how one image would change along a feature, with permutation-tested pixels.
+"""Local sequences: how one image would change along a feature, with tested pixels.
 
 The image's latent ``w_E`` is moved, never the cohort mean:
 
@@ -11,25 +11,24 @@ numeric feature
     (:func:`seegaan.interpolate`, evaluated on the grid ``[v_E, *values]``) from its own value v_E to each
     target value v.
 
-The differences ``G(w(λ)) − G(w_E)`` are tested pixel by pixel against null directions from permuted
-labels: the plan of :func:`seegaan.stats.permutation.draw_permutations` (patient blocks respected) gives
-for every row the group means of the permuted labels (class) or the trajectory refitted on the permuted
-data (numeric, :meth:`seegaan.InterpolationResult.null_trajectory`), and the null map of a row is
-``G(w_E + λ Δ_b) − G(w_E)`` (numeric: ``G(w_E + T_b(v) − T_b(v_E)) − G(w_E)``). The corrections are those
-of global sequences (:func:`seegaan.stats.permutation_test`). A step where the latent is ``w_E`` itself
-(λ = 0, or v = v_E) is ``G(w_E)`` bit for bit and is not tested.
+The image itself is left out of the groups (class) or of the global fit (numeric) that make its
+direction -- in the observed direction and in every null draw -- so that the test does not compare the
+image with a direction it helped to make (an atypical image pulls its own group's mean; counted twice, it
+made the test liberal).
 
-``statistic="welch"`` (class features) divides every map by its own Welch standard error of the
-linearised images ``u_i = J (w_i − w̄)``, J the decoder Jacobian *at w_E*, scaled by |λ|, and maps the
-Welch t through its df to z (``docs/welch.md``); ``"auto"`` picks it as :func:`seegaan.sequence` does.
-
-There is no ``null_pivot`` here: for a linear trajectory the offsets ``T_b(v) − T_b(v_E) = b* (v − v_E)`` do not
-depend on where the null lines pivot, and every map is decoded around w_E, not around the mean latent whose
-correlation with the slope the pivot of :func:`seegaan.sequence` corrects.
+The differences ``G(w(λ)) − G(w_E)`` are tested pixel by pixel against null directions of the other
+images: by default their weighted null model's residual latents get one random sign per patient
+(:meth:`seegaan.InterpolationResult.flip_trajectories`), with ``null="permutation"`` their labels are
+permuted (:func:`seegaan.stats.permutation.draw_permutations`, patient blocks respected); the null map of a
+draw is ``G(w_E + λ Δ_b) − G(w_E)`` (numeric: ``G(w_E + T_b(v) − T_b(v_E)) − G(w_E)``), the observed one is
+the identity draw through the same code. The corrections are those of global sequences
+(:func:`seegaan.stats.permutation_test`). A step where the latent is ``w_E`` itself (λ = 0, or v = v_E) is
+``G(w_E)`` bit for bit and is not tested.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from seegaan._internal.choices import Alternative, Backend, Correction, Method, Transform
+from seegaan._internal.choices import Alternative, Backend, Correction, Method, Null, Transform
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.progress import Progress
@@ -300,6 +299,7 @@ def local_sequence(
     command_line: str = "",
     client=None,
     device: str = "cpu",
+    null: Null = "sign-flip",
 ) -> LocalResult:
     """Move one image along a feature and test every pixel of its change by permutation.
 
@@ -324,9 +324,8 @@ def local_sequence(
     %(n_perm)s
     correction : str or options object
         As for :func:`seegaan.sequence` (``maxt`` default).
-    statistic : {"auto", "welch", "difference"}
-        As for :func:`seegaan.sequence`, with the Jacobian of the Welch linearisation taken at w_E (class
-        features only); ``auto``: welch for a class feature unless ``correction`` is maxd.
+    statistic : {"auto", "difference"}
+        The decoded difference (as :func:`seegaan.sequence`).
     %(alpha)s
     %(alternative)s
     %(seed)s
@@ -341,6 +340,9 @@ def local_sequence(
     %(command_line)s
     %(client)s
     %(device)s
+    %(null)s
+        The image itself is left out of the groups (class) or the global fit (numeric) that make its
+        direction, in the observed direction and in every null draw.
 
     Returns
     -------
@@ -363,8 +365,11 @@ def local_sequence(
         backend=backend,
         mask=mask,
         device=device,
+        null=null,
     )
     index = _image_index(cohort, image_id)
+    # the image is left out of every group and fit that makes its direction (observed and null)
+    others = cohort.isel(image=np.delete(np.arange(cohort.sizes["image"]), index))
     values_all = get_feature(cohort, feature)
     is_class = feature_kind(values_all) != "numeric"
     direction = None
@@ -376,13 +381,23 @@ def local_sequence(
         if method not in ("auto", "class-mean"):
             raise SeegaanError(f"--method applies to numeric features; {feature!r} is a class feature")
         steps = parse_lambdas(DEFAULT_LAMBDAS if lambdas is None else lambdas)
-        direction = local_direction(cohort, image_id=image_id, feature=feature, levels=levels)
+        chosen = local_direction(cohort, image_id=image_id, feature=feature, levels=levels)
         interp = interpolate(
-            cohort,
+            others,
             feature=feature,
             method="class-mean",
-            levels=(direction.current_label, direction.desired_label),
+            levels=(chosen.current_label, chosen.desired_label),
             grid=[0.0, 1.0],
+        )
+        codes = np.asarray(interp.feature_codes)
+        direction = dataclasses.replace(
+            chosen,
+            delta=interp.trajectory[1] - interp.trajectory[0],
+            current=interp.trajectory[0],
+            desired=interp.trajectory[1],
+            n_current=int((codes == 0).sum()),
+            n_desired=int((codes == 1).sum()),
+            basis=f"{chosen.basis}, the image left out",
         )
         moving = steps != 0
     else:
@@ -405,7 +420,7 @@ def local_sequence(
         if not (steps != own).any():
             raise SeegaanError(f"every target value equals the image's own {feature} ({own:g}); give other --values")
         interp = interpolate(
-            cohort,
+            others,
             feature=feature,
             method=method,
             transform=transform,
@@ -415,8 +430,9 @@ def local_sequence(
         if interp.method == "class-mean":
             raise SeegaanError(f"{feature!r} has two values: treat it as a class (levels) or give --method linear")
         moving = steps != own
-    options = options.resolve(interp, hc3=False)
+    options = options.resolve(interp)
     correction = options.correction
+    null_model = interp.null_model() if options.tests and options.null == "sign-flip" else None
     size = int(cohort.attrs.get("image_size", 0) or 0) or None
     source = None if images is None else _source_image(images, image_id, size)
 
@@ -454,24 +470,13 @@ def local_sequence(
                 reconstruction,
                 spec=None if client is None else decoder,
                 device=options.device,
+                null_model=null_model,
             )
 
         test, messages, stat_attrs = None, (), {"statistic": options.statistic}
         if options.tests:
-            # the SE of step k is |lambda_k| times the Welch SE of the (permuted) group-mean difference of u,
-            # J at w_E (2 min(n, D) decodes, once)
             test, plan, correction, stat_attrs = _run_test(
-                interp,
-                dec,
-                difference,
-                make_null,
-                family,
-                options,
-                progress=progress,
-                client=client,
-                studentise_kwargs=dict(
-                    at=w_image, step_scale=np.abs(np.asarray(steps, np.float64)), where="the image's latent w_E"
-                ),
+                interp, dec, difference, make_null, family, options, progress=progress, client=client
             )
             messages = test.messages
     if test is None:
@@ -487,6 +492,9 @@ def local_sequence(
     shift = np.linalg.norm(observed_offsets[0], axis=1)
     attrs.update(
         stat_attrs,
+        null=options.null,
+        **({} if null_model is None else {"null_model": null_model.description()}),
+        image_left_out=1,
         precision=precision,
         image_id=str(image_id),
         local_kind=path.kind,

@@ -34,16 +34,13 @@ class Method:
     """The protocol: what defines the map from feature values to ``L`` (all but the feature values).
 
     Class attributes a method sets: ``name`` (its registry key), ``categorical`` (fitted on two groups'
-    0/1 codes rather than on a numeric feature), ``default_statistic`` (what ``statistic="auto"`` picks
-    without covariates), ``pivots`` (its null lines may pivot at x0: a straight line),
-    ``data_knots`` (its design depends on the extremes of the feature, so a relabelling that moves them
-    must refit from scratch).
+    0/1 codes rather than on a numeric feature: its sign-flip null pools the residual variance within
+    each class, else it smooths it along the feature), ``data_knots`` (its design depends on the extremes
+    of the feature, so a relabelling that moves them must refit from scratch).
     """
 
     name: ClassVar[str] = ""
     categorical: ClassVar[bool] = False
-    default_statistic: ClassVar[str] = "difference"
-    pivots: ClassVar[bool] = False
     data_knots: ClassVar[bool] = False
 
     grid_t: np.ndarray  # K grid values on the transformed scale (class-mean: t in [0, 1])
@@ -88,19 +85,32 @@ class Method:
 class ClassMean(Method):
     name: ClassVar[str] = "class-mean"
     categorical: ClassVar[bool] = True
-    default_statistic: ClassVar[str] = "welch"
 
     def base(self, x):
         X = np.column_stack([x == 0, x == 1]).astype(np.float64)
         t = self.grid_t
         return X, np.column_stack([1.0 - t, t])
 
+    def operator(self, x, Z):
+        """Without covariates the map in closed form, ``L[k, i] = (1 − t_k)/n_A`` or ``t_k/n_B``: its entries
+        are equal within a group, so a rearrangement within the groups gives the same map bit for bit (the
+        exact ties of a permutation test) and a relabelled cohort's map is computed the same way."""
+        if Z is not None and Z.shape[1]:
+            return super().operator(x, Z)
+        return self.closed_form(x)
+
+    def closed_form(self, x: np.ndarray) -> np.ndarray:
+        """``L`` (K x n) of class codes ``x`` (0/1): group means interpolated along the grid."""
+        b = np.asarray(x) == 1
+        t = np.asarray(self.grid_t, np.float64)
+        n_b = int(b.sum())
+        n_a = b.size - n_b
+        return np.where(b[None], t[:, None] / n_b, (1.0 - t)[:, None] / n_a)
+
 
 @dataclass(frozen=True)
 class Linear(Method):
     name: ClassVar[str] = "linear"
-    default_statistic: ClassVar[str] = "hc3"
-    pivots: ClassVar[bool] = True
 
     def base(self, x):
         return (np.column_stack([np.ones_like(x), x]), np.column_stack([np.ones_like(self.grid_t), self.grid_t]))

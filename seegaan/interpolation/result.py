@@ -4,13 +4,12 @@ A permutation (or any other null draw) of the analysed images changes only which
 feature values -- enter the same fit: :meth:`InterpolationResult.null_trajectories` recomputes the
 trajectory for every row of a plan (``image``/``whole-block``: latents or Freedman–Lane residuals
 shuffled through the same linear map; ``patient-label``: the map rebuilt from permuted feature values),
-each row on its own so its bits never depend on the batch. Linear trajectories may pivot their null lines
-at x0 (:func:`pivot_x0`).
+each row on its own so its bits never depend on the batch. The sign-flip null
+(:meth:`InterpolationResult.flip_trajectories`) flips the weighted null model's residual latents instead.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +21,9 @@ from seegaan._internal.errors import SeegaanError
 from seegaan._internal.summary import Summary
 from seegaan.interpolation.gam import penalised_predictions
 from seegaan.interpolation.methods import Method, apply
-from seegaan.stats.standard_errors import feature_per_latent
+from seegaan.interpolation.nullmodel import NullModel, null_model
 
-__all__ = ["InterpolationResult", "pivot_x0"]
+__all__ = ["InterpolationResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,40 +144,28 @@ class InterpolationResult:
         return Summary(title="SEE-GAAN interpolation", lines=tuple(lines))
 
     # ---- permutation null -------------------------------------------------------------------
-    def null_trajectory(self, idx: np.ndarray, scheme: str, *, x0: float | None = None) -> np.ndarray:
+    def null_trajectory(self, idx: np.ndarray, scheme: str) -> np.ndarray:
         """The trajectory (K x D) under one permutation ``idx`` of a :class:`PermutationPlan`.
 
         ``image``/``whole-block``: latents (or Freedman–Lane residuals) shuffled, ``W[idx]``, through the
         same linear map; ``patient-label``: the map rebuilt from the permuted feature values ``x[idx]``.
-        ``x0``: the line pivoted at x0 (see :meth:`null_trajectories`).
         The same bits as row ``b`` of :meth:`null_trajectories` for any batch holding ``idx``.
         """
-        return self.null_trajectories(np.asarray(idx)[None], scheme, x0=x0)[0]
+        return self.null_trajectories(np.asarray(idx)[None], scheme)[0]
 
-    def null_trajectories(self, rows: np.ndarray, scheme: str, *, x0: float | None = None) -> np.ndarray:
+    def null_trajectories(self, rows: np.ndarray, scheme: str) -> np.ndarray:
         """The trajectories (nb x K x D) under the permutations ``rows`` (nb x n) of a :class:`PermutationPlan`.
 
         Every row is computed on its own (stacked BLAS/LAPACK calls of one permutation each), so its bits do
         not depend on the other rows of the batch. BLAS runs on one thread here: the products are small
         (K x n, p x n), and a second BLAS thread on a shared machine made them 5-25x slower.
         ``patient-label`` with a fixed λ (and linear, class-mean) refits through p x p normal equations of
-        the relabelled design ``X[idx]`` (:func:`seegaan.interpolation.gam.penalised_predictions`), not an n x p QR.
-
-        ``x0`` (linear trajectories without covariates; on the feature's fitted scale, see
-        :meth:`null_pivot_x0`): every null line pivots at x0 instead of at the row's own feature mean,
-        ``ŵ(x0) + b*_b (g_k − x0)`` with ``ŵ(x0)`` the observed line's value at x0 and ``b*_b`` the row's
-        own slope (:meth:`slopes`). It is computed as ``T + (b*_b − b̂)(g_k − x0)`` from the observed
-        trajectory ``T`` (the same line, since T passes through ŵ(x0) with slope b̂): a row whose slope
-        is b̂ -- the identity, under every scheme -- gives ``T`` bit for bit.
+        the relabelled design ``X[idx]`` (:func:`seegaan.interpolation.gam.penalised_predictions`), not an n x p
+        QR.
         """
         rows = np.asarray(rows)
         if rows.ndim != 2 or rows.shape[1] != self._x.size:
             raise SeegaanError(f"permutations must have shape (nb, {self._x.size}), got {rows.shape}")
-        if x0 is not None:
-            self._check_pivot()
-            slopes = self.slopes(rows, scheme)
-            offset = self._spec.grid_t - float(x0)
-            return self.trajectory[None] + (slopes - self.observed_slope)[:, None, :] * offset[None, :, None]
         with self._one_blas_thread():
             if scheme == "patient-label":
                 return self._relabelled(rows)
@@ -194,65 +181,56 @@ class InterpolationResult:
             fitted, resid = self._reduced  # Freedman–Lane: fitted covariate-only model + permuted residuals
             return np.stack([apply(self._op, fitted + resid[idx])[0] for idx in rows])
 
-    # ---- the pivot of the null lines (linear trajectories without covariates) ---------------------
-    def _check_pivot(self) -> None:
-        if not self._spec.pivots or self._Z is not None:
-            why = "with covariates" if self._Z is not None else f"for a {self.method} trajectory"
-            raise SeegaanError(
-                f"--null-pivot x0 needs a linear trajectory without covariates (got one {why}); use --null-pivot mean"
-            )
+    # ---- the sign-flip null -----------------------------------------------------------------------
+    def null_model(self) -> NullModel:
+        """The weighted null model of the sign-flip test (:mod:`seegaan.interpolation.nullmodel`; cached).
 
-    def slopes(self, rows: np.ndarray, scheme: str) -> np.ndarray:
-        """(nb, D) float64: the OLS slope of the latents on the feature under every permutation row.
-
-        Which feature value each latent is paired with follows the scheme
-        (:func:`seegaan.stats.standard_errors.feature_per_latent`: patient-label gathers ``x[idx]`` -- its mean changes
-        when patients have different numbers of images --, image/whole-block scatter); per row
-        ``a = x_b − x̄_b``, ``b* = (a @ W) / Σ a²`` with the scalar sums ``math.fsum`` and one product per row
-        on one BLAS thread, so a row's bits never depend on the batch it sits in, and the identity gives
-        the observed slope under every scheme.
+        The variance weights come from the leverage-corrected residuals of this trajectory's own fit (its
+        design with the covariates, its penalty: for a GAM with λ chosen per dimension, the median λ),
+        pooled within each class (class-mean) or smoothed along the feature (linear, GAM).
         """
-        rows = np.atleast_2d(np.asarray(rows))
-        xe = feature_per_latent(self._x, rows, scheme)
-        n = xe.shape[1]
-        a = xe - np.array([math.fsum(r) / n for r in xe.tolist()])[:, None]
-        S = np.array([math.fsum(r) for r in (a * a).tolist()])
-        W = self._latents
-        out = np.empty((rows.shape[0], W.shape[1]))
+        cache = self.__dict__.get("_null_model_cache")
+        if cache is None:
+            X, _ = self._design
+            n_cov = 0 if self._Z is None else self._Z.shape[1]
+            lam = self._spec.lam
+            if lam is None:  # GCV per latent dimension: the median choice for the variance estimate
+                lam = float(np.median(np.atleast_1d(np.asarray(self.lam, dtype=np.float64))))
+            S = self._spec.penalty(lam, n_cov)
+            how = "class" if self._spec.categorical else "smooth"
+            cache = null_model(X, S, self._latents, self._x, self.patient_ids, self._Z, how)
+            object.__setattr__(self, "_null_model_cache", cache)
+        return cache
+
+    def flip_trajectories(self, rows: np.ndarray, null: NullModel | None = None) -> np.ndarray:
+        """The trajectories (nb x K x D) of the sign flips ``rows`` (nb x n multipliers, one sign per patient).
+
+        Row ``b`` flips the null model's residual latents, ``W*_b = W + (I − X0 C)((s_b − 1) ⊙ e)``: the
+        flipped residuals around the same weighted fit. Through the linear map, ``T + M ((s_b − 1) ⊙ e)``
+        with ``M = L − (L X0) C``; a GAM with λ chosen per dimension refits every row by GCV. Every row is
+        computed on its own (one BLAS thread), so its bits do not depend on the batch; the identity row
+        (all +1) adds zeros and gives the observed trajectory bit for bit.
+        """
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self._x.size:
+            raise SeegaanError(f"sign flips must have shape (nb, {self._x.size}), got {rows.shape}")
+        null = self.null_model() if null is None else null
+        e = null.residuals
+        shift = rows - 1.0
         with self._one_blas_thread():
-            for b in range(rows.shape[0]):
-                out[b] = np.dot(a[b], W)
-        return out / S[:, None]
+            if isinstance(self._op, np.ndarray):
+                M = self._flip_map(null)
+                return self.trajectory[None] + (M[None] * shift[:, None, :]) @ e
+            return np.stack([self._op.trajectory(self._latents + null.project(s[:, None] * e))[0] for s in shift])
 
-    @property
-    def observed_slope(self) -> np.ndarray:
-        """(D,) the observed slope, :meth:`slopes` of the identity (cached)."""
-        cache = self.__dict__.get("_observed_slope_cache")
-        if cache is None:
-            self._check_pivot()
-            cache = self.slopes(np.arange(self._x.size)[None], "image")[0]
-            object.__setattr__(self, "_observed_slope_cache", cache)
-        return cache
-
-    def null_pivot_x0(self) -> float:
-        """Where the fitted line's level and slope are uncorrelated under sampling (on the fitted scale).
-
-        :func:`pivot_x0` of the analysed latents, the feature codes and the patients (cached). Linear
-        trajectories without covariates only.
-        """
-        cache = self.__dict__.get("_pivot_x0_cache")
-        if cache is None:
-            self._check_pivot()
-            cache = pivot_x0(self._latents, self._x, self.patient_ids)
-            object.__setattr__(self, "_pivot_x0_cache", cache)
-        return cache
-
-    def pivot_point(self, x0: float) -> np.ndarray:
-        """(D,) ``ŵ(x0) = w̄ + b̂ (x0 − x̄)``: the observed line's latent at ``x0`` (where every pivoted null
-        line passes, and where the hc3 linearisation takes its Jacobian)."""
-        n = self._x.size
-        xbar = math.fsum(self._x.tolist()) / n
-        return self._latents.mean(axis=0) + self.observed_slope * (float(x0) - xbar)
+    def _flip_map(self, null: NullModel) -> np.ndarray:
+        """``M = L − (L X0) C`` (K x n) of ``null`` (cached for the null model it was made for)."""
+        cache = self.__dict__.get("_flip_map_cache")
+        if cache is None or cache[0] is not null:
+            L = self._op
+            cache = (null, L - (L @ null.X0) @ null.C)
+            object.__setattr__(self, "_flip_map_cache", cache)
+        return cache[1]
 
     def _relabelled(self, rows: np.ndarray) -> np.ndarray:
         """Patient-label null: the trajectories refitted with the feature values ``x[idx]``.
@@ -264,6 +242,9 @@ class InterpolationResult:
         """
         W = self._latents
         x_perm = self._x[rows]
+        if isinstance(self._op, np.ndarray) and self._Z is None and hasattr(self._spec, "closed_form"):
+            # class means: the relabelled map in the same closed form as the observed one (the identity gives it)
+            return np.stack([self._spec.closed_form(xb) @ W for xb in x_perm])
         gather = np.ones(rows.shape[0], bool)
         if self._spec.lam is None:
             gather[:] = False
@@ -326,42 +307,3 @@ class InterpolationResult:
             cache = (fitted, W - fitted)
             object.__setattr__(self, "_reduced_cache", cache)
         return cache
-
-
-def pivot_x0(W: np.ndarray, x: np.ndarray, units) -> float:
-    """Where the level and slope of the OLS line of ``W`` (n x D) on ``x`` (n,) are uncorrelated.
-
-    With ``a = x − x̄``, ``S = Σ a²``, the full-fit residuals ``e_i = W_i − w̄ − a_i b̂`` and, per
-    independent unit p (a patient; ``units`` names each image's), ``E_p = Σ_{i∈p} e_i`` and
-    ``F_p = Σ_{i∈p} a_i e_i``: ``Cov(w̄, b̂) = Σ_p E_p·F_p / (n S)`` and ``Var(b̂) = Σ_p |F_p|² / S²``
-    (pooled over the latents), so ``ŵ(x0) = w̄ + b̂ (x0 − x̄)`` is uncorrelated with ``b̂`` at
-
-        x0 = x̄ − S Σ_p E_p·F_p / (n Σ_p |F_p|²).
-
-    When every patient's images share x (``a_p``) this is ``x̄ − S Σ_p a_p V_p / (n Σ_p a_p² V_p)`` with
-    ``V_p = |E_p|²`` the squared *summed* residual of the patient (``docs/welch.md``), for any patient
-    sizes. The scalar sums are ``math.fsum``. Kept within the observed range of x (a clamp that no
-    calibrated scenario reached); ``x̄`` when the residuals vanish.
-    """
-    W = np.asarray(W, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64).ravel()
-    n = x.size
-    xbar = math.fsum(x.tolist()) / n
-    a = x - xbar
-    S = math.fsum((a * a).tolist())
-    if not S > 0:
-        return float(xbar)
-    b = np.array([math.fsum(c) for c in (a[:, None] * W).T.tolist()]) / S
-    wbar = np.array([math.fsum(c) for c in W.T.tolist()]) / n
-    e = W - wbar - a[:, None] * b
-    _, codes = np.unique(np.asarray(units).astype(str), return_inverse=True)
-    codes = codes.ravel()
-    E = np.zeros((codes.max() + 1, W.shape[1]))
-    F = np.zeros_like(E)
-    np.add.at(E, codes, e)
-    np.add.at(F, codes, a[:, None] * e)
-    num = math.fsum((E * F).ravel().tolist())
-    den = math.fsum((F * F).ravel().tolist())
-    if not den > 0:
-        return float(xbar)
-    return float(min(max(xbar - S * num / (n * den), x.min()), x.max()))

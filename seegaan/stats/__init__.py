@@ -3,15 +3,16 @@
 Modules
 -------
 permutation
-    Pre-drawn permutation plans and the exchangeability schemes (:func:`draw_permutations`).
+    Pre-drawn null plans: sign flips per patient (:func:`draw_signflips`) and permutations with their
+    exchangeability schemes (:func:`draw_permutations`).
 engine
     :func:`permutation_test`: observed maps, a producer of null maps and a plan -> p-values.
 maxstat
     :class:`MaxT` (standardised difference, s0) and :class:`MaxD` (raw difference); ``min_change``.
 spatial
     :class:`TFCE` and :class:`Cluster` over ``seegaan_kernels.spatial``.
-welch
-    :class:`WelchDesign` and :class:`WelchZ`: the Welch z statistic of class-mean sequences (issue #11).
+base
+    What the engine and the corrections share: the null-map contract, pixel statistics, block sums.
 correction
     :class:`PValues` (none, Bonferroni, Holm, FDR), :func:`correct_pvalues` and :func:`as_correction`.
 mask
@@ -28,6 +29,7 @@ _LAZY = {
     "PermutationPlan": "seegaan.stats.permutation",
     "choose_scheme": "seegaan.stats.permutation",
     "draw_permutations": "seegaan.stats.permutation",
+    "draw_signflips": "seegaan.stats.permutation",
     "permutation_test": "seegaan.stats.engine",
     "PermutationTest": "seegaan.stats.engine",
     "permutation_sd": "seegaan.stats.base",
@@ -35,9 +37,6 @@ _LAZY = {
     "PixelStatistic": "seegaan.stats.base",
     "SeegaanWarning": "seegaan._internal.errors",
     "check_memory": "seegaan.stats.engine",
-    "WelchZ": "seegaan.stats.welch",
-    "WelchDesign": "seegaan.stats.welch",
-    "welch_z": "seegaan.stats.welch",
     "MaxT": "seegaan.stats.maxstat",
     "MaxD": "seegaan.stats.maxstat",
     "PermutationSD": "seegaan.stats.maxstat",

@@ -1,8 +1,8 @@
 """The pieces every part of the statistics shares: the null-map contract, pixel statistics, family-wise
 corrections, and the block sums that make results independent of batches and processes.
 
-A correction module (:mod:`~seegaan.stats.maxstat`, :mod:`~seegaan.stats.spatial`,
-:mod:`~seegaan.stats.welch`) implements :class:`PixelStatistic` and :class:`FamilyWise`; the engine
+A correction module (:mod:`~seegaan.stats.maxstat`, :mod:`~seegaan.stats.spatial`) implements
+:class:`PixelStatistic` and :class:`FamilyWise`; the engine
 (:mod:`~seegaan.stats.engine`) and the Dask reduction (:mod:`~seegaan.stats.distributed`) only call them.
 """
 
@@ -40,7 +40,7 @@ class PixelStatistic(ABC):
         """The observed map (M,) with only the change beyond ``min_change`` image units left, before scaling.
 
         Default: the map is the difference itself, shrunk towards 0 by ``min_change``. A statistic that is
-        not the difference (e.g. a Welch z) shrinks its difference and recomputes itself.
+        not the difference (a studentised z) shrinks its difference and recomputes itself.
         """
         return (np.sign(observed) * np.maximum(np.abs(observed) - min_change, 0)).astype(observed.dtype)
 

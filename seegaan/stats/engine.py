@@ -17,8 +17,8 @@ every pixel. A family-wise correction then turns the maps into a statistic (its 
 difference over the permutation SD, from those sums) and needs the per-permutation maximum of its
 enhanced statistic (pass 2: the null maps again, from memory when all of them fit in ``null_cache_mb``,
 else produced a second time; the same bits either way). A statistic that is already studentised per
-permutation (a Welch-type t) needs only a producer that returns the t maps and a statistic that leaves
-them as they are (:class:`seegaan.stats.welch.WelchZ`, handed to the correction as its
+draw (a t statistic) needs only a producer that returns the t maps and a statistic that leaves
+them as they are (handed to the correction as its
 ``pixel_statistic``): the corrections act on whatever statistic map they are given.
 
 p-values are ``(b + 1) / (B + 1)`` where ``b`` counts null statistics >= the observed one (ties count
@@ -253,8 +253,8 @@ def check_memory(
     """Refuse, before drawing, a test whose plan and null cache cannot fit in half of the available memory.
 
     The plan is ``B x n`` int64 (8 bytes each); the null cache ``B x M`` float32 when it fits in
-    ``null_cache_mb`` (else none); ``extra_bytes`` for what else the test keeps (e.g. the Welch
-    linearised images). ``n_pixels=None`` checks the plan alone (before the first decode).
+    ``null_cache_mb`` (else none); ``extra_bytes`` for what else the test keeps (e.g. studentising
+    images). ``n_pixels=None`` checks the plan alone (before the first decode).
     """
     B, n = int(n_perm), int(n_images)
     need = {"the permutation plan (B x n x 8 bytes)": B * n * 8}
@@ -264,7 +264,7 @@ def check_memory(
             need["the null cache (B x M x 4 bytes)"] = cache
         need["the null maxima and p-value sums"] = B * 8 + int(n_pixels) * 24
         if extra_bytes:
-            need["the Welch linearised images"] = int(extra_bytes)
+            need["the studentising images"] = int(extra_bytes)
     available = available_memory() if available is None else available
     total = sum(need.values())
     if available is not None and total > available / 2:

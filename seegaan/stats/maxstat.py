@@ -134,12 +134,12 @@ class MaxT(_MaxStatistic):
         ``min_change`` (|d| - min_change, or 0) before it meets the null maxima. With no change anywhere
         the test stays exact (only more conservative); for "|change| <= min_change" it assumes that the
         permutation null describes the estimate's spread around a non-zero change too (a shift model).
-        Recorded as ``min_change``. With a Welch ``pixel_statistic`` the *difference* is shrunk before it
-        is divided by its standard error.
+        Recorded as ``min_change``. With a studentised ``pixel_statistic`` the *difference* is shrunk
+        before it is divided by its standard error.
     pixel_statistic : PixelStatistic, optional
-        The statistic the maximum is taken of, when it is not ``d / (permutation SD + s0)``: e.g. the Welch
-        z maps that :func:`seegaan.sequence` builds (:class:`seegaan.stats.welch.WelchZ`), already
-        studentised per permutation and used as they are. Not with ``sd_offset``.
+        The statistic the maximum is taken of, when it is not ``d / (permutation SD + s0)``: maps already
+        studentised per null draw, used as they are (an extension point: seegaan's own sequences test the
+        difference). Not with ``sd_offset``.
     """
 
     sd_offset: float | str = 0.0
@@ -153,8 +153,7 @@ class MaxT(_MaxStatistic):
         if self.pixel_statistic is not None and spec[0] != "0":
             raise SeegaanError(
                 "--sd-offset applies to the difference statistic z = d / (SD + s0); a studentised "
-                "statistic divides every map by its own SE: drop --sd-offset or give "
-                "--statistic difference"
+                "statistic divides every map by its own SE: drop --sd-offset"
             )
 
     @property

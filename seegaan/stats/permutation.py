@@ -1,6 +1,11 @@
-"""Permutation plans: every null draw is decided up front from one seed.
+"""Null plans: every null draw is decided up front from one seed -- sign flips or permutations.
 
-Three schemes keep the null honest when a patient has several images:
+``sign-flip`` (the default null of :func:`seegaan.sequence`; :func:`draw_signflips`)
+    one random sign per patient: row ``b`` is a ``(n,)`` float64 vector of multipliers (±1), every image
+    carrying its patient's sign; the null model's residual latents are flipped (wild bootstrap with
+    Rademacher weights, PALM's "independent and symmetric errors"). The identity draw is all +1.
+
+Three permutation schemes keep the permutation null honest when a patient has several images:
 
 ``image``
     every patient has one image: latents are shuffled across images.
@@ -12,7 +17,7 @@ Three schemes keep the null honest when a patient has several images:
     same number of images are exchanged as blocks, images kept in their within-patient order (PALM's
     whole-block permutation).
 
-A plan is a ``(B, n)`` integer array. For ``image`` and ``whole-block`` row ``b`` says which image's
+A permutation plan is a ``(B, n)`` integer array. For ``image`` and ``whole-block`` row ``b`` says which image's
 latent (or residual) image ``i`` receives: ``W[idx[b]]``. For ``patient-label`` it says which image's
 feature value image ``i`` receives: ``x[idx[b]]``.
 """
@@ -38,14 +43,15 @@ class PermutationPlan:
 
     Attributes
     ----------
-    indices : ndarray, shape (n_perm, n_images), int64
-    scheme : {"image", "patient-label", "whole-block"}
+    indices : ndarray, shape (n_perm, n_images)
+        int64 image indices of a permutation, or float64 multipliers of a sign flip.
+    scheme : {"image", "patient-label", "whole-block", "sign-flip"}
     exact : bool
-        True when ``indices`` enumerates every distinct rearrangement except the identity.
+        True when ``indices`` enumerates every distinct rearrangement (or sign pattern) except the identity.
     """
 
     indices: np.ndarray
-    scheme: Scheme
+    scheme: Scheme | Literal["sign-flip"]
     exact: bool
 
     @property
@@ -225,3 +231,58 @@ def draw_permutations(
     rows = [_one_draw(rng, scheme, layout) for _ in range(int(n_perm))]
     indices = np.array(rows, dtype=np.int64).reshape(int(n_perm), n)
     return PermutationPlan(indices, scheme, False)
+
+
+def patient_count(patient_ids) -> int:
+    """The number of distinct patients."""
+    return int(np.unique(np.asarray(patient_ids).astype(str)).size)
+
+
+#: the multipliers of a sign flip
+MULTIPLIERS = ("rademacher",)
+
+
+def draw_signflips(
+    patient_ids, n_flips: int | Literal["exact"], *, seed: int | np.random.Generator | None = 0
+) -> PermutationPlan:
+    """Draw every sign flip of a test before any work: one Rademacher sign (±1) per patient.
+
+    Parameters
+    ----------
+    patient_ids : array-like of str, shape (n_images,)
+        Every image of a patient carries the patient's sign (patients in order of first appearance).
+    n_flips : int or "exact"
+        Number of random draws (the identity, all +1, may be drawn and counts like any other draw), or
+        ``"exact"`` for every sign pattern but the identity (2^P - 1 of them, at most :data:`MAX_EXACT`).
+    seed : int, Generator or None
+
+    Returns
+    -------
+    PermutationPlan
+        ``scheme="sign-flip"``, ``indices`` the (B, n) float64 multipliers.
+    """
+    patient_ids = np.asarray(patient_ids).astype(str)
+    _, members = _groups(patient_ids)
+    P, n = len(members), patient_ids.size
+    owner = np.empty(n, dtype=np.int64)
+    for k, imgs in enumerate(members):
+        owner[imgs] = k
+    if isinstance(n_flips, str):
+        if n_flips != "exact":
+            raise SeegaanError(f"n_perm must be a non-negative integer or 'exact', not {n_flips!r}")
+        total = 2**P
+        if total - 1 > MAX_EXACT:
+            raise SeegaanError(
+                f"exact enumeration needs {total - 1} sign flips (more than {MAX_EXACT}); "
+                "give a number of draws instead"
+            )
+        codes = np.arange(1, total, dtype=np.int64)[:, None]
+        signs = np.where((codes >> np.arange(P)[None]) & 1, -1.0, 1.0)  # pattern k flips the set bits of k
+        return PermutationPlan(signs[:, owner], "sign-flip", True)
+    if int(n_flips) < 0:
+        raise SeegaanError(f"the number of permutations must be >= 0 (got {n_flips})")
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed < 0:
+        raise SeegaanError(f"--seed must be 0 or more (got {seed})")
+    rng = np.random.default_rng(seed)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=(int(n_flips), P))
+    return PermutationPlan(signs[:, owner].reshape(int(n_flips), n), "sign-flip", False)

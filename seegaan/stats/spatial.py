@@ -1,7 +1,7 @@
 """Spatial family-wise corrections: TFCE and cluster mass, over the kernels of ``seegaan_kernels.spatial``.
 
 Both act on the standardised difference ``z = d / permutation SD`` (or a ``pixel_statistic`` such as the
-Welch z maps) within each step (2-D maps) and take the
+maps studentised per draw) within each step (2-D maps) and take the
 maximum over steps as the null. Positive and negative effects are enhanced separately (FSL, MNE): a
 two-sided test uses the larger of the two.
 """
@@ -56,7 +56,7 @@ class _Spatial(FamilyWise):
 
     @property
     def statistic(self) -> PixelStatistic:
-        """z = d / permutation SD, or the ``pixel_statistic`` given (e.g. Welch z maps, used as they are)."""
+        """z = d / permutation SD, or the ``pixel_statistic`` given (maps studentised per draw, used as they are)."""
         return self.pixel_statistic if self.pixel_statistic is not None else PermutationSD()
 
     @abstractmethod
@@ -105,7 +105,7 @@ class TFCE(_Spatial):
     connectivity : {4, 8}
         Pixel neighbourhood: 4 (edges) or 8 (edges and corners).
     pixel_statistic : PixelStatistic, optional
-        The statistic to enhance instead of ``d / permutation SD`` (e.g. Welch z maps; see :class:`MaxT`).
+        The statistic to enhance instead of ``d / permutation SD`` (maps studentised per draw; see :class:`MaxT`).
     """
 
     H: float = 2.0
@@ -164,7 +164,7 @@ class Cluster(_Spatial):
     connectivity : {4, 8}
         Pixel neighbourhood: 4 (edges) or 8 (edges and corners).
     pixel_statistic : PixelStatistic, optional
-        The statistic to threshold instead of ``d / permutation SD`` (e.g. Welch z maps; see :class:`MaxT`).
+        The statistic to threshold instead of ``d / permutation SD`` (maps studentised per draw; see :class:`MaxT`).
     """
 
     threshold: float = 3.0

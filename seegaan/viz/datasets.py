@@ -155,8 +155,16 @@ def sequence_summary(ds: xr.Dataset) -> Summary:
             lines.append(("correction", f"{a['correction']} at alpha {_fmt(a.get('alpha', ''))}"))
         if "statistic" in a:
             lines.append(("statistic", str(a["statistic"])))
-        if a.get("null_pivot") == "x0" and "x0" in a:
-            lines.append(("null lines", f"pivot at x0 = {_fmt(a['x0'])}"))
+        if a.get("null_model"):
+            lines.append(("null model", str(a["null_model"])))
+        if "calibration_verdict" in a:
+            lines.append(
+                (
+                    "calibration",
+                    f"family-wise error {float(a['calibration_fwer']):.3f} [{a.get('calibration_interval', '')}] on "
+                    f"{a.get('calibration_n', '')} null cohorts: {a['calibration_verdict']}",
+                )
+            )
         if "sd_offset" in a:
             how = "plain studentised max-T" if str(a["sd_offset"]) == "0" else str(a["sd_offset"])
             lines.append(("SD offset s0", f"{_fmt(a.get('sd_offset_value', a['sd_offset']))} ({how})"))

@@ -48,18 +48,21 @@ _PARAMETERS = (
     ("gam_splines", "GAM splines"),
     ("n_images", "images"),
     ("n_missing", "images left out"),
-    ("n_perm", "permutations"),
-    ("permutation_scheme", "permutation scheme"),
+    ("n_perm", "null draws"),
+    ("null", "null"),
+    ("null_model", "null model"),
+    ("permutation_scheme", "scheme"),
     ("correction", "correction"),
     ("alpha", "α"),
     ("alternative", "alternative"),
     ("statistic", "statistic"),
-    ("null_pivot", "null lines pivot at"),
-    ("x0", "x₀"),
-    ("x0_shift", "x₀ − mean"),
     ("sd_offset", "s0 (SD offset)"),
     ("sd_offset_value", "s0 value"),
     ("min_change", "minimum change"),
+    ("calibration_fwer", "calibration: family-wise error on null cohorts of these latents"),
+    ("calibration_interval", "calibration: exact 95% interval"),
+    ("calibration_n", "calibration: null cohorts"),
+    ("calibration_verdict", "calibration: verdict"),
     ("mask_pixels", "mask: pixels tested"),
     ("mask_sha256", "mask sha256"),
     ("tfce_H", "TFCE H"),
@@ -183,6 +186,8 @@ def _report_warnings(ds: xr.Dataset, cohort_hash: str | None) -> list[str]:
         out.append("no permutation test: the differences shown are untested")
     elif int(per_step.sum()) == 0:
         out.append("no pixel is significant at this α")
+    if "calibration_verdict" not in ds.attrs and per_step is not None:
+        out.append("not calibrated on these latents (seegaan-stats calibrate, or interpolate --calibrate N)")
     recorded = ds.attrs.get("cohort_hash")
     if cohort_hash is not None and recorded and recorded != cohort_hash:
         out.append(

@@ -537,94 +537,6 @@ def test_min_change_option(cohort_file, tmp_path):
     assert "maxt or maxd only" in one_line_error(r)
 
 
-def test_statistic_and_tfce_connectivity_options(cohort_file, tmp_path):
-    common = [
-        "interpolate",
-        "--feature",
-        "sex",
-        "--cohort",
-        cohort_file,
-        "--decoder",
-        DEC,
-        "--perm",
-        30,
-        "--steps",
-        3,
-        "--no-plot",
-    ]
-    recorded = {}
-    for value in ("auto", "welch", "difference"):
-        out = tmp_path / f"sex_{value}.nc"
-        r = run(*common, "--statistic", value, "--out", out)
-        assert r.exit_code == 0, r.output
-        with xr.open_dataset(out) as ds:
-            recorded[value] = (ds.attrs["statistic"], ds["p_adjusted"].values, ds.attrs["precision"])
-    assert recorded["auto"][0] == recorded["welch"][0] == "welch" and recorded["difference"][0] == "difference"
-    np.testing.assert_array_equal(recorded["auto"][1], recorded["welch"][1])
-    assert recorded["auto"][2].startswith("fp32 (TF32 off)")
-    out = tmp_path / "tfce8.nc"
-    r = run(*common, "--correction", "tfce", "--tfce-connectivity", 8, "--out", out)
-    assert r.exit_code == 0, r.output
-    with xr.open_dataset(out) as ds:
-        assert ds.attrs["connectivity"] == 8 and ds.attrs["statistic"] == "welch"
-    for args, message in (
-        (["--tfce-connectivity", 6, "--correction", "tfce"], "4 or 8"),
-        (["--tfce-connectivity", 8], "tfce only"),
-        (["--statistic", "welch", "--correction", "maxd"], "raw difference"),
-        (["--sd-offset", "median"], "--sd-offset applies to the difference statistic"),
-    ):
-        assert message in one_line_error(run(*common, *args, "--out", tmp_path / "bad.nc"))
-        assert not (tmp_path / "bad.nc").exists()
-    r = run(*common, "--feature", "age", "--statistic", "welch", "--out", tmp_path / "bad.nc")
-    assert "class-mean trajectory without covariates" in one_line_error(r)
-    help_text = " ".join(run("interpolate", "--help").output.replace("│", " ").split())
-    assert "module:callable imports that module and runs its code" in help_text
-
-
-def test_null_pivot_option(cohort_file, tmp_path):
-    common = [
-        "interpolate",
-        "--feature",
-        "age",
-        "--method",
-        "linear",
-        "--cohort",
-        cohort_file,
-        "--decoder",
-        "seegaan.testing.decoders:planted",
-        "--perm",
-        30,
-        "--steps",
-        3,
-        "--no-plot",
-    ]
-    recorded = {}
-    for args in ([], ["--null-pivot", "x0"], ["--null-pivot", "mean"]):
-        out = tmp_path / f"age{len(args)}{args[-1] if args else ''}.nc"
-        r = run(*common, *args, "--out", out)
-        assert r.exit_code == 0, r.output
-        with xr.open_dataset(out) as ds:
-            recorded[args[-1] if args else "default"] = (dict(ds.attrs), ds["p_adjusted"].values)
-        if args:
-            assert ("pivot at x0 = " in r.output) == (args[-1] == "x0")
-    default, x0, mean = recorded["default"], recorded["x0"], recorded["mean"]
-    assert default[0]["null_pivot"] == "x0" and default[0]["x0"] == x0[0]["x0"]
-    assert default[0]["hc3_linearisation"].startswith("J at ŵ(x0)")
-    np.testing.assert_array_equal(default[1], x0[1])
-    assert mean[0]["null_pivot"] == "mean" and "x0" not in mean[0]
-    for args, message in (
-        (["--method", "gam", "--gam-splines", "6", "--null-pivot", "x0"], "gam trajectory"),
-        (["--adjust", "sex", "--null-pivot", "x0"], "with covariates"),
-        (["--feature", "sex", "--method", "auto", "--null-pivot", "x0"], "class-mean trajectory"),
-    ):
-        line = one_line_error(run(*common, *args, "--out", tmp_path / "bad.nc"))
-        assert "--null-pivot x0 needs a linear trajectory without covariates" in line and message in line, line
-        assert not (tmp_path / "bad.nc").exists()
-    assert "invalid value" in run(*common, "--null-pivot", "median", "--out", tmp_path / "bad.nc").output.lower()
-    help_text = " ".join(run("interpolate", "--help").output.replace("│", " ").split())
-    assert "--null-pivot" in help_text and "x0 for linear without covariates, else mean" in help_text
-
-
 def test_outputs_checked_before_any_work(cohort_file, tmp_path, monkeypatch):
     import seegaan.sequences
 
@@ -768,3 +680,144 @@ def test_workers_option_gives_the_single_process_result(cohort_file, tmp_path):
         assert np.array_equal(a[name].values, b[name].values)
     a.close()
     b.close()
+
+
+def test_null_statistic_and_tfce_connectivity_options(cohort_file, tmp_path):
+    common = [
+        "interpolate",
+        "--feature",
+        "sex",
+        "--cohort",
+        cohort_file,
+        "--decoder",
+        DEC,
+        "--perm",
+        30,
+        "--steps",
+        3,
+        "--no-plot",
+    ]
+    recorded = {}
+    for args in ([], ["--null", "sign-flip"], ["--null", "permutation"], ["--statistic", "difference"]):
+        out = tmp_path / f"sex_{len(args)}{args[-1] if args else ''}.nc"
+        r = run(*common, *args, "--out", out)
+        assert r.exit_code == 0, r.output
+        with xr.open_dataset(out) as ds:
+            recorded[" ".join(args)] = (dict(ds.attrs), ds["p_adjusted"].values)
+    default = recorded[""]
+    assert default[0]["null"] == "sign-flip" and default[0]["statistic"] == "difference"
+    assert default[0]["precision"].startswith("fp32 (TF32 off)") and "weighted" in default[0]["null_model"]
+    np.testing.assert_array_equal(default[1], recorded["--null sign-flip"][1])
+    np.testing.assert_array_equal(default[1], recorded["--statistic difference"][1])
+    assert recorded["--null permutation"][0]["null"] == "permutation"
+    assert not np.array_equal(default[1], recorded["--null permutation"][1])
+    out = tmp_path / "tfce8.nc"
+    r = run(*common, "--correction", "tfce", "--tfce-connectivity", 8, "--out", out)
+    assert r.exit_code == 0, r.output
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["connectivity"] == 8
+    for args, message in (
+        (["--tfce-connectivity", 6, "--correction", "tfce"], "4 or 8"),
+        (["--tfce-connectivity", 8], "tfce only"),
+    ):
+        assert message in one_line_error(run(*common, *args, "--out", tmp_path / "bad.nc"))
+        assert not (tmp_path / "bad.nc").exists()
+    for args in (["--statistic", "welch"], ["--null", "bootstrap"], ["--null-pivot", "x0"]):
+        r = run(*common, *args, "--out", tmp_path / "bad.nc")
+        assert r.exit_code != 0 and not (tmp_path / "bad.nc").exists()
+    help_text = " ".join(run("interpolate", "--help").output.replace("│", " ").split())
+    assert "module:callable imports that module and runs its code" in help_text
+    assert "--null" in help_text and "one random sign per patient" in help_text
+
+
+def test_interpolate_calibrate_stores_the_verdict(cohort_file, tmp_path):
+    out = tmp_path / "sex.nc"
+    r = run(
+        "interpolate",
+        "--feature",
+        "sex",
+        "--cohort",
+        cohort_file,
+        "--decoder",
+        DEC,
+        "--perm",
+        30,
+        "--steps",
+        3,
+        "--no-plot",
+        "--calibrate",
+        5,
+        "--out",
+        out,
+    )
+    assert r.exit_code == 0, r.output
+    assert "calibration:" in r.output and "null cohorts" in r.output
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["calibration_n"] == 5 and ds.attrs["calibration_verdict"] in (
+            "liberal",
+            "consistent with alpha",
+            "conservative",
+        )
+        assert 0 <= ds.attrs["calibration_k"] <= 5
+
+
+def test_calibrate_command(cohort_file, tmp_path):
+    import json
+
+    out = tmp_path / "cal.json"
+    r = run(
+        "calibrate",
+        "--feature",
+        "sex",
+        "--cohort",
+        cohort_file,
+        "--decoder",
+        DEC,
+        "--cohorts",
+        6,
+        "--perm",
+        19,
+        "--steps",
+        3,
+        "--out",
+        out,
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads(out.read_text())
+    assert result["n"] == 6 and len(result["min_p"]) == 6 and result["attrs"]["test_null"] == "sign-flip"
+    assert "family-wise error" in r.output and result["verdict"] in r.output
+    again = run(
+        "calibrate",
+        "--feature",
+        "sex",
+        "--cohort",
+        cohort_file,
+        "--decoder",
+        DEC,
+        "--cohorts",
+        6,
+        "--perm",
+        19,
+        "--steps",
+        3,
+        "--out",
+        out,
+    )
+    assert "exists" in one_line_error(again) or "overwrite" in one_line_error(again)
+    for args, message in ((["--cohorts", 0], "--cohorts must be"), (["--out", tmp_path / "x.nc"], ".json")):
+        bad = run(
+            "calibrate",
+            "--feature",
+            "sex",
+            "--cohort",
+            cohort_file,
+            "--decoder",
+            DEC,
+            "--perm",
+            19,
+            "--steps",
+            3,
+            *(["--out", tmp_path / "c2.json"] if "--out" not in args else []),
+            *args,
+        )
+        assert message in one_line_error(bad), bad.output

@@ -55,14 +55,16 @@ def test_lambda_zero_is_the_reconstruction_bit_for_bit(cohort, decoder):
     G_wE = decoder(w_E[None].astype(np.float32))[0]
     assert np.array_equal(r.reconstruction, G_wE) and np.array_equal(r.images[0], G_wE)
     assert not r.difference[0].any() and not r.significant[0].any()
-    # the other frames are G(w_E + λ Δ), Δ = mean(desired) − mean(current) of the image's own level
+    # the other frames are G(w_E + λ Δ), Δ = mean(desired) − mean(current) of the *other* images (the image
+    # itself left out of its group)
     d = r.direction
     np.testing.assert_allclose(r.latents, w_E[None] + np.array([0, 0.5, 1])[:, None] * d.delta[None], atol=1e-12)
     sex = cohort["sex"].values
     own = sex[i]
-    np.testing.assert_allclose(
-        d.delta, cohort["w"].values[sex != own].mean(0) - cohort["w"].values[sex == own].mean(0), rtol=1e-6
-    )
+    others = np.arange(sex.size) != i
+    W = cohort["w"].values.astype(np.float64)
+    np.testing.assert_allclose(d.delta, W[others & (sex != own)].mean(0) - W[others & (sex == own)].mean(0), rtol=1e-9)
+    assert d.n_current == int((others & (sex == own)).sum()) and r.attrs["image_left_out"] == 1
     np.testing.assert_allclose(r.images[2], decoder(r.latents[2:3].astype(np.float32))[0], atol=2e-3)
 
 
@@ -79,7 +81,8 @@ def test_numeric_feature_follows_the_global_trajectory_and_its_own_value_is_the_
         method="linear",
         n_perm=0,
     )
-    T = seegaan.interpolate(cohort, feature="age", method="linear", grid=[own, *values]).trajectory
+    others = cohort.isel(image=np.delete(np.arange(cohort.sizes["image"]), i))  # the image left out of the fit
+    T = seegaan.interpolate(others, feature="age", method="linear", grid=[own, *values]).trajectory
     w_E = cohort["w"].values[i].astype(np.float64)
     np.testing.assert_allclose(r.latents, w_E + T[1:] - T[0], atol=1e-12)
     assert np.array_equal(r.latents[1], w_E) and np.array_equal(r.images[1], r.reconstruction)
@@ -88,8 +91,9 @@ def test_numeric_feature_follows_the_global_trajectory_and_its_own_value_is_the_
 
 
 # ---------------------------------------------------------------------------------------------- the null
-def test_null_directions_are_the_permuted_group_means(cohort):
-    # uncorrected p-values by brute force: Δ_b from the plan's rows (image scheme: W[idx] keeps the labels)
+def test_null_directions_are_the_permuted_group_means_of_the_others(cohort):
+    # uncorrected p-values by brute force under --null permutation: Δ_b from the plan's rows over the other
+    # images (image scheme: W[idx] keeps the labels)
     image_id = image_of(cohort, "ahf", False)
     lams = np.array([0.0, 1.0, 2.0])
     B, seed = 19, 4
@@ -102,13 +106,15 @@ def test_null_directions_are_the_permuted_group_means(cohort):
         n_perm=B,
         seed=seed,
         correction="none",
-        statistic="difference",
+        null="permutation",
     )
-    W = cohort["w"].values.astype(np.float64)
-    g = cohort["ahf"].values.astype(bool)  # current False -> desired True
-    plan = draw_permutations(cohort["patient_id"].values, B, feature=g.astype(float), seed=seed)
+    index = list(cohort["image_id"].values).index(image_id)
+    w_E = cohort["w"].values[index].astype(np.float64)
+    others = np.arange(cohort.sizes["image"]) != index
+    W = cohort["w"].values.astype(np.float64)[others]
+    g = cohort["ahf"].values.astype(bool)[others]  # current False -> desired True
+    plan = draw_permutations(cohort["patient_id"].values[others], B, feature=g.astype(float), seed=seed)
     assert plan.scheme == "image"
-    w_E = W[list(cohort["image_id"].values).index(image_id)]
     recon = linear8(w_E[None].astype(np.float32))[0]
     obs = r.difference
     exceed = np.zeros(obs.shape)
@@ -123,14 +129,15 @@ def test_null_directions_are_the_permuted_group_means(cohort):
 
 
 def test_calibrated_under_the_null():
-    """Random labels, nonlinear decoder: FWER of max-T (Welch and difference) inside the binomial 95% interval."""
+    """Random labels, nonlinear decoder: FWER of max-T (sign flips and permutations) inside the binomial 95%
+    interval."""
     dec = make_mlp()
     n_cohorts, alpha = 200, 0.05
-    hits = {"welch": 0, "difference": 0}
+    hits = {"sign-flip": 0, "permutation": 0}
     for k in range(n_cohorts):
         c = make_cohort(n=30, seed=1000 + k)
         image_id = str(c["image_id"].values[0])
-        for statistic in hits:
+        for null in hits:
             r = local_sequence(
                 c,
                 dec,
@@ -139,13 +146,13 @@ def test_calibrated_under_the_null():
                 lambdas="0:1:3",
                 n_perm=99,
                 seed=k,
-                statistic=statistic,
+                null=null,
                 backend="numpy",
             )
-            hits[statistic] += bool(r.significant.any())
+            hits[null] += bool(r.significant.any())
     lo, hi = sps.binom.interval(0.95, n_cohorts, alpha)
-    for statistic, h in hits.items():
-        assert lo <= h <= hi, (statistic, h / n_cohorts, (lo / n_cohorts, hi / n_cohorts))
+    for null, h in hits.items():
+        assert lo <= h <= hi, (null, h / n_cohorts, (lo / n_cohorts, hi / n_cohorts))
 
 
 def test_planted_effect_is_found_where_it_is():
@@ -157,16 +164,16 @@ def test_planted_effect_is_found_where_it_is():
     r = local_sequence(
         c, planted, image_id=image_of(c, "ahf", False), feature="ahf", lambdas="0:1:3", n_perm=199, seed=0
     )
-    assert r.attrs["statistic"] == "welch"
+    assert r.attrs["statistic"] == "difference" and r.attrs["null"] == "sign-flip"
     assert r.significant[1:, :4].all()  # the whole top half at λ = 0.5 and 1
     assert r.significant[:, 4:].sum() == 0  # nothing where no latent moved the image
 
 
 # ---------------------------------------------------------------------------------------------- bits
-@pytest.mark.parametrize("statistic", ["welch", "difference"])
-def test_same_seed_same_bits_and_batch_size_invariance(cohort, statistic):
+@pytest.mark.parametrize("null", ["sign-flip", "permutation"])
+def test_same_seed_same_bits_and_batch_size_invariance(cohort, null):
     dec = make_mlp()
-    kw = dict(image_id="img0002", feature="sex", lambdas="0:2:3", n_perm=40, statistic=statistic)
+    kw = dict(image_id="img0002", feature="sex", lambdas="0:2:3", n_perm=40, null=null)
     a = local_sequence(cohort, dec, seed=5, batch_size=1, **kw)
     b = local_sequence(cohort, dec, seed=5, batch_size=16, **kw)
     for name in ("images", "p_value", "p_adjusted", "significant", "null_max"):
@@ -186,12 +193,14 @@ def test_numeric_null_refits_the_trajectory_on_permuted_data(cohort):
         n_perm=B,
         seed=2,
         correction="none",
+        null="permutation",
     )
     a = local_sequence(cohort, linear8, batch_size=1, **kw)
     b = local_sequence(cohort, linear8, batch_size=30, **kw)
     assert np.array_equal(a.p_value, b.p_value) and a.attrs["statistic"] == "difference"
     own = float(cohort["age"].values[i])
-    interp = seegaan.interpolate(cohort, feature="age", method="linear", grid=[own, *values])
+    others = cohort.isel(image=np.delete(np.arange(cohort.sizes["image"]), i))
+    interp = seegaan.interpolate(others, feature="age", method="linear", grid=[own, *values])
     plan = draw_permutations(interp.patient_ids, B, feature=interp.feature_codes, seed=2)
     w_E = cohort["w"].values[i].astype(np.float64)
     recon = linear8(w_E[None].astype(np.float32))[0]
@@ -200,7 +209,7 @@ def test_numeric_null_refits_the_trajectory_on_permuted_data(cohort):
         T = interp.null_trajectory(idx, plan.scheme)
         exceed += np.abs(linear8((w_E + T[1:] - T[0]).astype(np.float32)) - recon) >= np.abs(a.difference)
     np.testing.assert_allclose(a.p_value, (exceed + 1) / (B + 1))
-    with pytest.raises(SeegaanError, match="class-mean"):
+    with pytest.raises(SeegaanError, match="retired"):
         local_sequence(cohort, linear8, statistic="welch", **kw)
 
 

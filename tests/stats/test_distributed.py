@@ -65,19 +65,20 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize(
-    "feature,method,correction,statistic,design",
+    "feature,method,correction,null,design",
     [
-        ("sex", "class-mean", "maxt", "auto", {}),  # the Welch z producer
-        ("age", "linear", "tfce", "difference", {}),
-        # the designs real cohorts have: several images per patient (patient-label permutations), a
-        # confounder (Freedman-Lane), HC3 at the pivot x0, cluster mass, a GAM
-        ("age", "linear", "maxt", "hc3", dict(images_per_patient=3)),
-        ("ahf", "class-mean", "maxt", "auto", dict(images_per_patient=2, adjust="age")),
-        ("age", "linear", "cluster", "difference", dict(adjust="sex", cluster_threshold=1.0)),
-        ("age", "gam", "maxt", "auto", dict(images_per_patient=2)),
+        ("sex", "class-mean", "maxt", "sign-flip", {}),  # the default null: flips of the weighted null model
+        ("age", "linear", "tfce", "permutation", {}),
+        # the designs real cohorts have: several images per patient (one sign per patient; patient-label
+        # permutations), a confounder (the covariates' null model; Freedman-Lane), cluster mass, a GAM
+        ("age", "linear", "maxt", "sign-flip", dict(images_per_patient=3)),
+        ("age", "linear", "maxt", "permutation", dict(images_per_patient=3)),
+        ("ahf", "class-mean", "maxt", "sign-flip", dict(images_per_patient=2, adjust="age")),
+        ("age", "linear", "cluster", "permutation", dict(adjust="sex", cluster_threshold=1.0)),
+        ("age", "gam", "maxt", "sign-flip", dict(images_per_patient=2)),
     ],
 )
-def test_dask_is_bit_identical_to_one_process(client, feature, method, correction, statistic, design):
+def test_dask_is_bit_identical_to_one_process(client, feature, method, correction, null, design):
     design = dict(design)
     adjust = design.pop("adjust", None)
     if "cluster_threshold" in design:  # low enough for clusters in (almost) every null map
@@ -87,9 +88,9 @@ def test_dask_is_bit_identical_to_one_process(client, feature, method, correctio
     interp = seegaan.interpolate(
         make_cohort(n=48, seed=5, effect=0.5, **design), feature=feature, method=method, steps=3, adjust=adjust
     )
-    one = _run(interp, linear8, n_perm=60, correction=correction, statistic=statistic, batch_size=16)
+    one = _run(interp, linear8, n_perm=60, correction=correction, null=null, batch_size=16)
     # a different batch size on the workers: tasks of 2 blocks, decoded 20 rows at a time
-    dask = _run(interp, SPEC, n_perm=60, correction=correction, statistic=statistic, batch_size=20, client=client)
+    dask = _run(interp, SPEC, n_perm=60, correction=correction, null=null, batch_size=20, client=client)
     _same(one, dask)
     assert one.null_max.size == 60 and np.unique(one.null_max).size > 10
 
