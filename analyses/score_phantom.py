@@ -13,7 +13,7 @@ adjusted for the other two (Freedman-Lane), against the *direct* truth (the feat
 
     python analyses/score_phantom.py                   # the bundled demo (seegaan/demo)
     python analyses/score_phantom.py --cohort C.nc --decoder M.pt --truth PHANTOM_DIR --perm 1000
-    python analyses/score_phantom.py --features ahf,sex --statistic difference --out OUT
+    python analyses/score_phantom.py --features ahf,sex --null permutation --out OUT
 """
 
 from __future__ import annotations
@@ -68,10 +68,10 @@ def main():
         help="significant only where |change| exceeds this (image units; default 0: any change)",
     )
     ap.add_argument(
-        "--statistic",
-        default="auto",
-        choices=["auto", "welch", "difference"],
-        help="pixel statistic (auto: welch for class-mean without covariates, else the difference)",
+        "--null",
+        default="sign-flip",
+        choices=["sign-flip", "permutation"],
+        help="the null distribution (default: the sign flips of the weighted null model)",
     )
     ap.add_argument(
         "--features",
@@ -99,7 +99,7 @@ def main():
         interp = seegaan.interpolate(cohort, feature=feature, steps=args.steps, **opts)
         correction = as_correction(args.correction, sd_offset=args.sd_offset, min_change=args.min_change)
         res = seegaan.sequence(
-            interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi, statistic=args.statistic
+            interp, decoder, n_perm=args.perm, correction=correction, seed=args.seed, mask=roi, null=args.null
         )
         seconds = time.time() - t0
         res.plot(args.out / f"{name.replace(' adj. ', '_adjusted_').replace('+', '_')}.png", overwrite=True)
@@ -119,7 +119,7 @@ def main():
             {
                 "feature": name,
                 "method": interp.method,
-                "statistic": res.attrs["statistic"],
+                "null": res.attrs["null"],
                 "truth": f"{truth_kind or 'direct_'}{feature}",
                 **score,
                 "sign_agreement": sign,
@@ -142,7 +142,7 @@ def main():
                 "seed": args.seed,
                 "sd_offset": args.sd_offset,
                 "min_change": args.min_change,
-                "statistic": args.statistic,
+                "null": args.null,
                 "mask": None if roi is None else str(roi),
                 "rows": rows,
             },

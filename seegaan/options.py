@@ -160,6 +160,8 @@ class TestOptions:
         """
         n = int(interp.image_index.size)
         if self.tests and self.null == "sign-flip":
+            if interp.levels is not None:
+                check_class_patients(interp)
             if self.n_perm == "exact":
                 patients = patient_count(interp.patient_ids)
                 if 2**patients - 1 > MAX_EXACT:
@@ -199,6 +201,19 @@ class TestOptions:
         if isinstance(self.seed, np.random.Generator):
             return replace(self, seed=copy.deepcopy(self.seed))
         return self
+
+
+def check_class_patients(interp: InterpolationResult) -> None:
+    """The sign-flip null of a class-mean trajectory estimates each class's spread from its patients: a class
+    with one patient has none (its residuals sum to zero), so it is refused."""
+    codes, patients = interp.feature_codes, interp.patient_ids
+    for code, level in zip((0.0, 1.0), interp.levels or ()):
+        count = np.unique(patients[codes == code]).size
+        if count < 2:
+            raise SeegaanError(
+                f"class {level!r} of {interp.feature} has {count} patient(s): the sign-flip null needs at least 2 "
+                "patients per class to estimate its spread; add patients or use --null permutation"
+            )
 
 
 #: statistics of earlier versions, retired with the sign-flip null

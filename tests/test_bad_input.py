@@ -126,13 +126,13 @@ def _id_map_without_pseudonyms(folder: Path):
     return _load(folder).write_id_map(folder / "map.csv")
 
 
-def _sequence_of(trajectory: dict, **options):
+def _sequence_of(trajectory: dict, cohort_extra=None, **options):
     """seegaan.sequence of a small test cohort's trajectory with ``options``."""
     import seegaan
     from seegaan.testing.cohorts import make_cohort
     from seegaan.testing.decoders import linear8
 
-    interp = seegaan.interpolate(make_cohort(n=30, seed=1), steps=3, **trajectory)
+    interp = seegaan.interpolate(make_cohort(n=30, seed=1, extra=cohort_extra), steps=3, **trajectory)
     return seegaan.sequence(interp, linear8, n_perm=9, **options)
 
 
@@ -404,6 +404,11 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "sequence scheme='image' with the sign-flip null",
         lambda t: _sequence_of(dict(feature="sex"), scheme="image"),
         "a permutation scheme applies to --null permutation",
+    ),
+    (
+        "sequence of a class with one patient under the sign-flip null",
+        lambda t: _sequence_of(dict(feature="rare"), cohort_extra={"rare": ["yes"] + ["no"] * 29}),
+        "class 'yes' of rare has 1 patient(s): the sign-flip null needs at least 2 patients per class",
     ),
     (
         "calibrate cohorts=0",

@@ -323,7 +323,7 @@ def test_sd_offset_is_checked_and_only_for_maxt():
 def test_tfce_with_an_almost_constant_null_is_a_user_error():
     """B = 1 whose one permutation nearly reproduces the observed map: z ~ 1e6 needs more TFCE
     thresholds than allowed; a one-line SeegaanError, not a kernel ValueError (found by hypothesis)."""
-    ds = _small_cohort(7, [1, 3, 2], 8, 0)
+    ds = _small_cohort(6, [1, 2, 1], 8, 36)
     interp = seegaan.interpolate(ds, feature="g", method="class-mean", steps=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeegaanWarning)

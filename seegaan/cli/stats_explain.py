@@ -233,7 +233,10 @@ def local_command(
     ] = Correction("maxt"),
     statistic: Annotated[
         Statistic,
-        typer.Option(help="Pixel statistic: the decoded difference (auto = difference; welch was retired)."),
+        typer.Option(
+            help="Pixel statistic: the decoded difference (auto = difference; the welch and hc3 statistics of "
+            "earlier versions were retired)."
+        ),
     ] = Statistic("auto"),
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     alternative: Annotated[Alternative, typer.Option(help="Direction of the difference tested.")] = Alternative(

@@ -155,7 +155,7 @@ def interpolate_command(
         typer.Option(
             help="Also check the test on N null cohorts made from these latents (the feature's effect removed, "
             "spread and patients kept; 99 draws each) and store its family-wise error and verdict in the output "
-            "(seegaan-stats calibrate; minutes on a CPU for N = 100 on the demo).",
+            "(seegaan-stats calibrate; about a minute on one CPU core for N = 100 on the demo).",
             show_default=False,
         ),
     ] = None,

@@ -88,6 +88,7 @@ def weights_from_residuals(
         mean is uncorrelated with the difference of the class means.
     ``"smooth"``: ``V_p / m_p`` (per image of the patient, m_p images) smoothed along the rank of the
         patient's mean feature value by a running mean over ``window`` of the patients; weight 1/smooth.
+        Patients with tied feature values share their mean (so the order of the rows does not matter).
 
     A variance of 0 (a latent that does not vary) is floored at 1e-12 of the largest.
     """
@@ -111,13 +112,16 @@ def weights_from_residuals(
         np.add.at(xp, codes, x)
         xp /= m
         order = np.argsort(xp, kind="stable")
-        per_image = V[order] / m[order]
+        # patients with tied feature values are interchangeable: each enters with its tie group's mean and
+        # leaves with the group's mean, so the weights do not depend on the order of the rows
+        _, tie, tie_size = np.unique(xp[order], return_inverse=True, return_counts=True)
+        per_image = (np.bincount(tie, V[order] / m[order]) / tie_size)[tie]
         half = max(2, int(round(window * P / 2)))
         c = np.concatenate([[0.0], np.cumsum(per_image)])
         idx = np.arange(P)
         lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, P)
         smooth = np.empty(P)
-        smooth[order] = (c[hi] - c[lo]) / (hi - lo)
+        smooth[order] = (np.bincount(tie, (c[hi] - c[lo]) / (hi - lo)) / tie_size)[tie]
         v = smooth[codes]
     else:
         raise ValueError(f"unknown variance pooling {how!r}")

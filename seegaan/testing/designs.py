@@ -246,7 +246,7 @@ def numeric_growing(
 
     ``per_patient > 1``: ``n / per_patient`` patients of ``per_patient`` images each, age per patient, every
     latent a patient effect plus image noise of equal variance (``sqrt(1/2) (a_p + e_i)``, then times the SD):
-    the 50 x 3 case of ``docs/welch.md``.
+    the 50 x 3 case of the retired pivot's note (seegaan 0.1).
 
     H0: no association of the latent mean with age; the spread doubles along age (1 with ``control``).
     """

@@ -14,7 +14,8 @@ each), a numeric feature ``x`` and, optionally, a numeric covariate ``c``. The f
 constant within every patient (``level="patient"``: the patient-label scheme) or per image
 (``level="image"``: whole blocks). The structure (sizes, labels, level) is drawn by Hypothesis, the values
 from one drawn seed, so examples shrink to small structures. :func:`exact_cohorts` keeps only cohorts
-whose exact enumeration is small (:meth:`TinyCohort.exact_count`).
+whose exact permutation enumeration is small (:meth:`TinyCohort.exact_count`), :func:`signflip_cohorts`
+those with few patients (an exact sign-flip test enumerates 2^P sign patterns).
 
 Decoders
 --------
@@ -163,6 +164,10 @@ class TinyCohort:
         return [int(c) for c in counts[np.argsort(first)]]
 
     @property
+    def n_patients(self) -> int:
+        return len(self.sizes)
+
+    @property
     def several_images(self) -> bool:
         return max(self.sizes) > 1
 
@@ -277,11 +282,22 @@ def tiny_cohorts(
     return TinyCohort(w.astype(np.float32), table, lvl)
 
 
-def exact_cohorts(*, max_count: int = 720, **kwargs):
-    """:func:`tiny_cohorts` whose exact enumeration under their own scheme has at most ``max_count``
-    rearrangements (the identity included)."""
+def exact_cohorts(*, max_count: int = 720, feature: str = "x", **kwargs):
+    """:func:`tiny_cohorts` whose exact enumeration under the scheme of ``feature`` (``"x"``, or the class
+    feature ``"group"``; no covariates) has at most ``max_count`` rearrangements (the identity included)."""
     kwargs.setdefault("n_images", (4, 8))
-    return tiny_cohorts(**kwargs).filter(lambda c: 2 <= c.exact_count(c.scheme) <= max_count)
+    return tiny_cohorts(**kwargs).filter(lambda c: 2 <= c.exact_count(c.scheme_of(feature)) <= max_count)
+
+
+def signflip_cohorts(*, max_patients: int = 6, **kwargs):
+    """:func:`tiny_cohorts` with at most ``max_patients`` patients: an exact sign-flip test enumerates
+    all 2^P sign patterns (one sign per patient)."""
+    if kwargs.get("patients") is False:
+        lo, hi = kwargs.get("n_images", (4, 12))
+        kwargs["n_images"] = (lo, min(hi, max_patients))
+    else:
+        kwargs.setdefault("n_images", (4, 10))
+    return tiny_cohorts(**kwargs).filter(lambda c: c.n_patients <= max_patients)
 
 
 @st.composite

@@ -22,8 +22,8 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
 
     Top row: the decoded frames (gray, [-1, 1]) with their feature values. Bottom row: the significant
     differences (image − image[step 0]) in the ``Spectral_r`` colour map with symmetric limits over a faded
-    frame, and one colour bar; the title names the feature, correction and number of permutations. Without a
-    permutation test the bottom row shows the raw differences.
+    frame, and one colour bar; the title names the feature, correction and number of null draws (sign flips
+    or permutations). Without a test the bottom row shows the raw differences.
 
     Parameters
     ----------
@@ -64,7 +64,8 @@ def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dp
     fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.9, label="image − step 0")
     a = ds.attrs
     if tested:
-        corr = f"{a.get('correction')}, α={a.get('alpha')}, B={a.get('n_perm')} permutations"
+        draws = "sign flips" if a.get("null") == "sign-flip" else "permutations"
+        corr = f"{a.get('correction')}, α={a.get('alpha')}, B={a.get('n_perm')} {draws}"
         if str(a.get("sd_offset", "0")) != "0":
             corr += f", s0={float(a['sd_offset_value']):.3g} ({a['sd_offset']})"
         if float(a.get("min_change", 0) or 0) > 0:

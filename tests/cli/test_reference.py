@@ -166,8 +166,8 @@ def test_check_command_line(build_cli, tmp_path, capsys):
 def test_defaults_read_as_typed(build_cli):
     documented = dict(build_cli.sections(_generated(build_cli)))
     assert (
-        "* `--perm INTEGER`: Permutations B (0 = decode only; 100 reproduces the paper). Default: `1000`."
-        in documented["seegaan-stats interpolate"]
+        "* `--perm INTEGER`: Null draws B: sign flips or permutations (0 = decode only; 100 reproduces the paper). "
+        "Default: `1000`." in documented["seegaan-stats interpolate"]
     )
     assert "* `--bf16` / `--no-bf16`: bfloat16 autocast. Default: `--no-bf16`." in documented["seegaan train"]
     assert (

@@ -137,7 +137,7 @@ def test_null_calibration_needs_patient_blocks():
 # unequal spread (issue #11): 120 vs 30 images, the 30 twice as variable, equal means
 # ---------------------------------------------------------------------------------------------
 def _softplus_tanh_decoder():
-    """A random two-layer softplus -> tanh map, 8 latents -> 8x8 (used only here, not in docs/welch.md)."""
+    """A random two-layer softplus -> tanh map, 8 latents -> 8x8 (used only here)."""
     rng = np.random.default_rng(2024)
     W1 = rng.standard_normal((8, 24)) / np.sqrt(8) * 1.5
     b1 = 0.5 * rng.standard_normal(24)
