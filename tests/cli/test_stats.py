@@ -765,44 +765,14 @@ def test_calibrate_command(cohort_file, tmp_path):
     import json
 
     out = tmp_path / "cal.json"
-    r = run(
-        "calibrate",
-        "--feature",
-        "sex",
-        "--cohort",
-        cohort_file,
-        "--decoder",
-        DEC,
-        "--cohorts",
-        6,
-        "--perm",
-        19,
-        "--steps",
-        3,
-        "--out",
-        out,
-    )
+    args = ["calibrate", "--feature", "sex", "--cohort", cohort_file, "--decoder", DEC]
+    args += ["--cohorts", 6, "--perm", 19, "--steps", 3, "--out", out]
+    r = run(*args)
     assert r.exit_code == 0, r.output
     result = json.loads(out.read_text())
     assert result["n"] == 6 and len(result["min_p"]) == 6 and result["attrs"]["test_null"] == "sign-flip"
     assert "family-wise error" in r.output and result["verdict"] in r.output
-    again = run(
-        "calibrate",
-        "--feature",
-        "sex",
-        "--cohort",
-        cohort_file,
-        "--decoder",
-        DEC,
-        "--cohorts",
-        6,
-        "--perm",
-        19,
-        "--steps",
-        3,
-        "--out",
-        out,
-    )
+    again = run(*args)
     assert "exists" in one_line_error(again) or "overwrite" in one_line_error(again)
     for args, message in ((["--cohorts", 0], "--cohorts must be"), (["--out", tmp_path / "x.nc"], ".json")):
         bad = run(
