@@ -61,13 +61,16 @@ class SequenceResult:
     null_max: np.ndarray | None = field(repr=False)
     attrs: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: the CNN's prediction at every decoded step (:func:`seegaan.explain.predictions.cnn_along`), or None
+    model_prediction: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def significant_difference(self) -> np.ndarray | None:
         return significant_difference(self.significant, self.difference)
 
     def to_dataset(self) -> xr.Dataset:
-        """The sequence as a Dataset: ``w`` (step, latent), ``image``, ``difference`` and the test (step, y, x)."""
+        """The sequence as a Dataset: ``w`` (step, latent), ``image``, ``difference`` and the test (step, y, x);
+        ``model_prediction`` (step) when a CNN was run along it."""
         interp = self.interpolation
         K, H, W = self.images.shape
         dims3 = ("step", "y", "x")
@@ -85,6 +88,8 @@ class SequenceResult:
                     "significant_difference": (dims3, self.significant_difference),
                 }
             )
+        if self.model_prediction is not None:
+            data["model_prediction"] = (("step",), np.asarray(self.model_prediction, np.float64))
         coords = {"step": np.arange(K), "feature_value": ("step", interp.grid.astype(np.float64))}
         ds = xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
         ds["feature_value"].attrs["units"] = "fraction from first to second level" if interp.levels else interp.feature
@@ -129,6 +134,9 @@ class SequenceResult:
             ]
             per_step = ", ".join(str(int(s.sum())) for s in self.significant)
             lines.append(("significant per step", per_step))
+        if self.model_prediction is not None:
+            preds = ", ".join(f"{v:.4g}" for v in self.model_prediction)
+            lines.append(("CNN along the steps", f"{preds} ({a.get('model', '')})"))
         lines += [("seed", str(a["seed"])), ("decoder", a["decoder"])]
         lines += [(f"warning {i + 1}", w) for i, w in enumerate(self.warnings)]
         return Summary(title="SEE-GAAN sequence", lines=tuple(lines))

@@ -23,14 +23,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import xarray as xr
 from typer.core import TyperGroup
 
 from seegaan import demo
+from seegaan._internal.choices import cli_enum
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import Terminated, terminate_cleanly
 from seegaan._internal.progress import progress_bar  # noqa: F401  (re-exported for the command modules)
 from seegaan._version import __version__
 from seegaan.decoder import decoder_device, is_checkpoint
+from seegaan.explain.cnn import INPUT_SCALES, load_model
 from seegaan.model.allocator import keep_freed_memory
 
 #: Environment variable that shows the full traceback of an internal error.
@@ -199,3 +202,29 @@ def default_inputs(cohort: Path | None, decoder: str | None):
         )
         return demo.cohort_path(), demo.decoder_path()
     raise fail("give both --cohort and --decoder, or neither (to use the bundled demo)")
+
+
+# ---- a CNN given to a command (explain, predict, and --model of interpolate and local) -------------------
+MODEL_HELP = (
+    "TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
+    "function; it maps float32 images (B, 1, H, W) to B numbers."
+)
+SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
+SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."
+InputScale = cli_enum("InputScale", INPUT_SCALES)
+ALONG_HELP = (
+    "A CNN run on every decoded step: its prediction is stored (model_prediction) and shown in the figure. "
+    + MODEL_HELP
+)
+
+
+def checked_model(model, input_size, input_scale, cohort_path):
+    """The CNN of ``--model`` (or None), loaded and tried on two images of the cohort's size before any work."""
+    if model is None:
+        return None
+    with xr.open_dataset(cohort_path) as ds:
+        size = int(ds.attrs.get("image_size", 0) or 0)
+    net = load_model(model, input_size=input_size, input_scale=getattr(input_scale, "value", input_scale))
+    if size:
+        net.check(size, size)
+    return net

@@ -20,18 +20,31 @@ from seegaan._internal.choices import ALTERNATIVES, CORRECTIONS, NULLS, STATISTI
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import command_threads
-from seegaan.cli._common import DeviceOption, SchedulerOption, WorkersOption, decoding_device, progress_bar, user_errors
+from seegaan.cli._common import (
+    ALONG_HELP,
+    DeviceOption,
+    InputScale,
+    SchedulerOption,
+    WorkersOption,
+    checked_model,
+    decoding_device,
+    progress_bar,
+    user_errors,
+)
+from seegaan.cli._common import MODEL_HELP as _MODEL_HELP
+from seegaan.cli._common import SCALE_HELP as _SCALE_HELP
+from seegaan.cli._common import SIZE_HELP as _SIZE_HELP
 from seegaan.cli._common import default_inputs as _default_inputs
 from seegaan.data.cohort import open_cohort, save_cohort
 from seegaan.explain.attribution import check_methods
-from seegaan.explain.cnn import INPUT_SCALES, load_model
-from seegaan.explain.counterfactual import _check_tol, explain, parse_lambda_range
+from seegaan.explain.cnn import load_model
+from seegaan.explain.counterfactual import _check_direction, _check_tol, explain, parse_lambda_range
+from seegaan.explain.directions import DIRECTIONS
 from seegaan.explain.local import local_sequence, parse_lambdas
-from seegaan.explain.predictions import check_feature_name, predict
+from seegaan.explain.predictions import check_feature_name, cnn_along, predict
 from seegaan.stats import SeegaanWarning
 from seegaan.stats.distributed import client_from_options
 
-InputScale = cli_enum("InputScale", INPUT_SCALES)
 On = cli_enum("On", ("reconstruction",))
 LocalMethod = cli_enum("LocalMethod", ("auto", "linear", "gam"))
 Correction = cli_enum("Correction", CORRECTIONS)
@@ -39,13 +52,8 @@ Alternative = cli_enum("Alternative", ALTERNATIVES)
 Statistic = cli_enum("Statistic", STATISTICS)
 NullChoice = cli_enum("Null", NULLS)
 Transform = cli_enum("Transform", TRANSFORMS)
+DirectionChoice = cli_enum("Direction", DIRECTIONS)
 
-_MODEL_HELP = (
-    "TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
-    "function; it maps float32 images (B, 1, H, W) to B numbers."
-)
-_SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
-_SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."
 Threads = Annotated[
     int,
     typer.Option(
@@ -155,11 +163,25 @@ def explain_command(
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
     plot: Annotated[Path | None, typer.Option(help="Also write the panel figure (PNG).")] = None,
+    direction: Annotated[
+        DirectionChoice,
+        typer.Option(
+            help="mean: towards the images with the desired answer (the paper's; what goes with the prediction). "
+            "gradient: along the CNN's gradient through G; minimal: the smallest image change reaching the "
+            "target (what the CNN uses)."
+        ),
+    ] = DirectionChoice("mean"),
+    adjust: Annotated[
+        str | None, typer.Option(help="--direction mean: covariates held fixed, A,B (the adjusted group difference).")
+    ] = None,
+    proximity: Annotated[
+        float, typer.Option(help="--direction minimal: weight of the mean squared pixel change vs the squared error.")
+    ] = 1.0,
     threads: Threads = 1,
     device: DeviceOption = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
-    """Move one image along its local latent direction until the CNN predicts TARGET (counterfactual)."""
+    """Move one image along a latent direction until the CNN predicts TARGET (counterfactual)."""
     with user_errors():
         cohort, decoder = _inputs(cohort, decoder)
         inputs = _existing(cohort, decoder, model)
@@ -168,6 +190,9 @@ def explain_command(
             check_output_path(plot, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
         _check_tol(tol)
         span = parse_lambda_range(lambda_range)
+        _check_direction(
+            direction.value, feature=feature, levels=levels, adjust=adjust, lo=span[0], proximity=proximity
+        )
         methods = check_methods(attributions or ())
         device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
         with command_threads(threads):
@@ -188,6 +213,9 @@ def explain_command(
                     layer=layer,
                     progress=advance,
                     device=device,
+                    direction=direction.value,
+                    adjust=adjust,
+                    proximity=proximity,
                     command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
                 )
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
@@ -252,6 +280,9 @@ def local_command(
             help="Checkpoint path or module:callable mapping float32 (B, D) to (B, H, W); default: the demo model."
         ),
     ] = None,
+    adjust: Annotated[
+        str | None, typer.Option(help="Covariates held fixed, A,B (the adjusted direction; Freedman-Lane design).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the permutations (recorded in the output).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Permutations per streamed batch (memory only, not results).")] = 16,
     threads: Threads = 1,
@@ -260,6 +291,9 @@ def local_command(
     scheduler: SchedulerOption = None,
     plot: Annotated[Path | None, typer.Option(help="Figure PNG (default: the --out path with .png).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write a figure.")] = False,
+    model: Annotated[str | None, typer.Option(help=ALONG_HELP)] = None,
+    input_size: Annotated[str | None, typer.Option(help="--model: " + _SIZE_HELP)] = None,
+    input_scale: Annotated[InputScale, typer.Option(help="--model: " + _SCALE_HELP)] = InputScale("minus1-1"),
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
     """Move one image along FEATURE (local sequence) and permutation-test every pixel of its change."""
@@ -273,6 +307,7 @@ def local_command(
         if lambdas is not None:
             parse_lambdas(lambdas)
         device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
+        net = checked_model(model, input_size, input_scale, cohort)  # tried on two images before any work
         # a cluster is reached (or refused) before any work; its workers load the decoder themselves
         with (
             client_from_options(workers, scheduler) as client,
@@ -304,11 +339,15 @@ def local_command(
                     progress=advance,
                     device=device,
                     client=client,
+                    adjust=adjust,
                     command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
                 )
         for w in caught:
             if issubclass(w.category, SeegaanWarning):
                 typer.echo(f"warning: {w.message}", err=True)
+        if net is not None:
+            with command_threads(threads):
+                result = cnn_along(result, net)
         result.save(out, png, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
         typer.echo(f"wrote {out}" + (f" and {png}" if png is not None else ""))

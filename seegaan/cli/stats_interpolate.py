@@ -18,15 +18,21 @@ from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import _check_threads, command_threads
 from seegaan.calibration import calibrate as calibrate_test
 from seegaan.cli._common import (
+    ALONG_HELP,
+    SCALE_HELP,
+    SIZE_HELP,
     DeviceOption,
+    InputScale,
     SchedulerOption,
     WorkersOption,
+    checked_model,
     decoding_device,
     default_inputs,
     progress_bar,
     user_errors,
 )
 from seegaan.data.cohort import cohort_summary, open_cohort
+from seegaan.explain.predictions import cnn_along
 from seegaan.interpolation import interpolate
 from seegaan.sequences import sequence
 from seegaan.stats import SeegaanWarning, as_correction, load_mask
@@ -159,6 +165,9 @@ def interpolate_command(
             show_default=False,
         ),
     ] = None,
+    model: Annotated[str | None, typer.Option(help=ALONG_HELP)] = None,
+    input_size: Annotated[str | None, typer.Option(help="--model: " + SIZE_HELP)] = None,
+    input_scale: Annotated[InputScale, typer.Option(help="--model: " + SCALE_HELP)] = InputScale("minus1-1"),
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
 ):
     """Trajectory along FEATURE, decoded, with permutation-tested pixel differences (netCDF + figure)."""
@@ -186,6 +195,7 @@ def interpolate_command(
         )
         checkpoint = Path(str(decoder)).is_file()
         device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
+        net = checked_model(model, input_size, input_scale, cohort)  # tried on two images before any work
         # a cluster is reached (or refused) before any work; its workers load the decoder themselves
         with client_from_options(workers, scheduler) as client, command_threads(threads, torch=checkpoint):
             result = _interpolate_and_test(
@@ -227,6 +237,9 @@ def interpolate_command(
                     batch_size=batch_size,
                     device=device,
                 )
+        if net is not None:
+            with command_threads(threads, torch=True):
+                result = cnn_along(result, net)
         result.save(out, png, overwrite=overwrite)
         if animate is not None:
             animate_option_hook(result, animate, overwrite=overwrite)

@@ -44,8 +44,9 @@ from seegaan.decoding import decoding_precision
 from seegaan.explain.attribution import attributions as attribute
 from seegaan.explain.attribution import check_attribution_model, check_methods, plot_explanation
 from seegaan.explain.cnn import load_model
+from seegaan.explain.directions import DIRECTIONS, MINIMAL_STEPS, LatentPath, gradient_path, latent_scale, minimal_path
 from seegaan.formats import write_netcdf
-from seegaan.interpolation.fit import _parse_levels
+from seegaan.interpolation.fit import _check_covariates, _covariates, _parse_levels
 
 #: decoded frames from λ = 0 to λ* kept in the result (the figure's bottom row)
 N_FRAMES = 5
@@ -167,6 +168,7 @@ def local_direction(
     target: float | None = None,
     prediction: float | None = None,
     scores: np.ndarray | None = None,
+    adjust: Sequence[str] | str | None = None,
 ) -> Direction:
     """The local direction of one image (module docstring: how the two groups are chosen).
 
@@ -184,6 +186,11 @@ def local_direction(
         Numeric split: the target and the image's current prediction (which side is "desired").
     scores : ndarray (n_images,), optional
         Without ``feature``: the model's predictions for every cohort image (the split's values).
+    adjust : list of str or "A,B", optional
+        Covariates held fixed: the direction is the coefficient of the group indicator in the least-squares
+        fit of the latents of both groups on ``[1, indicator, covariates]`` (the design of a covariate-adjusted
+        class-mean trajectory), not the plain difference of the group means. Images missing a covariate
+        are left out of the fit.
 
     Returns
     -------
@@ -211,7 +218,12 @@ def local_direction(
         raise SeegaanError(f"group {empty!r} of {basis} has no images; choose other --levels")
     w = cohort["w"].values.astype(np.float64)
     current, desired = w[cur].mean(axis=0), w[des].mean(axis=0)
-    delta = desired - current
+    adjust = _adjust_names(adjust, feature)
+    if adjust:
+        delta, basis = _adjusted_delta(cohort, w, cur, des, adjust, basis), f"{basis} adjusted for {', '.join(adjust)}"
+        current, desired = current, current + delta
+    else:
+        delta = desired - current
     if not np.linalg.norm(delta) > 0:
         raise SeegaanError(f"the mean latents of {cur_label!r} and {des_label!r} are equal; there is no direction")
     return Direction(
@@ -224,6 +236,29 @@ def local_direction(
         n_desired=int(des.sum()),
         basis=basis,
     )
+
+
+def _adjust_names(adjust, feature: str | None) -> tuple[str, ...]:
+    if isinstance(adjust, str):
+        adjust = [a.strip() for a in adjust.split(",") if a.strip()]
+    adjust = tuple(adjust or ())
+    if feature is not None and feature in adjust:
+        raise SeegaanError(f"--adjust {feature} is the feature itself; drop it from --adjust")
+    return adjust
+
+
+def _adjusted_delta(cohort: xr.Dataset, w: np.ndarray, cur: np.ndarray, des: np.ndarray, adjust, basis: str):
+    """The group indicator's coefficient in ``w ~ 1 + indicator + covariates`` over both groups' images."""
+    rows = np.flatnonzero(cur | des)
+    Z, ok, owners = _covariates(cohort, adjust, rows)
+    rows, Z = rows[ok], Z[ok]
+    indicator = des[rows].astype(np.float64)[:, None]
+    if np.ptp(indicator) == 0:
+        raise SeegaanError(f"after dropping images missing {', '.join(adjust)}, one group of {basis} is empty")
+    _check_covariates(np.column_stack([1.0 - indicator, indicator]), Z, owners, basis)
+    X = np.column_stack([np.ones(rows.size), indicator, Z - Z.mean(axis=0)])
+    coef = np.linalg.lstsq(X, w[rows], rcond=None)[0]
+    return coef[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,7 +371,8 @@ class ExplainResult:
     frame_lambdas, frame_predictions : ndarray (n_frames,)
     frames : ndarray (n_frames, H, W)
         Decoded images from λ = 0 to λ*.
-    direction : Direction
+    direction : Direction or LatentPath
+        The mean direction, or the path of ``gradient``/``minimal``.
     attributions : dict of str -> ndarray (H, W)
         Attribution maps of the reconstruction (:func:`seegaan.explain.attribution.attributions`), if asked for.
     """
@@ -354,7 +390,7 @@ class ExplainResult:
     frame_lambdas: np.ndarray
     frame_predictions: np.ndarray
     frames: np.ndarray
-    direction: Direction = field(repr=False)
+    direction: Direction | LatentPath = field(repr=False)
     w_image: np.ndarray = field(repr=False)
     attributions: dict = field(default_factory=dict, repr=False)
     attrs: dict = field(default_factory=dict, repr=False)
@@ -374,17 +410,30 @@ class ExplainResult:
             "difference": (yx, self.difference.astype(np.float32)),
             "prediction": (("lambda",), self.predictions.astype(np.float64)),
             "frames": (("frame", "y", "x"), self.frames.astype(np.float32)),
-            "direction": (("latent",), self.direction.delta.astype(np.float32)),
+            "direction": (("latent",), self._direction_vector().astype(np.float32)),
             "w_image": (("latent",), self.w_image.astype(np.float32)),
         }
+        coords_path = {}
+        if isinstance(self.direction, LatentPath):
+            data["path"] = (("path_lambda", "latent"), self.direction.offsets.astype(np.float32))
+            coords_path["path_lambda"] = self.direction.knots.astype(np.float64)
         for name, amap in self.attributions.items():
             data[f"attribution_{name}"] = (yx, np.asarray(amap, np.float32))
         coords = {
             "lambda": self.lambdas.astype(np.float64),
             "frame_lambda": ("frame", self.frame_lambdas.astype(np.float64)),
             "frame_prediction": ("frame", self.frame_predictions.astype(np.float64)),
+            **coords_path,
         }
         return xr.Dataset(data, coords=coords, attrs=dict(self.attrs))
+
+    def _direction_vector(self) -> np.ndarray:
+        """``mean``: Δw; a path: its mean move per unit λ up to λ*, ``(w(λ*) − w_E) / λ*``."""
+        d = self.direction
+        if isinstance(d, Direction):
+            return d.delta
+        lam = self.lambda_star if self.lambda_star != 0 else 1.0
+        return (d.latents(self.w_image, [self.lambda_star])[0] - self.w_image) / lam
 
     def summary(self) -> Summary:
         a, d = self.attrs, self.direction
@@ -396,8 +445,10 @@ class ExplainResult:
             ("prediction at λ*", f"{self.prediction_star:.4g}"),
             (
                 "direction",
-                f"{d.basis}: {d.current_label} (n={d.n_current}) -> {d.desired_label} "
-                f"(n={d.n_desired}), |Δw| = {d.norm:.4g}",
+                f"mean, {d.basis}: {d.current_label} (n={d.n_current}) -> {d.desired_label} "
+                f"(n={d.n_desired}), |Δw| = {d.norm:.4g}"
+                if isinstance(d, Direction)
+                else f"{d.kind}: {d.describe()}; λ in units of the latent spread {a.get('latent_scale', 0):.4g}",
             ),
             ("λ scanned", f"{self.lambdas[0]:g} to {self.lambdas[-1]:g} ({self.lambdas.size} values)"),
             ("max |difference|", f"{float(np.abs(self.difference).max()):.4g}"),
@@ -444,6 +495,31 @@ def _predict_latents(
     return np.concatenate(images), np.concatenate(preds)
 
 
+def _check_direction(direction, *, feature, levels, adjust, lo: float, proximity) -> str:
+    """The direction's name, with the options that do not apply to it refused (one line each)."""
+    if direction not in DIRECTIONS:
+        raise SeegaanError(f"unknown direction {direction!r}; use one of {', '.join(DIRECTIONS)}")
+    if direction == "mean":
+        return direction
+    for name, value in (("--feature", feature), ("--levels", levels), ("--adjust", adjust)):
+        if value:
+            raise SeegaanError(
+                f"{name} defines the mean direction; --direction {direction} follows the CNN itself: drop {name}"
+            )
+    if lo < 0:
+        raise SeegaanError(
+            f"--direction {direction} starts at the image (λ = 0): --lambda-range must start at 0 or above"
+        )
+    if direction == "minimal":
+        try:
+            ok = float(proximity) > 0 and np.isfinite(float(proximity))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise SeegaanError(f"--proximity must be a positive number, not {proximity!r}")
+    return direction
+
+
 @fill_doc
 def explain(
     cohort: xr.Dataset,
@@ -463,8 +539,11 @@ def explain(
     progress: Progress | None = None,
     command_line: str = "",
     device: str = "cpu",
+    direction: str = "mean",
+    adjust: Sequence[str] | str | None = None,
+    proximity: float = 1.0,
 ) -> ExplainResult:
-    """Move one image along its local latent direction until the CNN predicts ``target``.
+    """Move one image along a latent direction until the CNN predicts ``target``.
 
     Parameters
     ----------
@@ -498,6 +577,17 @@ def explain(
         ``progress(n=1, total=None)`` over the decoded images.
     %(command_line)s
     %(device)s
+    direction : {"mean", "gradient", "minimal"}
+        ``mean`` (the paper's): towards the mean latent of the images with the desired answer -- *what goes
+        with the prediction here?* ``gradient``: along the CNN's gradient through G, followed along the
+        path; ``minimal``: the smallest image change that reaches the target -- *what does the CNN use?*
+        (:mod:`seegaan.explain.directions`). For ``gradient`` and ``minimal`` λ is the latent distance
+        travelled in units of the cohort's latent spread, and ``feature``/``levels``/``adjust`` do not apply.
+    adjust : list of str or "A,B", optional
+        ``mean`` only: covariates held fixed (:func:`local_direction`).
+    proximity : float
+        ``minimal`` only: the weight of the mean squared pixel change against the squared prediction error
+        (> 0; larger keeps the image closer, smaller reaches the target more surely).
 
     Returns
     -------
@@ -520,9 +610,12 @@ def explain(
     if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
         raise SeegaanError(f"batch_size must be a positive integer, not {batch_size!r}")
     methods = check_methods(attributions)
+    kind = _check_direction(direction, feature=feature, levels=levels, adjust=adjust, lo=lo, proximity=proximity)
+    proximity = float(proximity)
+    adjust = _adjust_names(adjust, feature)
     class_feature = feature is not None and feature_kind(get_feature(cohort, feature)) != "numeric"
     if class_feature:
-        direction = local_direction(cohort, image_id=image_id, feature=feature, levels=levels)
+        path = local_direction(cohort, image_id=image_id, feature=feature, levels=levels, adjust=adjust)
     elif levels is not None:
         raise SeegaanError(f"--levels applies to class features; {feature or 'the model prediction'} is numeric")
     progress = progress or no_progress
@@ -534,7 +627,9 @@ def explain(
     with decoding_precision(decoder) as precision:  # strict fp32 (as a sequence), the device recorded
         w0 = cohort["w"].values[index].astype(np.float64)
         w_all = cohort["w"].values
-        n_work = n_scan + N_FRAMES + (0 if class_feature or feature is not None else cohort.sizes["image"])
+        needs_scores = kind == "mean" and not class_feature and feature is None
+        n_work = n_scan + N_FRAMES + (cohort.sizes["image"] if needs_scores else 0)
+        n_work += {"mean": 0, "gradient": int(n_scan) - 1, "minimal": MINIMAL_STEPS}[kind]
         progress(0, total=n_work)
         recon, p0 = _predict_latents(decoder, model, w0[None], 1, no_progress)
         recon, p0 = recon[0], float(p0[0])
@@ -543,25 +638,53 @@ def explain(
                 f"the model already predicts {p0:.4g} for {image_id!r}, within --tol {tol:g} of the "
                 "target; choose another target"
             )
-        if not class_feature:
+        facts: dict = {}
+        if kind != "mean":
+            scale = latent_scale(w_all)
+            facts["latent_scale"] = scale
+            if kind == "gradient":
+                path = gradient_path(
+                    decoder,
+                    model,
+                    w0,
+                    target=target,
+                    prediction=p0,
+                    scale=scale,
+                    hi=hi,
+                    n_knots=int(n_scan),
+                    batch_size=int(batch_size),
+                    progress=progress,
+                )
+            else:
+                path, more = minimal_path(
+                    decoder,
+                    model,
+                    w0,
+                    target=target,
+                    reconstruction=recon,
+                    scale=scale,
+                    proximity=proximity,
+                    batch_size=int(batch_size),
+                    progress=progress,
+                )
+                facts.update(more)
+        elif not class_feature:
             scores = None
             if feature is None:
                 scores = _predict_latents(decoder, model, w_all, int(batch_size), progress)[1]
-            direction = local_direction(
-                cohort, image_id=image_id, feature=feature, target=target, prediction=p0, scores=scores
+            path = local_direction(
+                cohort, image_id=image_id, feature=feature, target=target, prediction=p0, scores=scores, adjust=adjust
             )
 
         lams = np.linspace(lo, hi, int(n_scan))
-        _, preds = _predict_latents(decoder, model, direction.latents(w0, lams), int(batch_size), progress)
+        _, preds = _predict_latents(decoder, model, path.latents(w0, lams), int(batch_size), progress)
 
         def f(lam: float) -> float:
-            return float(model(decoder(direction.latents(w0, [lam]))[:, None])[0])
+            return float(model(decoder(path.latents(w0, [lam]))[:, None])[0])
 
         lam_star, pred_star = solve_lambda(f, lams, preds, target, tol)
         frame_lams = np.linspace(0.0, lam_star, N_FRAMES)
-        frames, frame_preds = _predict_latents(
-            decoder, model, direction.latents(w0, frame_lams), int(batch_size), progress
-        )
+        frames, frame_preds = _predict_latents(decoder, model, path.latents(w0, frame_lams), int(batch_size), progress)
     maps = {}
     if methods:
         maps = {k: v[0] for k, v in attribute(model, recon[None], methods=methods, layer=layer).items()}
@@ -574,11 +697,16 @@ def explain(
         "prediction_0": p0,
         "lambda_range": f"{lo:g}:{hi:g}",
         "n_scan": int(n_scan),
-        "direction_basis": direction.basis,
-        "current": direction.current_label,
-        "desired": direction.desired_label,
-        "n_current": direction.n_current,
-        "n_desired": direction.n_desired,
+        "direction": kind,
+        "direction_basis": path.basis,
+        "current": getattr(path, "current_label", ""),
+        "desired": getattr(path, "desired_label", ""),
+        "n_current": getattr(path, "n_current", 0),
+        "n_desired": getattr(path, "n_desired", 0),
+        "adjust": ",".join(adjust),
+        "gradients": getattr(path, "gradients", ""),
+        "proximity": proximity if kind == "minimal" else 0.0,
+        **facts,
         "feature": feature or "",
         "model": model.identity,
         "model_sha256": model.sha256,
@@ -607,7 +735,7 @@ def explain(
         frame_lambdas=frame_lams,
         frame_predictions=frame_preds,
         frames=frames,
-        direction=direction,
+        direction=path,
         w_image=w0,
         attributions=maps,
         attrs=attrs,

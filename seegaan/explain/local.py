@@ -53,7 +53,7 @@ from seegaan.interpolation import interpolate
 from seegaan.options import TestOptions
 from seegaan.sequences import Statistic, _attrs_for, _run_test, significant_difference
 from seegaan.stats.mask import mask_attrs
-from seegaan.viz.figures import panel_steps
+from seegaan.viz.figures import cnn_label, panel_steps
 
 #: λ values when none are given: from the image (0) to a whole mean difference (1)
 DEFAULT_LAMBDAS = "0:1:5"
@@ -150,6 +150,8 @@ class LocalResult:
     direction: Direction | None = field(repr=False)
     attrs: dict = field(default_factory=dict, repr=False)
     warnings: tuple[str, ...] = ()
+    #: the CNN's prediction at every step (:func:`seegaan.explain.predictions.cnn_along`), or None
+    model_prediction: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def step_name(self) -> str:
@@ -175,6 +177,8 @@ class LocalResult:
             data["direction"] = (("latent",), self.direction.delta.astype(np.float32))
         if self.source_image is not None:
             data["source_image"] = (("y", "x"), self.source_image.astype(np.float32))
+        if self.model_prediction is not None:
+            data["model_prediction"] = (("step",), np.asarray(self.model_prediction, np.float64))
         if self.p_value is not None:
             data.update(
                 {
@@ -271,6 +275,10 @@ def _source_image(images, image_id: str, size: int | None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # the public function
 # --------------------------------------------------------------------------------------------------
+def _adjusted_for(covariates) -> str:
+    return f", adjusted for {', '.join(covariates)}" if covariates else ""
+
+
 @fill_doc
 def local_sequence(
     cohort: xr.Dataset,
@@ -300,6 +308,7 @@ def local_sequence(
     client=None,
     device: str = "cpu",
     null: Null = "sign-flip",
+    adjust: Sequence[str] | str | None = None,
 ) -> LocalResult:
     """Move one image along a feature and test every pixel of its change by permutation.
 
@@ -343,6 +352,10 @@ def local_sequence(
     %(null)s
         The image itself is left out of the groups (class) or the global fit (numeric) that make its
         direction, in the observed direction and in every null draw.
+    adjust : list of str or "A,B", optional
+        Covariates held fixed: the direction is the covariate-adjusted difference of the class means (or the
+        covariate-adjusted global trajectory), from the same design as an adjusted global sequence
+        (:func:`seegaan.interpolate`; Freedman–Lane under ``null="permutation"``).
 
     Returns
     -------
@@ -388,6 +401,7 @@ def local_sequence(
             method="class-mean",
             levels=(chosen.current_label, chosen.desired_label),
             grid=[0.0, 1.0],
+            adjust=adjust,
         )
         codes = np.asarray(interp.feature_codes)
         direction = dataclasses.replace(
@@ -397,7 +411,7 @@ def local_sequence(
             desired=interp.trajectory[1],
             n_current=int((codes == 0).sum()),
             n_desired=int((codes == 1).sum()),
-            basis=f"{chosen.basis}, the image left out",
+            basis=f"{chosen.basis}, the image left out" + _adjusted_for(interp.covariates),
         )
         moving = steps != 0
     else:
@@ -426,6 +440,7 @@ def local_sequence(
             transform=transform,
             gam_lam=gam_lam,
             grid=np.concatenate([[own], steps]),
+            adjust=adjust,
         )
         if interp.method == "class-mean":
             raise SeegaanError(f"{feature!r} has two values: treat it as a class (levels) or give --method linear")
@@ -495,6 +510,7 @@ def local_sequence(
         null=options.null,
         **({} if null_model is None else {"null_model": null_model.description()}),
         image_left_out=1,
+        adjust=",".join(interp.covariates),
         precision=precision,
         image_id=str(image_id),
         local_kind=path.kind,
@@ -571,9 +587,8 @@ def plot_local(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: 
         frame = ds["image"].values[k]
         value = float(ds[step_name].values[k])
         top.imshow(frame, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-        top.set_title(
-            f"λ = {value:.3g}" if step_name == "lambda" else f"{a.get('feature', '')} = {value:.4g}", fontsize=7
-        )
+        label = f"λ = {value:.3g}" if step_name == "lambda" else f"{a.get('feature', '')} = {value:.4g}"
+        top.set_title(label + cnn_label(ds, k), fontsize=7)
         bottom.imshow(frame, cmap="gray", vmin=-1, vmax=1, alpha=0.35, interpolation="nearest")
         shown = np.where(diff[k] != 0, diff[k], np.nan) if tested else diff[k]
         im = bottom.imshow(shown, cmap="Spectral_r", vmin=-lim, vmax=lim, interpolation="nearest")

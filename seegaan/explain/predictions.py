@@ -6,6 +6,7 @@ NAME``), or used by :func:`seegaan.explain.explain` to choose the direction towa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Literal
@@ -174,3 +175,22 @@ def predict(
         f"; resized to {attrs['input_size']}" if attrs["input_size"] else ""
     )
     return validate_cohort(result)
+
+
+def cnn_along(result, model, *, batch_size: int = 32):
+    """``result`` (a :class:`seegaan.SequenceResult` or :class:`seegaan.explain.local.LocalResult`) with the
+    CNN's prediction on every decoded step: ``model_prediction`` (step) in its dataset and figure, the model
+    named in its attrs (``model``, ``model_sha256``).
+
+    The predictions are ``model(images)`` of the frames exactly as stored (float32, [-1, 1]), so they equal
+    :func:`predict` on the decoded images.
+    """
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size >= 1):
+        raise SeegaanError(f"batch_size must be a positive integer, not {batch_size!r}")
+    model = load_model(model)
+    images = np.asarray(result.images, np.float32)
+    preds = np.concatenate(
+        [model(images[start : start + batch_size, None]) for start in range(0, len(images), batch_size)]
+    )
+    attrs = {**result.attrs, "model": model.identity, "model_sha256": model.sha256}
+    return dataclasses.replace(result, model_prediction=preds, attrs=attrs)

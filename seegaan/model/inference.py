@@ -112,6 +112,17 @@ class CheckpointDecoder:
             images = self.generator(torch.from_numpy(w).to(self.device), noise_mode=self.noise_mode)
         return images.float().cpu().numpy()
 
+    def decode_tensor(self, w: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) of latents ``w`` (B, D) as a torch tensor that keeps the graph to ``w``.
+
+        For gradients with respect to the latent (``explain --direction gradient|minimal``): fp32, no
+        chunking, the network's own parameters stay frozen.
+        """
+        if w.ndim != 2 or w.shape[1] != self.latent_size:
+            shape = tuple(w.shape)
+            raise SeegaanError(f"latents must have shape (B, {self.latent_size}) for this decoder, got {shape}")
+        return self.generator(w.to(self.device, torch.float32), noise_mode=self.noise_mode).float().cpu()
+
     def __repr__(self) -> str:
         return (
             f"CheckpointDecoder({self.identity!r}, image_size={self.image_size}, "

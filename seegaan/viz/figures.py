@@ -11,10 +11,16 @@ from seegaan.formats import save_figure
 def _label(ds: xr.Dataset, k: int) -> str:
     levels = str(ds.attrs.get("levels", ""))
     value = float(ds["feature_value"].values[k])
-    if levels:
-        a, b = levels.split(",")
-        return f"{a} → {b}: {value:.2f}"
-    return f"{ds.attrs.get('feature', '')} = {value:.4g}"
+    text = f"{levels.split(',')[0]} → {levels.split(',')[1]}: {value:.2f}" if levels else None
+    text = text or f"{ds.attrs.get('feature', '')} = {value:.4g}"
+    return text + cnn_label(ds, k)
+
+
+def cnn_label(ds: xr.Dataset, k: int) -> str:
+    """``"\nCNN 0.123"`` when the dataset holds the CNN's prediction at every step, else ``""``."""
+    if "model_prediction" not in ds:
+        return ""
+    return f"\nCNN {float(ds['model_prediction'].values[k]):.3g}"
 
 
 def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: int = 150, overwrite=True):
