@@ -11,7 +11,11 @@ Steps (each resumes or is skipped when its output exists, so the script can be r
 3. ``seegaan.model.encode_images``: every phantom image through the best checkpoint's EMA encoder
    (``WORK/cohort.nc``);
 4. install: copy the best checkpoint, the cohort and the truth maps into ``seegaan/demo/`` (what
-   ``seegaan-stats interpolate`` uses when no ``--cohort``/``--decoder`` is given).
+   ``seegaan-stats interpolate`` uses when no ``--cohort``/``--decoder`` is given);
+5. the demo CNN: ``seegaan-stats train-cnn --target bnpp --transform log`` on the same phantom images
+   (:class:`seegaan.explain.smallcnn.SmallCNN`, 12 epochs, seed 0, about 15 s), installed as
+   ``seegaan/demo/phantom_cnn.pt`` (what ``seegaan-stats explain`` uses when no ``--model`` is given).
+   ``--cnn-only`` runs this step alone (the phantom is rendered again from its seed when absent).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ def main():
     )
     ap.add_argument("--device", default="cpu", help="cpu or cuda (training and encoding)")
     ap.add_argument("--no-install", action="store_true", help="do not copy the result into seegaan/demo/")
+    ap.add_argument("--cnn-only", action="store_true", help="only train (and install) the demo CNN, step 5")
     args = ap.parse_args()
 
     import torch
@@ -72,6 +77,9 @@ def main():
         t0 = time.time()
         write_phantom(phantom, n=args.n, size=args.size, seed=args.seed)
         print(f"phantom: {args.n} images in {time.time() - t0:.1f} s")
+    if args.cnn_only:
+        demo_cnn(phantom, work, seed=args.seed, install=not args.no_install)
+        return
     data = load_dataset(phantom / "images", phantom / "clinical.csv", size=args.size, seed=args.seed)
     cfg = small_config(args.size, width=args.width, latent_size=args.latent)
     tcfg = TrainConfig(
@@ -109,6 +117,26 @@ def main():
             shutil.copyfile(f, dest / "truth" / f.name)
         shutil.copyfile(phantom / "phantom.json", dest / "phantom.json")
         print(f"installed the demo into {dest}")
+    demo_cnn(phantom, work, seed=args.seed, install=not args.no_install)
+
+
+def demo_cnn(phantom: Path, work: Path, *, seed: int, install: bool) -> None:
+    """Step 5: the demo CNN (log NT-proBNP) through ``seegaan-stats train-cnn``, installed into seegaan/demo/."""
+    from seegaan.cli.stats_cnn import TargetTransform, train_cnn_command
+
+    out = work / "phantom_cnn.pt"
+    train_cnn_command(
+        images=phantom / "images",
+        table=phantom / "clinical.csv",
+        target="bnpp",
+        transform=TargetTransform("log"),
+        out=out,
+        seed=seed,
+        overwrite=True,
+    )
+    if install:
+        shutil.copyfile(out, REPO / "seegaan" / "demo" / "phantom_cnn.pt")
+        print("installed the demo CNN into seegaan/demo/phantom_cnn.pt")
 
 
 if __name__ == "__main__":

@@ -206,8 +206,8 @@ def default_inputs(cohort: Path | None, decoder: str | None):
 
 # ---- a CNN given to a command (explain, predict, and --model of interpolate and local) -------------------
 MODEL_HELP = (
-    "TorchScript file, or module:attr naming an nn.Module (instance or zero-argument factory) or a "
-    "function; it maps float32 images (B, 1, H, W) to B numbers."
+    "A CNN file of seegaan-stats train-cnn, a TorchScript file, or module:attr naming an nn.Module (instance "
+    "or zero-argument factory) or a function; it maps float32 images (B, 1, H, W) to B numbers."
 )
 SIZE_HELP = "Resize the images to S or H,W (bilinear) before the model."
 SCALE_HELP = "Rescale the [-1, 1] images before the model: minus1-1 (none), 0-1 or imagenet (3 channels)."

@@ -2,7 +2,7 @@
 
 stats_interpolate (``inspect``, ``interpolate``), stats_table1 (``table1``), stats_explain (``predict``,
 ``explain``, ``local``), stats_pixel (``pixel-test``), stats_calibrate (``calibrate``), stats_report
-(``report``, ``animate``).
+(``report``, ``animate``), stats_cnn (``train-cnn``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from seegaan.cli import stats_calibrate as _calibrate
+from seegaan.cli import stats_cnn as _cnn
 from seegaan.cli import stats_explain as _explain
 from seegaan.cli import stats_interpolate as _interpolate
 from seegaan.cli import stats_pixel as _pixel
@@ -38,6 +39,7 @@ _explain.register(app)
 _pixel.register(app)
 _calibrate.register(app)
 _report.register(app)
+_cnn.register(app)
 
 
 def main():  # console-script entry point

@@ -135,9 +135,12 @@ def predict_command(
 
 def explain_command(
     image: Annotated[str, typer.Option("--image", help="image_id of the image to explain.")],
-    model: Annotated[str, typer.Option(help=_MODEL_HELP)],
     target: Annotated[float, typer.Option(help="The prediction wanted (in the model's output units).")],
     out: Annotated[Path, typer.Option(help="Output netCDF (.nc).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help=_MODEL_HELP + " Default with the bundled demo: its CNN of log NT-proBNP."),
+    ] = None,
     feature: Annotated[
         str | None,
         typer.Option(
@@ -183,6 +186,10 @@ def explain_command(
 ):
     """Move one image along a latent direction until the CNN predicts TARGET (counterfactual)."""
     with user_errors():
+        if model is None:
+            if cohort is not None or decoder is not None:
+                raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
+            model = str(demo.cnn_path())
         cohort, decoder = _inputs(cohort, decoder)
         inputs = _existing(cohort, decoder, model)
         check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[plot])

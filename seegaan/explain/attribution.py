@@ -167,6 +167,13 @@ def attributions(
     return out
 
 
+def _direction_words(a) -> str:
+    """What moved the image, for the figure's title."""
+    if str(a.get("direction", "mean")) != "mean":
+        return f"{a.get('direction')}: {a.get('direction_basis', '')}"
+    return f"{a.get('direction_basis', '')}: {a.get('current', '')} → {a.get('desired', '')}"
+
+
 def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
     """The explanation panel, like the paper's Fig. 6.
 
@@ -208,7 +215,19 @@ def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
             axes[0, j].imshow(amap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.8, interpolation="nearest")
         else:
             axes[0, j].imshow(amap, cmap="inferno", alpha=0.7, interpolation="nearest")
-        axes[0, j].set_title(_TITLES[m], fontsize=7)
+        blank = m == "gradcam" and not np.any(amap)
+        axes[0, j].set_title(_TITLES[m] + (": all zero" if blank else ""), fontsize=7)
+        if blank:
+            axes[0, j].text(
+                0.5,
+                0.5,
+                "all zero\n(no positive evidence\nat this layer)",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white",
+                transform=axes[0, j].transAxes,
+            )
     for k in range(n_frames):
         axes[1, k].imshow(ds["frames"].values[k], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         axes[1, k].set_title(
@@ -229,8 +248,7 @@ def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
                 ax.set_axis_off()
     fig.suptitle(
         f"{a.get('image_id', '')}: {float(a['prediction_0']):.4g} → target {float(a['target']):g} "
-        f"at λ* = {float(a['lambda_star']):.3g} ({a.get('direction_basis', '')}: "
-        f"{a.get('current', '')} → {a.get('desired', '')})",
+        f"at λ* = {float(a['lambda_star']):.3g} ({_direction_words(a)})",
         fontsize=9,
     )
     if path is not None:

@@ -2,8 +2,12 @@
 
 A model is given as
 
+- a **seegaan CNN file** (:func:`seegaan.explain.smallcnn.save_cnn`, ``seegaan-stats train-cnn``, the
+  demo's :func:`seegaan.demo.cnn_path`), loaded as a plain :class:`~seegaan.explain.smallcnn.SmallCNN`
+  module (Grad-CAM works on it);
 - a **TorchScript** file (``torch.jit.save(torch.jit.script(net), "net.pt")``), loaded with
-  :func:`torch.jit.load` on the CPU;
+  :func:`torch.jit.load` on the CPU (Grad-CAM needs a plain module: use ``module:attr`` or a seegaan CNN
+  file);
 - ``"module:attr"`` naming a torch ``nn.Module`` instance, an ``nn.Module`` class or zero-argument
   factory returning one (it must load its own weights), or a plain function ``f(images) -> scores``
   that takes a float32 torch tensor (B, 1, H, W) and returns a tensor or array of B numbers;
@@ -296,7 +300,9 @@ def load_model(spec, *, input_size=None, input_scale: InputScale = "minus1-1", d
     if isinstance(spec, (str, os.PathLike)):
         path = Path(spec)
         if path.is_file():
-            fn = _load_torchscript(path, device)
+            from seegaan.explain import smallcnn  # deferred: torch (heavy)
+
+            fn = smallcnn.load_cnn(path, device)[0] if smallcnn.is_cnn_file(path) else _load_torchscript(path, device)
             sha = file_sha256(path)
             identity = f"{path} (sha256:{sha})"
         elif ":" in str(spec) and path.suffix.lower() not in (".pt", ".pth", ".ts", ".jit"):

@@ -352,6 +352,16 @@ def solve_lambda(f, lams: np.ndarray, preds: np.ndarray, target: float, tol: flo
 # --------------------------------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------------------------------
+def _notes(attrs) -> str:
+    notes = str(attrs.get("attribution_notes", ""))
+    if not notes:
+        return ""
+    return (
+        f" (notice: {notes}: Grad-CAM keeps positive evidence only, and the CNN has none at this layer for "
+        "this image; try another --layer)"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class ExplainResult:
     """A counterfactual for one image (immutable).
@@ -452,7 +462,7 @@ class ExplainResult:
             ),
             ("λ scanned", f"{self.lambdas[0]:g} to {self.lambdas[-1]:g} ({self.lambdas.size} values)"),
             ("max |difference|", f"{float(np.abs(self.difference).max()):.4g}"),
-            ("attributions", ", ".join(self.attributions) or "none"),
+            ("attributions", (", ".join(self.attributions) or "none") + _notes(a)),
             ("model", str(a.get("model", ""))),
             ("decoder", str(a.get("decoder", ""))),
         )
@@ -688,6 +698,7 @@ def explain(
     maps = {}
     if methods:
         maps = {k: v[0] for k, v in attribute(model, recon[None], methods=methods, layer=layer).items()}
+    notes = [f"{name}: all zero" for name, amap in maps.items() if name == "gradcam" and not np.any(amap)]
     attrs = {
         "image_id": str(image_id),
         "target": target,
@@ -716,6 +727,7 @@ def explain(
         "precision": precision,
         "cohort_model": str(cohort.attrs.get("model", "")),
         "attributions": ",".join(maps),
+        "attribution_notes": "; ".join(notes),
         "attribution_layer": str(layer or ("default (last Conv2d)" if "gradcam" in maps else "")),
         "ig_baseline": "all -1 image" if "ig" in maps else "",
         "seegaan_version": __version__,

@@ -1,0 +1,150 @@
+"""``seegaan-stats train-cnn``: a small CNN (:class:`seegaan.explain.smallcnn.SmallCNN`) trained on radiographs.
+
+The file it writes loads in ``explain``, ``predict``, ``local --model`` and ``interpolate --model`` as
+``--model FILE``, and Grad-CAM works on it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from seegaan._internal.choices import cli_enum
+from seegaan._internal.errors import SeegaanError
+from seegaan._internal.io import check_output_path
+from seegaan._internal.runtime import command_threads
+from seegaan.cli._common import progress_bar, user_errors
+from seegaan.data.cohort import feature_kind, feature_missing
+from seegaan.data.dataset import load_dataset
+
+Task = cli_enum("Task", ("auto", "regression", "binary"))
+TargetTransform = cli_enum("TargetTransform", ("none", "log"))
+
+
+def _target(table, column: str, task: str, transform: str, positive: str | None):
+    """(values, keep, task, description) of the training target ``column``."""
+    if column not in table.columns:
+        raise SeegaanError(f"the table has no column {column!r}; its columns: {', '.join(map(str, table.columns))}")
+    values = table[column].to_numpy()
+    keep = ~feature_missing(values)
+    kind = feature_kind(values[keep])
+    if task == "auto":
+        task = "regression" if kind == "numeric" and np.unique(values[keep]).size > 2 else "binary"
+    if task == "regression":
+        if kind != "numeric":
+            raise SeegaanError(f"{column!r} is not numeric; use --task binary with --positive LEVEL")
+        y = values.astype(np.float64)
+        if transform == "log":
+            keep &= np.where(keep, y > 0, False)
+            y = np.log(np.where(keep, y, 1.0))
+        what = f"{'log ' if transform == 'log' else ''}{column}"
+        return y, keep, task, what
+    if transform != "none":
+        raise SeegaanError("--transform applies to --task regression")
+    levels = sorted(set(map(str, values[keep])))
+    if positive is None:
+        if len(levels) != 2:
+            raise SeegaanError(f"{column!r} has levels {', '.join(levels)}; name the positive one with --positive")
+        positive = "True" if "True" in levels else levels[-1]
+    if positive not in levels:
+        raise SeegaanError(f"--positive {positive!r} is not a level of {column!r} ({', '.join(levels)})")
+    y = (values.astype(str) == positive).astype(np.float64)
+    return y, keep, task, f"logit of {column} = {positive}"
+
+
+def train_cnn_command(
+    images: Annotated[Path, typer.Option(help="Folder of radiographs (PNG, JPEG, DICOM, .npy), or a table of paths.")],
+    target: Annotated[str, typer.Option(help="Column of the clinical table the CNN learns.")],
+    out: Annotated[Path, typer.Option(help="Output CNN file (.pt).")],
+    table: Annotated[Path | None, typer.Option(help="Clinical table (CSV/TSV/Parquet) joined on image_id.")] = None,
+    task: Annotated[Task, typer.Option(help="regression (MSE) or binary (a logit); auto: by the column.")] = Task(
+        "auto"
+    ),
+    transform: Annotated[TargetTransform, typer.Option(help="Regression: learn log(target).")] = TargetTransform(
+        "none"
+    ),
+    positive: Annotated[
+        str | None, typer.Option(help="Binary: the level that is 1 (default: True or the last).")
+    ] = None,
+    size: Annotated[int, typer.Option(help="Image side the CNN reads (a multiple of 8).")] = 64,
+    width: Annotated[int, typer.Option(help="Channels of the first convolution.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 12,
+    flip: Annotated[bool, typer.Option(help="Horizontal-flip augmentation.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the weights and the batches (recorded).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+):
+    """Train a small CNN on radiographs (patient-level train/val/test split); write a file explain can load."""
+    from seegaan.explain import smallcnn  # deferred: torch (heavy)
+
+    with user_errors():
+        inputs = [images, table]
+        check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".pt")
+        if not (size >= 8 and size % 8 == 0):
+            raise SeegaanError(f"--size must be a multiple of 8, not {size}")
+        if epochs < 1 or width < 1:
+            raise SeegaanError("--epochs and --width must be at least 1")
+        data = load_dataset(images, table, size=size, seed=seed)
+        y, keep, task_name, what = _target(data.table, target, task.value, transform.value, positive)
+        split = data.table["split"].to_numpy(str)
+        part = {s: np.flatnonzero(keep & (split == s)) for s in ("train", "val", "test")}
+        if part["train"].size < 2 or part["val"].size < 1:
+            raise SeegaanError(
+                f"{part['train'].size} training and {part['val'].size} validation images have {target}; "
+                "the CNN needs more"
+            )
+        with command_threads(threads, torch=True):
+            x = data.array()[:, 0]
+            start = time.perf_counter()
+            with progress_bar(f"training ({epochs} epochs)", epochs) as advance:
+                net, history = smallcnn.train_cnn(
+                    x[part["train"]],
+                    y[part["train"]],
+                    x[part["val"]],
+                    y[part["val"]],
+                    task=task_name,
+                    seed=seed,
+                    epochs=epochs,
+                    width=width,
+                    flip=flip,
+                    progress=advance,
+                )
+            seconds = time.perf_counter() - start
+            scores = {
+                s: smallcnn.metrics(task_name, y[idx], smallcnn.predict_array(net, x[idx]))
+                for s, idx in part.items()
+                if idx.size
+            }
+        meta = {
+            "target": what,
+            "task": task_name,
+            "column": target,
+            "images": str(images),
+            "table": "" if table is None else str(table),
+            "split": "load_dataset patient-level split (0.8/0.1/0.1)",
+            "seed": seed,
+            "epochs": epochs,
+            "width": width,
+            "size": size,
+            "flip": flip,
+            "train_seconds": round(seconds, 1),
+            "metrics": scores,
+            "history": history,
+            "command_line": " ".join(["seegaan-stats", *sys.argv[1:]]),
+        }
+        smallcnn.save_cnn(net, out, meta, overwrite=overwrite, inputs=inputs)
+        for s, m in scores.items():
+            typer.echo(
+                f"{s:<6}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items())
+            )
+        typer.echo(f"wrote {out} ({what}, {task_name}, {seconds:.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train-cnn`` to the ``seegaan-stats`` app."""
+    app.command("train-cnn")(train_cnn_command)
