@@ -177,6 +177,13 @@ def explain_command(
     adjust: Annotated[
         str | None, typer.Option(help="--direction mean: covariates held fixed, A,B (the adjusted group difference).")
     ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the cohort's radiographs: the CNN also reads the original image, and a gap between "
+            "its answers on the image and on G(w_E) is reported (a warning when it matters)."
+        ),
+    ] = None,
     proximity: Annotated[
         float, typer.Option(help="--direction minimal: weight of the mean squared pixel change vs the squared error.")
     ] = 1.0,
@@ -202,7 +209,8 @@ def explain_command(
         )
         methods = check_methods(attributions or ())
         device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
-        with command_threads(threads):
+        with command_threads(threads), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SeegaanWarning)
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar("explain", None) as advance:
                 result = explain(
@@ -223,8 +231,12 @@ def explain_command(
                     direction=direction.value,
                     adjust=adjust,
                     proximity=proximity,
+                    images=images,
                     command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
                 )
+        for w in caught:
+            if issubclass(w.category, SeegaanWarning):
+                typer.echo(f"warning: {w.message}", err=True)
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
         typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))

@@ -25,20 +25,24 @@ f(λ) = CNN(G(w(λ))) − target, choosing the bracket nearest λ = 0, and solvi
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
 from seegaan._internal.docs import fill_doc
-from seegaan._internal.errors import SeegaanError
+from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.io import atomic_paths, check_output_path
 from seegaan._internal.progress import Progress, no_progress
 from seegaan._internal.summary import Summary
 from seegaan._version import __version__
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
+from seegaan.data.dataset import load_dataset
 from seegaan.decoder import decoder_device, load_decoder_on
 from seegaan.decoding import decoding_precision
 from seegaan.explain.attribution import attributions as attribute
@@ -261,6 +265,21 @@ def _adjusted_delta(cohort: xr.Dataset, w: np.ndarray, cur: np.ndarray, des: np.
     return coef[1]
 
 
+def source_image(images, image_id: str, size: int | None) -> np.ndarray:
+    """The radiograph ``image_id`` from folder ``images`` (:func:`seegaan.data.load_dataset`), (H, W)."""
+    path = Path(images)
+    if not path.is_dir():
+        raise SeegaanError(f"images folder {path} does not exist or is not a folder")
+    imageset = load_dataset(path, size=size)
+    ids = [str(i) for i in imageset.image_ids]
+    if str(image_id) not in ids:
+        raise SeegaanError(
+            f"image {image_id!r} is not in {path} (image ids are the file names without extension); "
+            "point --images at the folder the cohort was encoded from, or leave it out"
+        )
+    return imageset.array([ids.index(str(image_id))])[0, 0]
+
+
 # --------------------------------------------------------------------------------------------------
 # the λ solve
 # --------------------------------------------------------------------------------------------------
@@ -450,7 +469,13 @@ class ExplainResult:
         lines = (
             ("image", self.image_id),
             ("target", f"{self.target:g} (tol {self.tol:g})"),
-            ("prediction at λ = 0", f"{self.prediction_0:.4g}"),
+            ("prediction at λ = 0", f"{self.prediction_0:.4g} (on the reconstruction G(w_E))"),
+            *(
+                [("prediction on the image", f"{a['prediction_image']:.4g} (gap {a['reconstruction_gap']:+.3g})")]
+                if "prediction_image" in a
+                else []
+            ),
+            *([("warning", a["gap_warning"])] if a.get("gap_warning") else []),
             ("λ*", f"{self.lambda_star:.4g}"),
             ("prediction at λ*", f"{self.prediction_star:.4g}"),
             (
@@ -505,6 +530,36 @@ def _predict_latents(
     return np.concatenate(images), np.concatenate(preds)
 
 
+#: warn when the CNN's answers on the image and on G(w_E) differ by more than this share of the change asked for
+GAP_SHARE = 0.5
+
+
+def _reconstruction_gap(model, source, p0: float, target: float) -> dict:
+    """The CNN on the original image against its answer on G(w_E), with a warning when they disagree."""
+    if source is None:
+        return {}
+    p_image = float(model(np.asarray(source, np.float32)[None, None])[0])
+    gap = p0 - p_image
+    wrong_side = np.sign(target - p_image) != np.sign(target - p0)
+    large = abs(gap) > GAP_SHARE * abs(target - p_image)
+    message = ""
+    if wrong_side:
+        message = (
+            f"the CNN says {p_image:.4g} on the image but {p0:.4g} on its reconstruction G(w_E): the target "
+            f"{target:g} lies between them, so the counterfactual moves the reconstruction the other way than the "
+            "image would need; refine the latent or choose another target"
+        )
+    elif large:
+        message = (
+            f"the CNN says {p_image:.4g} on the image but {p0:.4g} on its reconstruction G(w_E), a gap of "
+            f"{abs(gap):.3g}, more than half of the change asked for ({abs(target - p_image):.3g}): the "
+            "counterfactual explains the reconstruction more than the image"
+        )
+    if message:
+        warnings.warn(message, SeegaanWarning, stacklevel=3)
+    return {"prediction_image": p_image, "reconstruction_gap": gap, "gap_warning": message}
+
+
 def _check_direction(direction, *, feature, levels, adjust, lo: float, proximity) -> str:
     """The direction's name, with the options that do not apply to it refused (one line each)."""
     if direction not in DIRECTIONS:
@@ -552,6 +607,7 @@ def explain(
     direction: str = "mean",
     adjust: Sequence[str] | str | None = None,
     proximity: float = 1.0,
+    images: str | os.PathLike | None = None,
 ) -> ExplainResult:
     """Move one image along a latent direction until the CNN predicts ``target``.
 
@@ -598,6 +654,11 @@ def explain(
     proximity : float
         ``minimal`` only: the weight of the mean squared pixel change against the squared prediction error
         (> 0; larger keeps the image closer, smaller reaches the target more surely).
+    images : path, optional
+        Folder of the cohort's radiographs: the CNN also reads the original image (at the cohort's image
+        size), and the gap between its answers on the image and on G(w_E) is reported; a
+        :class:`seegaan.SeegaanWarning` when the reconstruction is on the other side of the target, or when
+        the gap exceeds half of the change asked for (``|target − prediction on the image|``).
 
     Returns
     -------
@@ -630,6 +691,9 @@ def explain(
         raise SeegaanError(f"--levels applies to class features; {feature or 'the model prediction'} is numeric")
     progress = progress or no_progress
 
+    source = None
+    if images is not None:
+        source = source_image(images, image_id, int(cohort.attrs.get("image_size", 0) or 0) or None)
     decoder = load_decoder_on(decoder, device)
     model = load_model(model)
     if methods:
@@ -643,6 +707,7 @@ def explain(
         progress(0, total=n_work)
         recon, p0 = _predict_latents(decoder, model, w0[None], 1, no_progress)
         recon, p0 = recon[0], float(p0[0])
+        gap = _reconstruction_gap(model, source, p0, target)
         if abs(p0 - target) <= tol:
             raise SeegaanError(
                 f"the model already predicts {p0:.4g} for {image_id!r}, within --tol {tol:g} of the "
@@ -718,6 +783,7 @@ def explain(
         "gradients": getattr(path, "gradients", ""),
         "proximity": proximity if kind == "minimal" else 0.0,
         **facts,
+        **gap,
         "feature": feature or "",
         "model": model.identity,
         "model_sha256": model.sha256,

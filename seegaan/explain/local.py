@@ -32,7 +32,6 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -44,10 +43,10 @@ from seegaan._internal.errors import SeegaanError
 from seegaan._internal.progress import Progress
 from seegaan._internal.summary import Summary
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
-from seegaan.data.dataset import load_dataset
 from seegaan.decoder import load_decoder_on
 from seegaan.decoding import LocalNulls, check_shippable, decoding_precision, local_frames
 from seegaan.explain.counterfactual import Direction, ExplainResult, _image_index, local_direction
+from seegaan.explain.counterfactual import source_image as _source_image
 from seegaan.formats import add_cf_attrs, save_figure
 from seegaan.interpolation import interpolate
 from seegaan.options import TestOptions
@@ -255,21 +254,6 @@ class _Path:
             out = trajectories[:, 1:] - trajectories[:, :1]
         out[:, ~self.moving] = 0.0
         return out
-
-
-def _source_image(images, image_id: str, size: int | None) -> np.ndarray:
-    """The radiograph ``image_id`` from folder ``images`` (:func:`seegaan.data.load_dataset`), (H, W)."""
-    path = Path(images)
-    if not path.is_dir():
-        raise SeegaanError(f"images folder {path} does not exist or is not a folder")
-    imageset = load_dataset(path, size=size)
-    ids = [str(i) for i in imageset.image_ids]
-    if str(image_id) not in ids:
-        raise SeegaanError(
-            f"image {image_id!r} is not in {path} (image ids are the file names without extension); "
-            "point --images at the folder the cohort was encoded from, or leave it out"
-        )
-    return imageset.array([ids.index(str(image_id))])[0, 0]
 
 
 # --------------------------------------------------------------------------------------------------

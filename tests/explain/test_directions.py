@@ -202,3 +202,47 @@ def test_local_sequence_adjusted_direction(confounded):
     others = confounded.isel(image=[i for i in range(confounded.sizes["image"]) if i != 1])
     interp = seegaan.interpolate(others, feature="sick", method="class-mean", adjust=["c"], grid=[0.0, 1.0])
     np.testing.assert_allclose(adjusted.direction.delta, interp.trajectory[1] - interp.trajectory[0], rtol=1e-12)
+
+
+def test_reconstruction_gap_is_reported_and_warned(confounded, tmp_path):
+    """``images=``: the CNN also reads the original image; the gap to its answer on G(w_E) is recorded, and
+    a warning says when the target lies between the two answers or the gap is more than half the change."""
+    import warnings
+
+    from seegaan.data import load_dataset
+    from seegaan.explain.cnn import load_model
+    from seegaan.explain.counterfactual import _reconstruction_gap
+
+    model = load_model(_cnns.region_mean)
+    image = np.zeros((8, 8), np.float32)
+    image[:4] = 0.5  # the CNN reads 0.5 on the image
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        between = _reconstruction_gap(model, image, 0.1, 0.3)  # target between 0.1 (G(w_E)) and 0.5 (image)
+        large = _reconstruction_gap(model, image, 0.1, 1.0)  # gap 0.4 > half of |1.0 - 0.5|
+        fine = _reconstruction_gap(model, image, 0.45, 2.0)
+    assert "the other way" in between["gap_warning"] and "more than half" in large["gap_warning"]
+    assert fine["gap_warning"] == "" and fine["reconstruction_gap"] == pytest.approx(-0.05)
+    assert len([w for w in caught if issubclass(w.category, seegaan.SeegaanWarning)]) == 2
+    # through explain: the original is read from the folder, at the cohort's image size
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for image_id in confounded["image_id"].values:
+        np.save(folder / f"{image_id}.npy", rng.uniform(-1, 1, (8, 8)).astype(np.float32))
+    image_id = _healthy(confounded)
+    target = _target(confounded, image_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", seegaan.SeegaanWarning)
+        r = explain(confounded, PLANTED, _cnns.region_mean, image_id=image_id, target=target, images=folder)
+    data = load_dataset(folder, size=8)
+    original = data.array([list(data.image_ids).index(image_id)])
+    assert r.attrs["prediction_image"] == pytest.approx(float(model(original)[0]))
+    assert r.attrs["reconstruction_gap"] == pytest.approx(r.prediction_0 - r.attrs["prediction_image"])
+    assert "prediction on the image" in r.summary().as_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    np.save(empty / "other.npy", np.zeros((8, 8), np.float32))
+    with pytest.raises(SeegaanError, match="is not in") as e:
+        explain(confounded, PLANTED, _cnns.region_mean, image_id=image_id, target=target, images=empty)
+    one_line(e)
