@@ -6,21 +6,32 @@ The file it writes loads in ``explain``, ``predict``, ``local --model`` and ``in
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 
+from seegaan import demo
 from seegaan._internal.choices import cli_enum
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import command_threads
-from seegaan.cli._common import progress_bar, user_errors
-from seegaan.data.cohort import feature_kind, feature_missing
+from seegaan.cli._common import MODEL_HELP, default_inputs, progress_bar, user_errors
+from seegaan.data.cohort import feature_kind, feature_missing, open_cohort
 from seegaan.data.dataset import load_dataset
+from seegaan.explain.attribution import plot_attribution_row
+from seegaan.explain.cases import CASES, case_attributions, case_target, select_cases
+from seegaan.explain.cnn import load_model
+from seegaan.explain.counterfactual import explain
+from seegaan.explain.local import local_sequence
+from seegaan.explain.predictions import cnn_along, predict
 
 Task = cli_enum("Task", ("auto", "regression", "binary"))
 TargetTransform = cli_enum("TargetTransform", ("none", "log"))
@@ -145,6 +156,117 @@ def train_cnn_command(
         typer.echo(f"wrote {out} ({what}, {task_name}, {seconds:.1f} s)")
 
 
+def cases_command(
+    truth: Annotated[str, typer.Option(help="Feature holding the truth (a class, or a number on the CNN's scale).")],
+    threshold: Annotated[float, typer.Option(help="The CNN says positive above this (and a numeric truth is, too).")],
+    out_dir: Annotated[Path, typer.Option(help="Folder to create: cases.csv and one panel per case.")],
+    model: Annotated[
+        str | None, typer.Option(help=MODEL_HELP + " Default with the bundled demo: its CNN of log NT-proBNP.")
+    ] = None,
+    cohort: Annotated[Path | None, typer.Option(help="Latent cohort (.nc); default: the bundled demo.")] = None,
+    decoder: Annotated[str | None, typer.Option(help="Checkpoint or module:callable; default: the demo model.")] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the cohort's radiographs: the CNN decides on them (default: on G(w))."),
+    ] = None,
+    truth_transform: Annotated[
+        TargetTransform, typer.Option(help="Numeric truth on the CNN's scale: log when the CNN predicts log(truth).")
+    ] = TargetTransform("none"),
+    positive: Annotated[
+        str | None, typer.Option(help="Class truth: the positive level (default: True or the last).")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="Class truth: FP/FN are solved to threshold -/+ margin.")] = 1.0,
+    all_images: Annotated[bool, typer.Option(help="Draw the cases from every image, not only val and test.")] = False,
+    perm: Annotated[int, typer.Option(help="Null draws of the TP/TN local sequences.")] = 199,
+    seed: Annotated[int, typer.Option(help="Seed of the case draw and of the tests (recorded).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch.")] = 1,
+):
+    """TP/FP/FN/TN of a CNN, one image each, explained as the paper's Fig. 6 (local sequence or λ-solve, maps)."""
+
+    with user_errors():
+        if model is None:
+            if cohort is not None or decoder is not None:
+                raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
+            model = str(demo.cnn_path())
+        cohort, decoder = default_inputs(cohort, decoder)
+        if out_dir.exists():
+            raise SeegaanError(f"{out_dir} already exists; choose a new --out-dir")
+        parent = out_dir.parent if str(out_dir.parent) else Path(".")
+        if not parent.is_dir():
+            raise SeegaanError(f"the folder {parent} does not exist; create it first")
+        if not margin > 0:
+            raise SeegaanError(f"--margin must be positive, not {margin}")
+        with command_threads(threads, torch=True):
+            net = load_model(model)
+            data = open_cohort(cohort)
+            with progress_bar("CNN over the cohort", None) as advance:
+                scored = predict(
+                    data,
+                    net,
+                    name="cnn_prediction",
+                    images=images,
+                    decoder=None if images else decoder,
+                    progress=advance,
+                )
+            selection = select_cases(
+                scored,
+                scored["cnn_prediction"].values,
+                truth=truth,
+                threshold=threshold,
+                truth_transform=truth_transform.value,
+                positive=positive,
+                splits=None if all_images else ("val", "test"),
+                seed=seed,
+            )
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=parent))
+            try:
+                rows = []
+                for case in CASES:
+                    image_id = selection.chosen[case]
+                    if image_id is None:
+                        rows.append({"case": case, "image_id": "", "note": "no eligible image in this case"})
+                        continue
+                    if case in ("TP", "TN"):
+                        result = local_sequence(
+                            scored, decoder, image_id=image_id, feature=truth, n_perm=perm, seed=seed
+                        )
+                        result = cnn_along(result, net)
+                        result.save(tmp / f"{case}.nc", tmp / f"{case}.png")
+                        recon, what = result.reconstruction, f"local sequence along {truth}"
+                    else:
+                        target = case_target(selection, image_id, margin)
+                        feature = truth if selection.attrs["truth_kind"] == "class" else "cnn_prediction"
+                        result = explain(scored, decoder, net, image_id=image_id, target=target, feature=feature)
+                        result.save(tmp / f"{case}.nc", tmp / f"{case}.png")
+                        recon, what = result.reconstruction, f"counterfactual to {target:.4g}"
+                    maps = case_attributions(net, recon)
+                    plot_attribution_row(recon, maps, title=f"{case} {image_id}", path=tmp / f"{case}_maps.png")
+                    row = selection.table.loc[selection.table["image_id"] == image_id].iloc[0]
+                    rows.append(
+                        {
+                            "case": case,
+                            "image_id": image_id,
+                            "split": row["split"],
+                            "truth": row["truth"],
+                            "prediction": row["prediction"],
+                            "explained_by": what,
+                            "note": "",
+                        }
+                    )
+                pd.DataFrame(rows).to_csv(tmp / "cases.csv", index=False)
+                selection.table.to_csv(tmp / "all_cases.csv", index=False)
+                os.replace(tmp, out_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        counts = selection.counts()
+        typer.echo("cases: " + ", ".join(f"{c} {counts[c]}" for c in CASES))
+        for r in rows:
+            typer.echo(f"{r['case']}: {r['image_id'] or '-'} {r.get('explained_by', r['note'])}")
+        typer.echo(f"wrote {out_dir}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train-cnn`` to the ``seegaan-stats`` app."""
+    """Add ``train-cnn`` and ``cases`` to the ``seegaan-stats`` app."""
     app.command("train-cnn")(train_cnn_command)
+    app.command("cases")(cases_command)

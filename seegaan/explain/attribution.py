@@ -167,6 +167,48 @@ def attributions(
     return out
 
 
+def _draw_maps(row, recon: np.ndarray, maps: dict, title: str) -> None:
+    """The reconstruction, then each attribution map over it (one axis each of ``row``)."""
+    row[0].imshow(recon, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    row[0].set_title(title, fontsize=7)
+    for j, (m, amap) in enumerate(maps.items(), start=1):
+        row[j].imshow(recon, cmap="gray", vmin=-1, vmax=1, alpha=0.4, interpolation="nearest")
+        if m == "ig":
+            lim = float(np.abs(amap).max()) or 1.0
+            row[j].imshow(amap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.8, interpolation="nearest")
+        else:
+            row[j].imshow(amap, cmap="inferno", alpha=0.7, interpolation="nearest")
+        blank = m == "gradcam" and not np.any(amap)
+        row[j].set_title(_TITLES[m] + (": all zero" if blank else ""), fontsize=7)
+        if blank:
+            row[j].text(
+                0.5,
+                0.5,
+                "all zero\n(no positive evidence\nat this layer)",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white",
+                transform=row[j].transAxes,
+            )
+
+
+def plot_attribution_row(recon: np.ndarray, maps: dict, *, title: str = "", path=None, dpi: int = 150):
+    """One row: the reconstruction and its attribution maps (as the top row of :func:`plot_explanation`)."""
+    from matplotlib.figure import Figure  # deferred: matplotlib (heavy, figures only)
+
+    fig = Figure(figsize=(1.9 * (1 + len(maps)) + 0.2, 2.3), layout="constrained")
+    axes = fig.subplots(1, 1 + len(maps), squeeze=False)[0]
+    _draw_maps(axes, recon, maps, "reconstruction G(w_E)")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi, overwrite=True)
+    return fig
+
+
 def _direction_words(a) -> str:
     """What moved the image, for the figure's title."""
     if str(a.get("direction", "mean")) != "mean":
@@ -205,29 +247,9 @@ def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
     fig = Figure(figsize=(1.9 * ncol + 0.6, 4.4), layout="constrained")
     axes = fig.subplots(2, ncol, squeeze=False)
     recon = ds["reconstruction"].values
-    axes[0, 0].imshow(recon, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-    axes[0, 0].set_title(f"G(w_E): {float(a['prediction_0']):.3g}", fontsize=7)
-    for j, m in enumerate(maps, start=1):
-        amap = ds[f"attribution_{m}"].values
-        axes[0, j].imshow(recon, cmap="gray", vmin=-1, vmax=1, alpha=0.4, interpolation="nearest")
-        if m == "ig":
-            lim = float(np.abs(amap).max()) or 1.0
-            axes[0, j].imshow(amap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.8, interpolation="nearest")
-        else:
-            axes[0, j].imshow(amap, cmap="inferno", alpha=0.7, interpolation="nearest")
-        blank = m == "gradcam" and not np.any(amap)
-        axes[0, j].set_title(_TITLES[m] + (": all zero" if blank else ""), fontsize=7)
-        if blank:
-            axes[0, j].text(
-                0.5,
-                0.5,
-                "all zero\n(no positive evidence\nat this layer)",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white",
-                transform=axes[0, j].transAxes,
-            )
+    _draw_maps(
+        axes[0], recon, {m: ds[f"attribution_{m}"].values for m in maps}, f"G(w_E): {float(a['prediction_0']):.3g}"
+    )
     for k in range(n_frames):
         axes[1, k].imshow(ds["frames"].values[k], cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         axes[1, k].set_title(

@@ -134,3 +134,37 @@ def test_an_all_zero_grad_cam_gets_a_notice(tmp_path):
     fig = r.plot()
     assert any("all zero" in ax.get_title() for ax in fig.axes)
     json.dumps(r.attrs)  # plain values only
+
+
+def test_cases_on_the_demo_with_the_shipped_cnn(tmp_path):
+    """``seegaan-stats cases``: TP/FP/FN/TN of the demo CNN (BNPP > 400 pg/mL, on the log scale), one
+    held-out image each (seeded), a local sequence with the CNN's readout for TP/TN, a counterfactual to the
+    truth for FP/FN, and the three attribution maps for every case."""
+    pytest.importorskip("captum")
+    import pandas as pd
+
+    out = tmp_path / "cases"
+    args = ["cases", "--truth", "bnpp", "--truth-transform", "log", "--threshold", 5.99, "--out-dir", out]
+    r = run(*args, "--perm", 19)
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "cases.csv")
+    assert list(table["case"]) == ["TP", "FP", "FN", "TN"]
+    everything = pd.read_csv(out / "all_cases.csv")
+    for _, row in table.iterrows():
+        assert (out / f"{row['case']}.nc").is_file() and (out / f"{row['case']}_maps.png").is_file()
+        assert row["split"] in ("val", "test")
+        mine = everything.loc[everything["image_id"] == row["image_id"]].iloc[0]
+        assert mine["case"] == row["case"]
+        assert (mine["prediction"] > 5.99) == (row["case"] in ("TP", "FP"))
+        assert (mine["truth"] > 5.99) == (row["case"] in ("TP", "FN"))
+    with xr.open_dataset(out / "FN.nc") as ds:  # solved to the truth
+        assert abs(ds.attrs["prediction_star"] - table.set_index("case").loc["FN", "truth"]) <= 0.01
+    with xr.open_dataset(out / "TP.nc") as ds:
+        assert "model_prediction" in ds and ds.attrs["n_perm"] == 19
+    # the same seed draws the same images; an existing folder is refused
+    again = run(*args[:-1], tmp_path / "again", "--perm", 19)
+    assert again.exit_code == 0
+    assert pd.read_csv(tmp_path / "again" / "cases.csv")["image_id"].tolist() == table["image_id"].tolist()
+    r = run(*args)
+    assert r.exit_code != 0 and "already exists" in r.output
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
