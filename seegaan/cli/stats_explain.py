@@ -92,6 +92,12 @@ def predict_command(
     ] = None,
     input_size: Annotated[str | None, typer.Option(help=_SIZE_HELP)] = None,
     input_scale: Annotated[InputScale, typer.Option(help=_SCALE_HELP)] = InputScale("minus1-1"),
+    both: Annotated[
+        bool,
+        typer.Option(
+            help="With --images: also run the CNN on the reconstructions (NAME_reconstruction) and report the gap."
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Images per model call (memory only).")] = 32,
     threads: Threads = 1,
     device: DeviceOption = "cpu",
@@ -101,9 +107,11 @@ def predict_command(
     with user_errors():
         if images is not None and on is not None:
             raise SeegaanError("give either --images or --on reconstruction, not both")
-        cohort, decoder = _inputs(cohort, decoder, decoder_needed=images is None)
+        if both and images is None:
+            raise SeegaanError("--both compares the images with their reconstructions: give --images")
+        cohort, decoder = _inputs(cohort, decoder, decoder_needed=images is None or both)
         check_output_path(out, overwrite=overwrite, inputs=_existing(cohort, decoder, model), suffixes=".nc")
-        if images is None:
+        if images is None or both:
             device = decoding_device(decoder, device)  # before any work: e.g. cuda without a GPU
         elif device != "cpu":
             raise SeegaanError(
@@ -111,6 +119,8 @@ def predict_command(
             )
         ds = open_cohort(cohort)
         check_feature_name(ds, name)
+        if both:
+            check_feature_name(ds, f"{name}_reconstruction")
         with command_threads(threads):
             net = load_model(model, input_size=input_size, input_scale=input_scale.value)
             with progress_bar(f"predict {name}", ds.sizes["image"]) as advance:
@@ -119,17 +129,34 @@ def predict_command(
                     net,
                     name=name,
                     images=images,
-                    decoder=decoder,
+                    decoder=None if images is not None else decoder,
                     batch_size=batch_size,
                     progress=advance,
-                    device=device,
+                    device="cpu" if images is not None else device,
                 )
+            if both:
+                with progress_bar(f"predict {name} on the reconstructions", ds.sizes["image"]) as advance:
+                    result = predict(
+                        result,
+                        net,
+                        name=f"{name}_reconstruction",
+                        decoder=decoder,
+                        batch_size=batch_size,
+                        progress=advance,
+                        device=device,
+                    )
         save_cohort(result, out, overwrite=overwrite)
         values = result[name].values
         typer.echo(
             f"{name}: min {np.min(values):.4g}  median {np.median(values):.4g}  max {np.max(values):.4g} "
             f"over {values.size} images"
         )
+        if both:
+            gap = np.abs(result[f"{name}_reconstruction"].values - values)
+            typer.echo(
+                f"|{name} on G(w) - on the image|: mean {gap.mean():.4g}  median {np.median(gap):.4g}  "
+                f"90th percentile {np.quantile(gap, 0.9):.4g}  max {gap.max():.4g}"
+            )
         typer.echo(f"wrote {out}")
 
 

@@ -249,3 +249,27 @@ def test_cli_predict_input_choices_are_one_line_errors(tmp_path):
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert r.exit_code != 0 and len(lines) == 1 and match in lines[0], r.stderr
     assert not (tmp_path / "o.nc").exists()
+
+
+def test_cli_predict_both_reports_the_gap_between_image_and_reconstruction(tmp_path):
+    c = make_cohort(n=12)
+    cohort = tmp_path / "c.nc"
+    seegaan.save_cohort(c, cohort)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in c["image_id"].values:
+        img = rng.uniform(-0.9, 0.9, (8, 8)).astype(np.float32)
+        img[0, 0], img[-1, -1] = -1.0, 1.0  # min-max scaling leaves it unchanged
+        np.save(folder / f"{i}.npy", img)
+    out = tmp_path / "both.nc"
+    args = ["predict", "--model", "seegaan.testing.cnns:region_mean", "--name", "p", "--cohort", cohort]
+    r = run(*args, "--decoder", DEC, "--images", folder, "--both", "--out", out)
+    assert r.exit_code == 0, r.output
+    ds = seegaan.open_cohort(out)
+    np.testing.assert_allclose(ds["p_reconstruction"].values, region_mean_by_hand(ds["w"].values), rtol=1e-5, atol=1e-6)
+    assert ds["p"].attrs["input"] == "images" and ds["p_reconstruction"].attrs["input"] == "reconstruction"
+    gap = np.abs(ds["p_reconstruction"].values - ds["p"].values)
+    assert f"mean {gap.mean():.4g}" in r.output
+    r = run(*args, "--decoder", DEC, "--both", "--out", tmp_path / "x.nc")
+    assert r.exit_code != 0 and "give --images" in r.output and not (tmp_path / "x.nc").exists()
