@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+
+from seegaan.explain.smallcnn import SmallCNN, auc, class_metrics, predict_array, regression_metrics, train_cnn  # noqa: F401  (auc: re-exported for shortcut_experiment)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "analyses" / "output" / "cnns"
@@ -52,31 +53,6 @@ def cxr_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------------------- network
-class SmallCNN(nn.Module):
-    """conv-pool x3, conv (the Grad-CAM layer ``features.9``), linear read-out of the flattened map."""
-
-    def __init__(self, width: int = 8, size: int = SIZE):
-        super().__init__()
-        w = width
-        self.features = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
-            nn.ReLU(),
-        )
-        self.head = nn.Linear(4 * w * (size // 8) ** 2, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))[:, 0]
-
-
 def load_cnn(name: str, folder: Path = OUT):
     """The trained network ``name`` as a plain ``nn.Module`` in eval mode (TorchScript has no hooks for
     Grad-CAM), with its metrics record."""
@@ -84,14 +60,6 @@ def load_cnn(name: str, folder: Path = OUT):
     net = SmallCNN(meta["width"], meta["size"])
     net.load_state_dict(torch.jit.load(str(folder / f"{name}.pt")).state_dict())
     return net.eval(), meta
-
-
-def predict_array(net, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(images), batch):
-            out.append(net(torch.from_numpy(np.ascontiguousarray(images[s : s + batch, None], np.float32))).numpy())
-    return np.concatenate(out).astype(np.float64)
 
 
 # -------------------------------------------------------------------------------------------- data
@@ -168,77 +136,13 @@ def cxr_sex(size: int = SIZE):
 
 
 # ---------------------------------------------------------------------------------------- training
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    y = np.asarray(y, bool)
-    r = rankdata(score)
-    n1, n0 = y.sum(), (~y).sum()
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def regression_metrics(y, pred) -> dict:
-    y, pred = np.asarray(y, float), np.asarray(pred, float)
-    return {
-        "mae": float(np.abs(y - pred).mean()),
-        "r2": float(1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
-        "n": int(len(y)),
-    }
-
-
-def class_metrics(y, logit) -> dict:
-    y = np.asarray(y, bool)
-    return {"accuracy": float(((np.asarray(logit) > 0) == y).mean()), "auc": auc(y, logit), "n": int(len(y))}
-
-
-def fit(
-    x,
-    y,
-    x_val,
-    y_val,
-    *,
-    task: str,
-    seed: int,
-    epochs: int,
-    lr: float = 2e-3,
-    batch: int = 32,
-    width: int = 8,
-    flip: bool = False,
-):
-    """Adam on MSE (``regression``) or BCE-with-logits (``binary``); keeps the epoch best on validation
-    (lowest MAE, highest AUC). Deterministic given ``seed`` (one thread)."""
-    torch.manual_seed(seed)
-    net = SmallCNN(width, x.shape[-1])
-    if task == "regression":
-        with torch.no_grad():
-            net.head.bias.fill_(float(np.mean(y)))
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-    loss_fn = torch.nn.MSELoss() if task == "regression" else torch.nn.BCEWithLogitsLoss()
-    gen = np.random.default_rng(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x[:, None], np.float32))
-    yt = torch.from_numpy(np.asarray(y, np.float32))
-    best, best_state, history = None, None, []
-    for epoch in range(epochs):
-        net.train()
-        order = gen.permutation(len(x))
-        for s in range(0, len(order), batch):
-            idx = torch.from_numpy(order[s : s + batch])
-            xb = xt[idx]
-            if flip:
-                xb = torch.where(torch.from_numpy(gen.random(len(idx)) < 0.5)[:, None, None, None], xb.flip(-1), xb)
-            opt.zero_grad()
-            loss_fn(net(xb), yt[idx]).backward()
-            opt.step()
-        net.eval()
-        pv = predict_array(net, x_val)
-        m = regression_metrics(y_val, pv) if task == "regression" else class_metrics(y_val, pv)
-        score = -m["mae"] if task == "regression" else m["auc"]
-        history.append({"epoch": epoch + 1, **m})
-        print(f"  epoch {epoch + 1}: {m}", flush=True)
-        if best is None or score > best:
-            best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    return net.eval(), history
+def fit(x, y, x_val, y_val, *, task: str, seed: int, epochs: int, flip: bool = False, **kwargs):
+    """:func:`seegaan.explain.smallcnn.train_cnn` (the package's training, the same algorithm as before),
+    printing each epoch's validation metrics."""
+    net, history = train_cnn(x, y, x_val, y_val, task=task, seed=seed, epochs=epochs, flip=flip, **kwargs)
+    for h in history:
+        print(f"  epoch {h['epoch']}: {h}", flush=True)
+    return net, history
 
 
 def save(net, name: str, meta: dict) -> None:

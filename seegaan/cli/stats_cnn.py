@@ -27,7 +27,7 @@ from seegaan.cli._common import MODEL_HELP, default_inputs, progress_bar, user_e
 from seegaan.data.cohort import feature_kind, feature_missing, open_cohort
 from seegaan.data.dataset import load_dataset
 from seegaan.explain.attribution import plot_attribution_row
-from seegaan.explain.cases import CASES, case_attributions, case_target, select_cases
+from seegaan.explain.cases import CASES, case_attributions, case_target, positive_level, select_cases
 from seegaan.explain.cnn import load_model
 from seegaan.explain.counterfactual import explain
 from seegaan.explain.local import local_sequence
@@ -57,13 +57,7 @@ def _target(table, column: str, task: str, transform: str, positive: str | None)
         return y, keep, task, what
     if transform != "none":
         raise SeegaanError("--transform applies to --task regression")
-    levels = sorted(set(map(str, values[keep])))
-    if positive is None:
-        if len(levels) != 2:
-            raise SeegaanError(f"{column!r} has levels {', '.join(levels)}; name the positive one with --positive")
-        positive = "True" if "True" in levels else levels[-1]
-    if positive not in levels:
-        raise SeegaanError(f"--positive {positive!r} is not a level of {column!r} ({', '.join(levels)})")
+    positive = positive_level(values[keep], column, positive)
     y = (values.astype(str) == positive).astype(np.float64)
     return y, keep, task, f"logit of {column} = {positive}"
 

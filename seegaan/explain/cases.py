@@ -60,6 +60,18 @@ class CaseSelection:
         return {case: int((self.table["case"] == case).sum()) for case in CASES}
 
 
+def positive_level(values: np.ndarray, column: str, positive: str | None) -> str:
+    """The level of a two-class column that counts as positive: ``positive``, or True, or the last level."""
+    levels = sorted(set(map(str, values)))
+    if positive is None:
+        if len(levels) != 2:
+            raise SeegaanError(f"{column!r} has levels {', '.join(levels)}; name the positive one with --positive")
+        positive = "True" if "True" in levels else levels[-1]
+    if positive not in levels:
+        raise SeegaanError(f"--positive {positive!r} is not a level of {column!r} ({', '.join(levels)})")
+    return positive
+
+
 def _truth(cohort: xr.Dataset, truth: str, transform: str, positive: str | None, threshold: float):
     """(values on the CNN's scale or NaN, positive bool, ok) of the truth feature."""
     values = get_feature(cohort, truth)
@@ -75,13 +87,7 @@ def _truth(cohort: xr.Dataset, truth: str, transform: str, positive: str | None,
         return v, v > threshold, ok, "numeric"
     if transform != "none":
         raise SeegaanError(f"--truth-transform applies to a numeric truth; {truth!r} is a class feature")
-    levels = sorted(set(map(str, values[ok])))
-    if positive is None:
-        if len(levels) != 2:
-            raise SeegaanError(f"{truth!r} has levels {', '.join(levels)}; name the positive one with --positive")
-        positive = "True" if "True" in levels else levels[-1]
-    if positive not in levels:
-        raise SeegaanError(f"--positive {positive!r} is not a level of {truth!r} ({', '.join(levels)})")
+    positive = positive_level(values[ok], truth, positive)
     pos = values.astype(str) == positive
     return pos.astype(np.float64), pos, ok, "class"
 

@@ -65,6 +65,9 @@ class PhantomParams:
     inspiration: float = 1.0
     # nuisance: individual anatomy
     heart_jitter: float = 0.0
+    #: added to the heart's density (0.20 + 0.035 log(BNPP/300)): a factor co-localised with its size
+    #: (``heart_jitter``), for the explanation benchmark
+    heart_density: float = 0.0
     breast_jitter: float = 0.0
     rib_phase: float = 0.0
     # nuisance: acquisition
@@ -223,7 +226,7 @@ def density(params, *, size: int) -> np.ndarray:
     d += 0.07 * _ribs(x, y, p.rib_phase)
     # bnpp: heart and central vasculature
     s = 1.0 + 0.06 * log_b + p.heart_jitter
-    d += (0.20 + 0.035 * log_b) * _ellipse(
+    d += (0.20 + 0.035 * log_b + p.heart_density) * _ellipse(
         x, y, 0.06 + 0.12 * (s - 1.0), 0.40 + 0.05 * (s - 1.0), 0.28 * s, 0.21 * s, edge=0.06, angle=-15.0
     )
     d += 0.15 * _ellipse(x, y, 0.12, -0.32, 0.08, 0.07, edge=0.15)  # aortic knob
