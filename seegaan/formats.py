@@ -154,11 +154,18 @@ def write_png(fig, path: str | os.PathLike, *, dpi: int = 150) -> None:
     fig.savefig(path, dpi=dpi, format="png")
 
 
-def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150, overwrite: bool = True, **check) -> None:
+#: what a figure may be called (``save_figure``'s default check: a figure never lands on a .nc, .pt, ...)
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 150, overwrite: bool = False, **check) -> None:
     """Write a ``matplotlib.figure.Figure`` as PNG atomically (:func:`write_png`).
 
-    Extra keywords (``inputs=``, ``suffixes=``) go to :func:`seegaan._internal.io.atomic_path`.
+    An existing file is refused unless ``overwrite``; the name must end in one of :data:`FIGURE_SUFFIXES`
+    unless ``suffixes=`` says otherwise. Extra keywords (``inputs=``, ``suffixes=``) go to
+    :func:`seegaan._internal.io.atomic_path`.
     """
+    check.setdefault("suffixes", FIGURE_SUFFIXES)
     with atomic_path(path, overwrite=overwrite, **check) as tmp:
         write_png(fig, tmp, dpi=dpi)
 

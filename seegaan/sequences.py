@@ -35,7 +35,7 @@ from seegaan._version import __version__
 from seegaan.data.cohort import cohort_hash
 from seegaan.decoder import load_decoder_on
 from seegaan.decoding import NullDifferences, decoding_precision
-from seegaan.formats import add_cf_attrs, save_netcdf, write_netcdf
+from seegaan.formats import add_cf_attrs, save_netcdf, write_netcdf, write_png
 from seegaan.interpolation import InterpolationResult
 from seegaan.options import TestOptions
 from seegaan.stats.correction import CorrectionOptions
@@ -160,7 +160,7 @@ class SequenceResult:
         with atomic_paths([nc, png], overwrite=overwrite) as (tmp_nc, tmp_png):
             write_netcdf(dataset, tmp_nc)
             if tmp_png is not None:
-                self.plot(tmp_png)
+                write_png(self.plot(), tmp_png)
         return nc, png
 
 

@@ -119,6 +119,21 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+#: what a folder of radiographs is scanned for (``seegaan.data.images.IMAGE_EXTENSIONS``; a test keeps them
+#: equal): an output with one of these suffixes may not be written inside an input folder
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".dic", ".npy")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (which may not exist yet) lies in ``folder`` or below, whatever the spelling."""
+    try:
+        target = Path(os.path.realpath(path))
+        root = Path(os.path.realpath(folder))
+    except OSError:
+        return False
+    return root == target.parent or root in target.parents
+
+
 def _describe_special(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"
@@ -203,6 +218,13 @@ def check_output_path(
         )
     for inp in inputs or ():
         if inp is None or not os.path.exists(inp):
+            continue
+        if os.path.isdir(inp):
+            if path.suffix.lower() in IMAGE_SUFFIXES and _inside(path, Path(inp)):
+                raise SeegaanError(
+                    f"{path} is inside {inp}, a folder this command reads images from: a {path.suffix} file "
+                    f"there would be read as a radiograph next time; write it outside {inp}"
+                )
             continue
         if _same_file(path, Path(inp)):
             raise SeegaanError(f"the output {path} is the input {inp}; write the output to another path")

@@ -225,7 +225,7 @@ def explain_command(
                 raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
             model = str(demo.cnn_path())
         cohort, decoder = _inputs(cohort, decoder)
-        inputs = _existing(cohort, decoder, model)
+        inputs = [*_existing(cohort, decoder, model), images]  # the images folder: no figure written into it
         check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[plot])
         if plot is not None:
             check_output_path(plot, overwrite=overwrite, inputs=inputs, suffixes=".png", others=[out])
@@ -345,7 +345,7 @@ def local_command(
     """Move one image along FEATURE (local sequence) and permutation-test every pixel of its change."""
     with user_errors():
         cohort, decoder = _inputs(cohort, decoder)
-        inputs = _existing(cohort, decoder)
+        inputs = [*_existing(cohort, decoder), images]  # the images folder: no figure written into it
         png = None if no_plot else (plot or out.with_suffix(".png"))
         check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[png])
         if png is not None:

@@ -193,7 +193,9 @@ def _draw_maps(row, recon: np.ndarray, maps: dict, title: str) -> None:
             )
 
 
-def plot_attribution_row(recon: np.ndarray, maps: dict, *, title: str = "", path=None, dpi: int = 150):
+def plot_attribution_row(
+    recon: np.ndarray, maps: dict, *, title: str = "", path=None, dpi: int = 150, overwrite: bool = False
+):
     """One row: the reconstruction and its attribution maps (as the top row of :func:`plot_explanation`)."""
     from matplotlib.figure import Figure  # deferred: matplotlib (heavy, figures only)
 
@@ -205,7 +207,7 @@ def plot_attribution_row(recon: np.ndarray, maps: dict, *, title: str = "", path
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     if path is not None:
-        save_figure(fig, path, dpi=dpi, overwrite=True)
+        save_figure(fig, path, dpi=dpi, overwrite=overwrite)
     return fig
 
 
@@ -216,7 +218,7 @@ def _direction_words(a) -> str:
     return f"{a.get('direction_basis', '')}: {a.get('current', '')} → {a.get('desired', '')}"
 
 
-def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = True):
+def plot_explanation(ds, path=None, *, dpi: int = 150, overwrite: bool = False):
     """The explanation panel, like the paper's Fig. 6.
 
     Top row: the reconstruction G(w_E) with the CNN's prediction, then each attribution map (vanilla

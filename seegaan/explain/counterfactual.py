@@ -49,7 +49,7 @@ from seegaan.explain.attribution import attributions as attribute
 from seegaan.explain.attribution import check_attribution_model, check_methods, plot_explanation
 from seegaan.explain.cnn import load_model
 from seegaan.explain.directions import DIRECTIONS, MINIMAL_STEPS, LatentPath, gradient_path, latent_scale, minimal_path
-from seegaan.formats import write_netcdf
+from seegaan.formats import write_netcdf, write_png
 from seegaan.interpolation.fit import _check_covariates, _covariates, _parse_levels
 
 #: decoded frames from λ = 0 to λ* kept in the result (the figure's bottom row)
@@ -510,7 +510,7 @@ class ExplainResult:
         with atomic_paths([nc, png], overwrite=overwrite, inputs=inputs, suffixes=[".nc", ".png"]) as temps:
             write_netcdf(ds, temps[0])
             if temps[1] is not None:
-                self.plot(temps[1])
+                write_png(self.plot(), temps[1])
         return nc, png
 
 

@@ -539,7 +539,7 @@ def local_sequence(
 # --------------------------------------------------------------------------------------------------
 # figure
 # --------------------------------------------------------------------------------------------------
-def plot_local(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: int = 150, overwrite=True):
+def plot_local(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: int = 150, overwrite: bool = False):
     """Plot a local sequence dataset.
 
     Top row: the original radiograph (when the dataset has ``source_image``), the reconstruction G(w_E) and

@@ -23,7 +23,7 @@ def cnn_label(ds: xr.Dataset, k: int) -> str:
     return f"\nCNN {float(ds['model_prediction'].values[k]):.3g}"
 
 
-def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: int = 150, overwrite=True):
+def plot_sequence(ds: xr.Dataset, path=None, *, max_steps: int | None = None, dpi: int = 150, overwrite: bool = False):
     """Plot a sequence dataset.
 
     Top row: the decoded frames (gray, [-1, 1]) with their feature values. Bottom row: the significant
