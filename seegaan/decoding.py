@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,7 +84,10 @@ class RemoteNulls:
     def _set_decoder(self, dec, spec, device) -> None:
         if spec is not None:
             check_shippable(spec)
-        self.spec = None if spec is None else os.fspath(spec)
+        # a file spec travels as an absolute path (a worker's own folder is not the client's), with the
+        # decoder's content identity, which every worker checks against what it loads
+        self.spec = None if spec is None else _absolute_spec(os.fspath(spec))
+        self.identity = getattr(dec, "identity", "")
         self.device = str(device)  # where a worker loads a checkpoint spec
         self._dec, self._remote = dec, False
 
@@ -96,7 +100,7 @@ class RemoteNulls:
     @property
     def dec(self):
         if self._dec is None:
-            self._dec = worker_decoder(self.spec, self.device)
+            self._dec = worker_decoder(self.spec, self.device, identity=getattr(self, "identity", ""))
         return self._dec
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
@@ -212,7 +216,21 @@ class LocalNulls(RemoteNulls):
 _DECODERS: dict[str, object] = {}
 
 
-def worker_decoder(spec, device: str = "cpu"):
+_SHA256 = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def _absolute_spec(spec: str) -> str:
+    """A spec naming an existing file as its absolute path; ``module:attr`` unchanged."""
+    return os.path.abspath(spec) if os.path.isfile(spec) else spec
+
+
+def _content(identity: str) -> str:
+    """What identifies a decoder's content: the sha256 values in its identity (else the identity)."""
+    found = _SHA256.findall(str(identity))
+    return ",".join(found) if found else str(identity)
+
+
+def worker_decoder(spec, device: str = "cpu", *, identity: str = ""):
     """The decoder of ``spec`` (checkpoint path or ``module:attr``), loaded once per process and device and
     cached. A checkpoint is loaded on ``device`` (``"cpu"``, ``"cuda"``: on a dask-cuda worker its own GPU,
     ``"cuda:N"``); a ``module:attr`` decoder runs where its own code puts it (the client accepts only
@@ -224,10 +242,19 @@ def worker_decoder(spec, device: str = "cpu"):
     threshold at its minimum, so every convolution output would be fresh, zero-filled pages (measured: the
     demo generator decoded 2.5x slower).
     """
-    key = f"{spec}\0{device}"  # the spec and the device (a path cannot hold NUL)
+    key = f"{spec}\0{device}\0{_content(identity)}"  # the spec, the device and the content (no NUL in paths)
     dec = _DECODERS.get(key)
     if dec is None:
         if str(device) == "cpu":
             keep_freed_memory()
-        dec = _DECODERS[key] = load_decoder(str(spec), device=str(device))
+        for old in [k for k in _DECODERS if k.startswith(f"{spec}\0{device}\0")]:
+            del _DECODERS[old]  # another content under the same name: a retrained checkpoint, not to be reused
+        dec = load_decoder(str(spec), device=str(device))
+        if identity and _content(dec.identity) != _content(identity):
+            raise SeegaanError(
+                f"the decoder {spec} on this worker is not the client's ({dec.identity} here, {identity} there): "
+                "the file changed during the run or the worker sees another file; give a path every worker "
+                "sees, and do not change it while a run uses it"
+            )
+        _DECODERS[key] = dec
     return dec

@@ -274,7 +274,7 @@ def test_a_checkpoint_is_loaded_on_the_device_asked_for_in_every_worker(client, 
     def loaded():
         from seegaan import decoding as d
 
-        return {key: str(dec.fn.device) for key, dec in d._DECODERS.items() if key.startswith(path)}
+        return {key.rsplit("\0", 1)[0]: str(dec.fn.device) for key, dec in d._DECODERS.items() if key.startswith(path)}
 
-    on_workers = [v for v in client.run(loaded).values() if v]
+    on_workers = [v for v in client.run(loaded).values() if v]  # keys: path, device, content sha256
     assert on_workers and all(v == {f"{path}\0cpu": "cpu"} for v in on_workers)
