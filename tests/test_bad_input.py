@@ -162,6 +162,18 @@ def _pixel_test_unread(folder: Path, **options):
         return pixel_test(root / "images", root / "clinical.csv", **{"size": 16, "n_perm": 99, **options})
 
 
+def _corrupt_checkpoint(folder: Path) -> Path:
+    """The demo checkpoint with 50 bytes of its weights flipped (the zip structure intact)."""
+    import numpy as np
+
+    from seegaan import demo
+
+    data = bytearray(demo.decoder_path().read_bytes())
+    for i in np.random.default_rng(0).integers(len(data) // 2, len(data) - 1000, 50):
+        data[i] ^= 0xFF
+    return _file(folder, "corrupt.pt", bytes(data))
+
+
 def _npy(folder: Path, name: str, shape: tuple[int, int]) -> Path:
     import numpy as np
 
@@ -409,6 +421,11 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "sequence of a class with one patient under the sign-flip null",
         lambda t: _sequence_of(dict(feature="rare"), cohort_extra={"rare": ["yes"] + ["no"] * 29}),
         "class 'yes' of rare has 1 patient(s): the sign-flip null needs at least 2 patients per class",
+    ),
+    (
+        "a checkpoint with flipped bytes",
+        lambda t: __import__("seegaan").load_decoder(_corrupt_checkpoint(t)),
+        "is corrupt: a part of it fails its checksum",
     ),
     (
         "calibrate cohorts=0",

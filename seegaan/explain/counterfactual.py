@@ -51,6 +51,7 @@ from seegaan.explain.cnn import load_model
 from seegaan.explain.directions import DIRECTIONS, MINIMAL_STEPS, LatentPath, gradient_path, latent_scale, minimal_path
 from seegaan.formats import write_netcdf, write_png
 from seegaan.interpolation.fit import _check_covariates, _covariates, _parse_levels
+from seegaan.sequences import model_mismatch
 
 #: decoded frames from λ = 0 to λ* kept in the result (the figure's bottom row)
 N_FRAMES = 5
@@ -695,6 +696,9 @@ def explain(
     if images is not None:
         source = source_image(images, image_id, int(cohort.attrs.get("image_size", 0) or 0) or None)
     decoder = load_decoder_on(decoder, device)
+    mismatch = model_mismatch(cohort.attrs.get("model", ""), decoder.identity)
+    if mismatch:
+        warnings.warn(mismatch, SeegaanWarning, stacklevel=2)
     model = load_model(model)
     if methods:
         check_attribution_model(model, methods, layer)

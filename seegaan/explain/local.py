@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -39,7 +40,7 @@ import xarray as xr
 
 from seegaan._internal.choices import Alternative, Backend, Correction, Method, Null, Transform
 from seegaan._internal.docs import fill_doc
-from seegaan._internal.errors import SeegaanError
+from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.progress import Progress
 from seegaan._internal.summary import Summary
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
@@ -50,7 +51,7 @@ from seegaan.explain.counterfactual import source_image as _source_image
 from seegaan.formats import add_cf_attrs, save_figure
 from seegaan.interpolation import interpolate
 from seegaan.options import TestOptions
-from seegaan.sequences import Statistic, _attrs_for, _run_test, significant_difference
+from seegaan.sequences import Statistic, _attrs_for, _run_test, model_mismatch, significant_difference
 from seegaan.stats.mask import mask_attrs
 from seegaan.viz.figures import cnn_label, panel_steps
 
@@ -437,6 +438,9 @@ def local_sequence(
 
     path = _Path("class" if is_class else "numeric", steps, moving)
     dec = load_decoder_on(decoder, options.device)
+    mismatch = model_mismatch(cohort.attrs.get("model", ""), dec.identity)
+    if mismatch:
+        warnings.warn(mismatch, SeegaanWarning, stacklevel=2)
     together = bool(getattr(dec.fn, "batch_invariant", False))
     w_image = cohort["w"].values[index].astype(np.float64)
     # the observed offsets through the same code as every null row (the identity row reproduces them bit for

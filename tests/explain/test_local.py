@@ -348,3 +348,20 @@ def test_cli_bad_inputs_are_one_line_and_leave_nothing(cohort_file, tmp_path, ex
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and match in lines[0], res.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_local_and_explain_warn_when_the_decoder_is_not_the_encoding_checkpoint():
+    """As interpolate does: the cohort's ``model`` attr and the decoder's sha256 differ -> a warning."""
+    import warnings
+
+    from seegaan import demo
+    from seegaan.explain.counterfactual import explain
+
+    cohort = seegaan.open_cohort(demo.cohort_path()).isel(image=slice(0, 60))
+    cohort.attrs["model"] = "other.pt sha256:" + "0" * 64
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seegaan.local_sequence(cohort, demo.decoder_path(), image_id="ph00001_0", feature="ahf", n_perm=0)
+        explain(cohort, demo.decoder_path(), demo.cnn_path(), image_id="ph00001_0", target=7.0, direction="gradient")
+    messages = [str(w.message) for w in caught if issubclass(w.category, seegaan.SeegaanWarning)]
+    assert sum("decode with the encoding checkpoint" in m for m in messages) == 2
