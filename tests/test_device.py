@@ -176,7 +176,7 @@ def test_worker_decoder_loads_on_the_device_and_caches_per_device(checkpoint, mo
     monkeypatch.setattr(distributed, "_DECODERS", {})
     dec = distributed.worker_decoder(checkpoint, "cpu")
     assert dec.fn.device == torch.device("cpu")
-    assert list(distributed._DECODERS) == [f"{checkpoint}\0cpu"]
+    assert list(distributed._DECODERS) == [f"{checkpoint}\0cpu\0"]  # path, device, content (none given)
     assert distributed.worker_decoder(checkpoint, "cpu") is dec  # loaded once per process
     assert distributed.worker_decoder(checkpoint) is dec  # cpu is the default
     # another device is another entry, loaded with that device (recorded: there is no GPU here)
@@ -184,7 +184,7 @@ def test_worker_decoder_loads_on_the_device_and_caches_per_device(checkpoint, mo
     monkeypatch.setattr(distributed, "load_decoder", lambda spec, **kw: seen.append((spec, kw)) or "loaded")
     assert distributed.worker_decoder(checkpoint, "cuda") == "loaded"
     assert seen == [(checkpoint, {"device": "cuda"})]
-    assert set(distributed._DECODERS) == {f"{checkpoint}\0cpu", f"{checkpoint}\0cuda"}
+    assert set(distributed._DECODERS) == {f"{checkpoint}\0cpu\0", f"{checkpoint}\0cuda\0"}
 
 
 def test_the_null_producer_sends_its_device_to_the_worker(checkpoint, interp, monkeypatch):
@@ -192,7 +192,9 @@ def test_the_null_producer_sends_its_device_to_the_worker(checkpoint, interp, mo
     from seegaan.decoding import NullDifferences
 
     asked = []
-    monkeypatch.setattr(distributed, "worker_decoder", lambda spec, device="cpu": asked.append((spec, device)))
+    monkeypatch.setattr(
+        distributed, "worker_decoder", lambda spec, device="cpu", identity="": asked.append((spec, device))
+    )
     producer = NullDifferences(interp, None, "image", (3, 32, 32), spec=checkpoint, device="cuda")
     remote = pickle.loads(pickle.dumps(producer))  # what a Dask worker receives
     assert remote.device == "cuda" and remote._dec is None

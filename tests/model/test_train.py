@@ -219,6 +219,15 @@ def test_resume_refuses_other_architecture(tmp_path):
 
 
 @pytest.mark.slow
+def _free_port() -> int:
+    """A TCP port nobody listens on now (a fixed one clashed with another test run on the same machine)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "train.npy", rng.uniform(-1, 1, (16, 1, 32, 32)).astype(np.float32))
@@ -243,7 +252,16 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517", str(script)],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+            str(script),
+        ],
         env=env,
         capture_output=True,
         text=True,
