@@ -428,6 +428,38 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "is corrupt: a part of it fails its checksum",
     ),
     (
+        "interpolate --steps 100000000 (a size bomb)",
+        lambda t: __import__("seegaan").interpolate(
+            __import__("seegaan.testing.cohorts", fromlist=["x"]).make_cohort(n=30), feature="age", steps=10**8
+        ),
+        "--steps asks for 100,000,000 steps of 8x8 images",
+    ),
+    (
+        "local --lambdas 0:1:100000000 (a size bomb)",
+        lambda t: __import__("seegaan.explain.local", fromlist=["x"]).parse_lambdas("0:1:100000000"),
+        "N must be at most 100,000 λ values",
+    ),
+    (
+        "local --lambdas 0:1:90000 on 4096x4096 images (memory)",
+        lambda t: __import__("seegaan._internal.memory", fromlist=["x"]).check_steps_memory(
+            90_000, 4096, "--lambdas", available=16 * 2**30
+        ),
+        "--lambdas asks for 90,000 steps of 4096x4096 images",
+    ),
+    (
+        "explain --n-scan 100000000 (a size bomb)",
+        lambda t: __import__("seegaan.explain.counterfactual", fromlist=["x"]).explain(
+            __import__("seegaan.testing.cohorts", fromlist=["x"]).make_cohort(n=30),
+            "seegaan.testing.decoders:linear8",
+            "seegaan.testing.cnns:region_mean",
+            image_id="img0001",
+            target=1.0,
+            feature="sex",
+            n_scan=10**8,
+        ),
+        "--n-scan asks for 100,000,000 steps",
+    ),
+    (
         "calibrate cohorts=0",
         lambda t: _calibrate_of(dict(feature="sex"), n_cohorts=0),
         "--cohorts must be a whole number of at least 1",
@@ -464,3 +496,29 @@ def test_bad_input_gets_one_actionable_line(tmp_path, description, call, fragmen
     msg = str(err.value)
     assert fragment in msg, msg
     assert "\n" not in msg and msg.strip() == msg and "Traceback" not in msg
+
+
+def test_a_sequence_file_too_large_to_hold_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """Sizes come from the file's dimensions, not its compressed bytes (issue #24, item 8): a small netCDF of
+    zeros whose images need more than half the memory is refused by report/animate/plot in one line."""
+    import numpy as np
+    import xarray as xr
+
+    import seegaan
+    from seegaan.viz.datasets import as_sequence_dataset
+
+    zeros = np.zeros((2, 512, 512), np.float32)
+    ds = xr.Dataset(
+        {"image": (("step", "y", "x"), zeros), "difference": (("step", "y", "x"), zeros)},
+        coords={"feature_value": ("step", [0.0, 1.0])},
+    )
+    path = tmp_path / "bomb.nc"
+    ds.to_netcdf(path, encoding={v: {"zlib": True} for v in ("image", "difference")})
+    assert path.stat().st_size < 200_000
+    monkeypatch.setattr("seegaan._internal.memory.available_memory", lambda: 16 * 2**20)
+    with pytest.raises(seegaan.SeegaanError, match=r"holds 2 steps of 512x512 images") as e:
+        as_sequence_dataset(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(seegaan.SeegaanError, match="holds 2 steps"):
+        __import__("seegaan.viz.animation", fromlist=["x"]).animate(path, tmp_path / "a.gif")
+    assert not (tmp_path / "a.gif").exists()

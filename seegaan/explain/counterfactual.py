@@ -38,6 +38,7 @@ from scipy.optimize import brentq
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.io import atomic_paths, check_output_path
+from seegaan._internal.memory import check_steps_memory
 from seegaan._internal.progress import Progress, no_progress
 from seegaan._internal.summary import Summary
 from seegaan._version import __version__
@@ -673,6 +674,7 @@ def explain(
     lo, hi = parse_lambda_range(lambda_range)
     if not (isinstance(n_scan, (int, np.integer)) and n_scan >= 3):
         raise SeegaanError(f"n_scan must be an integer of at least 3, not {n_scan!r}")
+    check_steps_memory(int(n_scan), cohort.attrs.get("image_size"), "--n-scan")
     try:
         target = float(target)
     except (TypeError, ValueError):

@@ -41,6 +41,7 @@ import xarray as xr
 from seegaan._internal.choices import Alternative, Backend, Correction, Method, Null, Transform
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError, SeegaanWarning
+from seegaan._internal.memory import check_steps_memory
 from seegaan._internal.progress import Progress
 from seegaan._internal.summary import Summary
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
@@ -57,6 +58,8 @@ from seegaan.viz.figures import cnn_label, panel_steps
 
 #: λ values when none are given: from the image (0) to a whole mean difference (1)
 DEFAULT_LAMBDAS = "0:1:5"
+#: the most λ values, target values or steps a user may ask for (memory is checked as well, by image size)
+MAX_STEPS = 100_000
 #: target values of a numeric feature when none are given (5th to 95th percentile, as ``interpolate``)
 DEFAULT_STEPS = 5
 
@@ -81,6 +84,8 @@ def parse_lambdas(lambdas) -> np.ndarray:
             raise SeegaanError(f"--lambdas {lambdas}: the range is reversed or empty; give A:B:N with A < B")
         if n < 2:
             raise SeegaanError(f"--lambdas {lambdas}: N must be at least 2 (the number of λ values)")
+        if n > MAX_STEPS:
+            raise SeegaanError(f"--lambdas {lambdas}: N must be at most {MAX_STEPS:,} λ values")
         lam = np.linspace(a, b, n)
     else:
         lam = _numbers(lambdas, "--lambdas")
@@ -430,6 +435,7 @@ def local_sequence(
         if interp.method == "class-mean":
             raise SeegaanError(f"{feature!r} has two values: treat it as a class (levels) or give --method linear")
         moving = steps != own
+    check_steps_memory(len(steps), cohort.attrs.get("image_size"), "--lambdas" if is_class else "--values")
     options = options.resolve(interp)
     correction = options.correction
     null_model = interp.null_model() if options.tests and options.null == "sign-flip" else None

@@ -38,6 +38,7 @@ import xarray as xr
 
 from seegaan._internal.choices import METHODS, TRANSFORMS, Method, Transform
 from seegaan._internal.errors import SeegaanError
+from seegaan._internal.memory import check_steps_memory
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
 from seegaan.interpolation.methods import REGISTRY, apply
 from seegaan.interpolation.result import InterpolationResult
@@ -274,6 +275,7 @@ def interpolate(
         _check_explicit_grid(grid)
     if grid is None and not (isinstance(steps, (int, np.integer)) and steps >= 2):
         raise SeegaanError(f"--steps must be an integer of at least 2 (got {steps!r})")
+    check_steps_memory(len(grid) if grid is not None else int(steps), cohort.attrs.get("image_size"), "--steps")
     lam = _parse_lam(gam_lam)
     if isinstance(adjust, str):
         adjust = [a.strip() for a in adjust.split(",") if a.strip()]

@@ -32,7 +32,6 @@ workers (:mod:`seegaan.stats.distributed`) and the result is bit-identical to th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,7 @@ import seegaan_kernels as kern
 from seegaan._internal.choices import Alternative, Backend
 from seegaan._internal.docs import fill_doc
 from seegaan._internal.errors import SeegaanError, SeegaanWarning
+from seegaan._internal.memory import available_memory  # noqa: F401  (re-exported; tests patch it here)
 from seegaan._internal.progress import Progress, no_progress
 from seegaan.stats.base import BlockSums, FamilyWise, NullMaps, permutation_sd
 from seegaan.stats.distributed import RemoteTest
@@ -224,21 +224,6 @@ def permutation_test(
         )
     attrs.update(stat_attrs, **correction.attrs())
     return PermutationTest(p_value, p_adjusted, significant, null_max, attrs, messages)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else ``os.sysconf``); None if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_memory(

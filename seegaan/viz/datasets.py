@@ -14,6 +14,7 @@ import xarray as xr
 
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import read_netcdf
+from seegaan._internal.memory import check_steps_memory
 from seegaan._internal.summary import Summary
 
 __all__ = [
@@ -63,6 +64,12 @@ def validate_sequence(ds: xr.Dataset, *, source: str = "the dataset") -> xr.Data
             f"{source} is not a sequence dataset: no 'feature_value' or 'lambda' coordinate "
             "on step; give the output of seegaan-stats interpolate"
         )
+    if ds.sizes["step"] < 1 or ds.sizes["y"] < 1 or ds.sizes["x"] < 1:
+        raise SeegaanError(f"{source} has no images (a dimension of size 0); give a sequence with steps")
+    # sizes come from the file, not its (compressed) bytes: 2 x 12000 x 12000 zeros are 2.3 MB on disk
+    check_steps_memory(
+        ds.sizes["step"], max(ds.sizes["y"], ds.sizes["x"]), f"{source} (its step, y, x sizes)", what="holds"
+    )
     return ds
 
 
