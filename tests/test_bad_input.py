@@ -460,6 +460,16 @@ CASES: list[tuple[str, Callable[[Path], object], str]] = [
         "--n-scan asks for 100,000,000 steps",
     ),
     (
+        "interpolate a class level that contains a comma",
+        lambda t: __import__("seegaan").interpolate(
+            __import__("seegaan.testing.cohorts", fromlist=["x"]).make_cohort(
+                n=30, extra={"group": ["Female, adult"] * 15 + ["Male"] * 15}
+            ),
+            feature="group",
+        ),
+        "level 'Female, adult' of 'group' contains a comma",
+    ),
+    (
         "calibrate cohorts=0",
         lambda t: _calibrate_of(dict(feature="sex"), n_cohorts=0),
         "--cohorts must be a whole number of at least 1",

@@ -336,6 +336,12 @@ def interpolate(
                         f"levels {levels[0]} and {levels[1]} are the same number; name two different groups"
                     )
                 levels = (_num_label(chosen[0]), _num_label(chosen[1]))
+        for lv in levels:
+            if "," in str(lv):
+                raise SeegaanError(
+                    f"level {lv!r} of {feature!r} contains a comma, which sequence files and --levels use to "
+                    "separate the two levels; rename it in the table (e.g. without the comma)"
+                )
         keep = (present == chosen[0]) | (present == chosen[1])
         rows = rows[keep]
         x = (present[keep] == chosen[1]).astype(np.float64)
