@@ -50,6 +50,7 @@ from seegaan.explain.attribution import attributions as attribute
 from seegaan.explain.attribution import check_attribution_model, check_methods, plot_explanation
 from seegaan.explain.cnn import load_model
 from seegaan.explain.directions import DIRECTIONS, MINIMAL_STEPS, LatentPath, gradient_path, latent_scale, minimal_path
+from seegaan.explain.predictions import check_unambiguous
 from seegaan.formats import write_netcdf, write_png
 from seegaan.interpolation.fit import _check_covariates, _covariates, _parse_levels
 from seegaan.sequences import model_mismatch
@@ -274,6 +275,7 @@ def source_image(images, image_id: str, size: int | None) -> np.ndarray:
         raise SeegaanError(f"images folder {path} does not exist or is not a folder")
     imageset = load_dataset(path, size=size)
     ids = [str(i) for i in imageset.image_ids]
+    check_unambiguous(imageset, [image_id], path)
     if str(image_id) not in ids:
         raise SeegaanError(
             f"image {image_id!r} is not in {path} (image ids are the file names without extension); "

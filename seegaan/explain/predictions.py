@@ -45,6 +45,20 @@ def check_feature_name(cohort: xr.Dataset, name: str) -> str:
     return name
 
 
+def check_unambiguous(imageset, ids, folder) -> None:
+    """Refuse when a wanted image id has two files in ``folder`` (``ID.png`` and ``ID.jpg``): which one is the
+    cohort's image cannot be known, and silently taking the first would answer for another image."""
+    wanted = set(map(str, ids))
+    for path, reason in getattr(imageset, "skipped", ()):
+        if reason.startswith("duplicate image id '"):
+            image_id = reason.split("'")[1]
+            if image_id in wanted:
+                raise SeegaanError(
+                    f"image id {image_id!r} has two files in {folder} ({path} and another): which is the "
+                    "cohort's image is ambiguous; keep one of them"
+                )
+
+
 def _image_rows(cohort: xr.Dataset, images, size: int | None):
     """The ImageSet of folder ``images`` and, for each cohort image in order, its row in that set."""
     path = Path(images)
@@ -53,6 +67,7 @@ def _image_rows(cohort: xr.Dataset, images, size: int | None):
     imageset = load_dataset(path, size=size)
     position = {str(i): k for k, i in enumerate(imageset.image_ids)}
     ids = [str(i) for i in cohort["image_id"].values]
+    check_unambiguous(imageset, ids, path)
     missing = [i for i in ids if i not in position]
     if missing:
         shown = ", ".join(missing[:_SHOW_MISSING]) + (", ..." if len(missing) > _SHOW_MISSING else "")

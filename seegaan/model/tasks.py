@@ -384,6 +384,12 @@ def _selected(data, *, ids, n, seed, worst):
     """(images to evaluate, what was selected)."""
     if ids is not None:
         ids = [str(i) for i in ids]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise SeegaanError(
+                f"image id {repeated[0]!r} is given more than once in --ids ({len(repeated)} repeated); "
+                "give each image once, or it is counted twice"
+            )
         known = set(data.image_ids)
         missing = [i for i in ids if i not in known]
         if missing:

@@ -273,3 +273,18 @@ def test_cli_predict_both_reports_the_gap_between_image_and_reconstruction(tmp_p
     assert f"mean {gap.mean():.4g}" in r.output
     r = run(*args, "--decoder", DEC, "--both", "--out", tmp_path / "x.nc")
     assert r.exit_code != 0 and "give --images" in r.output and not (tmp_path / "x.nc").exists()
+
+
+def test_an_image_id_with_two_files_is_ambiguous(tmp_path):
+    """``ID.png`` and ``ID.npy`` in one folder: which is the cohort's image cannot be known (issue #24)."""
+    c = make_cohort(n=6)
+    for i in c["image_id"].values:
+        img = np.zeros((8, 8), np.float32)
+        img[0, 0], img[-1, -1] = -1.0, 1.0
+        np.save(tmp_path / f"{i}.npy", img)
+    from PIL import Image
+
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / "img0002.png")
+    with pytest.raises(SeegaanError, match="'img0002' has two files") as e:
+        predict(c, _cnns.plain_mean, name="m", images=tmp_path)
+    one_line(e)

@@ -101,3 +101,7 @@ def test_evaluate_command_prints_summary_and_selects_by_id(tmp_path):
     assert "images: all" in result.output
     bad = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(ckpt), "--images", str(folder), "--ids", "img9"])
     assert bad.exit_code == 2 and "'img9' is not among" in bad.output
+    twice = CliRunner().invoke(
+        app, ["evaluate", "--checkpoint", str(ckpt), "--images", str(folder), "--ids", "img1,img1"]
+    )
+    assert twice.exit_code == 2 and "'img1' is given more than once in --ids" in twice.output
