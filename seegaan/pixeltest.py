@@ -316,6 +316,14 @@ def compare_maps(decoded_ds, pixel_ds) -> dict:
     fa, fb = decoded_ds.attrs.get("feature"), pixel_ds.attrs.get("feature")
     if fa and fb and fa != fb:
         raise SeegaanError(f"the sequences are of different features ({fa} and {fb}); compare one feature")
+    la, lb = str(decoded_ds.attrs.get("levels", "")), str(pixel_ds.attrs.get("levels", ""))
+    if la and lb and la != lb:
+        flipped = la.split(",")[::-1] == lb.split(",")
+        raise SeegaanError(
+            f"the sequences compare different levels ({la} and {lb})"
+            + ("; one is the other reversed, so every difference has the opposite sign" if flipped else "")
+            + f"; run both with the same --levels {la}"
+        )
     da, db = _last_step(decoded_ds, "difference", "decoded"), _last_step(pixel_ds, "difference", "pixel-test")
     shape = (min(da.shape[0], db.shape[0]), min(da.shape[1], db.shape[1]))
     a, b = _resize(da, shape).ravel(), _resize(db, shape).ravel()

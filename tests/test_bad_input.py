@@ -532,3 +532,23 @@ def test_a_sequence_file_too_large_to_hold_is_refused_before_it_is_read(tmp_path
     with pytest.raises(seegaan.SeegaanError, match="holds 2 steps"):
         __import__("seegaan.viz.animation", fromlist=["x"]).animate(path, tmp_path / "a.gif")
     assert not (tmp_path / "a.gif").exists()
+
+
+def test_malformed_sequences_are_refused_by_report_and_animate(tmp_path):
+    """``significant`` on the wrong dims, or images that are all NaN (issue #24, item 5)."""
+    import numpy as np
+    import xarray as xr
+
+    import seegaan
+    from seegaan.viz.datasets import validate_sequence
+
+    img = np.zeros((2, 4, 4), np.float32)
+    base = {"image": (("step", "y", "x"), img), "difference": (("step", "y", "x"), img)}
+    coords = {"feature_value": ("step", [0.0, 1.0])}
+    wrong = xr.Dataset({**base, "significant": (("y", "x"), np.zeros((4, 4), bool))}, coords=coords)
+    with pytest.raises(seegaan.SeegaanError, match="'significant' has dims"):
+        validate_sequence(wrong)
+    nan = xr.Dataset({**base, "image": (("step", "y", "x"), np.full((2, 4, 4), np.nan, np.float32))}, coords=coords)
+    with pytest.raises(seegaan.SeegaanError, match="no finite pixel"):
+        validate_sequence(nan)
+    assert validate_sequence(xr.Dataset(base, coords=coords)) is not None

@@ -372,6 +372,12 @@ def test_compare_maps_resizes_and_refuses_other_features():
     assert np.isnan(compare_maps(_seq(d, d < 0), _seq(d, d < 0))["dice"])  # nothing significant
     with pytest.raises(SeegaanError, match="different features"):
         compare_maps(_seq(d, d > 0, "sex"), _seq(d, d > 0))
+    # reversed --levels: every difference has the opposite sign; refused rather than "sign agreement 0.000"
+    a, b = _seq(d, d > 0), _seq(-d, d > 0)
+    a.attrs["levels"], b.attrs["levels"] = "False,True", "True,False"
+    with pytest.raises(SeegaanError, match="one is the other reversed") as e:
+        compare_maps(a, b)
+    assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -70,6 +70,14 @@ def validate_sequence(ds: xr.Dataset, *, source: str = "the dataset") -> xr.Data
     check_steps_memory(
         ds.sizes["step"], max(ds.sizes["y"], ds.sizes["x"]), f"{source} (its step, y, x sizes)", what="holds"
     )
+    for name in ("significant", "p_value", "p_adjusted", "significant_difference"):
+        if name in ds.data_vars and ds[name].dims != ("step", "y", "x"):
+            raise SeegaanError(
+                f"{source} is not a valid sequence: '{name}' has dims {ds[name].dims}, not (step, y, x); "
+                "give the output of seegaan-stats interpolate"
+            )
+    if not np.isfinite(ds["image"].values).any():
+        raise SeegaanError(f"{source} has no finite pixel in 'image' (all NaN or inf); give another sequence")
     return ds
 
 
