@@ -40,7 +40,8 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
     """A Dask client from the CLI's ``--workers N`` / ``--scheduler ADDRESS``, or None when neither is given.
 
     ``--workers N`` starts a local ``distributed.LocalCluster(n_workers=N, threads_per_worker=1,
-    processes=True)`` closed on exit; ``--scheduler`` connects to a running scheduler (within
+    processes=True, security=True)`` (TLS with temporary credentials) closed on exit; ``--scheduler``
+    connects to a running scheduler (within
     :data:`CONNECT_TIMEOUT` seconds). Bad options are one-line :class:`SeegaanError` s.
     """
     if workers is not None and scheduler is not None:
@@ -67,9 +68,18 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
             yield client
         return
     assert workers is not None
+    try:
+        import cryptography  # noqa: F401  # deferred: only --workers makes TLS credentials
+    except ImportError:
+        raise SeegaanError(
+            "--workers secures its local cluster with TLS, which needs the cryptography package: "
+            "pip install 'seegaan[distributed]'"
+        ) from None
     with (
+        # security=True: temporary TLS credentials, so no other local user can connect to the scheduler and
+        # run code as you while the run lasts (an open tcp:// scheduler would let them)
         distributed.LocalCluster(
-            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None, security=True
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):

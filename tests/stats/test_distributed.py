@@ -278,3 +278,16 @@ def test_a_checkpoint_is_loaded_on_the_device_asked_for_in_every_worker(client, 
 
     on_workers = [v for v in client.run(loaded).values() if v]  # keys: path, device, content sha256
     assert on_workers and all(v == {f"{path}\0cpu": "cpu"} for v in on_workers)
+
+
+def test_workers_start_a_tls_cluster_a_plain_client_cannot_join():
+    """``--workers N``: the local scheduler speaks TLS with temporary credentials (issue #24, item 6), so
+    another local user without them cannot connect and run code."""
+    from seegaan.stats.distributed import client_from_options
+
+    with client_from_options(1, None) as client:
+        address = client.scheduler.address
+        assert address.startswith("tls://")
+        assert client.submit(sum, [1, 2]).result() == 3
+        with pytest.raises(Exception):  # noqa: B017 - any refusal will do: the plain client has no credentials
+            distributed.Client(address.replace("tls://", "tcp://"), timeout=3, set_as_default=False).close()
