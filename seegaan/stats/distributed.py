@@ -56,14 +56,7 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
     except ImportError:
         raise SeegaanError("--workers/--scheduler need Dask: pip install 'seegaan[distributed]'") from None
     if scheduler is not None:
-        try:
-            client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT, set_as_default=False)
-        except Exception as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SeegaanError(
-                f"cannot connect to the Dask scheduler {scheduler!r} within {CONNECT_TIMEOUT} s "
-                f"({why}); give a running scheduler's address, e.g. tcp://host:8786"
-            ) from None
+        client = _connect(distributed, str(scheduler))
         with client:
             yield client
         return
@@ -84,6 +77,31 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
         distributed.Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def _connect(distributed, scheduler: str):
+    """``distributed.Client(scheduler)`` within :data:`CONNECT_TIMEOUT` seconds, with a hard deadline: an
+    endpoint that accepts the TCP connection but never answers held ``Client`` past its own timeout (still
+    waiting after 120 s, measured), so the connection is made in a daemon thread that is left behind."""
+    box: dict = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except Exception as exc:  # noqa: BLE001 - reported below as one line
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="seegaan-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 1)
+    if "client" in box:
+        return box["client"]
+    exc = box.get("error")
+    why = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__) if exc is not None else "no answer"
+    raise SeegaanError(
+        f"cannot connect to the Dask scheduler {scheduler!r} within {CONNECT_TIMEOUT} s "
+        f"({why}); give a running scheduler's address, e.g. tcp://host:8786"
+    )
 
 
 def _produce_task(null_maps, rows, batch_size) -> list[np.ndarray]:

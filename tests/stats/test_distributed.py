@@ -291,3 +291,25 @@ def test_workers_start_a_tls_cluster_a_plain_client_cannot_join():
         assert client.submit(sum, [1, 2]).result() == 3
         with pytest.raises(Exception):  # noqa: B017 - any refusal will do: the plain client has no credentials
             distributed.Client(address.replace("tls://", "tcp://"), timeout=3, set_as_default=False).close()
+
+
+def test_a_scheduler_that_never_answers_fails_within_the_stated_time():
+    """An endpoint that accepts the TCP connection and never answers (issue #24, item 7): one line within
+    CONNECT_TIMEOUT + 1 s, not a hang."""
+    import socket
+    import threading
+
+    from seegaan.stats.distributed import CONNECT_TIMEOUT, client_from_options
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(3)), daemon=True).start()
+    start = time.perf_counter()
+    with pytest.raises(SeegaanError, match="cannot connect to the Dask scheduler") as err:
+        with client_from_options(None, f"tcp://127.0.0.1:{server.getsockname()[1]}"):
+            pass
+    assert "\n" not in str(err.value)
+    assert time.perf_counter() - start < CONNECT_TIMEOUT + 4
+    server.close()
