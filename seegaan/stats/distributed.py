@@ -18,6 +18,7 @@ Nothing here is imported by ``import seegaan``; ``distributed`` is imported only
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import sys
@@ -61,13 +62,11 @@ def client_from_options(workers: int | None, scheduler: str | None) -> Iterator[
             yield client
         return
     assert workers is not None
-    try:
-        import cryptography  # noqa: F401  # deferred: only --workers makes TLS credentials
-    except ImportError:
+    if importlib.util.find_spec("cryptography") is None:  # what distributed needs for TLS credentials
         raise SeegaanError(
             "--workers secures its local cluster with TLS, which needs the cryptography package: "
             "pip install 'seegaan[distributed]'"
-        ) from None
+        )
     with (
         # security=True: temporary TLS credentials, so no other local user can connect to the scheduler and
         # run code as you while the run lasts (an open tcp:// scheduler would let them)
