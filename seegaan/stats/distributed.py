@@ -192,8 +192,11 @@ class RemoteTest:
         self.batch_size = int(batch_size)
         step = SUM_BLOCK * max(1, math.ceil(self.batch_size / SUM_BLOCK))
         self.spans = [(lo, min(lo + step, plan.n_perm)) for lo in range(0, plan.n_perm, step)]
+        # tasks, not scatters: a scattered value is lost with the last worker that holds it (when a worker
+        # dies before a broadcast reached the others, every task that needs it is cancelled), while a task's
+        # result is made again elsewhere from the graph
         try:
-            self._null_maps = client.scatter(null_maps, broadcast=True, hash=False)
+            self._null_maps = client.submit(_value, null_maps, pure=False)
         except SeegaanError:
             raise
         except Exception as exc:
@@ -201,7 +204,7 @@ class RemoteTest:
                 f"cannot send the producer of null maps to the Dask workers ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
-        self._observed = client.scatter(observed, broadcast=True, hash=False)
+        self._observed = client.submit(_value, observed, pure=False)
         self._size = int(observed.size)
 
     def _submit(self, fn, args):
