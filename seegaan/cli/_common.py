@@ -28,7 +28,7 @@ from typer.core import TyperGroup
 
 from seegaan import demo
 from seegaan._internal.choices import cli_enum
-from seegaan._internal.errors import SeegaanError
+from seegaan._internal.errors import SeegaanError, SeegaanWarning
 from seegaan._internal.io import Terminated, terminate_cleanly
 from seegaan._internal.progress import progress_bar  # noqa: F401  (re-exported for the command modules)
 from seegaan._version import __version__
@@ -228,3 +228,19 @@ def checked_model(model, input_size, input_scale, cohort_path):
     if size:
         net.check(size, size)
     return net
+
+
+def echo_warnings(caught) -> None:
+    """Each :class:`SeegaanWarning` recorded by ``warnings.catch_warnings(record=True)`` as one stderr line."""
+    for w in caught:
+        if issubclass(w.category, SeegaanWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+
+
+def default_model(model, cohort, decoder) -> str:
+    """``--model``, or the bundled demo CNN when the bundled demo cohort is used (neither --cohort nor --decoder)."""
+    if model is not None:
+        return model
+    if cohort is not None or decoder is not None:
+        raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
+    return str(demo.cnn_path())

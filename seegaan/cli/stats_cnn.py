@@ -18,12 +18,11 @@ import numpy as np
 import pandas as pd
 import typer
 
-from seegaan import demo
 from seegaan._internal.choices import cli_enum
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import command_threads
-from seegaan.cli._common import MODEL_HELP, default_inputs, progress_bar, user_errors
+from seegaan.cli._common import MODEL_HELP, default_inputs, default_model, progress_bar, user_errors
 from seegaan.data.cohort import feature_kind, feature_missing, open_cohort
 from seegaan.data.dataset import load_dataset
 from seegaan.explain.attribution import plot_attribution_row
@@ -178,10 +177,7 @@ def cases_command(
     """TP/FP/FN/TN of a CNN, one image each, explained as the paper's Fig. 6 (local sequence or λ-solve, maps)."""
 
     with user_errors():
-        if model is None:
-            if cohort is not None or decoder is not None:
-                raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
-            model = str(demo.cnn_path())
+        model = default_model(model, cohort, decoder)
         cohort, decoder = default_inputs(cohort, decoder)
         if out_dir.exists():
             raise SeegaanError(f"{out_dir} already exists; choose a new --out-dir")

@@ -28,6 +28,8 @@ from seegaan.cli._common import (
     WorkersOption,
     checked_model,
     decoding_device,
+    default_model,
+    echo_warnings,
     progress_bar,
     user_errors,
 )
@@ -220,10 +222,7 @@ def explain_command(
 ):
     """Move one image along a latent direction until the CNN predicts TARGET (counterfactual)."""
     with user_errors():
-        if model is None:
-            if cohort is not None or decoder is not None:
-                raise SeegaanError("give --model: the bundled demo CNN goes with the bundled demo cohort only")
-            model = str(demo.cnn_path())
+        model = default_model(model, cohort, decoder)
         cohort, decoder = _inputs(cohort, decoder)
         inputs = [*_existing(cohort, decoder, model), images]  # the images folder: no figure written into it
         check_output_path(out, overwrite=overwrite, inputs=inputs, suffixes=".nc", others=[plot])
@@ -261,9 +260,7 @@ def explain_command(
                     images=images,
                     command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
                 )
-        for w in caught:
-            if issubclass(w.category, SeegaanWarning):
-                typer.echo(f"warning: {w.message}", err=True)
+        echo_warnings(caught)
         result.save(out, plot, overwrite=overwrite, inputs=inputs)
         typer.echo(result.summary().as_text())
         typer.echo(f"wrote {out}" + (f" and {plot}" if plot is not None else ""))
@@ -388,9 +385,7 @@ def local_command(
                     adjust=adjust,
                     command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
                 )
-        for w in caught:
-            if issubclass(w.category, SeegaanWarning):
-                typer.echo(f"warning: {w.message}", err=True)
+        echo_warnings(caught)
         if net is not None:
             with command_threads(threads):
                 result = cnn_along(result, net)

@@ -28,6 +28,7 @@ from seegaan.cli._common import (
     checked_model,
     decoding_device,
     default_inputs,
+    echo_warnings,
     progress_bar,
     user_errors,
 )
@@ -319,9 +320,7 @@ def _interpolate_and_test(
             f"{' or a covariate' if interp.covariates else ''} were left out",
             err=True,
         )
-    for w in caught:
-        if issubclass(w.category, SeegaanWarning):
-            typer.echo(f"warning: {w.message}", err=True)
+    echo_warnings(caught)
     return result
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 from seegaan._internal.errors import SeegaanError
 from seegaan._internal.io import check_output_path
 from seegaan._internal.runtime import command_threads
-from seegaan.cli._common import progress_bar, user_errors
+from seegaan.cli._common import echo_warnings, progress_bar, user_errors
 from seegaan.cli.model_cmds import Pseudonymize, Salt, TextColumns, _salt, _views
 from seegaan.cli.stats_interpolate import interpolate_command
 from seegaan.pixeltest import COMPARE_KEYS, compare_maps, pixel_test
@@ -203,9 +203,7 @@ def _pixel_test(images, table, *, size, view, text_columns, pseudonymize, option
                 progress=advance,
                 command_line=" ".join(["seegaan-stats", *sys.argv[1:]]),
             )
-    for w in caught:
-        if issubclass(w.category, SeegaanWarning):
-            typer.echo(f"warning: {w.message}", err=True)
+    echo_warnings(caught)
     return result
 
 
