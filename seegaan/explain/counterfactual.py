@@ -43,14 +43,13 @@ from seegaan._internal.progress import Progress, no_progress
 from seegaan._internal.summary import Summary
 from seegaan._version import __version__
 from seegaan.data.cohort import feature_kind, feature_missing, get_feature, validate_cohort
-from seegaan.data.dataset import load_dataset
 from seegaan.decoder import decoder_device, load_decoder_on
 from seegaan.decoding import decoding_precision
 from seegaan.explain.attribution import attributions as attribute
 from seegaan.explain.attribution import check_attribution_model, check_methods, plot_explanation
 from seegaan.explain.cnn import load_model
 from seegaan.explain.directions import DIRECTIONS, MINIMAL_STEPS, LatentPath, gradient_path, latent_scale, minimal_path
-from seegaan.explain.predictions import check_unambiguous
+from seegaan.explain.predictions import image_rows
 from seegaan.formats import write_netcdf, write_png
 from seegaan.interpolation.fit import _check_covariates, _covariates, _parse_levels
 from seegaan.sequences import model_mismatch
@@ -270,18 +269,13 @@ def _adjusted_delta(cohort: xr.Dataset, w: np.ndarray, cur: np.ndarray, des: np.
 
 def source_image(images, image_id: str, size: int | None) -> np.ndarray:
     """The radiograph ``image_id`` from folder ``images`` (:func:`seegaan.data.load_dataset`), (H, W)."""
-    path = Path(images)
-    if not path.is_dir():
-        raise SeegaanError(f"images folder {path} does not exist or is not a folder")
-    imageset = load_dataset(path, size=size)
-    ids = [str(i) for i in imageset.image_ids]
-    check_unambiguous(imageset, [image_id], path)
-    if str(image_id) not in ids:
+    imageset, rows, missing = image_rows(images, [image_id], size)
+    if missing:
         raise SeegaanError(
-            f"image {image_id!r} is not in {path} (image ids are the file names without extension); "
+            f"image {image_id!r} is not in {Path(images)} (image ids are the file names without extension); "
             "point --images at the folder the cohort was encoded from, or leave it out"
         )
-    return imageset.array([ids.index(str(image_id))])[0, 0]
+    return imageset.array(rows)[0, 0]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -59,24 +59,33 @@ def check_unambiguous(imageset, ids, folder) -> None:
                 )
 
 
-def _image_rows(cohort: xr.Dataset, images, size: int | None):
-    """The ImageSet of folder ``images`` and, for each cohort image in order, its row in that set."""
+def image_rows(images, ids, size: int | None):
+    """The ImageSet of folder ``images``, each wanted id's row in it (-1 when absent) and the absent ids.
+
+    The folder must exist, and an id with two files in it is refused (:func:`check_unambiguous`)."""
     path = Path(images)
     if not path.is_dir():
         raise SeegaanError(f"images folder {path} does not exist or is not a folder")
     imageset = load_dataset(path, size=size)
     position = {str(i): k for k, i in enumerate(imageset.image_ids)}
-    ids = [str(i) for i in cohort["image_id"].values]
+    ids = [str(i) for i in ids]
     check_unambiguous(imageset, ids, path)
-    missing = [i for i in ids if i not in position]
+    rows = np.array([position.get(i, -1) for i in ids], dtype=np.int64)
+    return imageset, rows, [i for i in ids if i not in position]
+
+
+def _image_rows(cohort: xr.Dataset, images, size: int | None):
+    """The ImageSet of folder ``images`` and, for each cohort image in order, its row in that set."""
+    ids = [str(i) for i in cohort["image_id"].values]
+    imageset, rows, missing = image_rows(images, ids, size)
     if missing:
         shown = ", ".join(missing[:_SHOW_MISSING]) + (", ..." if len(missing) > _SHOW_MISSING else "")
         raise SeegaanError(
-            f"{len(missing)} of the cohort's {len(ids)} images are not in {path} (e.g. {shown}); "
+            f"{len(missing)} of the cohort's {len(ids)} images are not in {Path(images)} (e.g. {shown}); "
             "image ids are the file names without extension -- point --images at the folder "
             "the cohort was encoded from"
         )
-    return imageset, np.array([position[i] for i in ids])
+    return imageset, rows
 
 
 def predict(
